@@ -1,0 +1,10 @@
+//! muster's core: agent presence and the cloud instance-poll schedule.
+//!
+//! This crate holds the logic of muster as plain Rust, free of any actor
+//! runtime: typed names, the presence model and its queries, the poll
+//! schedule, the traits through which muster reaches the cloud provider and
+//! the controller's model, and an embedded simulated cloud that the demo and
+//! the tests run on. The crate `muster-actors` runs it as a supervision tree.
+
+pub mod clock;
+pub mod names;

@@ -7,4 +7,7 @@
 //! the tests run on. The crate `muster-actors` runs it as a supervision tree.
 
 pub mod clock;
+pub mod error;
+pub mod model;
 pub mod names;
+pub mod provider;

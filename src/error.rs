@@ -1,0 +1,240 @@
+//! The errors of the instance poller's collaborators, and of its configuration.
+//!
+//! The provider, the model facade and the credential API all fail with one
+//! [`PollError`], so that the poller can act on the kind of failure (back off,
+//! stop tracking a machine, invalidate the credential) whichever side raised it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::names::MachineTag;
+
+/// A failure of the provider, the model facade or the credential API.
+///
+/// It is `Clone` so that one failed batched provider call can be handed to
+/// every poller whose ids were in the batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PollError {
+    /// The entity is gone: a machine that was removed from the model.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The machine has no instance yet.
+    #[error("machine {} not provisioned", .0.id())]
+    NotProvisioned(MachineTag),
+    /// The provider does not offer this operation, e.g. network interfaces.
+    #[error("{0} not supported")]
+    NotSupported(String),
+    /// The provider knew only some of the instances asked for.
+    #[error("only some instances were found ({missing} of {asked} missing)")]
+    PartialInstances {
+        /// How many ids the provider did not know.
+        missing: usize,
+        /// How many ids were asked for.
+        asked: usize,
+    },
+    /// The provider knew none of the instances asked for.
+    #[error("no instances found")]
+    NoInstances,
+    /// The cloud refused the model's credential.
+    #[error("cloud denied access: {0}")]
+    Unauthorised(String),
+    /// The cloud is rate-limiting the caller.
+    #[error("{}", throttled_message(*.retry_after))]
+    Throttled {
+        /// How long the cloud asked the caller to wait, when it said.
+        retry_after: Option<Duration>,
+    },
+    /// Any other failure, with what was being done when it happened.
+    #[error("{context}: {source}")]
+    Other {
+        /// What was being done, e.g. `fetching instances`.
+        context: String,
+        /// The underlying failure.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn throttled_message(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!(
+            "request throttled by the provider, retry after {}",
+            humantime::format_duration(wait)
+        ),
+        None => "request throttled by the provider".to_owned(),
+    }
+}
+
+impl PollError {
+    /// An [`PollError::Other`] failure with its context and cause.
+    pub fn other(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        PollError::Other {
+            context: context.into(),
+            source: Arc::from(source.into()),
+        }
+    }
+
+    /// The kind of failure, for matching and counting.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PollError::NotFound(_) => ErrorKind::NotFound,
+            PollError::NotProvisioned(_) => ErrorKind::NotProvisioned,
+            PollError::NotSupported(_) => ErrorKind::NotSupported,
+            PollError::PartialInstances { .. } => ErrorKind::PartialInstances,
+            PollError::NoInstances => ErrorKind::NoInstances,
+            PollError::Unauthorised(_) => ErrorKind::Unauthorised,
+            PollError::Throttled { .. } => ErrorKind::Throttled,
+            PollError::Other { .. } => ErrorKind::Other,
+        }
+    }
+
+    /// Whether the cloud refused the credential, which must then be
+    /// invalidated.
+    pub fn is_unauthorised(&self) -> bool {
+        matches!(self, PollError::Unauthorised(_))
+    }
+
+    /// How long the cloud asked the caller to wait, for a throttled request.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PollError::Throttled { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The kind of a [`PollError`], without its details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// See [`PollError::NotFound`].
+    NotFound,
+    /// See [`PollError::NotProvisioned`].
+    NotProvisioned,
+    /// See [`PollError::NotSupported`].
+    NotSupported,
+    /// See [`PollError::PartialInstances`].
+    PartialInstances,
+    /// See [`PollError::NoInstances`].
+    NoInstances,
+    /// See [`PollError::Unauthorised`].
+    Unauthorised,
+    /// See [`PollError::Throttled`].
+    Throttled,
+    /// See [`PollError::Other`].
+    Other,
+}
+
+impl ErrorKind {
+    /// A short lowercase name, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::NotProvisioned => "not-provisioned",
+            ErrorKind::NotSupported => "not-supported",
+            ErrorKind::PartialInstances => "partial-instances",
+            ErrorKind::NoInstances => "no-instances",
+            ErrorKind::Unauthorised => "unauthorised",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A configuration value that was rejected, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ConfigError {
+    /// The field, as it is spelled in a configuration file.
+    pub field: &'static str,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// The error for `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Text that is not one of the values of an enumeration such as a status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a valid {kind}")]
+pub struct UnknownValue {
+    /// The text as it was given.
+    pub text: String,
+    /// What was expected, e.g. `instance status`.
+    pub kind: &'static str,
+}
+
+/// Parses a human duration (`3s`, `1m 30s`, `15m`) for `field`. Whether zero
+/// is allowed is for the caller's validation to say.
+pub fn parse_duration(field: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
+        ConfigError::new(
+            field,
+            format!("invalid duration {text:?} (expected e.g. \"3s\" or \"15m\"): {e}"),
+        )
+    })?;
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages() {
+        let tag: MachineTag = "machine-3-lxd-1".parse().unwrap();
+        assert_eq!(
+            PollError::NotProvisioned(tag).to_string(),
+            "machine 3/lxd/1 not provisioned"
+        );
+        assert_eq!(PollError::NoInstances.to_string(), "no instances found");
+        assert_eq!(
+            PollError::Unauthorised("token revoked".into()).to_string(),
+            "cloud denied access: token revoked"
+        );
+        assert_eq!(
+            PollError::Throttled {
+                retry_after: Some(Duration::from_secs(5))
+            }
+            .to_string(),
+            "request throttled by the provider, retry after 5s"
+        );
+        let other = PollError::other("fetching instances", "connection reset");
+        assert_eq!(other.to_string(), "fetching instances: connection reset");
+        assert_eq!(other.kind(), ErrorKind::Other);
+        assert!(std::error::Error::source(&other).is_some());
+    }
+
+    #[test]
+    fn durations_name_the_field_and_the_text() {
+        assert_eq!(
+            parse_duration("long_poll", "15m"),
+            Ok(Duration::from_secs(900))
+        );
+        for text in ["10", "-3s", "", "3 parsecs"] {
+            let err = parse_duration("short_poll", text).unwrap_err();
+            assert_eq!(err.field, "short_poll");
+            let message = err.to_string();
+            assert!(
+                message.starts_with("short_poll: invalid duration"),
+                "{message}"
+            );
+            assert!(message.contains(&format!("{text:?}")), "{message}");
+        }
+    }
+}

@@ -10,4 +10,5 @@ pub mod clock;
 pub mod error;
 pub mod model;
 pub mod names;
+pub mod poll;
 pub mod provider;

@@ -1,0 +1,702 @@
+//! The instance-poll schedule: when each machine is polled next, and how one
+//! poll's observation moves it between the short- and long-poll phases.
+//!
+//! Everything here is a pure function of its inputs, time included: the
+//! caller says what time it is, so the rules are tested without a clock.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::error::{ConfigError, parse_duration};
+use crate::model::MachineStatus;
+use crate::provider::InstanceStatus;
+
+/// The poll schedule's settings.
+///
+/// In a configuration file the durations are human strings (`"3s"`, `"1m"`,
+/// `"15m"`) and any field left out takes its default; reading one validates
+/// it, so a bad value is refused with the field's name.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawPollConfig")]
+pub struct PollConfig {
+    /// The first interval of the short-poll phase.
+    #[serde(serialize_with = "humantime_serde::serialize")]
+    pub short_poll: Duration,
+    /// What each bump multiplies the short-poll interval by.
+    pub short_poll_backoff: f64,
+    /// The longest short-poll interval.
+    #[serde(serialize_with = "humantime_serde::serialize")]
+    pub short_poll_cap: Duration,
+    /// The interval of the long-poll phase.
+    #[serde(serialize_with = "humantime_serde::serialize")]
+    pub long_poll: Duration,
+}
+
+impl Default for PollConfig {
+    /// Juju's values: 3 s, x2, capped at 1 min; 15 min once settled.
+    fn default() -> Self {
+        PollConfig {
+            short_poll: Duration::from_secs(3),
+            short_poll_backoff: 2.0,
+            short_poll_cap: Duration::from_secs(60),
+            long_poll: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl PollConfig {
+    /// Checks that every duration is positive, the backoff factor is a
+    /// finite number of at least 1, and short poll <= cap <= long poll.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("short_poll", self.short_poll),
+            ("short_poll_cap", self.short_poll_cap),
+            ("long_poll", self.long_poll),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(
+                    field,
+                    "must be a positive duration, got 0s",
+                ));
+            }
+        }
+        // Written so that NaN fails too.
+        if !(self.short_poll_backoff.is_finite() && self.short_poll_backoff >= 1.0) {
+            return Err(ConfigError::new(
+                "short_poll_backoff",
+                format!(
+                    "must be a finite number of at least 1, got {}",
+                    self.short_poll_backoff
+                ),
+            ));
+        }
+        if self.short_poll > self.short_poll_cap {
+            return Err(ConfigError::new(
+                "short_poll",
+                format!(
+                    "must not be longer than short_poll_cap ({} > {})",
+                    humantime::format_duration(self.short_poll),
+                    humantime::format_duration(self.short_poll_cap)
+                ),
+            ));
+        }
+        if self.short_poll_cap > self.long_poll {
+            return Err(ConfigError::new(
+                "short_poll_cap",
+                format!(
+                    "must not be longer than long_poll ({} > {})",
+                    humantime::format_duration(self.short_poll_cap),
+                    humantime::format_duration(self.long_poll)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// [`PollConfig`] as a configuration file spells it, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPollConfig {
+    short_poll: Option<String>,
+    short_poll_backoff: Option<f64>,
+    short_poll_cap: Option<String>,
+    long_poll: Option<String>,
+}
+
+impl TryFrom<RawPollConfig> for PollConfig {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawPollConfig) -> Result<Self, ConfigError> {
+        let defaults = PollConfig::default();
+        let duration = |field, text: Option<String>, default| match text {
+            Some(text) => parse_duration(field, &text),
+            None => Ok(default),
+        };
+        let config = PollConfig {
+            short_poll: duration("short_poll", raw.short_poll, defaults.short_poll)?,
+            short_poll_backoff: raw
+                .short_poll_backoff
+                .unwrap_or(defaults.short_poll_backoff),
+            short_poll_cap: duration(
+                "short_poll_cap",
+                raw.short_poll_cap,
+                defaults.short_poll_cap,
+            )?,
+            long_poll: duration("long_poll", raw.long_poll, defaults.long_poll)?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Which of the two polling rhythms a machine is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Polled often, backing off: the machine is still settling.
+    Short,
+    /// Polled every long-poll interval: the machine is running, its agent
+    /// started, and it has an address.
+    Long,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Short => "short",
+            Phase::Long => "long",
+        })
+    }
+}
+
+/// What one poll saw of a machine: the input of the phase rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// The instance status the provider reported.
+    pub instance_status: InstanceStatus,
+    /// The status of the machine's agent. When it cannot be read, Juju
+    /// takes it as pending.
+    pub machine_status: MachineStatus,
+    /// How many provider addresses the machine has after the poll.
+    pub address_count: usize,
+}
+
+/// Which phase rule an observation matched, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Rule 1: the instance is pending or allocating; bumped, phase kept.
+    StillStarting,
+    /// Rule 2: a long-phase machine's status is unknown or it lost its
+    /// addresses; back to the short phase, interval reset.
+    BackToShort,
+    /// Rule 3: it has an address and its agent started; long phase.
+    Settled,
+    /// Rule 4: in the short phase and nothing else matched; bumped.
+    Bumped,
+    /// No rule matched (a long-phase machine that is not settled, e.g. its
+    /// agent is down): it stays in the long phase.
+    Unchanged,
+}
+
+/// Never later than this from now: keeps a huge configured interval from
+/// overflowing an `Instant` (tokio uses the same horizon for its timers).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by.min(FAR_FUTURE))
+        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(now)
+}
+
+/// The poll schedule of one machine.
+///
+/// The short-poll interval backs off by the factor at each bump up to the
+/// cap, and is reset to the short poll; in the long phase the machine is
+/// polled every long poll, and its short-poll interval waits, unchanged, for
+/// its return to the short phase.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollState {
+    config: PollConfig,
+    phase: Phase,
+    short_interval: Duration,
+    next_poll: Instant,
+}
+
+impl PollState {
+    /// A new machine's schedule: short phase, interval = short poll, first
+    /// poll one interval from `now`.
+    pub fn new(config: &PollConfig, now: Instant) -> Self {
+        PollState {
+            config: *config,
+            phase: Phase::Short,
+            short_interval: config.short_poll,
+            next_poll: later(now, config.short_poll),
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The wait between the last poll and the next: the short-poll interval
+    /// in the short phase, the long poll in the long phase.
+    pub fn interval(&self) -> Duration {
+        match self.phase {
+            Phase::Short => self.short_interval,
+            Phase::Long => self.config.long_poll,
+        }
+    }
+
+    /// The short-poll interval, which backs off and resets.
+    pub fn short_interval(&self) -> Duration {
+        self.short_interval
+    }
+
+    /// When the machine is to be polled next.
+    pub fn next_poll(&self) -> Instant {
+        self.next_poll
+    }
+
+    /// Whether the machine's next poll is due at `now`.
+    pub fn is_due(&self, now: Instant) -> bool {
+        now >= self.next_poll
+    }
+
+    /// Backs off: interval = min(interval x factor, cap), next poll = now +
+    /// interval (in the long phase, now + long poll).
+    pub fn bump(&mut self, now: Instant) {
+        let grown = Duration::try_from_secs_f64(
+            self.short_interval.as_secs_f64() * self.config.short_poll_backoff,
+        )
+        .unwrap_or(self.config.short_poll_cap);
+        // An unvalidated factor below 1 must not shrink the interval.
+        self.short_interval = grown
+            .max(self.short_interval)
+            .min(self.config.short_poll_cap);
+        self.schedule(now);
+    }
+
+    /// Starts over: interval = short poll, next poll = now + interval (in the
+    /// long phase, now + long poll).
+    pub fn reset(&mut self, now: Instant) {
+        self.short_interval = self.config.short_poll;
+        self.schedule(now);
+    }
+
+    /// Sets the next poll one interval of the current phase from `now`.
+    pub fn schedule(&mut self, now: Instant) {
+        self.next_poll = later(now, self.interval());
+    }
+
+    /// A watcher event about the machine (its agent restarted, an address may
+    /// have changed): short phase, interval reset.
+    pub fn watcher_event(&mut self, now: Instant) {
+        self.phase = Phase::Short;
+        self.reset(now);
+    }
+
+    /// The machine's instance status changed to `status` (the model's record
+    /// differed from the provider's): becoming running resets the interval,
+    /// so the agent's start and the addresses are seen soon.
+    pub fn instance_status_changed(&mut self, status: InstanceStatus, now: Instant) {
+        if status == InstanceStatus::Running {
+            self.reset(now);
+        }
+    }
+
+    /// The provider did not know the machine's instance, or the machine has
+    /// no instance yet: in the short phase, bump; in the long phase, wait for
+    /// the next long poll.
+    pub fn instance_missing(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Short => self.bump(now),
+            Phase::Long => self.schedule(now),
+        }
+    }
+
+    /// Applies the phase rules to what one poll saw, first match wins, and
+    /// schedules the next poll:
+    /// 1. instance pending or allocating: bump, phase kept;
+    /// 2. long phase and status unknown or no address: short phase, reset;
+    /// 3. an address and the agent started: long phase;
+    /// 4. short phase: bump.
+    pub fn observe(&mut self, seen: &Observation, now: Instant) -> Rule {
+        let rule = match (seen.instance_status, self.phase) {
+            (InstanceStatus::Pending | InstanceStatus::Allocating, _) => Rule::StillStarting,
+            (InstanceStatus::Unknown, Phase::Long) => Rule::BackToShort,
+            (_, Phase::Long) if seen.address_count == 0 => Rule::BackToShort,
+            _ if seen.address_count > 0 && seen.machine_status == MachineStatus::Started => {
+                Rule::Settled
+            }
+            (_, Phase::Short) => Rule::Bumped,
+            (_, Phase::Long) => Rule::Unchanged,
+        };
+        match rule {
+            Rule::StillStarting | Rule::Bumped => self.bump(now),
+            Rule::BackToShort => self.watcher_event(now),
+            Rule::Settled => {
+                self.phase = Phase::Long;
+                self.schedule(now);
+            }
+            Rule::Unchanged => self.schedule(now),
+        }
+        rule
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn seen(status: InstanceStatus, machine: MachineStatus, addresses: usize) -> Observation {
+        Observation {
+            instance_status: status,
+            machine_status: machine,
+            address_count: addresses,
+        }
+    }
+
+    fn settled() -> Observation {
+        seen(InstanceStatus::Running, MachineStatus::Started, 1)
+    }
+
+    /// A machine in the long phase, polled at `now`.
+    fn long_phase(now: Instant) -> PollState {
+        let mut state = PollState::new(&PollConfig::default(), now);
+        assert_eq!(state.observe(&settled(), now), Rule::Settled);
+        state
+    }
+
+    #[test]
+    fn a_new_machine_lands_in_the_short_phase() {
+        let now = Instant::now();
+        let state = PollState::new(&PollConfig::default(), now);
+        assert_eq!(state.phase(), Phase::Short);
+        assert_eq!(state.interval(), secs(3));
+        assert_eq!(state.next_poll(), now + secs(3));
+        assert!(!state.is_due(now + secs(2)));
+        assert!(state.is_due(now + secs(3)));
+    }
+
+    #[test]
+    fn bumping_doubles_up_to_the_cap() {
+        let now = Instant::now();
+        let mut state = PollState::new(&PollConfig::default(), now);
+        let mut intervals = vec![state.interval().as_secs()];
+        let mut at = now;
+        for _ in 0..6 {
+            at += state.interval();
+            state.bump(at);
+            assert_eq!(state.next_poll(), at + state.interval());
+            intervals.push(state.interval().as_secs());
+        }
+        assert_eq!(intervals, [3, 6, 12, 24, 48, 60, 60]);
+    }
+
+    #[test]
+    fn reset_goes_back_to_the_short_poll() {
+        let now = Instant::now();
+        let mut state = PollState::new(&PollConfig::default(), now);
+        state.bump(now);
+        state.bump(now);
+        assert_eq!(state.interval(), secs(12));
+        state.reset(now + secs(100));
+        assert_eq!(state.interval(), secs(3));
+        assert_eq!(state.next_poll(), now + secs(103));
+    }
+
+    #[test]
+    fn a_bumped_machine_is_not_due_before_its_time() {
+        let now = Instant::now();
+        let mut state = PollState::new(&PollConfig::default(), now);
+        state.bump(now + secs(3));
+        assert!(!state.is_due(now + secs(8)));
+        assert!(state.is_due(now + secs(9)));
+    }
+
+    #[test]
+    fn rule_1_pending_or_allocating_bumps_and_keeps_the_phase() {
+        let now = Instant::now();
+        for status in [InstanceStatus::Pending, InstanceStatus::Allocating] {
+            let mut state = PollState::new(&PollConfig::default(), now);
+            // Even with an address and a started agent.
+            let rule = state.observe(&seen(status, MachineStatus::Started, 1), now);
+            assert_eq!(rule, Rule::StillStarting);
+            assert_eq!(state.phase(), Phase::Short);
+            assert_eq!(state.interval(), secs(6));
+
+            let mut state = long_phase(now);
+            let rule = state.observe(&seen(status, MachineStatus::Pending, 0), now);
+            assert_eq!(rule, Rule::StillStarting);
+            assert_eq!(state.phase(), Phase::Long);
+            assert_eq!(state.next_poll(), now + secs(900));
+        }
+    }
+
+    #[test]
+    fn rule_2_long_phase_unknown_or_addressless_goes_back_to_short() {
+        let now = Instant::now();
+        for observation in [
+            seen(InstanceStatus::Unknown, MachineStatus::Started, 2),
+            seen(InstanceStatus::Running, MachineStatus::Started, 0),
+        ] {
+            let mut state = long_phase(now);
+            state.bump(now);
+            let later = now + secs(900);
+            assert_eq!(state.observe(&observation, later), Rule::BackToShort);
+            assert_eq!(state.phase(), Phase::Short);
+            assert_eq!(state.interval(), secs(3));
+            assert_eq!(state.next_poll(), later + secs(3));
+        }
+        // In the short phase the same observation is an ordinary bump.
+        let mut state = PollState::new(&PollConfig::default(), now);
+        let rule = state.observe(
+            &seen(InstanceStatus::Unknown, MachineStatus::Started, 0),
+            now,
+        );
+        assert_eq!(rule, Rule::Bumped);
+    }
+
+    #[test]
+    fn rule_3_an_address_and_a_started_agent_move_to_long() {
+        let now = Instant::now();
+        let mut state = PollState::new(&PollConfig::default(), now);
+        assert_eq!(state.observe(&settled(), now), Rule::Settled);
+        assert_eq!(state.phase(), Phase::Long);
+        assert_eq!(state.interval(), secs(900));
+        assert_eq!(state.next_poll(), now + secs(900));
+        // A settled machine stays settled.
+        assert_eq!(state.observe(&settled(), now + secs(900)), Rule::Settled);
+        assert_eq!(state.next_poll(), now + secs(1800));
+    }
+
+    #[test]
+    fn rule_4_otherwise_the_short_phase_bumps() {
+        let now = Instant::now();
+        for observation in [
+            seen(InstanceStatus::Running, MachineStatus::Pending, 1),
+            seen(InstanceStatus::Running, MachineStatus::Started, 0),
+            seen(InstanceStatus::Stopped, MachineStatus::Down, 0),
+            seen(InstanceStatus::ProvisioningError, MachineStatus::Error, 0),
+        ] {
+            let mut state = PollState::new(&PollConfig::default(), now);
+            assert_eq!(state.observe(&observation, now), Rule::Bumped);
+            assert_eq!(state.phase(), Phase::Short);
+            assert_eq!(state.interval(), secs(6));
+        }
+        // In the long phase, an unsettled but addressed machine stays there.
+        let mut state = long_phase(now);
+        let down = seen(InstanceStatus::Running, MachineStatus::Down, 1);
+        assert_eq!(state.observe(&down, now + secs(900)), Rule::Unchanged);
+        assert_eq!(state.phase(), Phase::Long);
+        assert_eq!(state.next_poll(), now + secs(1800));
+    }
+
+    #[test]
+    fn a_watcher_event_moves_a_long_phase_machine_to_short_reset() {
+        let now = Instant::now();
+        let mut state = long_phase(now);
+        state.bump(now);
+        state.bump(now);
+        state.watcher_event(now + secs(10));
+        assert_eq!(state.phase(), Phase::Short);
+        assert_eq!(state.interval(), secs(3));
+        assert_eq!(state.next_poll(), now + secs(13));
+    }
+
+    #[test]
+    fn becoming_running_resets_the_interval() {
+        let now = Instant::now();
+        let mut state = PollState::new(&PollConfig::default(), now);
+        state.bump(now);
+        state.bump(now);
+        state.instance_status_changed(InstanceStatus::Allocating, now);
+        assert_eq!(state.interval(), secs(12));
+        state.instance_status_changed(InstanceStatus::Running, now);
+        assert_eq!(state.interval(), secs(3));
+        // Then the rules run: running without an address bumps from 3 s.
+        let rule = state.observe(
+            &seen(InstanceStatus::Running, MachineStatus::Pending, 0),
+            now,
+        );
+        assert_eq!(rule, Rule::Bumped);
+        assert_eq!(state.interval(), secs(6));
+    }
+
+    #[test]
+    fn a_missing_instance_bumps_only_in_the_short_phase() {
+        let now = Instant::now();
+        let mut state = PollState::new(&PollConfig::default(), now);
+        state.instance_missing(now);
+        assert_eq!(state.interval(), secs(6));
+        let mut state = long_phase(now);
+        state.instance_missing(now + secs(900));
+        assert_eq!(state.phase(), Phase::Long);
+        assert_eq!(state.short_interval(), secs(3));
+        assert_eq!(state.next_poll(), now + secs(1800));
+    }
+
+    #[test]
+    fn the_config_defaults_are_juju_s() {
+        let config = PollConfig::default();
+        assert_eq!(config.short_poll, secs(3));
+        assert_eq!(config.short_poll_backoff, 2.0);
+        assert_eq!(config.short_poll_cap, secs(60));
+        assert_eq!(config.long_poll, secs(900));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let base = PollConfig::default();
+        let cases: [(PollConfig, &str, &str); 8] = [
+            (
+                PollConfig {
+                    short_poll: Duration::ZERO,
+                    ..base
+                },
+                "short_poll",
+                "positive",
+            ),
+            (
+                PollConfig {
+                    short_poll_cap: Duration::ZERO,
+                    ..base
+                },
+                "short_poll_cap",
+                "positive",
+            ),
+            (
+                PollConfig {
+                    long_poll: Duration::ZERO,
+                    ..base
+                },
+                "long_poll",
+                "positive",
+            ),
+            (
+                PollConfig {
+                    short_poll_backoff: 0.5,
+                    ..base
+                },
+                "short_poll_backoff",
+                "at least 1",
+            ),
+            (
+                PollConfig {
+                    short_poll_backoff: f64::NAN,
+                    ..base
+                },
+                "short_poll_backoff",
+                "NaN",
+            ),
+            (
+                PollConfig {
+                    short_poll_backoff: f64::INFINITY,
+                    ..base
+                },
+                "short_poll_backoff",
+                "inf",
+            ),
+            (
+                PollConfig {
+                    short_poll: secs(120),
+                    ..base
+                },
+                "short_poll",
+                "short_poll_cap (2m > 1m)",
+            ),
+            (
+                PollConfig {
+                    short_poll_cap: secs(3600),
+                    ..base
+                },
+                "short_poll_cap",
+                "long_poll (1h > 15m)",
+            ),
+        ];
+        for (config, field, words) in cases {
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            let message = err.to_string();
+            assert!(message.starts_with(&format!("{field}: ")), "{message}");
+            assert!(message.contains(words), "{message}");
+        }
+        // Equal values are allowed.
+        let tight = PollConfig {
+            short_poll: secs(60),
+            short_poll_backoff: 1.0,
+            short_poll_cap: secs(60),
+            long_poll: secs(60),
+        };
+        assert_eq!(tight.validate(), Ok(()));
+    }
+
+    #[test]
+    fn config_reads_and_writes_human_durations() {
+        let config: PollConfig = serde_json::from_str(
+            r#"{"short_poll": "1s", "short_poll_backoff": 1.5, "short_poll_cap": "30s", "long_poll": "5m"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config,
+            PollConfig {
+                short_poll: secs(1),
+                short_poll_backoff: 1.5,
+                short_poll_cap: secs(30),
+                long_poll: secs(300),
+            }
+        );
+        let json = serde_json::to_value(config).unwrap();
+        assert_eq!(json["short_poll"], "1s");
+        assert_eq!(json["long_poll"], "5m");
+        assert_eq!(serde_json::from_value::<PollConfig>(json).unwrap(), config);
+        let partial: PollConfig = serde_json::from_str(r#"{"long_poll": "20m"}"#).unwrap();
+        assert_eq!(partial.long_poll, secs(1200));
+        assert_eq!(partial.short_poll, secs(3));
+    }
+
+    #[test]
+    fn config_refuses_bad_durations_naming_field_and_text() {
+        for (json, field, text) in [
+            (r#"{"short_poll": "10"}"#, "short_poll", r#""10""#),
+            (r#"{"long_poll": "-3s"}"#, "long_poll", r#""-3s""#),
+            (
+                r#"{"short_poll_cap": "soon"}"#,
+                "short_poll_cap",
+                r#""soon""#,
+            ),
+            (r#"{"short_poll": "0s"}"#, "short_poll", "positive"),
+            (
+                r#"{"short_poll_backoff": 0.0}"#,
+                "short_poll_backoff",
+                "got 0",
+            ),
+        ] {
+            let err = serde_json::from_str::<PollConfig>(json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("{field}: ")), "{err}");
+            assert!(err.contains(text), "{err}");
+        }
+        let err = serde_json::from_str::<PollConfig>(r#"{"shortpoll": "3s"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `shortpoll`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unvalidated_extremes_do_not_panic() {
+        let now = Instant::now();
+        let config = PollConfig {
+            short_poll: Duration::MAX,
+            short_poll_backoff: f64::INFINITY,
+            short_poll_cap: Duration::MAX,
+            long_poll: Duration::MAX,
+        };
+        let mut state = PollState::new(&config, now);
+        state.bump(now);
+        state.observe(&settled(), now);
+        state.bump(now);
+        assert!(state.next_poll() > now);
+        let config = PollConfig {
+            short_poll: secs(3),
+            short_poll_backoff: f64::NAN,
+            short_poll_cap: Duration::ZERO,
+            long_poll: Duration::ZERO,
+        };
+        let mut state = PollState::new(&config, now);
+        state.bump(now);
+        state.reset(now);
+        assert!(state.next_poll() >= now);
+    }
+}

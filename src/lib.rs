@@ -12,3 +12,4 @@ pub mod model;
 pub mod names;
 pub mod poll;
 pub mod provider;
+pub mod sim;

@@ -13,3 +13,4 @@ pub mod names;
 pub mod poll;
 pub mod provider;
 pub mod sim;
+pub mod update;

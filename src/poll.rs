@@ -699,4 +699,133 @@ mod tests {
         state.reset(now);
         assert!(state.next_poll() >= now);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn any_duration() -> impl Strategy<Value = Duration> {
+            prop_oneof![
+                Just(Duration::ZERO),
+                Just(Duration::MAX),
+                (0u64..100_000).prop_map(Duration::from_millis),
+                any::<u64>().prop_map(Duration::from_nanos),
+                any::<(u64, u32)>().prop_map(|(s, n)| Duration::new(s, n % 1_000_000_000)),
+            ]
+        }
+
+        fn any_factor() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                any::<f64>(),
+                0.0..10.0f64,
+                Just(f64::NAN),
+                Just(f64::INFINITY)
+            ]
+        }
+
+        fn any_status() -> impl Strategy<Value = InstanceStatus> {
+            prop::sample::select(InstanceStatus::ALL)
+        }
+
+        fn any_machine_status() -> impl Strategy<Value = MachineStatus> {
+            prop::sample::select(MachineStatus::ALL)
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Bump,
+            Reset,
+            Watcher,
+            Missing,
+            /// One poll: the status, whether it changed, the agent status and
+            /// the address count.
+            Poll(InstanceStatus, bool, MachineStatus, usize),
+        }
+
+        fn any_op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                Just(Op::Bump),
+                Just(Op::Reset),
+                Just(Op::Watcher),
+                Just(Op::Missing),
+                (any_status(), any::<bool>(), any_machine_status(), 0usize..3)
+                    .prop_map(|(s, c, m, n)| Op::Poll(s, c, m, n)),
+            ]
+        }
+
+        fn apply(state: &mut PollState, op: &Op, now: Instant) {
+            match op {
+                Op::Bump => state.bump(now),
+                Op::Reset => state.reset(now),
+                Op::Watcher => state.watcher_event(now),
+                Op::Missing => state.instance_missing(now),
+                Op::Poll(status, changed, machine, addresses) => {
+                    if *changed {
+                        state.instance_status_changed(*status, now);
+                    }
+                    state.observe(&seen(*status, *machine, *addresses), now);
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_config_and_any_sequence_never_panic(
+                short_poll in any_duration(),
+                short_poll_backoff in any_factor(),
+                short_poll_cap in any_duration(),
+                long_poll in any_duration(),
+                ops in prop::collection::vec((any_op(), 0u64..2_000_000), 0..40),
+            ) {
+                let config = PollConfig { short_poll, short_poll_backoff, short_poll_cap, long_poll };
+                let _ = config.validate();
+                let mut now = Instant::now();
+                let mut state = PollState::new(&config, now);
+                for (op, step_ms) in &ops {
+                    now += Duration::from_millis(*step_ms);
+                    apply(&mut state, op, now);
+                    prop_assert!(state.next_poll() >= now);
+                }
+            }
+
+            #[test]
+            fn a_valid_config_keeps_the_interval_within_its_bounds(
+                short_ms in 1u64..10_000,
+                factor in 1.0..5.0f64,
+                cap_extra_ms in 0u64..100_000,
+                long_extra_ms in 0u64..1_000_000,
+                ops in prop::collection::vec((any_op(), 0u64..2_000_000), 0..40),
+            ) {
+                let config = PollConfig {
+                    short_poll: Duration::from_millis(short_ms),
+                    short_poll_backoff: factor,
+                    short_poll_cap: Duration::from_millis(short_ms + cap_extra_ms),
+                    long_poll: Duration::from_millis(short_ms + cap_extra_ms + long_extra_ms),
+                };
+                prop_assert_eq!(config.validate(), Ok(()));
+                let mut now = Instant::now();
+                let mut state = PollState::new(&config, now);
+                for (op, step_ms) in &ops {
+                    now += Duration::from_millis(*step_ms);
+                    apply(&mut state, op, now);
+                    prop_assert!(state.short_interval() >= config.short_poll);
+                    prop_assert!(state.short_interval() <= config.short_poll_cap);
+                    prop_assert_eq!(state.next_poll(), now + state.interval());
+                }
+            }
+
+            #[test]
+            fn any_text_in_a_duration_field_is_refused_or_read_never_panics(
+                text in ".{0,12}",
+                field in prop::sample::select(vec!["short_poll", "short_poll_cap", "long_poll"]),
+            ) {
+                let json = serde_json::json!({ field: text }).to_string();
+                if let Err(err) = serde_json::from_str::<PollConfig>(&json) {
+                    prop_assert!(err.to_string().contains(field) || err.to_string().contains("short_poll"),
+                        "{}", err);
+                }
+            }
+        }
+    }
 }

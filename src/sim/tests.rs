@@ -510,3 +510,59 @@ fn control_errors_name_the_machine() {
         "machine 9 is not in the simulation"
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            Just(Duration::ZERO),
+            Just(Duration::MAX),
+            (0u64..100).prop_map(Duration::from_secs),
+            any::<u64>().prop_map(Duration::from_secs),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_delays_and_rates_never_panic(
+            pending_for in any_duration(),
+            allocating_for in any_duration(),
+            address_delay in any_duration(),
+            agent_start_delay in any_duration(),
+            rates in prop::array::uniform4(prop_oneof![0.0..=1.0f64, Just(0.0), Just(1.0)]),
+            seed in any::<u64>(),
+        ) {
+            let sim = Sim::new(SimConfig {
+                seed,
+                pending_for,
+                allocating_for,
+                address_delay,
+                agent_start_delay,
+                networking: true,
+                faults: FaultConfig {
+                    error_rate: rates[0],
+                    throttle_rate: rates[1],
+                    partial_rate: rates[2],
+                    model_error_rate: rates[3],
+                    ..FaultConfig::default()
+                },
+            })
+            .unwrap();
+            let (tag, id) = sim.add_provisioned_machine();
+            sim.add_manual_machine();
+            sim.stop_instance(&tag).unwrap();
+            let environ = sim.environ();
+            let ids = [id, InstanceId::from("")];
+            let _ = futures::executor::block_on(environ.instances(&ids));
+            let _ = futures::executor::block_on(environ.network_interfaces(&ids));
+            let _ = sim.provider_view(&tag);
+            let _ = sim.model_view(&tag);
+            if let Ok(machine) = futures::executor::block_on(sim.facade().machine(&tag)) {
+                let _ = futures::executor::block_on(machine.status());
+            }
+        }
+    }
+}

@@ -36,6 +36,7 @@ impl Shared {
             Method::Instances => "fetching instances",
             Method::NetworkInterfaces => "fetching network interfaces",
         };
+        let now = Instant::now();
         self.with(|state| {
             match method {
                 Method::Instances => state.counters.instances.record(ids),
@@ -48,6 +49,11 @@ impl Shared {
                 return Err(state.fail(PollError::Unauthorised(
                     "the model's cloud credential was revoked".into(),
                 )));
+            }
+            if let Some(wait) = state.over_rate_limit(faults.max_calls_per_second, now) {
+                return Err(state.fail(PollError::Throttled {
+                    retry_after: Some(wait),
+                }));
             }
             if state.chance(faults.throttle_rate) {
                 return Err(state.fail(PollError::Throttled {

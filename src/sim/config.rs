@@ -79,6 +79,10 @@ pub struct FaultConfig {
     /// How long every provider call takes.
     #[serde(serialize_with = "humantime_serde::serialize")]
     pub latency: Duration,
+    /// The most provider calls the cloud takes in one second, as clouds
+    /// rate-limit their APIs; the calls past it are throttled until the
+    /// second is over. `None` sets no limit.
+    pub max_calls_per_second: Option<u32>,
 }
 
 impl Default for FaultConfig {
@@ -91,13 +95,21 @@ impl Default for FaultConfig {
             partial_rate: 0.0,
             model_error_rate: 0.0,
             latency: Duration::ZERO,
+            max_calls_per_second: None,
         }
     }
 }
 
 impl FaultConfig {
-    /// Checks that every rate is a number from 0 to 1.
+    /// Checks that every rate is a number from 0 to 1 and that a call limit
+    /// lets at least one call through.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_calls_per_second == Some(0) {
+            return Err(ConfigError::new(
+                "faults.max_calls_per_second",
+                "must be at least 1 (leave it out for no limit)",
+            ));
+        }
         for (field, rate) in [
             ("faults.error_rate", self.error_rate),
             ("faults.throttle_rate", self.throttle_rate),
@@ -182,6 +194,7 @@ struct RawFaultConfig {
     partial_rate: Option<f64>,
     model_error_rate: Option<f64>,
     latency: Option<String>,
+    max_calls_per_second: Option<u32>,
 }
 
 impl TryFrom<RawFaultConfig> for FaultConfig {
@@ -201,6 +214,7 @@ impl TryFrom<RawFaultConfig> for FaultConfig {
             partial_rate: raw.partial_rate.unwrap_or(d.partial_rate),
             model_error_rate: raw.model_error_rate.unwrap_or(d.model_error_rate),
             latency: duration_or("faults.latency", raw.latency, d.latency)?,
+            max_calls_per_second: raw.max_calls_per_second.or(d.max_calls_per_second),
         };
         config.validate()?;
         Ok(config)

@@ -22,6 +22,7 @@ mod config;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -179,6 +180,9 @@ struct State {
     invalidation_fails: bool,
     invalidation_reasons: Vec<String>,
     counters: SimCounters,
+    /// The start of the provider's current rate-limit second, and the calls
+    /// made in it.
+    rate_window: Option<(Instant, u32)>,
 }
 
 struct SimMachine {
@@ -218,6 +222,7 @@ impl Sim {
             invalidation_fails: false,
             invalidation_reasons: Vec::new(),
             counters: SimCounters::default(),
+            rate_window: None,
         };
         Ok(Sim {
             shared: Arc::new(Shared {
@@ -522,6 +527,19 @@ impl State {
     /// safe: NaN and rates outside 0..=1 never or always fire.
     fn chance(&mut self, rate: f64) -> bool {
         rate > 0.0 && self.rng.random::<f64>() < rate
+    }
+
+    /// Counts a provider call against the rate limit; answers how long to
+    /// wait when it is over the limit.
+    fn over_rate_limit(&mut self, limit: Option<u32>, now: Instant) -> Option<Duration> {
+        let limit = limit?;
+        let window = Duration::from_secs(1);
+        let (start, calls) = match self.rate_window {
+            Some((start, calls)) if now.duration_since(start) < window => (start, calls + 1),
+            _ => (now, 1),
+        };
+        self.rate_window = Some((start, calls));
+        (calls > limit).then(|| window.saturating_sub(now.duration_since(start)))
     }
 
     /// Counts an error the simulation returns, and hands it on.

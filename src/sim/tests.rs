@@ -321,6 +321,27 @@ async fn throttled_calls_say_when_to_retry() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn calls_past_the_rate_limit_are_throttled_until_the_second_is_over() {
+    let sim = faulty(
+        0,
+        FaultConfig {
+            max_calls_per_second: Some(2),
+            ..FaultConfig::default()
+        },
+    );
+    let environ = sim.environ();
+    assert!(environ.instances(&[]).await.is_ok());
+    advance(Duration::from_millis(400)).await;
+    assert!(environ.network_interfaces(&[]).await.is_ok());
+    let err = environ.instances(&[]).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_millis(600)));
+    advance(Duration::from_millis(600)).await;
+    assert!(environ.instances(&[]).await.is_ok());
+    assert_eq!(sim.counters().errors_of(ErrorKind::Throttled), 1);
+    assert_eq!(sim.counters().instances.calls, 3, "throttled calls count");
+}
+
+#[tokio::test(start_paused = true)]
 async fn partial_answers_drop_instances_at_the_configured_rate() {
     let sim = faulty(
         9,

@@ -275,6 +275,10 @@ pub fn check_instances(found: &[Option<Instance>]) -> Result<(), PollError> {
     }
 }
 
+/// The most ids one provider call asks for: a gateway batching many
+/// machines' polls splits larger batches, as cloud APIs cap their page sizes.
+pub const MAX_IDS_PER_CALL: usize = 100;
+
 /// The cloud provider ("environ" in Juju).
 ///
 /// Both calls take many ids at once, so that one provider call serves many

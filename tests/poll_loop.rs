@@ -14,7 +14,7 @@ use muster::error::{ErrorKind, PollError};
 use muster::model::{Life, Machine, MachineBatches};
 use muster::names::MachineTag;
 use muster::poll::{Phase, PollConfig, PollState};
-use muster::provider::{InstanceId, InstanceStatus};
+use muster::provider::{InstanceId, InstanceStatus, MAX_IDS_PER_CALL};
 use muster::sim::{FaultConfig, Sim, SimConfig};
 use muster::update::{settle_manual_machine, update_machine};
 use tokio::time::Instant;
@@ -112,7 +112,7 @@ impl Poller {
                 Err(e) => panic!("{e}"),
             }
         }
-        for chunk in batch.chunks(100) {
+        for chunk in batch.chunks(MAX_IDS_PER_CALL) {
             let ids: Vec<InstanceId> = chunk.iter().map(|(_, id)| id.clone()).collect();
             let environ = self.sim.environ();
             let instances = match environ.instances(&ids).await {

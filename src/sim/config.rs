@@ -37,8 +37,9 @@ pub struct SimConfig {
 }
 
 impl Default for SimConfig {
-    /// A cloud that boots an instance in 10 s, reports addresses 2 s later,
-    /// starts the agent 5 s after boot, and injects no faults.
+    /// A cloud whose instances are pending 2 s and allocating 8 s, then run;
+    /// their addresses appear 2 s and their agents start 5 s after that. No
+    /// faults.
     fn default() -> Self {
         SimConfig {
             seed: 0,

@@ -467,7 +467,8 @@ impl Sim {
     }
 
     /// Whether the model records what the provider holds for the machine:
-    /// the same instance status and the same addresses.
+    /// the same instance status and the same addresses. False when either
+    /// has no record of it (a manual, unprovisioned or removed machine).
     pub fn in_sync(&self, tag: &MachineTag) -> bool {
         match (self.provider_view(tag), self.model_view(tag)) {
             (Some(provider), Some(model)) => {

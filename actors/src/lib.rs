@@ -5,3 +5,4 @@
 //! with one poller actor per machine, under a root supervisor.
 
 pub use muster;
+pub mod gateway;

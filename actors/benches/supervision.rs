@@ -185,11 +185,23 @@ fn ten_thousand_children() {
             specs.push(sink(name, &mailbox));
             mailboxes.push(mailbox);
         }
+        let mid = LIVE.load(Ordering::Relaxed);
+        println!("specs+mailboxes per child: {}", (mid - before) / N);
         pollers.add_all(specs).await.unwrap();
+        let mid2 = LIVE.load(Ordering::Relaxed);
+        println!("add_all per child: {}", (mid2 - mid) / N);
         while STARTED.load(Ordering::Relaxed) < N {
             tokio::task::yield_now().await;
         }
         let took = start.elapsed();
+        println!(
+            "after started per child: {}",
+            (LIVE.load(Ordering::Relaxed) - mid2) / N
+        );
+        println!(
+            "ctxfut {} guarded-ish",
+            std::mem::size_of::<actix::dev::ContextFut<Sink, Context<Sink>>>()
+        );
         let after = LIVE.load(Ordering::Relaxed);
         // The host's Vec of mailboxes is the host's, not the children's.
         let host_vec = mailboxes.capacity() * std::mem::size_of::<Mailbox<Sink>>();

@@ -19,7 +19,7 @@ use slog::Logger;
 
 use super::policy::{RestartPolicy, StatePolicy};
 use crate::mailbox::{Mailbox, Supervised};
-use crate::metrics::Metrics;
+use crate::metrics::{Meter, Metrics};
 
 /// Why a child stopped. An actor reports it through its [`ExitSlot`]; a
 /// start function returns it as its error.
@@ -286,9 +286,7 @@ where
     F: FnMut(&mut StartCtx<'_>) -> Result<A, Exit> + Send,
 {
     fn start(&mut self, cx: &mut StartCtx<'_>, notify: Notify) -> Result<Running, Exit> {
-        self.mailbox
-            .meter()
-            .bind(cx.path, || cx.metrics.series(cx.metrics_label));
+        Meter::bind(self.mailbox.meter(), cx.path, cx.metrics, cx.metrics_label);
         let actor = (self.start)(cx)?;
         if cx.output.is_none() {
             cx.set_output(self.mailbox.clone());

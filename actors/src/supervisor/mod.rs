@@ -47,7 +47,7 @@ pub use policy::{ConfigError, RestartConfig, RestartPolicy, StatePolicy};
 pub use report::{ChildReport, ChildState, Report, RestartCounts};
 
 use crate::mailbox::{Mailbox, SendError};
-use crate::metrics::{Metrics, RestartReason};
+use crate::metrics::{Meter, Metrics, RestartReason};
 use child::{Notify, Output, Running, Starter, panic_message, spawn_actor};
 use policy::Intensity;
 
@@ -307,9 +307,7 @@ struct SupervisorStarter {
 impl Starter for SupervisorStarter {
     fn start(&mut self, cx: &mut StartCtx<'_>, notify: Notify) -> Result<Running, Exit> {
         let mailbox = &self.handle.0;
-        mailbox
-            .meter()
-            .bind(cx.path, || cx.metrics.series(cx.metrics_label));
+        Meter::bind(mailbox.meter(), cx.path, cx.metrics, cx.metrics_label);
         let sup = Supervisor::new(
             cx.path,
             self.spec.clone(),
@@ -361,7 +359,7 @@ impl Root {
         let seed = spec.config.jitter_seed.unwrap_or_else(rand::random);
         let exit = ExitSlot::default();
         let logger = logger.new(o!("supervisor" => name.to_owned()));
-        handle.0.meter().bind(name, || metrics.series(name));
+        Meter::bind(handle.0.meter(), name, &metrics, name);
         let sup = Supervisor::new(name, spec, logger, metrics, exit.clone(), seed);
         let (tx, rx) = oneshot::channel();
         let notify: Notify = Box::new(move |exit| {
@@ -412,7 +410,6 @@ struct Child {
     spec: ChildSpec,
     dynamic: bool,
     decl: usize,
-    logger: Logger,
     metrics_label: Arc<str>,
     shutdown_timeout: Option<Duration>,
     state: ChildState,
@@ -460,7 +457,9 @@ pub struct Supervisor {
     rng: StdRng,
     exit: ExitSlot,
     pending: Vec<ChildSpec>,
-    children: HashMap<Arc<str>, Child>,
+    // Boxed: the map's spare capacity then costs a pointer, not a Child.
+    children: HashMap<Arc<str>, Box<Child>>,
+    group_label: Option<Arc<str>>,
     running_order: BTreeMap<u64, Arc<str>>,
     next_seq: u64,
     dependents: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
@@ -526,6 +525,10 @@ impl Supervisor {
         seed: u64,
     ) -> Self {
         let seed = spec.config.jitter_seed.unwrap_or(seed);
+        let group_label = spec
+            .dynamic
+            .as_ref()
+            .map(|g| Arc::from(format!("{path}/{}", g.group)));
         Supervisor {
             path: Arc::from(path),
             config: spec.config,
@@ -536,6 +539,7 @@ impl Supervisor {
             exit,
             pending: spec.children,
             children: HashMap::new(),
+            group_label,
             running_order: BTreeMap::new(),
             next_seq: 0,
             dependents: HashMap::new(),
@@ -554,8 +558,8 @@ impl Supervisor {
                 .or_default()
                 .insert(name.clone());
         }
-        let metrics_label: Arc<str> = match (&self.dynamic, dynamic) {
-            (Some(group), true) => Arc::from(format!("{}/{}", self.path, group.group)),
+        let metrics_label: Arc<str> = match (&self.group_label, dynamic) {
+            (Some(group), true) => group.clone(),
             _ => Arc::from(format!("{}/{}", self.path, name)),
         };
         let shutdown_timeout = spec.shutdown_timeout.unwrap_or(if spec.is_supervisor {
@@ -564,7 +568,6 @@ impl Supervisor {
             Some(self.config.shutdown_timeout)
         });
         let child = Child {
-            logger: self.logger.new(o!("child" => name.to_string())),
             spec,
             dynamic,
             decl,
@@ -587,7 +590,7 @@ impl Supervisor {
             restarts: RestartCounts::default(),
             removal_waiters: Vec::new(),
         };
-        self.children.insert(name, child);
+        self.children.insert(name, Box::new(child));
     }
 
     fn start_child(&mut self, name: &Arc<str>, ctx: &mut Context<Self>) {
@@ -628,7 +631,7 @@ impl Supervisor {
             declared: &child.spec.inputs,
             outputs: &self.outputs,
             exit: ExitSlot::default(),
-            logger: child.logger.clone(),
+            logger: self.logger.new(o!("child" => name.to_string())),
             kept: &child.spec.kept,
             state: child.spec.state,
             output: None,
@@ -650,9 +653,11 @@ impl Supervisor {
                 child.state = ChildState::Started;
                 child.started_at = Some(SystemTime::now());
                 child.started_instant = Some(Instant::now());
-                info!(child.logger, "child started"; "start_count" => child.start_count);
+                info!(self.logger, "child started"; "child" => &**name, "start_count" => child.start_count);
                 self.running_order.insert(seq, name.clone());
-                if let Some(output) = output {
+                // Dynamic children cannot be inputs, so their outputs are
+                // not kept.
+                if let Some(output) = output.filter(|_| !child.dynamic) {
                     self.outputs.insert(name.clone(), output);
                 }
                 self.start_waiting_dependents(name, ctx);
@@ -694,9 +699,7 @@ impl Supervisor {
             .cloned()
             .collect();
         for dep in running {
-            if let Some(c) = self.children.get(&dep) {
-                info!(c.logger, "bouncing: an input stopped"; "input" => name.to_string());
-            }
+            info!(self.logger, "bouncing: an input stopped"; "child" => &*dep, "input" => &**name);
             self.request_stop(&dep, StopReason::Dependency, ctx);
         }
     }
@@ -713,7 +716,7 @@ impl Supervisor {
             return;
         }
         child.state = ChildState::Stopping;
-        debug!(child.logger, "stopping child"; "reason" => ?reason);
+        debug!(self.logger, "stopping child"; "child" => &**name, "reason" => ?reason);
         // When the stop cannot be delivered the instance has already ended
         // and its exit is on its way; the exit handler takes it from there.
         let _ = (running.stop)();
@@ -746,7 +749,7 @@ impl Supervisor {
             return;
         };
         child.stop_timer = None;
-        warn!(child.logger, "child did not stop in time: killed"; "timeout" => ?timeout);
+        warn!(self.logger, "child did not stop in time: killed"; "child" => &**name, "timeout" => ?timeout);
         (running.kill)();
         // Put a placeholder back so that handle_exit sees a running child.
         child.running = Some(Running {
@@ -788,7 +791,7 @@ impl Supervisor {
         if let Exit::Fatal(e) = &exit {
             if let Some(c) = self.children.get_mut(name) {
                 c.state = ChildState::Failed;
-                crit!(c.logger, "child exited with a fatal error"; "error" => e.as_str());
+                crit!(self.logger, "child exited with a fatal error"; "child" => &**name, "error" => e.as_str());
             }
             // A nested supervisor's fatal error already names its child.
             let error = match self.children.get(name) {
@@ -806,7 +809,7 @@ impl Supervisor {
                 } else {
                     ChildState::Stopped
                 };
-                info!(c.logger, "child stopped"; "exit" => %exit);
+                info!(self.logger, "child stopped"; "child" => &**name, "exit" => %exit);
             }
             self.continue_shutdown(ctx);
             return;
@@ -829,34 +832,38 @@ impl Supervisor {
         match exit {
             Exit::Fatal(_) => {}
             Exit::Uninstall => {
-                info!(child.logger, "child uninstalled");
+                info!(self.logger, "child uninstalled"; "child" => &**name);
                 self.remove_now(name, ctx);
             }
             Exit::Missing { input } => {
-                info!(child.logger, "child waits for an input"; "input" => input.as_str());
+                info!(self.logger, "child waits for an input"; "child" => &**name, "input" => input.as_str());
                 child.state = ChildState::Stopped;
                 child.waiting_for_input = true;
             }
             Exit::Bounce => {
                 if restart == RestartPolicy::Temporary {
                     info!(
-                        child.logger,
-                        "temporary child asked to bounce: not restarted"
+
+                        self.logger,
+
+                        "temporary child asked to bounce: not restarted";
+
+                        "child" => &**name
                     );
                     child.state = ChildState::Stopped;
                 } else {
-                    info!(child.logger, "child bounced");
+                    info!(self.logger, "child bounced"; "child" => &**name);
                     let delay = self.config.bounce_delay;
                     self.schedule_restart(name, delay, RestartReason::Bounce, ctx);
                 }
             }
             Exit::Done => {
                 if restart == RestartPolicy::Permanent {
-                    info!(child.logger, "permanent child finished: restarting");
+                    info!(self.logger, "permanent child finished: restarting"; "child" => &**name);
                     let delay = self.config.bounce_delay;
                     self.schedule_restart(name, delay, RestartReason::Done, ctx);
                 } else {
-                    info!(child.logger, "child finished");
+                    info!(self.logger, "child finished"; "child" => &**name);
                     child.state = ChildState::Stopped;
                 }
             }
@@ -868,12 +875,12 @@ impl Supervisor {
                 };
                 child.state = ChildState::Failed;
                 if restart == RestartPolicy::Temporary {
-                    error!(child.logger, "temporary child failed: not restarted"; "error" => e.as_str());
+                    error!(self.logger, "temporary child failed: not restarted"; "child" => &**name, "error" => e.as_str());
                 } else {
                     let delay = self
                         .config
                         .failure_delay(child.recent_failures, &mut self.rng);
-                    error!(child.logger, "child failed";
+                    error!(self.logger, "child failed"; "child" => &**name,
                         "error" => e.as_str(),
                         "recent_failures" => child.recent_failures,
                         "restart_in" => %humantime::format_duration(delay));
@@ -947,7 +954,7 @@ impl Supervisor {
                 set.remove(name);
             }
         }
-        info!(child.logger, "child removed");
+        info!(self.logger, "child removed"; "child" => &**name);
         for waiter in child.removal_waiters.drain(..) {
             let _ = waiter.send(());
         }
@@ -1106,7 +1113,8 @@ impl Supervisor {
     /// A snapshot of the children now, completed by their own reports.
     fn report(&mut self) -> futures::future::LocalBoxFuture<'static, Report> {
         let now = Instant::now();
-        let mut order: Vec<(&Arc<str>, &Child)> = self.children.iter().collect();
+        let mut order: Vec<(&Arc<str>, &Child)> =
+            self.children.iter().map(|(k, v)| (k, &**v)).collect();
         order.sort_by(|a, b| (a.1.decl, a.0).cmp(&(b.1.decl, b.0)));
         let mut pending = Vec::new();
         let children: Vec<ChildReport> = order

@@ -309,15 +309,15 @@ pub(crate) fn spawn_actor<A: Supervised>(
 ) -> Running {
     let fut = Context::<A>::new().into_future(actor);
     let generation = mailbox.attach(fut.address());
-    let mb = mailbox.clone();
-    let handle = actix::spawn(async move {
-        let outcome = Guarded { fut: Some(fut) }.await;
-        mb.detach(generation);
-        let exit = match outcome {
-            Ok(()) => exit.take().unwrap_or(Exit::Done),
-            Err(panic) => Exit::Failed(format!("panicked: {panic}")),
-        };
-        notify(exit);
+    // A hand-written future rather than an async block: an async block
+    // would store the actor's future twice (as a captured value and as the
+    // awaited one), doubling what every child costs.
+    let handle = actix::spawn(ChildTask {
+        fut: Some(fut),
+        mailbox: mailbox.clone(),
+        generation,
+        exit,
+        notify: Some(notify),
     });
     let stopper = mailbox.clone();
     let killer = mailbox.clone();
@@ -332,38 +332,48 @@ pub(crate) fn spawn_actor<A: Supervised>(
     }
 }
 
-/// Polls an actor's whole future (handlers, `started`, `stopping`, timers and
-/// intervals) and turns a panic anywhere in it into an error carrying the
-/// panic's message.
-struct Guarded<A: Supervised> {
+/// A child's task: polls the actor's whole future (handlers, `started`,
+/// `stopping`, timers and intervals), turns a panic anywhere in it into a
+/// failure carrying the panic's message, and tells the supervisor how the
+/// child ended.
+struct ChildTask<A: Supervised> {
     fut: Option<ContextFut<A, Context<A>>>,
+    mailbox: Mailbox<A>,
+    generation: u64,
+    exit: ExitSlot,
+    notify: Option<Notify>,
 }
 
-impl<A: Supervised> Future for Guarded<A> {
-    type Output = Result<(), String>;
+impl<A: Supervised> Future for ChildTask<A> {
+    type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let Some(fut) = self.fut.as_mut() else {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(());
         };
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *fut).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
+        let exit = match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *fut).poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(())) => {
                 self.fut = None;
-                Poll::Ready(Ok(()))
+                self.exit.take().unwrap_or(Exit::Done)
             }
             Err(payload) => {
                 let mut fut = self.fut.take().expect("checked above");
                 // Without this, dropping the future would poll the actor once
-                // more (actix stops it gracefully on drop), running handlers of
-                // the messages still queued on a state that just panicked.
+                // more (actix stops it gracefully on drop), running handlers
+                // of the messages still queued on a state that just panicked.
                 fut.ctx().terminate();
                 // The actor's own Drop may panic too; that must not take the
                 // task down with a double panic.
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(fut)));
-                Poll::Ready(Err(panic_message(payload.as_ref())))
+                Exit::Failed(format!("panicked: {}", panic_message(payload.as_ref())))
             }
+        };
+        self.mailbox.detach(self.generation);
+        if let Some(notify) = self.notify.take() {
+            notify(exit);
         }
+        Poll::Ready(())
     }
 }
 

@@ -424,6 +424,10 @@ impl Meter {
         }
     }
 
+    pub(crate) fn bound_name(&self) -> Option<&str> {
+        self.name.get().map(|n| &**n)
+    }
+
     pub(crate) fn name(&self) -> String {
         self.name
             .get()

@@ -719,3 +719,225 @@ async fn bad_specs_are_refused_with_the_name_of_what_is_wrong() {
     let err = Root::start("root", spec, logger(), Metrics::unregistered()).unwrap_err();
     assert_eq!(err.to_string(), "root already has a child called a");
 }
+
+#[actix::test]
+async fn restart_policies_decide_what_follows_an_exit() {
+    tokio::time::pause();
+    let log = Log::default();
+    let mbs: Vec<Mailbox<Worker>> = (0..5).map(|_| Mailbox::new(8)).collect();
+    let once = |exit: Exit| {
+        move |n: u64| {
+            if n == 1 {
+                Plan::ExitAfter(Duration::from_secs(1), exit.clone())
+            } else {
+                Plan::Run
+            }
+        }
+    };
+    let root = start(
+        SupervisorSpec::new(config())
+            .child(worker("perm-done", &mbs[0], &log, once(Exit::Done)))
+            .child(
+                worker("trans-done", &mbs[1], &log, once(Exit::Done))
+                    .restart(RestartPolicy::Transient),
+            )
+            .child(
+                worker("trans-failed", &mbs[2], &log, once(Exit::failed("x")))
+                    .restart(RestartPolicy::Transient),
+            )
+            .child(
+                worker("temp-failed", &mbs[3], &log, once(Exit::failed("x")))
+                    .restart(RestartPolicy::Temporary),
+            )
+            .child(
+                worker("temp-bounce", &mbs[4], &log, once(Exit::Bounce))
+                    .restart(RestartPolicy::Temporary),
+            ),
+    );
+    sleep(Duration::from_secs(10)).await;
+    let r = report(&root).await;
+    let state = |name: &str| {
+        let c = r.child(name).unwrap();
+        (c.state, c.start_count)
+    };
+    assert_eq!(state("perm-done"), (ChildState::Started, 2));
+    assert_eq!(state("trans-done"), (ChildState::Stopped, 1));
+    assert_eq!(state("trans-failed"), (ChildState::Started, 2));
+    assert_eq!(state("temp-failed"), (ChildState::Failed, 1));
+    assert_eq!(state("temp-bounce"), (ChildState::Stopped, 1));
+    assert_eq!(r.child("perm-done").unwrap().restarts.done, 1);
+    let gap = log.times("perm-done:start")[1] - log.times("perm-done:stopped")[0];
+    assert!(
+        gap >= Duration::from_millis(10) && gap <= Duration::from_millis(11),
+        "{gap:?}"
+    );
+}
+
+#[actix::test]
+async fn a_killed_supervisor_takes_its_children_with_it() {
+    tokio::time::pause();
+    let log = Log::default();
+    let stuck = Mailbox::new(8);
+    let inner_ref = SupervisorRef::new();
+    let inner =
+        SupervisorSpec::new(config()).child(worker("stuck", &stuck, &log, |_| Plan::IgnoreStop));
+    let root = start(
+        SupervisorSpec::new(config()).child(
+            ChildSpec::supervisor("inner", inner, &inner_ref)
+                .unwrap()
+                .shutdown_timeout(Some(Duration::from_secs(1))),
+        ),
+    );
+    sleep(Duration::from_millis(1)).await;
+    let begun = Instant::now();
+    root.shutdown();
+    root.wait().await.unwrap();
+    // The inner supervisor waited for its child (5 s) longer than its parent
+    // waited for it (1 s): it was killed, and its child with it.
+    let took = Instant::now() - begun;
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert!(!inner_ref.mailbox().is_running());
+    assert!(!stuck.is_running());
+}
+
+#[test]
+fn a_tree_started_outside_a_system_is_refused() {
+    let err = Root::start(
+        "root",
+        SupervisorSpec::new(config()),
+        logger(),
+        Metrics::unregistered(),
+    )
+    .unwrap_err();
+    assert_eq!(err, muster_actors::SupervisorError::NoSystem);
+}
+
+#[actix::test]
+async fn a_mailbox_serves_one_child_only() {
+    tokio::time::pause();
+    let log = Log::default();
+    let shared = Mailbox::new(8);
+    let root = start(
+        SupervisorSpec::new(config())
+            .child(worker("a", &shared, &log, |_| Plan::Run))
+            .child(worker("b", &shared, &log, |_| Plan::Run).restart(RestartPolicy::Temporary)),
+    );
+    sleep(Duration::from_millis(1)).await;
+    let r = report(&root).await;
+    assert_eq!(r.child("a").unwrap().state, ChildState::Started);
+    let b = r.child("b").unwrap();
+    assert_eq!(b.state, ChildState::Failed);
+    assert_eq!(
+        b.last_error.as_deref(),
+        Some("the mailbox given to root/b already belongs to root/a")
+    );
+    assert_eq!(shared.send(Ping).await, Ok(1));
+}
+
+/// A drain that keeps each record as `message key=value ...`.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+struct Line(String);
+
+impl slog::Serializer for Line {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
+        self.0.push_str(&format!(" {key}={val}"));
+        Ok(())
+    }
+}
+
+impl slog::Drain for Capture {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        use slog::KV;
+        let mut line = Line(format!(
+            "{} {}",
+            record.level().as_short_str(),
+            record.msg()
+        ));
+        let _ = record.kv().serialize(record, &mut line);
+        let _ = values.serialize(record, &mut line);
+        self.0.lock().unwrap().push(line.0);
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn starts_failures_restarts_and_shutdowns_are_logged_with_fields() {
+    tokio::time::pause();
+    let capture = Capture::default();
+    let logger = Logger::root(capture.clone(), o!("host" => "test"));
+    let log = Log::default();
+    let mb = Mailbox::new(8);
+    let root = Root::start(
+        "root",
+        SupervisorSpec::new(config()).child(worker("w", &mb, &log, |_| Plan::Run)),
+        logger,
+        Metrics::unregistered(),
+    )
+    .unwrap();
+    sleep(Duration::from_millis(1)).await;
+    let _ = mb.send(Boom).await;
+    sleep(Duration::from_secs(4)).await;
+    root.shutdown();
+    root.wait().await.unwrap();
+    let lines = capture.0.lock().unwrap().clone();
+    let has = |parts: &[&str]| lines.iter().any(|l| parts.iter().all(|p| l.contains(p)));
+    assert!(
+        has(&[
+            "INFO child started",
+            "child=w",
+            "start_count=1",
+            "supervisor=root"
+        ]),
+        "{lines:#?}"
+    );
+    assert!(
+        has(&[
+            "ERRO child failed",
+            "child=w",
+            "error=panicked: boom",
+            "recent_failures=1",
+            "restart_in="
+        ]),
+        "{lines:#?}"
+    );
+    assert!(
+        has(&["INFO child started", "child=w", "start_count=2"]),
+        "{lines:#?}"
+    );
+    assert!(
+        has(&["INFO supervisor shutting down", "supervisor=root"]),
+        "{lines:#?}"
+    );
+    assert!(has(&["INFO child stopped", "child=w"]), "{lines:#?}");
+}
+
+#[actix::test]
+async fn the_report_serialises_with_each_childs_state_and_own_report() {
+    tokio::time::pause();
+    let log = Log::default();
+    let mb = Mailbox::new(8);
+    let child = worker("w", &mb, &log, |_| Plan::Run)
+        .report(mb.reporter(|w: &Worker| serde_json::json!({ "ticks": w.ticks })));
+    let root = start(SupervisorSpec::new(config()).child(child));
+    sleep(Duration::from_millis(1)).await;
+    mb.send(Ping).await.unwrap();
+    let json = serde_json::to_value(report(&root).await).unwrap();
+    let w = &json["children"][0];
+    assert_eq!(json["path"], "root");
+    assert_eq!(w["name"], "w");
+    assert_eq!(w["state"], "started");
+    assert_eq!(w["restart"], "permanent");
+    assert_eq!(w["start_count"], 1);
+    assert_eq!(w["mailbox"]["handled"], 1);
+    assert_eq!(w["report"], serde_json::json!({ "ticks": 0 }));
+    assert!(w["started_at"].as_str().unwrap().ends_with('Z'));
+    // The reporter's request is not counted as a message.
+    assert_eq!(mb.stats().sent, 1);
+}

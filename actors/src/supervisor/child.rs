@@ -286,7 +286,7 @@ where
     F: FnMut(&mut StartCtx<'_>) -> Result<A, Exit> + Send,
 {
     fn start(&mut self, cx: &mut StartCtx<'_>, notify: Notify) -> Result<Running, Exit> {
-        Meter::bind(self.mailbox.meter(), cx.path, cx.metrics, cx.metrics_label);
+        claim(self.mailbox.meter(), cx)?;
         let actor = (self.start)(cx)?;
         if cx.output.is_none() {
             cx.set_output(self.mailbox.clone());
@@ -296,6 +296,19 @@ where
 
     fn stats(&self) -> Option<crate::metrics::MailboxStats> {
         Some(self.mailbox.stats())
+    }
+}
+
+/// Binds a mailbox to the child starting now; a mailbox serves one child
+/// for its whole life.
+pub(crate) fn claim(meter: &Arc<Meter>, cx: &StartCtx<'_>) -> Result<(), Exit> {
+    Meter::bind(meter, cx.path, cx.metrics, cx.metrics_label);
+    match meter.bound_name() {
+        Some(owner) if owner != cx.path => Err(Exit::Failed(format!(
+            "the mailbox given to {} already belongs to {owner}",
+            cx.path
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -48,7 +48,7 @@ pub use report::{ChildReport, ChildState, Report, RestartCounts};
 
 use crate::mailbox::{Mailbox, SendError};
 use crate::metrics::{Meter, Metrics, RestartReason};
-use child::{Notify, Output, Running, Starter, panic_message, spawn_actor};
+use child::{Notify, Output, Running, Starter, claim, panic_message, spawn_actor};
 use policy::Intensity;
 
 /// What went wrong with a supervisor's specification or a request to it.
@@ -95,6 +95,9 @@ pub enum SupervisorError {
     /// The supervisor is shutting down.
     #[error("{0} is shutting down")]
     ShuttingDown(String),
+    /// [`Root::start`] was called outside a running actix `System`.
+    #[error("a supervision tree must be started inside a running actix System")]
+    NoSystem,
     /// The supervisor could not be reached.
     #[error(transparent)]
     Send(#[from] SendError),
@@ -204,7 +207,13 @@ impl SupervisorRef {
     /// A handle for a supervisor not started yet; requests to it fail with
     /// [`SendError::NotRunning`] until it is.
     pub fn new() -> Self {
-        SupervisorRef(Mailbox::new(4096))
+        Self::with_capacity(4096)
+    }
+
+    /// Like [`SupervisorRef::new`], with room for `capacity` requests
+    /// waiting (each [`SupervisorRef::add_all`] is one request).
+    pub fn with_capacity(capacity: usize) -> Self {
+        SupervisorRef(Mailbox::new(capacity))
     }
 
     /// The supervisor's mailbox (its metering shows requests to it).
@@ -307,7 +316,7 @@ struct SupervisorStarter {
 impl Starter for SupervisorStarter {
     fn start(&mut self, cx: &mut StartCtx<'_>, notify: Notify) -> Result<Running, Exit> {
         let mailbox = &self.handle.0;
-        Meter::bind(mailbox.meter(), cx.path, cx.metrics, cx.metrics_label);
+        claim(mailbox.meter(), cx)?;
         let sup = Supervisor::new(
             cx.path,
             self.spec.clone(),
@@ -355,6 +364,9 @@ impl Root {
     ) -> Result<Root, SupervisorError> {
         check_name(name)?;
         spec.validate(name)?;
+        if actix::System::try_current().is_none() {
+            return Err(SupervisorError::NoSystem);
+        }
         let handle = SupervisorRef::new();
         let seed = spec.config.jitter_seed.unwrap_or_else(rand::random);
         let exit = ExitSlot::default();
@@ -497,6 +509,19 @@ impl Actor for Supervisor {
             actix::Running::Stop
         } else {
             actix::Running::Continue
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // Normally every child has stopped before its supervisor does. A
+        // supervisor that panicked, or was killed, must not leave its
+        // children running with nobody to watch them.
+        for child in self.children.values_mut() {
+            if let Some(running) = child.running.take() {
+                (running.kill)();
+            }
         }
     }
 }
@@ -786,7 +811,9 @@ impl Supervisor {
         }
         let reason = child.stop_reason.take();
         let restart = child.spec.restart;
-        self.bounce_dependents(name, ctx);
+        if self.shutdown.is_none() {
+            self.bounce_dependents(name, ctx);
+        }
 
         if let Exit::Fatal(e) = &exit {
             if let Some(c) = self.children.get_mut(name) {
@@ -842,14 +869,7 @@ impl Supervisor {
             }
             Exit::Bounce => {
                 if restart == RestartPolicy::Temporary {
-                    info!(
-
-                        self.logger,
-
-                        "temporary child asked to bounce: not restarted";
-
-                        "child" => &**name
-                    );
+                    info!(self.logger, "temporary child asked to bounce: not restarted"; "child" => &**name);
                     child.state = ChildState::Stopped;
                 } else {
                     info!(self.logger, "child bounced"; "child" => &**name);

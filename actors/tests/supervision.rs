@@ -56,6 +56,7 @@ enum Plan {
     PanicInStarted,
     PanicOnTick(u32),
     IgnoreStop,
+    PanicInStopping,
 }
 
 struct Worker {
@@ -73,7 +74,7 @@ impl Actor for Worker {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.log.push(format!("{}:started", self.name));
         match self.plan.clone() {
-            Plan::Run | Plan::IgnoreStop => {}
+            Plan::Run | Plan::IgnoreStop | Plan::PanicInStopping => {}
             Plan::ExitAfter(after, exit) => {
                 if after.is_zero() {
                     self.exit.stop(ctx, exit);
@@ -95,8 +96,10 @@ impl Actor for Worker {
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
-        if matches!(self.plan, Plan::IgnoreStop) {
-            return Running::Continue;
+        match self.plan {
+            Plan::IgnoreStop => return Running::Continue,
+            Plan::PanicInStopping => panic!("{} cannot stop", self.name),
+            _ => {}
         }
         Running::Stop
     }
@@ -940,4 +943,36 @@ async fn the_report_serialises_with_each_childs_state_and_own_report() {
     assert!(w["started_at"].as_str().unwrap().ends_with('Z'));
     // The reporter's request is not counted as a message.
     assert_eq!(mb.stats().sent, 1);
+}
+
+#[actix::test]
+async fn a_panic_in_stopping_is_a_failure_too() {
+    tokio::time::pause();
+    let log = Log::default();
+    let mb = Mailbox::new(8);
+    let root = start(
+        SupervisorSpec::new(config()).child(worker("w", &mb, &log, |n| {
+            if n == 1 {
+                Plan::PanicInStopping
+            } else {
+                Plan::Run
+            }
+        })),
+    );
+    sleep(Duration::from_millis(1)).await;
+    mb.do_send(Quit(Exit::Bounce)).unwrap();
+    sleep(Duration::from_millis(1)).await;
+    let w = report(&root).await.child("w").cloned().unwrap();
+    assert_eq!(w.last_error.as_deref(), Some("panicked: w cannot stop"));
+    assert_eq!(w.state, ChildState::Failed);
+    sleep(Duration::from_secs(4)).await;
+    assert_eq!(mb.send(Ping).await, Ok(1));
+    // The host can wait on one handle and shut down through another.
+    let waiter = root.clone();
+    let waiting = actix::spawn(async move { waiter.wait().await });
+    assert!(!root.is_stopped());
+    root.shutdown();
+    assert_eq!(waiting.await.unwrap(), Ok(()));
+    assert!(root.is_stopped());
+    assert_eq!(root.wait().await, Ok(()));
 }

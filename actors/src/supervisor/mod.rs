@@ -39,7 +39,7 @@ use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use slog::{Logger, crit, debug, error, info, o, warn};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 pub use child::{ChildSpec, Exit, ExitSlot, Kept, Reporter, StartCtx};
@@ -345,11 +345,12 @@ pub enum TreeError {
     Failed(String),
 }
 
-/// A running supervision tree, as its host holds it.
-#[derive(Debug)]
+/// A running supervision tree, as its host holds it. Cheap to clone, so
+/// that one task can wait for the tree while another shuts it down.
+#[derive(Clone, Debug)]
 pub struct Root {
     handle: SupervisorRef,
-    exit: oneshot::Receiver<Exit>,
+    exit: watch::Receiver<Option<Exit>>,
 }
 
 impl Root {
@@ -373,9 +374,9 @@ impl Root {
         let logger = logger.new(o!("supervisor" => name.to_owned()));
         Meter::bind(handle.0.meter(), name, &metrics, name);
         let sup = Supervisor::new(name, spec, logger, metrics, exit.clone(), seed);
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = watch::channel(None);
         let notify: Notify = Box::new(move |exit| {
-            let _ = tx.send(exit);
+            let _ = tx.send(Some(exit));
         });
         spawn_actor(sup, &handle.0, exit, notify);
         Ok(Root { handle, exit: rx })
@@ -400,14 +401,27 @@ impl Root {
     }
 
     /// Waits until the tree has stopped: `Ok` after a shutdown, the error
-    /// when a fatal exit or a failure of the root stopped it.
-    pub async fn wait(self) -> Result<(), TreeError> {
-        match self.exit.await {
-            Ok(Exit::Fatal(e)) => Err(TreeError::Fatal(e)),
-            Ok(Exit::Failed(e)) => Err(TreeError::Failed(e)),
-            Ok(_) => Ok(()),
-            Err(_) => Err(TreeError::Failed("the root's task was dropped".to_owned())),
+    /// when a fatal exit or a failure of the root stopped it. Any number of
+    /// waiters may wait, before or after the tree stopped.
+    pub fn wait(&self) -> impl Future<Output = Result<(), TreeError>> + use<> {
+        let mut exit = self.exit.clone();
+        async move {
+            let exit = match exit.wait_for(Option::is_some).await {
+                Ok(exit) => exit.clone(),
+                Err(_) => None,
+            };
+            match exit {
+                Some(Exit::Fatal(e)) => Err(TreeError::Fatal(e)),
+                Some(Exit::Failed(e)) => Err(TreeError::Failed(e)),
+                Some(_) => Ok(()),
+                None => Err(TreeError::Failed("the root's task was dropped".to_owned())),
+            }
         }
+    }
+
+    /// Whether the tree has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.exit.borrow().is_some()
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod mailbox;
 pub mod metrics;
 pub mod supervisor;
+mod ticks;
 
 pub use actix;
 pub use muster;

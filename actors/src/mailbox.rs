@@ -21,7 +21,6 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
 use actix::dev::MessageResponse;
 use actix::{Actor, Addr, Context, Handler, Message};
@@ -84,7 +83,7 @@ impl<A: Actor<Context = Context<A>>> Envelope<A> {
                 // as handled and the depth stays right.
                 let _guard = Handled {
                     meter,
-                    since: Instant::now(),
+                    since: crate::ticks::now(),
                 };
                 job(act, ctx)
             }
@@ -105,12 +104,12 @@ impl<A: Actor<Context = Context<A>>> Drop for Envelope<A> {
 
 struct Handled {
     meter: Arc<Meter>,
-    since: Instant,
+    since: u64,
 }
 
 impl Drop for Handled {
     fn drop(&mut self) {
-        self.meter.handled(self.since.elapsed());
+        self.meter.handled(crate::ticks::nanos_since(self.since));
     }
 }
 

@@ -182,9 +182,9 @@ impl StartCtx<'_> {
 
     /// The output of the input `input`, which must be one of the child's
     /// declared inputs. Returns [`Exit::Missing`] when that input is not
-    /// running, and a failure naming both types' owner when the output is not
-    /// a `T`, so `cx.input::<T>("x")?` in a start function does the right
-    /// thing.
+    /// running, and a failure naming the input and the expected type when its
+    /// output is not a `T`; so `cx.input::<T>("x")?` in a start function does
+    /// the right thing.
     pub fn input<T: Any + Clone + Send + Sync>(&self, input: &str) -> Result<T, Exit> {
         if !self.declared.iter().any(|d| d == input) {
             return Err(Exit::Failed(format!(

@@ -976,3 +976,59 @@ async fn a_panic_in_stopping_is_a_failure_too() {
     assert!(root.is_stopped());
     assert_eq!(root.wait().await, Ok(()));
 }
+
+#[actix::test]
+async fn a_thousand_dynamic_dependents_are_bounced_together() {
+    tokio::time::pause();
+    let log = Log::default();
+    let gateway = Mailbox::new(8);
+    let pollers = SupervisorRef::new();
+    let spec = SupervisorSpec::new(config())
+        .child(worker("gateway", &gateway, &log, |_| Plan::Run))
+        .dynamic(DynamicPolicy::new("pollers"));
+    let _root = start(
+        SupervisorSpec::new(config())
+            .child(ChildSpec::supervisor("pollers", spec, &pollers).unwrap()),
+    );
+    sleep(Duration::from_millis(1)).await;
+    let specs: Vec<ChildSpec> = (0..1000)
+        .map(|i| {
+            let log = log.clone();
+            ChildSpec::actor(format!("m{i}"), &Mailbox::new(8), move |cx| {
+                let _: Mailbox<Worker> = cx.input("gateway")?;
+                log.push("poller:start");
+                Ok(Worker {
+                    name: "poller".into(),
+                    exit: cx.exit_slot(),
+                    log: log.clone(),
+                    kept: Kept::new(0),
+                    plan: Plan::Run,
+                    ticks: 0,
+                })
+            })
+            .inputs(["gateway"])
+        })
+        .collect();
+    pollers.add_all(specs).await.unwrap();
+    assert_eq!(log.count("poller:start"), 1000);
+    gateway
+        .do_send(Quit(Exit::failed("provider down")))
+        .unwrap();
+    sleep(Duration::from_secs(1)).await;
+    // Bounced, then waiting for the gateway, which restarts after 3 s.
+    let r = pollers.report().await.unwrap();
+    assert_eq!(
+        r.children.iter().filter(|c| c.waiting_for_input).count(),
+        1000
+    );
+    sleep(Duration::from_secs(4)).await;
+    assert_eq!(log.count("poller:start"), 2000);
+    let r = pollers.report().await.unwrap();
+    assert!(r.children.iter().all(|c| c.state == ChildState::Started));
+    assert!(
+        r.children
+            .iter()
+            .filter(|c| c.dynamic)
+            .all(|c| c.restarts.dependency == 1)
+    );
+}

@@ -260,6 +260,38 @@ impl SupervisorRef {
         }
     }
 
+    /// Removes many dynamic children in one request; resolves once they are
+    /// all gone. Fails, removing none, when one of them is not a dynamic
+    /// child.
+    pub fn remove_all<I, S>(
+        &self,
+        names: I,
+    ) -> impl Future<Output = Result<(), SupervisorError>> + use<I, S>
+    where
+        I: IntoIterator<Item = S> + Send + 'static,
+        S: AsRef<str>,
+    {
+        let call = self.0.call(move |sup: &mut Supervisor, ctx| {
+            let names: Vec<S> = names.into_iter().collect();
+            if let Some(bad) = names
+                .iter()
+                .find(|n| !sup.children.get(n.as_ref()).is_some_and(|c| c.dynamic))
+            {
+                return Err(sup.no_such_child(bad.as_ref()));
+            }
+            names
+                .iter()
+                .map(|n| sup.remove_child(n.as_ref(), ctx))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        async move {
+            for gone in call.await?? {
+                let _ = gone.await;
+            }
+            Ok(())
+        }
+    }
+
     /// The supervisor's report, with its children's own reports.
     pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
         let (tx, rx) = oneshot::channel();
@@ -443,8 +475,8 @@ struct Child {
     running: Option<Running>,
     seq: Option<u64>,
     stop_reason: Option<StopReason>,
-    stop_timer: Option<SpawnHandle>,
-    restart_timer: Option<(SpawnHandle, Instant)>,
+    stop_timer: Option<TimerKey>,
+    restart_timer: Option<TimerKey>,
     waiting_for_input: bool,
     start_count: u64,
     started_at: Option<SystemTime>,
@@ -493,6 +525,17 @@ pub struct Supervisor {
     intensity: Intensity,
     shutdown: Option<Shutdown>,
     addr: Option<Addr<Supervisor>>,
+    timers: BTreeMap<TimerKey, Timer>,
+    timer_seq: u64,
+    armed: Option<(Instant, SpawnHandle)>,
+}
+
+/// A deadline, made unique by a sequence number.
+type TimerKey = (Instant, u64);
+
+enum Timer {
+    Restart(Arc<str>),
+    StopTimeout(Arc<str>, u64, Duration),
 }
 
 crate::supervised!(Supervisor);
@@ -586,6 +629,9 @@ impl Supervisor {
             intensity: Intensity::default(),
             shutdown: None,
             addr: None,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            armed: None,
         }
     }
 
@@ -646,8 +692,8 @@ impl Supervisor {
         if child.running.is_some() {
             return;
         }
-        if let Some((handle, _)) = child.restart_timer.take() {
-            ctx.cancel_future(handle);
+        if let Some(key) = child.restart_timer.take() {
+            self.timers.remove(&key);
         }
         child.waiting_for_input = false;
         child.generation += 1;
@@ -763,11 +809,11 @@ impl Supervisor {
         // set; the child's task is dropped with the runtime anyway.
         let runtime = tokio::runtime::Handle::try_current().is_ok();
         if let Some(timeout) = child.shutdown_timeout.filter(|_| runtime) {
-            let generation = child.generation;
-            let name = name.clone();
-            child.stop_timer = Some(ctx.run_later(timeout, move |sup, ctx| {
-                sup.stop_timed_out(&name, generation, timeout, ctx)
-            }));
+            let timer = Timer::StopTimeout(name.clone(), child.generation, timeout);
+            let key = self.set_timer(timeout, timer, ctx);
+            if let Some(child) = self.children.get_mut(name) {
+                child.stop_timer = Some(key);
+            }
         }
     }
 
@@ -807,8 +853,8 @@ impl Supervisor {
             return;
         };
         let was_running = child.running.take().is_some();
-        if let Some(timer) = child.stop_timer.take() {
-            ctx.cancel_future(timer);
+        if let Some(key) = child.stop_timer.take() {
+            self.timers.remove(&key);
         }
         if let Some(seq) = child.seq.take() {
             self.running_order.remove(&seq);
@@ -857,7 +903,7 @@ impl Supervisor {
         }
         match reason {
             Some(StopReason::Remove) => {
-                self.remove_now(name, ctx);
+                self.remove_now(name);
                 return;
             }
             Some(StopReason::Dependency) => {
@@ -874,7 +920,7 @@ impl Supervisor {
             Exit::Fatal(_) => {}
             Exit::Uninstall => {
                 info!(self.logger, "child uninstalled"; "child" => &**name);
-                self.remove_now(name, ctx);
+                self.remove_now(name);
             }
             Exit::Missing { input } => {
                 info!(self.logger, "child waits for an input"; "child" => &**name, "input" => input.as_str());
@@ -966,22 +1012,92 @@ impl Supervisor {
         if reason != RestartReason::Failure {
             child.state = ChildState::Starting;
         }
-        let timer_name = name.clone();
-        let handle = ctx.run_later(delay, move |sup, ctx| {
-            if let Some(c) = sup.children.get_mut(&timer_name) {
-                c.restart_timer = None;
-                sup.start_child(&timer_name, ctx);
-            }
-        });
-        child.restart_timer = Some((handle, Instant::now() + delay));
+        let key = self.set_timer(delay, Timer::Restart(name.clone()), ctx);
+        if let Some(child) = self.children.get_mut(name) {
+            child.restart_timer = Some(key);
+        }
     }
 
-    fn remove_now(&mut self, name: &Arc<str>, ctx: &mut Context<Self>) {
+    /// Sets a timer on the supervisor's one timer queue. One actix timer,
+    /// for the earliest deadline, serves the whole queue: an actix timer per
+    /// child would make every wake-up of the supervisor walk all of them,
+    /// which thousands of dynamic children restarting at once would feel.
+    fn set_timer(&mut self, after: Duration, timer: Timer, ctx: &mut Context<Self>) -> TimerKey {
+        let key = (Instant::now() + after, self.timer_seq);
+        self.timer_seq += 1;
+        self.timers.insert(key, timer);
+        self.arm(ctx);
+        key
+    }
+
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some((&(first, _), _)) = self.timers.first_key_value() else {
+            return;
+        };
+        if let Some((at, handle)) = self.armed {
+            if at <= first {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(
+            first.saturating_duration_since(Instant::now()),
+            |sup, ctx| {
+                sup.armed = None;
+                sup.fire_timers(ctx);
+            },
+        );
+        self.armed = Some((first, handle));
+    }
+
+    fn fire_timers(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (key, timer) = entry.remove_entry();
+            match timer {
+                Timer::Restart(name) => {
+                    let due = self.children.get_mut(&name).is_some_and(|c| {
+                        if c.restart_timer == Some(key) {
+                            c.restart_timer = None;
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                    if due {
+                        self.start_child(&name, ctx);
+                    }
+                }
+                Timer::StopTimeout(name, generation, timeout) => {
+                    let due = self.children.get_mut(&name).is_some_and(|c| {
+                        if c.stop_timer == Some(key) {
+                            c.stop_timer = None;
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                    if due {
+                        self.stop_timed_out(&name, generation, timeout, ctx);
+                    }
+                }
+            }
+        }
+        self.arm(ctx);
+    }
+
+    fn remove_now(&mut self, name: &Arc<str>) {
         let Some(mut child) = self.children.remove(name) else {
             return;
         };
-        if let Some((handle, _)) = child.restart_timer.take() {
-            ctx.cancel_future(handle);
+        for key in [child.restart_timer.take(), child.stop_timer.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.timers.remove(&key);
         }
         for input in child.spec.inputs.iter() {
             if let Some(set) = self.dependents.get_mut(input.as_str()) {
@@ -1019,8 +1135,8 @@ impl Supervisor {
             done: false,
         });
         for child in self.children.values_mut() {
-            if let Some((handle, _)) = child.restart_timer.take() {
-                ctx.cancel_future(handle);
+            if let Some(key) = child.restart_timer.take() {
+                self.timers.remove(&key);
                 if child.state == ChildState::Starting {
                     child.state = ChildState::Stopped;
                 }
@@ -1132,7 +1248,7 @@ impl Supervisor {
                 self.request_stop(&key, StopReason::Remove, ctx);
             }
         } else {
-            self.remove_now(&key, ctx);
+            self.remove_now(&key);
         }
         Ok(rx)
     }
@@ -1175,7 +1291,7 @@ impl Supervisor {
                     last_exit: c.last_exit.clone(),
                     last_error: c.last_error.clone(),
                     recent_failures: c.recent_failures,
-                    restart_in_ms: c.restart_timer.as_ref().map(|(_, at)| {
+                    restart_in_ms: c.restart_timer.as_ref().map(|(at, _)| {
                         u64::try_from(at.saturating_duration_since(now).as_millis())
                             .unwrap_or(u64::MAX)
                     }),

@@ -147,6 +147,7 @@ pub struct StartCtx<'a> {
     pub(crate) outputs: &'a HashMap<Arc<str>, Output>,
     pub(crate) exit: ExitSlot,
     pub(crate) logger: Logger,
+    pub(crate) base_logger: &'a Logger,
     pub(crate) kept: &'a Mutex<Option<Box<dyn Any + Send>>>,
     pub(crate) state: StatePolicy,
     pub(crate) output: Option<Output>,
@@ -170,7 +171,8 @@ impl StartCtx<'_> {
         self.start_count
     }
 
-    /// The child's logger (it carries the child's name).
+    /// The child's logger: it carries the child's name (`child`) and its
+    /// supervisor's path (`supervisor`).
     pub fn logger(&self) -> &Logger {
         &self.logger
     }

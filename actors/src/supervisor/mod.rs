@@ -352,7 +352,7 @@ impl Starter for SupervisorStarter {
         let sup = Supervisor::new(
             cx.path,
             self.spec.clone(),
-            cx.logger.clone(),
+            cx.base_logger.clone(),
             cx.metrics.clone(),
             cx.exit.clone(),
             cx.seed,
@@ -403,7 +403,6 @@ impl Root {
         let handle = SupervisorRef::new();
         let seed = spec.config.jitter_seed.unwrap_or_else(rand::random);
         let exit = ExitSlot::default();
-        let logger = logger.new(o!("supervisor" => name.to_owned()));
         Meter::bind(handle.0.meter(), name, &metrics, name);
         let sup = Supervisor::new(name, spec, logger, metrics, exit.clone(), seed);
         let (tx, rx) = watch::channel(None);
@@ -510,6 +509,9 @@ pub struct Supervisor {
     path: Arc<str>,
     config: RestartConfig,
     dynamic: Option<DynamicPolicy>,
+    /// The host's logger, from which every supervisor of the tree makes
+    /// its own, so that a nested one does not repeat its parent's keys.
+    base_logger: Logger,
     logger: Logger,
     metrics: Metrics,
     rng: StdRng,
@@ -615,7 +617,8 @@ impl Supervisor {
             path: Arc::from(path),
             config: spec.config,
             dynamic: spec.dynamic,
-            logger,
+            logger: logger.new(o!("supervisor" => path.to_owned())),
+            base_logger: logger,
             metrics,
             rng: StdRng::seed_from_u64(seed),
             exit,
@@ -717,6 +720,7 @@ impl Supervisor {
             outputs: &self.outputs,
             exit: ExitSlot::default(),
             logger: self.logger.new(o!("child" => name.to_string())),
+            base_logger: &self.base_logger,
             kept: &child.spec.kept,
             state: child.spec.state,
             output: None,

@@ -168,6 +168,31 @@ fn send_overhead(c: &mut Criterion) {
          metered {m:.1} ns per message; overhead {d:.1} ns, ratio {:.2}",
         m / b
     );
+    let per_round = 500u32;
+    let (mut bare, mut metered) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (b, m) = sys.block_on(async {
+            let start = Instant::now();
+            for _ in 0..per_round {
+                black_box(addr.send(Ping).await.unwrap());
+            }
+            let b = start.elapsed();
+            let start = Instant::now();
+            for _ in 0..per_round {
+                black_box(mailbox.send(Ping).await.unwrap());
+            }
+            (b, start.elapsed())
+        });
+        bare.push(b.as_secs_f64() * 1e9 / f64::from(per_round));
+        metered.push(m.as_secs_f64() * 1e9 / f64::from(per_round));
+    }
+    let mut diffs: Vec<f64> = metered.iter().zip(&bare).map(|(m, b)| m - b).collect();
+    let (b, m, d) = (median(&mut bare), median(&mut metered), median(&mut diffs));
+    println!(
+        "send round trip, alternating rounds of {per_round} (medians of {rounds}): bare {b:.1} ns, \
+         metered {m:.1} ns per message; overhead {d:.1} ns, ratio {:.2}",
+        m / b
+    );
     sys.block_on(async move {
         root.shutdown();
         root.wait().await.unwrap();

@@ -1032,3 +1032,35 @@ async fn a_thousand_dynamic_dependents_are_bounced_together() {
             .all(|c| c.restarts.dependency == 1)
     );
 }
+
+#[actix::test]
+async fn a_panic_in_the_start_function_is_a_failure_too() {
+    tokio::time::pause();
+    let log = Log::default();
+    let mb = Mailbox::new(8);
+    let mut starts = 0;
+    let log2 = log.clone();
+    let spec = ChildSpec::actor("w", &mb, move |cx| {
+        starts += 1;
+        log2.push("w:attempt");
+        if starts == 1 {
+            panic!("no config");
+        }
+        Ok(Worker {
+            name: "w".into(),
+            exit: cx.exit_slot(),
+            log: log2.clone(),
+            kept: Kept::new(0),
+            plan: Plan::Run,
+            ticks: 0,
+        })
+    });
+    let root = start(SupervisorSpec::new(config()).child(spec));
+    sleep(Duration::from_millis(1)).await;
+    let w = report(&root).await.child("w").cloned().unwrap();
+    assert_eq!(w.last_error.as_deref(), Some("panicked: no config"));
+    assert_eq!(w.state, ChildState::Failed);
+    sleep(Duration::from_secs(4)).await;
+    assert_eq!(log.count("w:attempt"), 2);
+    assert_eq!(mb.send(Ping).await, Ok(1));
+}

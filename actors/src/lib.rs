@@ -3,6 +3,27 @@
 //! This crate runs the core of [`muster`] as a tree of supervised actors: a
 //! presence actor with one sub-actor per API server, and a machine watcher
 //! with one poller actor per machine, under a root supervisor.
+//!
+//! The machinery every actor runs under:
+//! - [`supervisor`]: named children with inputs and outputs, restart
+//!   policies, backoff, restart intensity, dynamic children, ordered
+//!   shutdown, panics caught as failures, and the [`Report`] of the tree;
+//! - [`mailbox`]: the stable, metered, bounded address of a supervised actor;
+//! - [`metrics`]: the `prometheus-client` series the host registers.
 
-pub use muster;
 pub mod gateway;
+pub mod mailbox;
+pub mod metrics;
+pub mod supervisor;
+mod ticks;
+
+pub use actix;
+pub use muster;
+
+pub use mailbox::{Envelope, Mailbox, SendError, Supervised};
+pub use metrics::{MailboxStats, Metrics};
+pub use supervisor::{
+    ChildReport, ChildSpec, ChildState, ConfigError, DynamicPolicy, Exit, ExitSlot, Kept, Report,
+    Reporter, RestartConfig, RestartCounts, RestartPolicy, Root, StartCtx, StatePolicy,
+    SupervisorError, SupervisorRef, SupervisorSpec, TreeError,
+};

@@ -1,0 +1,341 @@
+//! The stable, metered address of a supervised actor.
+//!
+//! A restarted actor gets a new actix mailbox, so senders hold a [`Mailbox`]
+//! instead of an `Addr`: the supervisor re-points it at each new instance.
+//! The handle is also where the metering and the capacity check live, since
+//! actix's `send` and `do_send` queue past the mailbox capacity.
+//!
+//! Every message travels as an [`Envelope`]: a boxed call of the actor's own
+//! `Handler<M>`, timed and counted when it runs, counted as dropped when the
+//! actor stops before running it. An actor opts in with [`supervised!`],
+//! which implements `Handler<Envelope<Self>>` (a blanket impl is not allowed
+//! by the orphan rule).
+//!
+//! A message sent while the actor is not running (between a failure and its
+//! restart, or after it stopped for good) is refused at once with
+//! [`SendError::NotRunning`]; nothing is buffered across a restart, and
+//! messages still queued when an actor fails are dropped (and counted).
+//!
+//! [`supervised!`]: crate::supervised
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use actix::dev::MessageResponse;
+use actix::{Actor, Addr, Context, Handler, Message};
+use tokio::sync::oneshot;
+
+use crate::metrics::{MailboxStats, Meter};
+
+/// An actor that runs under a supervisor: an actix actor with a plain
+/// `Context` that accepts [`Envelope`]s (see [`supervised!`](crate::supervised)).
+pub trait Supervised: Actor<Context = Context<Self>> + Handler<Envelope<Self>> {}
+
+impl<A> Supervised for A where A: Actor<Context = Context<A>> + Handler<Envelope<A>> {}
+
+/// Implements `Handler<Envelope<Self>>` for an actor, making it [`Supervised`].
+///
+/// ```
+/// use actix::prelude::*;
+/// struct Counter(u64);
+/// impl Actor for Counter { type Context = Context<Self>; }
+/// muster_actors::supervised!(Counter);
+/// ```
+#[macro_export]
+macro_rules! supervised {
+    ($actor:ty) => {
+        impl $crate::actix::Handler<$crate::Envelope<$actor>> for $actor {
+            type Result = ();
+            fn handle(
+                &mut self,
+                envelope: $crate::Envelope<$actor>,
+                ctx: &mut $crate::actix::Context<$actor>,
+            ) {
+                envelope.run(self, ctx)
+            }
+        }
+    };
+}
+
+type Job<A> = Box<dyn FnOnce(&mut A, &mut Context<A>) + Send>;
+
+/// One message on its way to a supervised actor. Only [`supervised!`]'s
+/// handler needs to name it.
+///
+/// [`supervised!`]: crate::supervised
+pub struct Envelope<A: Actor<Context = Context<A>>> {
+    job: Option<Job<A>>,
+    meter: Option<Arc<Meter>>,
+}
+
+impl<A: Actor<Context = Context<A>>> Message for Envelope<A> {
+    type Result = ();
+}
+
+impl<A: Actor<Context = Context<A>>> Envelope<A> {
+    /// Runs the message's handler on the actor, timing it.
+    pub fn run(mut self, act: &mut A, ctx: &mut Context<A>) {
+        let Some(job) = self.job.take() else { return };
+        match self.meter.take() {
+            Some(meter) => {
+                // Counted in a guard so that a panicking handler still counts
+                // as handled and the depth stays right.
+                let _guard = Handled {
+                    meter,
+                    since: crate::ticks::now(),
+                };
+                job(act, ctx)
+            }
+            None => job(act, ctx),
+        }
+    }
+}
+
+impl<A: Actor<Context = Context<A>>> Drop for Envelope<A> {
+    fn drop(&mut self) {
+        if self.job.is_some()
+            && let Some(meter) = &self.meter
+        {
+            meter.dropped();
+        }
+    }
+}
+
+struct Handled {
+    meter: Arc<Meter>,
+    since: u64,
+}
+
+impl Drop for Handled {
+    fn drop(&mut self) {
+        self.meter.handled(crate::ticks::nanos_since(self.since));
+    }
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The mailbox already holds `capacity` messages; the message was refused
+    /// at once rather than queued.
+    #[error("{child} is overloaded: its mailbox is full ({capacity} messages)")]
+    Overloaded {
+        /// The child the mailbox belongs to.
+        child: String,
+        /// The mailbox's capacity.
+        capacity: usize,
+    },
+    /// The actor is not running: it is waiting to be restarted, waiting for an
+    /// input, or stopped for good.
+    #[error("{child} is not running")]
+    NotRunning {
+        /// The child the mailbox belongs to.
+        child: String,
+    },
+    /// The message was accepted, but the actor stopped (or failed) before it
+    /// answered.
+    #[error("{child} stopped before answering")]
+    Lost {
+        /// The child the mailbox belongs to.
+        child: String,
+    },
+}
+
+struct Slot<A: Actor> {
+    generation: u64,
+    addr: Option<Addr<A>>,
+}
+
+struct Shared<A: Actor> {
+    slot: RwLock<Slot<A>>,
+    meter: Arc<Meter>,
+}
+
+/// The stable address of a supervised actor: cheap to clone, `Send + Sync`,
+/// valid across restarts, with a capacity and metering.
+pub struct Mailbox<A: Actor> {
+    shared: Arc<Shared<A>>,
+}
+
+impl<A: Actor> Clone for Mailbox<A> {
+    fn clone(&self) -> Self {
+        Mailbox {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for Mailbox<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("child", &self.shared.meter.name())
+            .field("capacity", &self.shared.meter.capacity)
+            .finish()
+    }
+}
+
+impl<A: Supervised> Mailbox<A> {
+    /// A mailbox that holds at most `capacity` messages waiting to be
+    /// handled; past that, sends fail with [`SendError::Overloaded`]. A
+    /// capacity of 0 refuses every message.
+    pub fn new(capacity: usize) -> Self {
+        Mailbox {
+            shared: Arc::new(Shared {
+                slot: RwLock::new(Slot {
+                    generation: 0,
+                    addr: None,
+                }),
+                meter: Arc::new(Meter::new(capacity)),
+            }),
+        }
+    }
+
+    /// Sends `msg` without waiting for the answer. Fails at once when the
+    /// mailbox is full or the actor is not running.
+    pub fn do_send<M>(&self, msg: M) -> Result<(), SendError>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        self.push(Box::new(move |act: &mut A, ctx: &mut Context<A>| {
+            let response = <A as Handler<M>>::handle(act, msg, ctx);
+            response.handle(ctx, None);
+        }))
+    }
+
+    /// Sends `msg` and waits for the handler's answer. The mailbox's checks
+    /// happen when `send` is called, not when the future is first polled.
+    pub fn send<M>(&self, msg: M) -> impl Future<Output = Result<M::Result, SendError>> + use<A, M>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let (tx, rx) = oneshot::channel();
+        let pushed = self.push(Box::new(move |act: &mut A, ctx: &mut Context<A>| {
+            let response = <A as Handler<M>>::handle(act, msg, ctx);
+            response.handle(ctx, Some(tx));
+        }));
+        let meter = self.shared.meter.clone();
+        async move {
+            pushed?;
+            rx.await.map_err(|_| SendError::Lost {
+                child: meter.name(),
+            })
+        }
+    }
+
+    /// Runs `f` on the actor as a message (metered like any other) and
+    /// returns its result.
+    pub fn call<R, F>(&self, f: F) -> impl Future<Output = Result<R, SendError>> + use<A, R, F>
+    where
+        F: FnOnce(&mut A, &mut Context<A>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let pushed = self.push(Box::new(move |act: &mut A, ctx: &mut Context<A>| {
+            let _ = tx.send(f(act, ctx));
+        }));
+        let meter = self.shared.meter.clone();
+        async move {
+            pushed?;
+            rx.await.map_err(|_| SendError::Lost {
+                child: meter.name(),
+            })
+        }
+    }
+
+    /// The mailbox's own counters.
+    pub fn stats(&self) -> MailboxStats {
+        self.shared.meter.stats()
+    }
+
+    /// Whether an instance of the actor is running now.
+    pub fn is_running(&self) -> bool {
+        self.read_addr(|a| a.is_some())
+    }
+
+    /// The actix address of the running instance, if any. Messages sent
+    /// through it bypass the capacity and the metering, and it goes stale
+    /// when the actor restarts; prefer the mailbox.
+    pub fn addr(&self) -> Option<Addr<A>> {
+        self.read_addr(|a| a.cloned())
+    }
+
+    fn read_addr<R>(&self, f: impl FnOnce(Option<&Addr<A>>) -> R) -> R {
+        let slot = self
+            .shared
+            .slot
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(slot.addr.as_ref())
+    }
+
+    fn push(&self, job: Job<A>) -> Result<(), SendError> {
+        let meter = &self.shared.meter;
+        self.read_addr(|addr| {
+            let Some(addr) = addr else {
+                meter.refuse_not_running();
+                return Err(SendError::NotRunning {
+                    child: meter.name(),
+                });
+            };
+            if !meter.admit() {
+                return Err(SendError::Overloaded {
+                    child: meter.name(),
+                    capacity: meter.capacity,
+                });
+            }
+            // The actix queue is unbounded for do_send; the meter bounds it.
+            addr.do_send(Envelope {
+                job: Some(job),
+                meter: Some(meter.clone()),
+            });
+            Ok(())
+        })
+    }
+
+    /// Sends a job that is neither metered nor bounded: the supervisor's own
+    /// requests (stop, report) must get through a full mailbox.
+    pub(crate) fn control(&self, job: Job<A>) -> bool {
+        self.read_addr(|addr| match addr {
+            Some(addr) => {
+                addr.do_send(Envelope {
+                    job: Some(job),
+                    meter: None,
+                });
+                true
+            }
+            None => false,
+        })
+    }
+
+    pub(crate) fn meter(&self) -> &Arc<Meter> {
+        &self.shared.meter
+    }
+
+    /// Points the mailbox at a new instance; returns its generation.
+    pub(crate) fn attach(&self, addr: Addr<A>) -> u64 {
+        let mut slot = self
+            .shared
+            .slot
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.generation += 1;
+        slot.addr = Some(addr);
+        slot.generation
+    }
+
+    /// Detaches the instance of `generation`, if it is still the current one.
+    pub(crate) fn detach(&self, generation: u64) {
+        let mut slot = self
+            .shared
+            .slot
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot.generation == generation {
+            slot.addr = None;
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The report of a supervision tree: plain data, serde-serialisable.
+
+use serde::{Deserialize, Serialize};
+
+use super::child::Exit;
+use super::policy::{RestartPolicy, StatePolicy};
+use crate::metrics::MailboxStats;
+
+/// Where a child is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChildState {
+    /// Waiting to be started: a restart is scheduled after a bounce or a
+    /// normal exit, or the first start has not happened yet.
+    Starting,
+    /// Running.
+    Started,
+    /// Asked to stop; waiting for it to finish.
+    Stopping,
+    /// Not running and not scheduled: waiting for an input, or finished.
+    Stopped,
+    /// Its last run failed; a restart may be scheduled (see `restart_in_ms`).
+    Failed,
+}
+
+/// Restarts of one child, by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartCounts {
+    /// After a failure or a panic.
+    pub failure: u64,
+    /// After the child asked to be bounced.
+    pub bounce: u64,
+    /// After a normal exit of a permanent child.
+    pub done: u64,
+    /// Because one of its inputs stopped or restarted.
+    pub dependency: u64,
+}
+
+/// One child in a supervisor's report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildReport {
+    /// The child's name.
+    pub name: String,
+    /// Where it is in its life.
+    pub state: ChildState,
+    /// The children it needs.
+    pub inputs: Vec<String>,
+    /// Its restart policy.
+    pub restart: RestartPolicy,
+    /// Whether its state is kept across restarts.
+    pub state_policy: StatePolicy,
+    /// Whether it was added at run time.
+    pub dynamic: bool,
+    /// Whether it is waiting for one of its inputs.
+    pub waiting_for_input: bool,
+    /// How many times it was started.
+    pub start_count: u64,
+    /// When it was last started (RFC 3339, wall clock).
+    pub started_at: Option<String>,
+    /// How it last exited.
+    pub last_exit: Option<Exit>,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// Failures since its last long run, as the backoff counts them.
+    pub recent_failures: u32,
+    /// Milliseconds until a scheduled restart.
+    pub restart_in_ms: Option<u64>,
+    /// Restarts by reason.
+    pub restarts: RestartCounts,
+    /// Its mailbox's counters (actor children).
+    pub mailbox: Option<MailboxStats>,
+    /// The child's own report: a nested supervisor's [`Report`], or what an
+    /// actor's reporter returned.
+    pub report: Option<serde_json::Value>,
+}
+
+/// A supervisor's report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The supervisor's path in the tree.
+    pub path: String,
+    /// `started`, or `stopping` while it shuts down.
+    pub state: ChildState,
+    /// Restarts counted in the current intensity window.
+    pub recent_restarts: usize,
+    /// The children: static ones in declaration order, then dynamic ones by
+    /// name.
+    pub children: Vec<ChildReport>,
+}
+
+impl Report {
+    /// The child called `name`, if any.
+    pub fn child(&self, name: &str) -> Option<&ChildReport> {
+        self.children.iter().find(|c| c.name == name)
+    }
+}

@@ -8,3 +8,4 @@
 
 pub mod clock;
 pub mod names;
+pub mod presence;

@@ -147,14 +147,17 @@ impl ServerTable {
                     model: *model,
                     pos: group.len(),
                 });
-                group.push(Entry {
-                    agent: agent.clone(),
-                    id,
-                    user_data: user_data.into(),
-                    last_seen: now,
-                    status: Status::Alive,
-                    controller_agent,
-                });
+                push_entry(
+                    group,
+                    Entry {
+                        agent: agent.clone(),
+                        id,
+                        user_data: user_data.into(),
+                        last_seen: now,
+                        status: Status::Alive,
+                        controller_agent,
+                    },
+                );
             }
         }
     }
@@ -311,7 +314,7 @@ impl ServerTable {
                 pos: group.len(),
             },
         );
-        group.push(entry);
+        push_entry(group, entry);
     }
 }
 
@@ -330,6 +333,16 @@ impl fmt::Debug for ServerTable {
 fn entry_mut(models: &mut Arc<ModelMap>, slot: Slot) -> Option<&mut Entry> {
     let group = Arc::make_mut(models).get_mut(&slot.model)?;
     Arc::make_mut(group).get_mut(slot.pos)
+}
+
+/// Appends to a model group, growing it by half rather than doubling: a
+/// server holds many small groups, and doubling would leave up to half of each
+/// unused.
+fn push_entry(group: &mut Vec<Entry>, entry: Entry) {
+    if group.len() == group.capacity() {
+        group.reserve_exact((group.len() / 2).max(4));
+    }
+    group.push(entry);
 }
 
 /// Gives memory back after many disconnects, with hysteresis so that a group

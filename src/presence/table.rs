@@ -212,7 +212,8 @@ impl ServerTable {
     }
 
     /// Marks every connection Missing: the server went away. Entries are kept
-    /// so that agents show as missing rather than unknown.
+    /// so that agents show as missing rather than unknown. One pass over the
+    /// server's entries.
     pub fn mark_down(&mut self) {
         if self.missing == self.index.len() {
             return;
@@ -234,6 +235,8 @@ impl ServerTable {
     /// - Snapshot values are taken in order: one whose id is already Alive
     ///   (kept, or added earlier from this snapshot) only refreshes that
     ///   entry's last seen; any other is added as Alive, seen at `now`.
+    ///
+    /// Rebuilds the table: one pass over its entries and the snapshot.
     pub fn apply_snapshot(
         &mut self,
         values: Vec<Value>,

@@ -67,6 +67,21 @@ enum Op {
         server: usize,
         id: u64,
     },
+    /// Many connections of one model, so that groups grow past a few entries.
+    ConnectRange {
+        server: usize,
+        model: usize,
+        agent: usize,
+        start: u64,
+        len: u64,
+    },
+    /// Every `step`-th id of a range: empties groups partly or wholly.
+    DisconnectRange {
+        server: usize,
+        start: u64,
+        len: u64,
+        step: u64,
+    },
     Activity {
         server: usize,
         id: u64,
@@ -86,9 +101,10 @@ enum Op {
 }
 
 /// Few ids, so that connections collide across servers and operations hit
-/// known ids often; plus the extreme value.
+/// known ids often; some in the range the bulk operations use; plus the
+/// extreme value.
 fn id() -> impl Strategy<Value = u64> {
-    prop_oneof![8 => 0u64..6, 1 => Just(u64::MAX)]
+    prop_oneof![8 => 0u64..6, 2 => 100u64..140, 1 => Just(u64::MAX)]
 }
 
 fn status() -> impl Strategy<Value = Status> {
@@ -151,6 +167,12 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         10 => connect(),
         4 => (0..SERVERS, id()).prop_map(|(server, id)| Op::Disconnect { server, id }),
+        1 => (0..SERVERS, 0..MODELS, 0..AGENT_TEXTS.len(), 100u64..120, 0u64..40).prop_map(
+            |(server, model, agent, start, len)| Op::ConnectRange { server, model, agent, start, len }
+        ),
+        1 => (0..SERVERS, 100u64..140, 0u64..40, 1u64..4).prop_map(
+            |(server, start, len, step)| Op::DisconnectRange { server, start, len, step }
+        ),
         3 => (0..SERVERS, id()).prop_map(|(server, id)| Op::Activity { server, id }),
         2 => (0..SERVERS).prop_map(|server| Op::ServerDown { server }),
         3 => (0..SERVERS, prop::collection::vec(snapshot_value(), 0..6))
@@ -311,6 +333,31 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             &Op::Disconnect { server, id } => {
                 ours.disconnect(&pools.servers[server], id);
                 theirs.disconnect(&pools.servers[server], id);
+            }
+            &Op::ConnectRange {
+                server,
+                model,
+                agent,
+                start,
+                len,
+            } => {
+                for id in start..start + len {
+                    let server = &pools.servers[server];
+                    let (model, agent) = (&pools.models[model], &pools.agents[agent]);
+                    ours.connect(server, model, agent, id, false, "");
+                    theirs.connect(server, model, agent, id, false, "");
+                }
+            }
+            &Op::DisconnectRange {
+                server,
+                start,
+                len,
+                step,
+            } => {
+                for id in (start..start + len).step_by(step as usize) {
+                    ours.disconnect(&pools.servers[server], id);
+                    theirs.disconnect(&pools.servers[server], id);
+                }
             }
             &Op::Activity { server, id } => {
                 ours.activity(&pools.servers[server], id);

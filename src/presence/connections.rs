@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::table::{Entry, ServerView};
+use super::table::{Entry, Group, ServerView};
 use super::{PresenceError, Status, Value};
 use crate::names::{AgentTag, MachineTag, ModelUuid};
 
@@ -188,7 +188,7 @@ impl Connections {
 
     /// Calls `f` with each model group the server and model filters select;
     /// the agent filter is left to `f`.
-    fn for_each_group<'a>(&'a self, mut f: impl FnMut(&'a ServerView, &'a ModelUuid, &'a [Entry])) {
+    fn for_each_group<'a>(&'a self, mut f: impl FnMut(&'a ServerView, &'a ModelUuid, &'a Group)) {
         for view in self.views() {
             self.for_each_group_of(view, &mut f);
         }
@@ -197,13 +197,13 @@ impl Connections {
     fn for_each_group_of<'a>(
         &self,
         view: &'a ServerView,
-        mut f: impl FnMut(&'a ServerView, &'a ModelUuid, &'a [Entry]),
+        mut f: impl FnMut(&'a ServerView, &'a ModelUuid, &'a Group),
     ) {
         match &self.filter.model {
             // A model filter is a lookup, not a scan: this is what keeps a
             // query about one model independent of the table's size.
             Some(model) => {
-                if let Some((model, group)) = view.models.get_key_value(model) {
+                if let Some((model, group)) = view.models.get(model) {
                     f(view, model, group);
                 }
             }
@@ -218,7 +218,7 @@ impl Connections {
     /// Calls `f` with each entry every filter selects.
     fn for_each_entry<'a>(&'a self, mut f: impl FnMut(&'a ServerView, &'a ModelUuid, &'a Entry)) {
         self.for_each_group(|view, model, group| {
-            for entry in group {
+            for entry in group.iter() {
                 if self.agent_matches(entry) {
                     f(view, model, entry);
                 }

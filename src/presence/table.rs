@@ -1,8 +1,16 @@
 //! The connections held by one API server, and cheap immutable views of them.
+//!
+//! Layout: the entries of a server are grouped per model, each group behind
+//! an `Arc`, in a slab of models that is itself behind an `Arc`. A view clones
+//! the outer `Arc`; a mutation while a view is alive copies the slab (model
+//! pointers only) and the one group it touches. An index maps a connection id
+//! straight to (model slot, position), so connect, disconnect and activity
+//! touch one group and never search.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -38,17 +46,163 @@ impl Entry {
     }
 }
 
-/// A server's entries grouped per model. Both levels sit behind `Arc`s: a view
-/// shares them, and a mutation while a view is alive copies only the map of
-/// model pointers and the one model it touches.
-pub(crate) type ModelMap = HashMap<ModelUuid, Arc<Vec<Entry>>>;
+/// The entries of one model on one server.
+///
+/// A disconnect leaves a vacant position that the model's next connection
+/// reuses, instead of moving another entry into it: a move would cost a second
+/// random index update. Groups are compacted once mostly vacant.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Group {
+    entries: Vec<Option<Entry>>,
+    vacant: Vec<u32>,
+}
 
-/// Where a connection id's entry sits: its model group and its position there.
+impl Group {
+    /// The entries, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().flatten()
+    }
+
+    /// The number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len() - self.vacant.len()
+    }
+
+    fn get_mut(&mut self, pos: u32) -> Option<&mut Entry> {
+        self.entries.get_mut(pos as usize)?.as_mut()
+    }
+
+    /// Stores `entry` and returns its position, or `None` past the `u32`
+    /// positions a group can address (hundreds of gigabytes of entries).
+    fn insert(&mut self, entry: Entry) -> Option<u32> {
+        if let Some(pos) = self.vacant.pop() {
+            self.entries[pos as usize] = Some(entry);
+            return Some(pos);
+        }
+        let pos = u32::try_from(self.entries.len()).ok()?;
+        // Grow by half rather than doubling: a server holds many small
+        // groups, and doubling would leave up to half of each unused.
+        if self.entries.len() == self.entries.capacity() {
+            self.entries.reserve_exact((self.entries.len() / 2).max(4));
+        }
+        self.entries.push(Some(entry));
+        Some(pos)
+    }
+
+    fn remove(&mut self, pos: u32) -> Option<Entry> {
+        let removed = self.entries.get_mut(pos as usize)?.take()?;
+        self.vacant.push(pos);
+        Some(removed)
+    }
+
+    /// Whether vacant positions outnumber entries three to one; compacting
+    /// then costs less than the disconnects that emptied the group.
+    fn is_sparse(&self) -> bool {
+        self.entries.len() > 8 && self.len() * 4 < self.entries.len()
+    }
+}
+
+/// A server's model groups in a slab, so that the index can name a group by
+/// a small number and reach it without hashing the model UUID.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Models {
+    by_uuid: HashMap<ModelUuid, u32>,
+    slots: Vec<Option<(ModelUuid, Arc<Group>)>>,
+    free: Vec<u32>,
+}
+
+impl Models {
+    /// The group of a model, if the server holds connections of it.
+    pub(crate) fn get(&self, model: &ModelUuid) -> Option<(&ModelUuid, &Group)> {
+        let slot = *self.by_uuid.get(model)?;
+        let (model, group) = self.slots.get(slot as usize)?.as_ref()?;
+        Some((model, group))
+    }
+
+    /// Every model and its group.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&ModelUuid, &Group)> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|(model, group)| (model, &**group))
+    }
+
+    /// The number of models.
+    pub(crate) fn len(&self) -> usize {
+        self.by_uuid.len()
+    }
+
+    /// The group in `slot`, made unique first if a view shares it.
+    fn group_mut(&mut self, slot: u32) -> Option<&mut Group> {
+        let (_, group) = self.slots.get_mut(slot as usize)?.as_mut()?;
+        Some(Arc::make_mut(group))
+    }
+
+    /// The slot of a model, allocated if the model has none.
+    fn slot_of(&mut self, model: &ModelUuid) -> Option<u32> {
+        if let Some(&slot) = self.by_uuid.get(model) {
+            return Some(slot);
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some((*model, Arc::default()));
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len()).ok()?;
+                self.slots.push(Some((*model, Arc::default())));
+                slot
+            }
+        };
+        self.by_uuid.insert(*model, slot);
+        Some(slot)
+    }
+
+    /// Frees the slot of a model that has no connections left.
+    fn release(&mut self, slot: u32) {
+        if let Some((model, _)) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+            self.by_uuid.remove(&model);
+            self.free.push(slot);
+        }
+    }
+}
+
+/// Where a connection id's entry sits.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    model: ModelUuid,
-    pos: usize,
+    model: u32,
+    pos: u32,
 }
+
+/// A hasher for connection ids: one multiply-xorshift round (MurmurHash3's
+/// finaliser) instead of SipHash. Ids are assigned by the API server itself,
+/// not chosen by clients, so flooding resistance buys nothing here, and the
+/// finaliser spreads even ids that share their low bits.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+type Index = HashMap<u64, Slot, BuildHasherDefault<IdHasher>>;
 
 /// How many connections of a server are in each status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,13 +232,12 @@ impl StatusCounts {
 /// The connections held by one API server: the state a per-server presence
 /// actor owns.
 ///
-/// Connect, disconnect and activity are O(1) through an index from connection
-/// id to (model, position). Operations take the time as an argument, so the
-/// owner decides which clock to read.
+/// Connect, disconnect and activity are O(1). Operations take the time as an
+/// argument, so the owner decides which clock to read.
 pub struct ServerTable {
     server: MachineTag,
-    models: Arc<ModelMap>,
-    index: HashMap<u64, Slot>,
+    models: Arc<Models>,
+    index: Index,
     missing: usize,
 }
 
@@ -93,8 +246,8 @@ impl ServerTable {
     pub fn new(server: MachineTag) -> Self {
         ServerTable {
             server,
-            models: Arc::new(ModelMap::new()),
-            index: HashMap::new(),
+            models: Arc::default(),
+            index: Index::default(),
             missing: 0,
         }
     }
@@ -141,23 +294,17 @@ impl ServerTable {
                 }
             }
             MapEntry::Vacant(vacant) => {
-                let group =
-                    Arc::make_mut(Arc::make_mut(&mut self.models).entry(*model).or_default());
-                vacant.insert(Slot {
-                    model: *model,
-                    pos: group.len(),
-                });
-                push_entry(
-                    group,
-                    Entry {
-                        agent: agent.clone(),
-                        id,
-                        user_data: user_data.into(),
-                        last_seen: now,
-                        status: Status::Alive,
-                        controller_agent,
-                    },
-                );
+                let entry = Entry {
+                    agent: agent.clone(),
+                    id,
+                    user_data: user_data.into(),
+                    last_seen: now,
+                    status: Status::Alive,
+                    controller_agent,
+                };
+                if let Some(slot) = insert(Arc::make_mut(&mut self.models), model, entry) {
+                    vacant.insert(slot);
+                }
             }
         }
     }
@@ -168,27 +315,19 @@ impl ServerTable {
             return false;
         };
         let models = Arc::make_mut(&mut self.models);
-        let Some(group) = models.get_mut(&slot.model) else {
+        let Some(group) = models.group_mut(slot.model) else {
             return true;
         };
-        let group = Arc::make_mut(group);
-        if slot.pos >= group.len() {
-            return true;
-        }
-        let removed = group.swap_remove(slot.pos);
-        if removed.status == Status::Missing {
+        if group
+            .remove(slot.pos)
+            .is_some_and(|e| e.status == Status::Missing)
+        {
             self.missing -= 1;
         }
-        // The last entry moved into the freed position.
-        if let Some(moved) = group.get(slot.pos)
-            && let Some(moved_slot) = self.index.get_mut(&moved.id)
-        {
-            moved_slot.pos = slot.pos;
-        }
-        if group.is_empty() {
-            models.remove(&slot.model);
-        } else {
-            shrink_if_sparse(group);
+        if group.len() == 0 {
+            models.release(slot.model);
+        } else if group.is_sparse() {
+            compact(group, slot.model, &mut self.index);
         }
         if self.index.capacity() > 64 && self.index.len() < self.index.capacity() / 4 {
             self.index.shrink_to(self.index.len() * 2);
@@ -218,8 +357,8 @@ impl ServerTable {
         if self.missing == self.index.len() {
             return;
         }
-        for group in Arc::make_mut(&mut self.models).values_mut() {
-            for entry in Arc::make_mut(group) {
+        for (_, group) in Arc::make_mut(&mut self.models).slots.iter_mut().flatten() {
+            for entry in Arc::make_mut(group).entries.iter_mut().flatten() {
                 entry.status = Status::Missing;
             }
         }
@@ -245,11 +384,11 @@ impl ServerTable {
         validate_snapshot(&self.server, &values)?;
         let old = std::mem::replace(self, ServerTable::new(self.server.clone()));
         let models = Arc::try_unwrap(old.models).unwrap_or_else(|shared| (*shared).clone());
-        for (model, group) in models {
+        for (model, group) in models.slots.into_iter().flatten() {
             let group = Arc::try_unwrap(group).unwrap_or_else(|shared| (*shared).clone());
-            for entry in group {
+            for entry in group.entries.into_iter().flatten() {
                 if entry.status == Status::Alive {
-                    self.insert_new(model, entry);
+                    self.insert_new(&model, entry);
                 }
             }
         }
@@ -260,7 +399,7 @@ impl ServerTable {
                 }
             } else {
                 self.insert_new(
-                    value.model,
+                    &value.model,
                     Entry {
                         agent: value.agent,
                         id: value.connection_id,
@@ -283,8 +422,9 @@ impl ServerTable {
     /// The connection with this id, if known.
     pub fn get(&self, id: u64) -> Option<Value> {
         let slot = self.index.get(&id)?;
-        let entry = self.models.get(&slot.model)?.get(slot.pos)?;
-        Some(entry.to_value(&self.server, &slot.model))
+        let (model, group) = self.models.slots.get(slot.model as usize)?.as_ref()?;
+        let entry = group.entries.get(slot.pos as usize)?.as_ref()?;
+        Some(entry.to_value(&self.server, model))
     }
 
     /// Every connection, sorted by connection id: what this server reports to
@@ -305,19 +445,14 @@ impl ServerTable {
     }
 
     /// Adds an entry whose id is not in the table.
-    fn insert_new(&mut self, model: ModelUuid, entry: Entry) {
-        if entry.status == Status::Missing {
-            self.missing += 1;
+    fn insert_new(&mut self, model: &ModelUuid, entry: Entry) {
+        let (id, missing) = (entry.id, entry.status == Status::Missing);
+        if let Some(slot) = insert(Arc::make_mut(&mut self.models), model, entry) {
+            self.index.insert(id, slot);
+            if missing {
+                self.missing += 1;
+            }
         }
-        let group = Arc::make_mut(Arc::make_mut(&mut self.models).entry(model).or_default());
-        self.index.insert(
-            entry.id,
-            Slot {
-                model,
-                pos: group.len(),
-            },
-        );
-        push_entry(group, entry);
     }
 }
 
@@ -332,27 +467,43 @@ impl fmt::Debug for ServerTable {
     }
 }
 
-/// The entry at `slot`, made unique first if a view shares it.
-fn entry_mut(models: &mut Arc<ModelMap>, slot: Slot) -> Option<&mut Entry> {
-    let group = Arc::make_mut(models).get_mut(&slot.model)?;
-    Arc::make_mut(group).get_mut(slot.pos)
-}
-
-/// Appends to a model group, growing it by half rather than doubling: a
-/// server holds many small groups, and doubling would leave up to half of each
-/// unused.
-fn push_entry(group: &mut Vec<Entry>, entry: Entry) {
-    if group.len() == group.capacity() {
-        group.reserve_exact((group.len() / 2).max(4));
+/// Stores an entry in its model's group; `None` only past the slab's and the
+/// group's `u32` addressing, which no real server reaches.
+fn insert(models: &mut Models, model: &ModelUuid, entry: Entry) -> Option<Slot> {
+    let slot = models.slot_of(model)?;
+    let group = models.group_mut(slot)?;
+    match group.insert(entry) {
+        Some(pos) => Some(Slot { model: slot, pos }),
+        None => {
+            if group.len() == 0 {
+                models.release(slot);
+            }
+            None
+        }
     }
-    group.push(entry);
 }
 
-/// Gives memory back after many disconnects, with hysteresis so that a group
-/// hovering around a size does not reallocate on every change.
-fn shrink_if_sparse(group: &mut Vec<Entry>) {
-    if group.capacity() > 8 && group.len() < group.capacity() / 4 {
-        group.shrink_to(group.len() * 2);
+/// The entry at `slot`, made unique first if a view shares it.
+fn entry_mut(models: &mut Arc<Models>, slot: Slot) -> Option<&mut Entry> {
+    Arc::make_mut(models)
+        .group_mut(slot.model)?
+        .get_mut(slot.pos)
+}
+
+/// Closes the vacant positions of a group, updating the index of every entry
+/// that moves, and gives the spare memory back.
+fn compact(group: &mut Group, model: u32, index: &mut Index) {
+    let entries = std::mem::take(&mut group.entries);
+    group
+        .entries
+        .reserve_exact(entries.len() - group.vacant.len());
+    group.vacant = Vec::new();
+    for entry in entries.into_iter().flatten() {
+        let pos = group.entries.len() as u32;
+        if let Some(slot) = index.get_mut(&entry.id) {
+            *slot = Slot { model, pos };
+        }
+        group.entries.push(Some(entry));
     }
 }
 
@@ -362,7 +513,7 @@ fn shrink_if_sparse(group: &mut Vec<Entry>) {
 #[derive(Clone)]
 pub struct ServerView {
     pub(crate) server: MachineTag,
-    pub(crate) models: Arc<ModelMap>,
+    pub(crate) models: Arc<Models>,
     count: usize,
     missing: usize,
 }

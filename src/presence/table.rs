@@ -48,57 +48,94 @@ impl Entry {
 
 /// The entries of one model on one server.
 ///
-/// A disconnect leaves a vacant position that the model's next connection
-/// reuses, instead of moving another entry into it: a move would cost a second
-/// random index update. Groups are compacted once mostly vacant.
+/// The entries sit in one shared allocation together with its reference
+/// count, so reaching an entry from the slab is a single hop; a view shares
+/// the allocation, and a mutation while a view is alive copies this one
+/// model's entries. A disconnect leaves a vacant position that the model's
+/// next connection reuses, instead of moving another entry into it: a move
+/// would cost a second random index update. Groups are compacted once mostly
+/// vacant.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Group {
-    entries: Vec<Option<Entry>>,
+    /// Positions `..used` hold entries or vacancies; the rest is spare room.
+    entries: Arc<[Option<Entry>]>,
+    used: u32,
     vacant: Vec<u32>,
 }
 
 impl Group {
     /// The entries, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().flatten()
+        self.entries[..self.used as usize].iter().flatten()
     }
 
     /// The number of entries.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len() - self.vacant.len()
+        self.used as usize - self.vacant.len()
+    }
+
+    /// The entries, made unique first if a view shares them.
+    fn entries_mut(&mut self) -> &mut [Option<Entry>] {
+        Arc::make_mut(&mut self.entries)
     }
 
     fn get_mut(&mut self, pos: u32) -> Option<&mut Entry> {
-        self.entries.get_mut(pos as usize)?.as_mut()
+        if pos >= self.used {
+            return None;
+        }
+        self.entries_mut().get_mut(pos as usize)?.as_mut()
     }
 
     /// Stores `entry` and returns its position, or `None` past the `u32`
     /// positions a group can address (hundreds of gigabytes of entries).
     fn insert(&mut self, entry: Entry) -> Option<u32> {
-        if let Some(pos) = self.vacant.pop() {
-            self.entries[pos as usize] = Some(entry);
-            return Some(pos);
-        }
-        let pos = u32::try_from(self.entries.len()).ok()?;
-        // Grow by half rather than doubling: a server holds many small
-        // groups, and doubling would leave up to half of each unused.
-        if self.entries.len() == self.entries.capacity() {
-            self.entries.reserve_exact((self.entries.len() / 2).max(4));
-        }
-        self.entries.push(Some(entry));
+        let pos = match self.vacant.pop() {
+            Some(pos) => pos,
+            None => {
+                let pos = self.used;
+                if pos as usize == self.entries.len() {
+                    // Grow by half rather than doubling: a server holds many
+                    // small groups, and doubling would leave up to half of
+                    // each unused.
+                    let room = self.entries.len() + (self.entries.len() / 2).max(4);
+                    self.reallocate(room);
+                }
+                self.used = pos.checked_add(1)?;
+                pos
+            }
+        };
+        *self.entries_mut().get_mut(pos as usize)? = Some(entry);
         Some(pos)
     }
 
     fn remove(&mut self, pos: u32) -> Option<Entry> {
-        let removed = self.entries.get_mut(pos as usize)?.take()?;
+        if pos >= self.used {
+            return None;
+        }
+        let removed = self.entries_mut().get_mut(pos as usize)?.take()?;
         self.vacant.push(pos);
         Some(removed)
+    }
+
+    /// Moves the entries into an allocation with room for `room`, keeping
+    /// their positions; copies them instead if a view shares them.
+    fn reallocate(&mut self, room: usize) {
+        let used = self.used as usize;
+        let spare = std::iter::repeat_n(None, room.saturating_sub(used));
+        self.entries = match Arc::get_mut(&mut self.entries) {
+            Some(entries) => entries[..used]
+                .iter_mut()
+                .map(Option::take)
+                .chain(spare)
+                .collect(),
+            None => self.entries[..used].iter().cloned().chain(spare).collect(),
+        };
     }
 
     /// Whether vacant positions outnumber entries three to one; compacting
     /// then costs less than the disconnects that emptied the group.
     fn is_sparse(&self) -> bool {
-        self.entries.len() > 8 && self.len() * 4 < self.entries.len()
+        self.used > 8 && self.len() * 4 < self.used as usize
     }
 }
 
@@ -107,7 +144,7 @@ impl Group {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Models {
     by_uuid: HashMap<ModelUuid, u32>,
-    slots: Vec<Option<(ModelUuid, Arc<Group>)>>,
+    slots: Vec<Option<(ModelUuid, Group)>>,
     free: Vec<u32>,
 }
 
@@ -124,7 +161,7 @@ impl Models {
         self.slots
             .iter()
             .flatten()
-            .map(|(model, group)| (model, &**group))
+            .map(|(model, group)| (model, group))
     }
 
     /// The number of models.
@@ -132,10 +169,10 @@ impl Models {
         self.by_uuid.len()
     }
 
-    /// The group in `slot`, made unique first if a view shares it.
+    /// The group in `slot`.
     fn group_mut(&mut self, slot: u32) -> Option<&mut Group> {
         let (_, group) = self.slots.get_mut(slot as usize)?.as_mut()?;
-        Some(Arc::make_mut(group))
+        Some(group)
     }
 
     /// The slot of a model, allocated if the model has none.
@@ -145,12 +182,12 @@ impl Models {
         }
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some((*model, Arc::default()));
+                self.slots[slot as usize] = Some((*model, Group::default()));
                 slot
             }
             None => {
                 let slot = u32::try_from(self.slots.len()).ok()?;
-                self.slots.push(Some((*model, Arc::default())));
+                self.slots.push(Some((*model, Group::default())));
                 slot
             }
         };
@@ -358,7 +395,7 @@ impl ServerTable {
             return;
         }
         for (_, group) in Arc::make_mut(&mut self.models).slots.iter_mut().flatten() {
-            for entry in Arc::make_mut(group).entries.iter_mut().flatten() {
+            for entry in group.entries_mut().iter_mut().flatten() {
                 entry.status = Status::Missing;
             }
         }
@@ -384,9 +421,12 @@ impl ServerTable {
         validate_snapshot(&self.server, &values)?;
         let old = std::mem::replace(self, ServerTable::new(self.server.clone()));
         let models = Arc::try_unwrap(old.models).unwrap_or_else(|shared| (*shared).clone());
-        for (model, group) in models.slots.into_iter().flatten() {
-            let group = Arc::try_unwrap(group).unwrap_or_else(|shared| (*shared).clone());
-            for entry in group.entries.into_iter().flatten() {
+        for (model, mut group) in models.slots.into_iter().flatten() {
+            let used = group.used as usize;
+            for entry in group.entries_mut()[..used]
+                .iter_mut()
+                .filter_map(Option::take)
+            {
                 if entry.status == Status::Alive {
                     self.insert_new(&model, entry);
                 }
@@ -423,7 +463,9 @@ impl ServerTable {
     pub fn get(&self, id: u64) -> Option<Value> {
         let slot = self.index.get(&id)?;
         let (model, group) = self.models.slots.get(slot.model as usize)?.as_ref()?;
-        let entry = group.entries.get(slot.pos as usize)?.as_ref()?;
+        let entry = group.entries[..group.used as usize]
+            .get(slot.pos as usize)?
+            .as_ref()?;
         Some(entry.to_value(&self.server, model))
     }
 
@@ -493,18 +535,25 @@ fn entry_mut(models: &mut Arc<Models>, slot: Slot) -> Option<&mut Entry> {
 /// Closes the vacant positions of a group, updating the index of every entry
 /// that moves, and gives the spare memory back.
 fn compact(group: &mut Group, model: u32, index: &mut Index) {
-    let entries = std::mem::take(&mut group.entries);
-    group
-        .entries
-        .reserve_exact(entries.len() - group.vacant.len());
+    let used = group.used as usize;
+    let live = group.len();
+    let entries = group.entries_mut();
+    let mut pos = 0u32;
+    let compacted: Arc<[Option<Entry>]> = entries[..used]
+        .iter_mut()
+        .filter_map(Option::take)
+        .map(|entry| {
+            if let Some(slot) = index.get_mut(&entry.id) {
+                *slot = Slot { model, pos };
+            }
+            pos += 1;
+            Some(entry)
+        })
+        .chain(std::iter::repeat_n(None, live / 2))
+        .collect();
+    group.entries = compacted;
+    group.used = pos;
     group.vacant = Vec::new();
-    for entry in entries.into_iter().flatten() {
-        let pos = group.entries.len() as u32;
-        if let Some(slot) = index.get_mut(&entry.id) {
-            *slot = Slot { model, pos };
-        }
-        group.entries.push(Some(entry));
-    }
 }
 
 /// An immutable snapshot of one [`ServerTable`], cheap to take and to clone,

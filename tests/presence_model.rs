@@ -20,7 +20,14 @@ const AGENT_TEXTS: [&str; 6] = [
     "unit-mysql-0",
     "application-mysql",
 ];
-const USER_DATA: [&str; 3] = ["", "juju-4.0", "client"];
+const USER_DATA: [&str; 6] = [
+    "",
+    "juju-4.0",
+    "agent ☃ 4.0",
+    "xxxxxxxxxxxxxxxxxxxxxx",
+    "yyyyyyyyyyyyyyyyyyyyyyy",
+    "a user data string well past any inline size",
+];
 
 struct Pools {
     servers: Vec<MachineTag>,

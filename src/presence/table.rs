@@ -25,7 +25,7 @@ use crate::names::{AgentTag, MachineTag, ModelUuid};
 pub(crate) struct Entry {
     pub(crate) agent: AgentTag,
     pub(crate) id: u64,
-    pub(crate) user_data: Box<str>,
+    pub(crate) user_data: UserData,
     pub(crate) last_seen: SystemTime,
     pub(crate) status: Status,
     pub(crate) controller_agent: bool,
@@ -40,8 +40,58 @@ impl Entry {
             controller_agent: self.controller_agent,
             connection_id: self.id,
             status: self.status,
-            user_data: self.user_data.to_string(),
+            user_data: self.user_data.as_str().to_owned(),
             last_seen: self.last_seen,
+        }
+    }
+}
+
+/// Bytes of user data kept inline: with the tag and the length, the type is
+/// as big as the string it replaces plus one word.
+const INLINE_USER_DATA: usize = 22;
+
+/// The string an agent gave at login. Agents send short strings, which are
+/// kept inline: nothing to allocate on connect, nothing to free on disconnect.
+#[derive(Clone, Debug)]
+pub(crate) enum UserData {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_USER_DATA],
+    },
+    Heap(Box<str>),
+}
+
+impl UserData {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // The bytes were copied whole from a `str`, so they are UTF-8.
+            UserData::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            UserData::Heap(text) => text,
+        }
+    }
+}
+
+impl From<&str> for UserData {
+    fn from(text: &str) -> Self {
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= INLINE_USER_DATA => {
+                let mut bytes = [0; INLINE_USER_DATA];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                UserData::Inline { len, bytes }
+            }
+            _ => UserData::Heap(text.into()),
+        }
+    }
+}
+
+impl From<String> for UserData {
+    fn from(text: String) -> Self {
+        if text.len() <= INLINE_USER_DATA {
+            UserData::from(text.as_str())
+        } else {
+            UserData::Heap(text.into_boxed_str())
         }
     }
 }
@@ -443,7 +493,7 @@ impl ServerTable {
                     Entry {
                         agent: value.agent,
                         id: value.connection_id,
-                        user_data: value.user_data.into_boxed_str(),
+                        user_data: UserData::from(value.user_data),
                         last_seen: now,
                         status: Status::Alive,
                         controller_agent: value.controller_agent,

@@ -184,23 +184,15 @@ fn measured<T>(label: &str, connections: u64, build: impl FnOnce() -> T) -> T {
 
 /// The operations measured on both recorders.
 trait Presence {
-    fn connect(&mut self, f: &Fixture, i: u64);
+    fn connect(&mut self, f: &Fixture, i: u64, model: &ModelUuid, agent: &AgentTag);
     fn disconnect(&mut self, f: &Fixture, i: u64);
     fn activity(&mut self, f: &Fixture, i: u64);
     fn agent_status(&self, model: &ModelUuid, agent: &AgentTag) -> Status;
 }
 
 impl Presence for Recorder {
-    fn connect(&mut self, f: &Fixture, i: u64) {
-        Recorder::connect(
-            self,
-            f.server(i),
-            f.model(i),
-            f.agent(i),
-            i,
-            false,
-            USER_DATA,
-        );
+    fn connect(&mut self, f: &Fixture, i: u64, model: &ModelUuid, agent: &AgentTag) {
+        Recorder::connect(self, f.server(i), model, agent, i, false, USER_DATA);
     }
     fn disconnect(&mut self, f: &Fixture, i: u64) {
         Recorder::disconnect(self, f.server(i), i);
@@ -217,16 +209,8 @@ impl Presence for Recorder {
 }
 
 impl Presence for reference::Recorder {
-    fn connect(&mut self, f: &Fixture, i: u64) {
-        reference::Recorder::connect(
-            self,
-            f.server(i),
-            f.model(i),
-            f.agent(i),
-            i,
-            false,
-            USER_DATA,
-        );
+    fn connect(&mut self, f: &Fixture, i: u64, model: &ModelUuid, agent: &AgentTag) {
+        reference::Recorder::connect(self, f.server(i), model, agent, i, false, USER_DATA);
     }
     fn disconnect(&mut self, f: &Fixture, i: u64) {
         reference::Recorder::disconnect(self, f.server(i), i);
@@ -249,15 +233,21 @@ fn operations<P: Presence>(c: &mut Criterion, group: &str, f: &Fixture, recorder
     let mut rng = Rng(7);
     let n = f.connections;
 
-    // New ids above the fixture's, into existing models; removed again
-    // outside the timed part.
+    // New ids above the fixture's (servers number connections in order), of
+    // random existing models; removed again outside the timed part.
     let mut next = n;
     g.bench_function("connect", |b| {
         b.iter_custom(|iters| {
             let first = next;
+            let logins: Vec<(&ModelUuid, &AgentTag)> = (0..iters)
+                .map(|_| {
+                    let i = rng.below(n);
+                    (f.model(i), f.agent(i))
+                })
+                .collect();
             let start = Instant::now();
-            for i in first..first + iters {
-                recorder.connect(f, i);
+            for (i, &(model, agent)) in (first..).zip(&logins) {
+                recorder.connect(f, i, model, agent);
             }
             let elapsed = start.elapsed();
             for i in first..first + iters {
@@ -290,7 +280,7 @@ fn operations<P: Presence>(c: &mut Criterion, group: &str, f: &Fixture, recorder
             }
             let elapsed = start.elapsed();
             for &i in &ids {
-                recorder.connect(f, i);
+                recorder.connect(f, i, f.model(i), f.agent(i));
             }
             elapsed * iters.div_ceil(ids.len() as u64) as u32
         })
@@ -325,7 +315,7 @@ fn connect_with_view_alive(c: &mut Criterion, f: &Fixture, recorder: &mut Record
                 next += 1;
                 let view = recorder.connections();
                 let start = Instant::now();
-                Presence::connect(recorder, f, next);
+                Presence::connect(recorder, f, next, f.model(next), f.agent(next));
                 elapsed += start.elapsed();
                 drop(view);
             }

@@ -706,3 +706,45 @@ fn views_can_be_handed_between_threads() {
         .unwrap();
     assert_eq!(count, 7);
 }
+
+#[test]
+fn many_models_on_one_server_behave_like_few() {
+    use muster::presence::reference;
+    let clock = Arc::new(ManualClock::new(start()));
+    let mut ours = Recorder::new(clock.clone());
+    let mut theirs = reference::Recorder::new(clock.clone());
+    ours.enable();
+    theirs.enable();
+    let server = machine(0);
+    let unit = agent("unit-wordpress-0");
+    let models: Vec<ModelUuid> = (0..300).map(ModelUuid::from_u128).collect();
+    for (id, model) in (0..).zip(&models) {
+        ours.connect(&server, model, &unit, id, false, "");
+        theirs.connect(&server, model, &unit, id, false, "");
+    }
+    let held = (ours.connections(), theirs.connections());
+    // Empty two models in three, then bring new models in: their slots are
+    // reused while the held view still reads the old ones.
+    for id in (0..300).filter(|id| id % 3 != 0) {
+        ours.disconnect(&server, id);
+        theirs.disconnect(&server, id);
+    }
+    clock.advance(Duration::from_secs(1));
+    for (id, model) in (1000..).zip((300..450).map(ModelUuid::from_u128)) {
+        ours.connect(&server, &model, &unit, id, false, "");
+        theirs.connect(&server, &model, &unit, id, false, "");
+    }
+    ours.server_down(&server);
+    theirs.server_down(&server);
+    for (ours, theirs) in [held, (ours.connections(), theirs.connections())] {
+        assert_eq!(ours.count(), theirs.count());
+        assert_eq!(ours.models(), theirs.models());
+        assert_eq!(ours.values(), theirs.values());
+        for model in (0..450).map(ModelUuid::from_u128) {
+            assert_eq!(
+                ours.for_model(&model).agent_status(&unit),
+                theirs.for_model(&model).agent_status(&unit)
+            );
+        }
+    }
+}

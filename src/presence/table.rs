@@ -1,11 +1,12 @@
 //! The connections held by one API server, and cheap immutable views of them.
 //!
-//! Layout: the entries of a server are grouped per model, each group behind
-//! an `Arc`, in a slab of models that is itself behind an `Arc`. A view clones
-//! the outer `Arc`; a mutation while a view is alive copies the slab (model
-//! pointers only) and the one group it touches. An index maps a connection id
-//! straight to (model slot, position), so connect, disconnect and activity
-//! touch one group and never search.
+//! Layout: the entries of a server are grouped per model, each group's
+//! entries in one `Arc`-shared allocation; the groups sit in a slab of model
+//! slots cut into `Arc`-shared chunks, and the slab is itself behind an `Arc`.
+//! A view clones the outer `Arc`; a mutation while a view is alive copies the
+//! slab's chunk pointers, one chunk and the one model's entries it touches.
+//! An index maps a connection id straight to (model slot, position), so
+//! connect, disconnect and activity touch one group and never search.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
@@ -189,28 +190,38 @@ impl Group {
     }
 }
 
+/// Model slots per chunk of the slab.
+const CHUNK: usize = 64;
+
+/// One chunk of model slots.
+type Chunk = [Option<(ModelUuid, Group)>; CHUNK];
+
 /// A server's model groups in a slab, so that the index can name a group by
 /// a small number and reach it without hashing the model UUID.
+///
+/// The slab is cut into chunks behind `Arc`s, and the UUID map sits behind
+/// its own `Arc`: when a view shares the slab, the first mutation copies one
+/// pointer per chunk and one chunk, not one pointer per model.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Models {
-    by_uuid: HashMap<ModelUuid, u32>,
-    slots: Vec<Option<(ModelUuid, Group)>>,
+    by_uuid: Arc<HashMap<ModelUuid, u32>>,
+    chunks: Vec<Arc<Chunk>>,
+    /// Slots below this have been handed out at least once.
+    used: u32,
     free: Vec<u32>,
 }
 
 impl Models {
     /// The group of a model, if the server holds connections of it.
     pub(crate) fn get(&self, model: &ModelUuid) -> Option<(&ModelUuid, &Group)> {
-        let slot = *self.by_uuid.get(model)?;
-        let (model, group) = self.slots.get(slot as usize)?.as_ref()?;
-        Some((model, group))
+        self.slot(*self.by_uuid.get(model)?)
     }
 
     /// Every model and its group.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&ModelUuid, &Group)> {
-        self.slots
+        self.chunks
             .iter()
-            .flatten()
+            .flat_map(|chunk| chunk.iter().flatten())
             .map(|(model, group)| (model, group))
     }
 
@@ -219,10 +230,37 @@ impl Models {
         self.by_uuid.len()
     }
 
-    /// The group in `slot`.
+    fn slot(&self, slot: u32) -> Option<(&ModelUuid, &Group)> {
+        let chunk = self.chunks.get(slot as usize / CHUNK)?;
+        let (model, group) = chunk[slot as usize % CHUNK].as_ref()?;
+        Some((model, group))
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut Option<(ModelUuid, Group)>> {
+        let chunk = self.chunks.get_mut(slot as usize / CHUNK)?;
+        Some(&mut Arc::make_mut(chunk)[slot as usize % CHUNK])
+    }
+
+    /// The group in `slot`, its chunk made unique first if a view shares it.
     fn group_mut(&mut self, slot: u32) -> Option<&mut Group> {
-        let (_, group) = self.slots.get_mut(slot as usize)?.as_mut()?;
+        let (_, group) = self.slot_mut(slot)?.as_mut()?;
         Some(group)
+    }
+
+    /// Every group, each chunk made unique first.
+    fn groups_mut(&mut self) -> impl Iterator<Item = &mut Group> {
+        self.chunks
+            .iter_mut()
+            .flat_map(|chunk| Arc::make_mut(chunk).iter_mut().flatten())
+            .map(|(_, group)| group)
+    }
+
+    /// Every model and its group, taken out of the slab.
+    fn into_groups(self) -> impl Iterator<Item = (ModelUuid, Group)> {
+        self.chunks.into_iter().flat_map(|chunk| {
+            let chunk = Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone());
+            chunk.into_iter().flatten()
+        })
     }
 
     /// The slot of a model, allocated if the model has none.
@@ -231,24 +269,25 @@ impl Models {
             return Some(slot);
         }
         let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some((*model, Group::default()));
-                slot
-            }
+            Some(slot) => slot,
             None => {
-                let slot = u32::try_from(self.slots.len()).ok()?;
-                self.slots.push(Some((*model, Group::default())));
+                let slot = self.used;
+                if slot as usize == self.chunks.len() * CHUNK {
+                    self.chunks.push(Arc::new(std::array::from_fn(|_| None)));
+                }
+                self.used = slot.checked_add(1)?;
                 slot
             }
         };
-        self.by_uuid.insert(*model, slot);
+        *self.slot_mut(slot)? = Some((*model, Group::default()));
+        Arc::make_mut(&mut self.by_uuid).insert(*model, slot);
         Some(slot)
     }
 
     /// Frees the slot of a model that has no connections left.
     fn release(&mut self, slot: u32) {
-        if let Some((model, _)) = self.slots.get_mut(slot as usize).and_then(Option::take) {
-            self.by_uuid.remove(&model);
+        if let Some((model, _)) = self.slot_mut(slot).and_then(Option::take) {
+            Arc::make_mut(&mut self.by_uuid).remove(&model);
             self.free.push(slot);
         }
     }
@@ -444,7 +483,7 @@ impl ServerTable {
         if self.missing == self.index.len() {
             return;
         }
-        for (_, group) in Arc::make_mut(&mut self.models).slots.iter_mut().flatten() {
+        for group in Arc::make_mut(&mut self.models).groups_mut() {
             for entry in group.entries_mut().iter_mut().flatten() {
                 entry.status = Status::Missing;
             }
@@ -471,7 +510,7 @@ impl ServerTable {
         validate_snapshot(&self.server, &values)?;
         let old = std::mem::replace(self, ServerTable::new(self.server.clone()));
         let models = Arc::try_unwrap(old.models).unwrap_or_else(|shared| (*shared).clone());
-        for (model, mut group) in models.slots.into_iter().flatten() {
+        for (model, mut group) in models.into_groups() {
             let used = group.used as usize;
             for entry in group.entries_mut()[..used]
                 .iter_mut()
@@ -512,7 +551,7 @@ impl ServerTable {
     /// The connection with this id, if known.
     pub fn get(&self, id: u64) -> Option<Value> {
         let slot = self.index.get(&id)?;
-        let (model, group) = self.models.slots.get(slot.model as usize)?.as_ref()?;
+        let (model, group) = self.models.slot(slot.model)?;
         let entry = group.entries[..group.used as usize]
             .get(slot.pos as usize)?
             .as_ref()?;

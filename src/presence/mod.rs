@@ -10,6 +10,7 @@
 //! The rules are those of Juju's `core/presence` package (SPEC §1).
 
 mod connections;
+mod index;
 #[doc(hidden)]
 pub mod reference;
 mod table;

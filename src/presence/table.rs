@@ -9,14 +9,13 @@
 //! connect, disconnect and activity touch one group and never search.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::index::{Index, Slot};
 use super::{PresenceError, Status, Value, validate_snapshot};
 use crate::names::{AgentTag, MachineTag, ModelUuid};
 
@@ -293,43 +292,6 @@ impl Models {
     }
 }
 
-/// Where a connection id's entry sits.
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    model: u32,
-    pos: u32,
-}
-
-/// A hasher for connection ids: one multiply-xorshift round (MurmurHash3's
-/// finaliser) instead of SipHash. Ids are assigned by the API server itself,
-/// not chosen by clients, so flooding resistance buys nothing here, and the
-/// finaliser spreads even ids that share their low bits.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-type Index = HashMap<u64, Slot, BuildHasherDefault<IdHasher>>;
-
 /// How many connections of a server are in each status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusCounts {
@@ -408,36 +370,32 @@ impl ServerTable {
         user_data: &str,
         now: SystemTime,
     ) {
-        match self.index.entry(id) {
-            MapEntry::Occupied(slot) => {
-                let slot = *slot.get();
-                if let Some(entry) = entry_mut(&mut self.models, slot) {
-                    if entry.status == Status::Missing {
-                        self.missing -= 1;
-                    }
-                    entry.status = Status::Alive;
-                    entry.last_seen = now;
+        if let Some(slot) = self.index.get(id) {
+            if let Some(entry) = entry_mut(&mut self.models, slot) {
+                if entry.status == Status::Missing {
+                    self.missing -= 1;
                 }
+                entry.status = Status::Alive;
+                entry.last_seen = now;
             }
-            MapEntry::Vacant(vacant) => {
-                let entry = Entry {
-                    agent: agent.clone(),
-                    id,
-                    user_data: user_data.into(),
-                    last_seen: now,
-                    status: Status::Alive,
-                    controller_agent,
-                };
-                if let Some(slot) = insert(Arc::make_mut(&mut self.models), model, entry) {
-                    vacant.insert(slot);
-                }
-            }
+            return;
+        }
+        let entry = Entry {
+            agent: agent.clone(),
+            id,
+            user_data: user_data.into(),
+            last_seen: now,
+            status: Status::Alive,
+            controller_agent,
+        };
+        if let Some(slot) = insert(Arc::make_mut(&mut self.models), model, entry) {
+            self.index.insert(id, slot);
         }
     }
 
     /// Forgets connection `id`. Returns whether it was known.
     pub fn disconnect(&mut self, id: u64) -> bool {
-        let Some(slot) = self.index.remove(&id) else {
+        let Some(slot) = self.index.remove(id) else {
             return false;
         };
         let models = Arc::make_mut(&mut self.models);
@@ -455,16 +413,13 @@ impl ServerTable {
         } else if group.is_sparse() {
             compact(group, slot.model, &mut self.index);
         }
-        if self.index.capacity() > 64 && self.index.len() < self.index.capacity() / 4 {
-            self.index.shrink_to(self.index.len() * 2);
-        }
         true
     }
 
     /// Marks connection `id` as seen at `now`, leaving its status alone.
     /// Returns whether it was known.
     pub fn activity(&mut self, id: u64, now: SystemTime) -> bool {
-        let Some(&slot) = self.index.get(&id) else {
+        let Some(slot) = self.index.get(id) else {
             return false;
         };
         match entry_mut(&mut self.models, slot) {
@@ -522,7 +477,7 @@ impl ServerTable {
             }
         }
         for value in values {
-            if let Some(&slot) = self.index.get(&value.connection_id) {
+            if let Some(slot) = self.index.get(value.connection_id) {
                 if let Some(entry) = entry_mut(&mut self.models, slot) {
                     entry.last_seen = now;
                 }
@@ -550,7 +505,7 @@ impl ServerTable {
 
     /// The connection with this id, if known.
     pub fn get(&self, id: u64) -> Option<Value> {
-        let slot = self.index.get(&id)?;
+        let slot = self.index.get(id)?;
         let (model, group) = self.models.slot(slot.model)?;
         let entry = group.entries[..group.used as usize]
             .get(slot.pos as usize)?
@@ -632,7 +587,7 @@ fn compact(group: &mut Group, model: u32, index: &mut Index) {
         .iter_mut()
         .filter_map(Option::take)
         .map(|entry| {
-            if let Some(slot) = index.get_mut(&entry.id) {
+            if let Some(slot) = index.get_mut(entry.id) {
                 *slot = Slot { model, pos };
             }
             pos += 1;

@@ -96,94 +96,177 @@ impl From<String> for UserData {
     }
 }
 
+/// A position in a group: an entry, or a vacancy linked to the next one.
+#[derive(Clone, Debug)]
+enum Place {
+    Taken(Entry),
+    Vacant { next: u32 },
+}
+
+/// The end of a group's list of vacancies.
+const END: u32 = u32::MAX;
+
+impl Place {
+    const SPARE: Place = Place::Vacant { next: END };
+
+    fn entry(&self) -> Option<&Entry> {
+        match self {
+            Place::Taken(entry) => Some(entry),
+            Place::Vacant { .. } => None,
+        }
+    }
+
+    fn entry_mut(&mut self) -> Option<&mut Entry> {
+        match self {
+            Place::Taken(entry) => Some(entry),
+            Place::Vacant { .. } => None,
+        }
+    }
+
+    /// The entry, leaving the place vacant with `next` as its link.
+    fn take(&mut self, next: u32) -> Option<Entry> {
+        match std::mem::replace(self, Place::Vacant { next }) {
+            Place::Taken(entry) => Some(entry),
+            vacant => {
+                *self = vacant;
+                None
+            }
+        }
+    }
+}
+
 /// The entries of one model on one server.
 ///
 /// The entries sit in one shared allocation together with its reference
 /// count, so reaching an entry from the slab is a single hop; a view shares
 /// the allocation, and a mutation while a view is alive copies this one
-/// model's entries. A disconnect leaves a vacant position that the model's
-/// next connection reuses, instead of moving another entry into it: a move
-/// would cost a second random index update. Groups are compacted once mostly
-/// vacant.
-#[derive(Clone, Debug, Default)]
+/// model's entries. A disconnect leaves a vacant place that the model's next
+/// connection reuses, instead of moving another entry into it: a move would
+/// cost a second random index update. Vacancies are linked through the places
+/// themselves, so that neither touches another allocation. Groups are
+/// compacted once mostly vacant.
+#[derive(Clone, Debug)]
 pub(crate) struct Group {
-    /// Positions `..used` hold entries or vacancies; the rest is spare room.
-    entries: Arc<[Option<Entry>]>,
+    /// Places `..used` hold entries or vacancies; the rest is spare room.
+    places: Arc<[Place]>,
     used: u32,
-    vacant: Vec<u32>,
+    /// The first vacancy, or [`END`].
+    vacant_head: u32,
+    vacant: u32,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            places: Arc::default(),
+            used: 0,
+            vacant_head: END,
+            vacant: 0,
+        }
+    }
 }
 
 impl Group {
     /// The entries, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries[..self.used as usize].iter().flatten()
+        self.places[..self.used as usize]
+            .iter()
+            .filter_map(Place::entry)
     }
 
     /// The number of entries.
     pub(crate) fn len(&self) -> usize {
-        self.used as usize - self.vacant.len()
+        (self.used - self.vacant) as usize
     }
 
-    /// The entries, made unique first if a view shares them.
-    fn entries_mut(&mut self) -> &mut [Option<Entry>] {
-        Arc::make_mut(&mut self.entries)
+    fn get(&self, pos: u32) -> Option<&Entry> {
+        self.places[..self.used as usize].get(pos as usize)?.entry()
+    }
+
+    /// The places in use, made unique first if a view shares them.
+    fn places_mut(&mut self) -> &mut [Place] {
+        let used = self.used as usize;
+        &mut Arc::make_mut(&mut self.places)[..used]
     }
 
     fn get_mut(&mut self, pos: u32) -> Option<&mut Entry> {
-        if pos >= self.used {
-            return None;
+        self.places_mut().get_mut(pos as usize)?.entry_mut()
+    }
+
+    /// Every entry, mutably.
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.places_mut().iter_mut().filter_map(Place::entry_mut)
+    }
+
+    /// Takes every entry out, leaving the group empty; copies them instead
+    /// if a view shares them.
+    fn drain(&mut self) -> Vec<Entry> {
+        let mut group = std::mem::take(self);
+        let used = group.used as usize;
+        match Arc::get_mut(&mut group.places) {
+            Some(places) => places[..used]
+                .iter_mut()
+                .filter_map(|place| place.take(END))
+                .collect(),
+            None => group.places[..used]
+                .iter()
+                .filter_map(Place::entry)
+                .cloned()
+                .collect(),
         }
-        self.entries_mut().get_mut(pos as usize)?.as_mut()
     }
 
     /// Stores `entry` and returns its position, or `None` past the `u32`
     /// positions a group can address (hundreds of gigabytes of entries).
     fn insert(&mut self, entry: Entry) -> Option<u32> {
-        let pos = match self.vacant.pop() {
-            Some(pos) => pos,
-            None => {
-                let pos = self.used;
-                if pos as usize == self.entries.len() {
-                    // Grow by half rather than doubling: a server holds many
-                    // small groups, and doubling would leave up to half of
-                    // each unused.
-                    let room = self.entries.len() + (self.entries.len() / 2).max(4);
-                    self.reallocate(room);
-                }
-                self.used = pos.checked_add(1)?;
-                pos
-            }
-        };
-        *self.entries_mut().get_mut(pos as usize)? = Some(entry);
+        if self.vacant_head != END {
+            let pos = self.vacant_head;
+            let place = self.places_mut().get_mut(pos as usize)?;
+            let Place::Vacant { next } = *place else {
+                return None;
+            };
+            *place = Place::Taken(entry);
+            self.vacant_head = next;
+            self.vacant -= 1;
+            return Some(pos);
+        }
+        let pos = self.used;
+        if pos as usize == self.places.len() {
+            // Grow by half rather than doubling: a server holds many small
+            // groups, and doubling would leave up to half of each unused.
+            let room = self.places.len() + (self.places.len() / 2).max(4);
+            self.reallocate(room);
+        }
+        self.used = pos.checked_add(1)?;
+        *self.places_mut().get_mut(pos as usize)? = Place::Taken(entry);
         Some(pos)
     }
 
     fn remove(&mut self, pos: u32) -> Option<Entry> {
-        if pos >= self.used {
-            return None;
-        }
-        let removed = self.entries_mut().get_mut(pos as usize)?.take()?;
-        self.vacant.push(pos);
+        let next = self.vacant_head;
+        let removed = self.places_mut().get_mut(pos as usize)?.take(next)?;
+        self.vacant_head = pos;
+        self.vacant += 1;
         Some(removed)
     }
 
-    /// Moves the entries into an allocation with room for `room`, keeping
+    /// Moves the places into an allocation with room for `room`, keeping
     /// their positions; copies them instead if a view shares them.
     fn reallocate(&mut self, room: usize) {
         let used = self.used as usize;
-        let spare = std::iter::repeat_n(None, room.saturating_sub(used));
-        self.entries = match Arc::get_mut(&mut self.entries) {
-            Some(entries) => entries[..used]
+        let spare = std::iter::repeat_n(Place::SPARE, room.saturating_sub(used));
+        self.places = match Arc::get_mut(&mut self.places) {
+            Some(places) => places[..used]
                 .iter_mut()
-                .map(Option::take)
+                .map(|place| std::mem::replace(place, Place::SPARE))
                 .chain(spare)
                 .collect(),
-            None => self.entries[..used].iter().cloned().chain(spare).collect(),
+            None => self.places[..used].iter().cloned().chain(spare).collect(),
         };
     }
 
-    /// Whether vacant positions outnumber entries three to one; compacting
-    /// then costs less than the disconnects that emptied the group.
+    /// Whether vacancies outnumber entries three to one; compacting then
+    /// costs less than the disconnects that emptied the group.
     fn is_sparse(&self) -> bool {
         self.used > 8 && self.len() * 4 < self.used as usize
     }
@@ -439,7 +522,7 @@ impl ServerTable {
             return;
         }
         for group in Arc::make_mut(&mut self.models).groups_mut() {
-            for entry in group.entries_mut().iter_mut().flatten() {
+            for entry in group.iter_mut() {
                 entry.status = Status::Missing;
             }
         }
@@ -466,11 +549,7 @@ impl ServerTable {
         let old = std::mem::replace(self, ServerTable::new(self.server.clone()));
         let models = Arc::try_unwrap(old.models).unwrap_or_else(|shared| (*shared).clone());
         for (model, mut group) in models.into_groups() {
-            let used = group.used as usize;
-            for entry in group.entries_mut()[..used]
-                .iter_mut()
-                .filter_map(Option::take)
-            {
+            for entry in group.drain() {
                 if entry.status == Status::Alive {
                     self.insert_new(&model, entry);
                 }
@@ -507,9 +586,7 @@ impl ServerTable {
     pub fn get(&self, id: u64) -> Option<Value> {
         let slot = self.index.get(id)?;
         let (model, group) = self.models.slot(slot.model)?;
-        let entry = group.entries[..group.used as usize]
-            .get(slot.pos as usize)?
-            .as_ref()?;
+        let entry = group.get(slot.pos)?;
         Some(entry.to_value(&self.server, model))
     }
 
@@ -579,25 +656,25 @@ fn entry_mut(models: &mut Arc<Models>, slot: Slot) -> Option<&mut Entry> {
 /// Closes the vacant positions of a group, updating the index of every entry
 /// that moves, and gives the spare memory back.
 fn compact(group: &mut Group, model: u32, index: &mut Index) {
-    let used = group.used as usize;
     let live = group.len();
-    let entries = group.entries_mut();
     let mut pos = 0u32;
-    let compacted: Arc<[Option<Entry>]> = entries[..used]
-        .iter_mut()
-        .filter_map(Option::take)
+    let places: Arc<[Place]> = group
+        .drain()
+        .into_iter()
         .map(|entry| {
             if let Some(slot) = index.get_mut(entry.id) {
                 *slot = Slot { model, pos };
             }
             pos += 1;
-            Some(entry)
+            Place::Taken(entry)
         })
-        .chain(std::iter::repeat_n(None, live / 2))
+        .chain(std::iter::repeat_n(Place::SPARE, live / 2))
         .collect();
-    group.entries = compacted;
-    group.used = pos;
-    group.vacant = Vec::new();
+    *group = Group {
+        places,
+        used: pos,
+        ..Group::default()
+    };
 }
 
 /// An immutable snapshot of one [`ServerTable`], cheap to take and to clone,

@@ -433,6 +433,21 @@ fn case_14_connections_after_server_down() {
 }
 
 #[test]
+fn the_report_counts_connections_per_server_and_status() {
+    let (mut r, _) = full();
+    r.server_down(&machine(0));
+    let counts = r.counts_by_server();
+    let counts: Vec<(MachineTag, usize, usize)> = counts
+        .into_iter()
+        .map(|(server, c)| (server, c.alive, c.missing))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![(machine(0), 0, 3), (machine(1), 2, 0), (machine(2), 2, 0)]
+    );
+}
+
+#[test]
 fn a_disabled_recorder_ignores_changes_and_refuses_snapshots() {
     let mut r = Recorder::new(Arc::new(ManualClock::new(start())));
     connect(&mut r, &ha0());

@@ -225,6 +225,15 @@ impl Recorder {
         Connections::from_views(self.servers.values().map(ServerTable::view))
     }
 
+    /// The number of connections per server in each status, for the
+    /// presence report.
+    pub fn counts_by_server(&self) -> BTreeMap<MachineTag, StatusCounts> {
+        self.servers
+            .iter()
+            .map(|(server, table)| (server.clone(), table.count_by_status()))
+            .collect()
+    }
+
     /// The table of one server, if the recorder has seen that server.
     pub fn server_table(&self, server: &MachineTag) -> Option<&ServerTable> {
         self.servers.get(server)

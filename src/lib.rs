@@ -11,6 +11,7 @@ pub mod error;
 pub mod model;
 pub mod names;
 pub mod poll;
+pub mod presence;
 pub mod provider;
 pub mod sim;
 pub mod update;

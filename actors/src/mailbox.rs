@@ -13,14 +13,18 @@
 //!
 //! A message sent while the actor is not running (between a failure and its
 //! restart, or after it stopped for good) is refused at once with
-//! [`SendError::NotRunning`]; nothing is buffered across a restart, and
-//! messages still queued when an actor fails are dropped (and counted).
+//! [`SendError::NotRunning`], and messages still queued when an actor fails
+//! are dropped (and counted). A mailbox made with [`Mailbox::keeping`] keeps
+//! them instead and hands them, in order, to the next instance: the choice
+//! for an actor whose state is kept across restarts, so that a failure loses
+//! nothing but the message whose handler panicked.
 //!
 //! [`supervised!`]: crate::supervised
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use actix::dev::MessageResponse;
 use actix::{Actor, Addr, Context, Handler, Message};
@@ -60,6 +64,9 @@ macro_rules! supervised {
 
 type Job<A> = Box<dyn FnOnce(&mut A, &mut Context<A>) + Send>;
 
+/// Messages waiting for the next instance of a keeping mailbox's actor.
+type Held<A> = Mutex<VecDeque<Job<A>>>;
+
 /// One message on its way to a supervised actor. Only [`supervised!`]'s
 /// handler needs to name it.
 ///
@@ -67,6 +74,7 @@ type Job<A> = Box<dyn FnOnce(&mut A, &mut Context<A>) + Send>;
 pub struct Envelope<A: Actor<Context = Context<A>>> {
     job: Option<Job<A>>,
     meter: Option<Arc<Meter>>,
+    held: Option<Arc<Held<A>>>,
 }
 
 impl<A: Actor<Context = Context<A>>> Message for Envelope<A> {
@@ -93,13 +101,23 @@ impl<A: Actor<Context = Context<A>>> Envelope<A> {
 }
 
 impl<A: Actor<Context = Context<A>>> Drop for Envelope<A> {
+    /// An envelope dropped unrun was queued for an instance that stopped: a
+    /// keeping mailbox holds it for the next instance (it stays counted in
+    /// the depth), any other counts it as dropped.
     fn drop(&mut self) {
-        if self.job.is_some()
-            && let Some(meter) = &self.meter
-        {
+        let Some(job) = self.job.take() else { return };
+        if let Some(held) = &self.held {
+            lock(held).push_back(job);
+        } else if let Some(meter) = &self.meter {
             meter.dropped();
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Handled {
@@ -146,18 +164,19 @@ struct Slot<A: Actor> {
     addr: Option<Addr<A>>,
 }
 
-struct Shared<A: Actor> {
+struct Shared<A: Actor<Context = Context<A>>> {
     slot: RwLock<Slot<A>>,
     meter: Arc<Meter>,
+    held: Option<Arc<Held<A>>>,
 }
 
 /// The stable address of a supervised actor: cheap to clone, `Send + Sync`,
 /// valid across restarts, with a capacity and metering.
-pub struct Mailbox<A: Actor> {
+pub struct Mailbox<A: Actor<Context = Context<A>>> {
     shared: Arc<Shared<A>>,
 }
 
-impl<A: Actor> Clone for Mailbox<A> {
+impl<A: Actor<Context = Context<A>>> Clone for Mailbox<A> {
     fn clone(&self) -> Self {
         Mailbox {
             shared: self.shared.clone(),
@@ -165,7 +184,7 @@ impl<A: Actor> Clone for Mailbox<A> {
     }
 }
 
-impl<A: Actor> fmt::Debug for Mailbox<A> {
+impl<A: Actor<Context = Context<A>>> fmt::Debug for Mailbox<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mailbox")
             .field("child", &self.shared.meter.name())
@@ -179,6 +198,21 @@ impl<A: Supervised> Mailbox<A> {
     /// handled; past that, sends fail with [`SendError::Overloaded`]. A
     /// capacity of 0 refuses every message.
     pub fn new(capacity: usize) -> Self {
+        Self::with_held(capacity, None)
+    }
+
+    /// A mailbox like [`Mailbox::new`] that keeps its messages across
+    /// restarts: a message sent while the actor is not running waits for
+    /// the next instance, and messages still queued when an instance fails
+    /// go to the next one, in order, ahead of anything sent later. Only the
+    /// message whose handler panicked is lost. Waiting messages count
+    /// towards the capacity, so a child that never comes back refuses with
+    /// [`SendError::Overloaded`] once it is full.
+    pub fn keeping(capacity: usize) -> Self {
+        Self::with_held(capacity, Some(Arc::default()))
+    }
+
+    fn with_held(capacity: usize, held: Option<Arc<Held<A>>>) -> Self {
         Mailbox {
             shared: Arc::new(Shared {
                 slot: RwLock::new(Slot {
@@ -186,6 +220,7 @@ impl<A: Supervised> Mailbox<A> {
                     addr: None,
                 }),
                 meter: Arc::new(Meter::new(capacity)),
+                held,
             }),
         }
     }
@@ -275,6 +310,16 @@ impl<A: Supervised> Mailbox<A> {
     fn push(&self, job: Job<A>) -> Result<(), SendError> {
         let meter = &self.shared.meter;
         self.read_addr(|addr| {
+            if let (None, Some(held)) = (addr, &self.shared.held) {
+                if !meter.admit() {
+                    return Err(SendError::Overloaded {
+                        child: meter.name(),
+                        capacity: meter.capacity,
+                    });
+                }
+                lock(held).push_back(job);
+                return Ok(());
+            }
             let Some(addr) = addr else {
                 meter.refuse_not_running();
                 return Err(SendError::NotRunning {
@@ -291,6 +336,7 @@ impl<A: Supervised> Mailbox<A> {
             addr.do_send(Envelope {
                 job: Some(job),
                 meter: Some(meter.clone()),
+                held: self.shared.held.clone(),
             });
             Ok(())
         })
@@ -304,6 +350,7 @@ impl<A: Supervised> Mailbox<A> {
                 addr.do_send(Envelope {
                     job: Some(job),
                     meter: None,
+                    held: None,
                 });
                 true
             }
@@ -315,7 +362,8 @@ impl<A: Supervised> Mailbox<A> {
         &self.shared.meter
     }
 
-    /// Points the mailbox at a new instance; returns its generation.
+    /// Points the mailbox at a new instance, handing it the messages held
+    /// for it first; returns its generation.
     pub(crate) fn attach(&self, addr: Addr<A>) -> u64 {
         let mut slot = self
             .shared
@@ -323,6 +371,17 @@ impl<A: Supervised> Mailbox<A> {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         slot.generation += 1;
+        if let Some(held) = &self.shared.held {
+            // Under the slot's write lock, so nothing sent meanwhile can
+            // overtake the held messages.
+            for job in lock(held).drain(..) {
+                addr.do_send(Envelope {
+                    job: Some(job),
+                    meter: Some(self.shared.meter.clone()),
+                    held: Some(held.clone()),
+                });
+            }
+        }
         slot.addr = Some(addr);
         slot.generation
     }

@@ -1064,3 +1064,60 @@ async fn a_panic_in_the_start_function_is_a_failure_too() {
     assert_eq!(log.count("w:attempt"), 2);
     assert_eq!(mb.send(Ping).await, Ok(1));
 }
+
+#[actix::test]
+async fn a_keeping_mailbox_loses_nothing_but_the_message_that_panicked() {
+    tokio::time::pause();
+    let log = Log::default();
+    let mb = Mailbox::keeping(64);
+    let root = start(
+        SupervisorSpec::new(config())
+            .child(worker("kept", &mb, &log, |_| Plan::Run).state(StatePolicy::Kept)),
+    );
+    sleep(Duration::from_millis(1)).await;
+    // Queued behind the panic: held for the next instance, not dropped.
+    let before: Vec<_> = (0..3).map(|_| mb.send(Ping)).collect();
+    mb.do_send(Boom).unwrap();
+    let behind: Vec<_> = (0..5).map(|_| mb.send(Ping)).collect();
+    let answers = futures::future::join_all(before).await;
+    assert_eq!(answers, [Ok(1), Ok(2), Ok(3)]);
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(
+        report(&root).await.child("kept").unwrap().state,
+        ChildState::Failed
+    );
+    // Sent while the child waits to restart: held too, behind the others.
+    let during: Vec<_> = (0..2).map(|_| mb.send(Ping)).collect();
+    assert_eq!(mb.stats().depth, 7);
+
+    let behind = futures::future::join_all(behind).await;
+    let during = futures::future::join_all(during).await;
+    assert_eq!(behind, [Ok(4), Ok(5), Ok(6), Ok(7), Ok(8)]);
+    assert_eq!(during, [Ok(9), Ok(10)]);
+    assert_eq!(log.count("kept:start"), 2);
+    let stats = mb.stats();
+    assert_eq!((stats.depth, stats.dropped), (0, 0));
+}
+
+#[actix::test]
+async fn a_keeping_mailbox_of_a_child_that_stays_down_fills_and_refuses() {
+    tokio::time::pause();
+    let log = Log::default();
+    let mb = Mailbox::keeping(4);
+    let _root = start(
+        SupervisorSpec::new(config()).child(
+            worker("once", &mb, &log, |_| Plan::Run)
+                .state(StatePolicy::Kept)
+                .restart(RestartPolicy::Temporary),
+        ),
+    );
+    sleep(Duration::from_millis(1)).await;
+    let _ = mb.send(Boom).await;
+    for _ in 0..4 {
+        mb.do_send(Ping).unwrap();
+    }
+    assert!(matches!(
+        mb.do_send(Ping),
+        Err(SendError::Overloaded { capacity: 4, .. })
+    ));
+}

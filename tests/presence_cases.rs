@@ -2,6 +2,8 @@
 //! three HA machines and a hosted model with two machines and two units.
 
 use std::sync::Arc;
+
+use futures::executor::block_on;
 use std::time::{Duration, SystemTime};
 
 use muster::clock::{Clock, ManualClock};
@@ -9,6 +11,9 @@ use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::presence::{
     Connections, PresenceError, Recorder, ServerTable, Status, StatusCounts, Value,
 };
+use muster_actors::presence::{PresenceConfig, PresenceHandle, UpdateServerError, presence_child};
+use muster_actors::{Metrics, RestartConfig, Root, SupervisorSpec};
+use slog::{Discard, Logger, o};
 
 const BOOTSTRAP_UUID: &str = "deadbeef-0bad-400d-8000-4b1d0d06f00d";
 const MODEL_UUID: &str = "c0ffee00-1234-4abc-9def-0123456789ab";
@@ -92,34 +97,34 @@ fn connect(r: &mut Recorder, v: &Value) {
 }
 
 /// An enabled recorder holding ha0, and its clock.
-fn bootstrap() -> (Recorder, Arc<ManualClock>) {
+async fn bootstrap<P: Presence>() -> (P, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(start()));
-    let mut r = Recorder::new(clock.clone());
-    r.enable();
-    connect(&mut r, &ha0());
+    let mut r = P::start(clock.clone()).await;
+    r.enable().await;
+    r.connect(&ha0()).await;
     (r, clock)
 }
 
-fn enable_ha(r: &mut Recorder) {
-    connect(r, &ha1());
-    connect(r, &ha2());
+async fn enable_ha<P: Presence>(r: &mut P) {
+    r.connect(&ha1()).await;
+    r.connect(&ha2()).await;
 }
 
-fn deploy_model(r: &mut Recorder) {
+async fn deploy_model<P: Presence>(r: &mut P) {
     for v in [
         model_machine0(),
         model_machine1(),
         model_unit1(),
         model_unit2(),
     ] {
-        connect(r, &v);
+        r.connect(&v).await;
     }
 }
 
-fn full() -> (Recorder, Arc<ManualClock>) {
-    let (mut r, clock) = bootstrap();
-    enable_ha(&mut r);
-    deploy_model(&mut r);
+async fn full<P: Presence>() -> (P, Arc<ManualClock>) {
+    let (mut r, clock) = bootstrap::<P>().await;
+    enable_ha(&mut r).await;
+    deploy_model(&mut r).await;
     (r, clock)
 }
 
@@ -142,29 +147,190 @@ fn assert_empty(connections: &Connections) {
     assert!(connections.values().is_empty());
 }
 
-#[test]
-fn case_01_empty_recorder() {
-    let mut r = Recorder::new(Arc::new(ManualClock::new(start())));
-    assert!(!r.is_enabled());
-    r.enable();
-    assert!(r.is_enabled());
-    assert_empty(&r.connections());
+/// The presence operations the behaviour cases use, so that each case runs
+/// on the core `Recorder` and, unchanged, through the actors' handle.
+trait Presence: Sized {
+    async fn start(clock: Arc<ManualClock>) -> Self;
+    async fn enable(&mut self);
+    async fn disable(&mut self);
+    async fn is_enabled(&self) -> bool;
+    async fn connect(&mut self, v: &Value);
+    async fn disconnect(&mut self, server: &MachineTag, id: u64);
+    async fn activity(&mut self, server: &MachineTag, id: u64);
+    async fn server_down(&mut self, server: &MachineTag);
+    async fn update_server(
+        &mut self,
+        server: &MachineTag,
+        values: Vec<Value>,
+    ) -> Result<(), PresenceError>;
+    async fn connections(&self) -> Connections;
 }
 
-#[test]
-fn case_02_bootstrap() {
-    let (r, _) = bootstrap();
-    let connections = r.connections();
+impl Presence for Recorder {
+    async fn start(clock: Arc<ManualClock>) -> Self {
+        Recorder::new(clock)
+    }
+    async fn enable(&mut self) {
+        Recorder::enable(self)
+    }
+    async fn disable(&mut self) {
+        Recorder::disable(self)
+    }
+    async fn is_enabled(&self) -> bool {
+        Recorder::is_enabled(self)
+    }
+    async fn connect(&mut self, v: &Value) {
+        connect(self, v)
+    }
+    async fn disconnect(&mut self, server: &MachineTag, id: u64) {
+        Recorder::disconnect(self, server, id)
+    }
+    async fn activity(&mut self, server: &MachineTag, id: u64) {
+        Recorder::activity(self, server, id)
+    }
+    async fn server_down(&mut self, server: &MachineTag) {
+        Recorder::server_down(self, server)
+    }
+    async fn update_server(
+        &mut self,
+        server: &MachineTag,
+        values: Vec<Value>,
+    ) -> Result<(), PresenceError> {
+        Recorder::update_server(self, server, values)
+    }
+    async fn connections(&self) -> Connections {
+        Recorder::connections(self)
+    }
+}
+
+/// The presence subtree of the actors, under a root supervisor of its own.
+struct Actors {
+    handle: PresenceHandle,
+    _root: Root,
+}
+
+impl Presence for Actors {
+    async fn start(clock: Arc<ManualClock>) -> Self {
+        let (child, handle) =
+            presence_child("presence", &PresenceConfig::default(), clock).unwrap();
+        let root = Root::start(
+            "root",
+            SupervisorSpec::new(RestartConfig::default()).child(child),
+            Logger::root(Discard, o!()),
+            Metrics::unregistered(),
+        )
+        .unwrap();
+        Actors {
+            handle,
+            _root: root,
+        }
+    }
+    async fn enable(&mut self) {
+        self.handle.enable().await.unwrap()
+    }
+    async fn disable(&mut self) {
+        self.handle.disable().await.unwrap()
+    }
+    async fn is_enabled(&self) -> bool {
+        self.handle.is_enabled().await.unwrap()
+    }
+    async fn connect(&mut self, v: &Value) {
+        self.handle
+            .connect(
+                &v.server,
+                &v.model,
+                &v.agent,
+                v.connection_id,
+                v.controller_agent,
+                &v.user_data,
+            )
+            .await
+            .unwrap()
+    }
+    async fn disconnect(&mut self, server: &MachineTag, id: u64) {
+        self.handle.disconnect(server, id).await.unwrap()
+    }
+    async fn activity(&mut self, server: &MachineTag, id: u64) {
+        self.handle.activity(server, id).await.unwrap()
+    }
+    async fn server_down(&mut self, server: &MachineTag) {
+        self.handle.server_down(server).await.unwrap()
+    }
+    async fn update_server(
+        &mut self,
+        server: &MachineTag,
+        values: Vec<Value>,
+    ) -> Result<(), PresenceError> {
+        match self.handle.update_server(server, values).await {
+            Ok(()) => Ok(()),
+            Err(UpdateServerError::Presence(error)) => Err(error),
+            Err(error) => panic!("{error}"),
+        }
+    }
+    async fn connections(&self) -> Connections {
+        self.handle.connections().await.unwrap()
+    }
+}
+
+/// Runs each named case on the recorder and through the actors.
+macro_rules! both {
+    ($($case:ident),* $(,)?) => {
+        mod on_the_recorder {
+            $(
+                #[test]
+                fn $case() {
+                    futures::executor::block_on(super::$case::<muster::presence::Recorder>());
+                }
+            )*
+        }
+        mod through_the_actors {
+            $(
+                #[actix::test]
+                async fn $case() {
+                    super::$case::<super::Actors>().await;
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    case_01_empty_recorder,
+    case_02_bootstrap,
+    case_03_ha_controller,
+    case_04_models,
+    case_05_time_recording,
+    case_06_activity,
+    case_07_disconnect,
+    case_08_disable_clears,
+    case_09_server_down,
+    case_10_server_down_then_reconnects,
+    case_11_update_server_races_with_reconnects,
+    case_12_update_server_after_server_down,
+    case_13_update_server_with_a_mismatched_value,
+    case_14_connections_after_server_down,
+);
+
+async fn case_01_empty_recorder<P: Presence>() {
+    let mut r = P::start(Arc::new(ManualClock::new(start()))).await;
+    assert!(!r.is_enabled().await);
+    r.enable().await;
+    assert!(r.is_enabled().await);
+    assert_empty(&r.connections().await);
+}
+
+async fn case_02_bootstrap<P: Presence>() {
+    let (r, _) = bootstrap::<P>().await;
+    let connections = r.connections().await;
     assert_values(&connections, vec![ha0()]);
     assert_values(&connections.for_model(&bootstrap_uuid()), vec![ha0()]);
     assert_empty(&connections.for_model(&model_uuid()));
 }
 
-#[test]
-fn case_03_ha_controller() {
-    let (mut r, _) = bootstrap();
-    enable_ha(&mut r);
-    let connections = r.connections();
+async fn case_03_ha_controller<P: Presence>() {
+    let (mut r, _) = bootstrap::<P>().await;
+    enable_ha(&mut r).await;
+    let connections = r.connections().await;
     assert_values(&connections, vec![ha0(), ha1(), ha2()]);
     assert_values(
         &connections.for_model(&bootstrap_uuid()),
@@ -176,10 +342,9 @@ fn case_03_ha_controller() {
     assert_values(&connections.for_server(&machine(2)), vec![ha2()]);
 }
 
-#[test]
-fn case_04_models() {
-    let (r, _) = full();
-    let connections = r.connections();
+async fn case_04_models<P: Presence>() {
+    let (r, _) = full::<P>().await;
+    let connections = r.connections().await;
     assert_eq!(connections.count(), 7);
     let mut models = vec![bootstrap_uuid(), model_uuid()];
     models.sort();
@@ -227,26 +392,24 @@ fn case_04_models() {
     );
 }
 
-#[test]
-fn case_05_time_recording() {
-    let (mut r, clock) = bootstrap();
-    assert_eq!(r.connections().values()[0].last_seen, start());
+async fn case_05_time_recording<P: Presence>() {
+    let (mut r, clock) = bootstrap::<P>().await;
+    assert_eq!(r.connections().await.values()[0].last_seen, start());
     clock.advance(Duration::from_secs(60));
     let later = clock.now();
-    enable_ha(&mut r);
+    enable_ha(&mut r).await;
     assert_values(
-        &r.connections().for_model(&bootstrap_uuid()),
+        &r.connections().await.for_model(&bootstrap_uuid()),
         vec![ha0(), seen(ha1(), later), seen(ha2(), later)],
     );
 }
 
-#[test]
-fn case_06_activity() {
-    let (mut r, clock) = full();
+async fn case_06_activity<P: Presence>() {
+    let (mut r, clock) = full::<P>().await;
     clock.advance(Duration::from_secs(5 * 60));
-    r.activity(&machine(1), 1237);
+    r.activity(&machine(1), 1237).await;
     let mm0 = seen(model_machine0(), clock.now());
-    let connections = r.connections();
+    let connections = r.connections().await;
     assert_values(
         &connections.for_model(&bootstrap_uuid()),
         vec![ha0(), ha1(), ha2()],
@@ -258,12 +421,11 @@ fn case_06_activity() {
     assert_values(&connections.for_server(&machine(1)), vec![ha1(), mm0]);
 }
 
-#[test]
-fn case_07_disconnect() {
-    let (mut r, _) = full();
-    r.disconnect(&machine(0), 1234);
-    r.disconnect(&machine(0), 1239);
-    let connections = r.connections();
+async fn case_07_disconnect<P: Presence>() {
+    let (mut r, _) = full::<P>().await;
+    r.disconnect(&machine(0), 1234).await;
+    r.disconnect(&machine(0), 1239).await;
+    let connections = r.connections().await;
     assert_eq!(connections.count(), 5);
     assert_values(
         &connections.for_model(&bootstrap_uuid()),
@@ -275,22 +437,20 @@ fn case_07_disconnect() {
     );
 }
 
-#[test]
-fn case_08_disable_clears() {
-    let (mut r, _) = full();
-    r.disable();
-    assert!(!r.is_enabled());
-    assert_empty(&r.connections());
+async fn case_08_disable_clears<P: Presence>() {
+    let (mut r, _) = full::<P>().await;
+    r.disable().await;
+    assert!(!r.is_enabled().await);
+    assert_empty(&r.connections().await);
     // Enabling again does not bring anything back.
-    r.enable();
-    assert_empty(&r.connections());
+    r.enable().await;
+    assert_empty(&r.connections().await);
 }
 
-#[test]
-fn case_09_server_down() {
-    let (mut r, _) = full();
-    r.server_down(&machine(0));
-    let connections = r.connections();
+async fn case_09_server_down<P: Presence>() {
+    let (mut r, _) = full::<P>().await;
+    r.server_down(&machine(0)).await;
+    let connections = r.connections().await;
     assert_values(
         &connections.for_model(&bootstrap_uuid()),
         vec![missing(ha0()), ha1(), ha2()],
@@ -322,14 +482,13 @@ fn case_09_server_down() {
     );
 }
 
-#[test]
-fn case_10_server_down_then_reconnects() {
-    let (mut r, _) = full();
-    r.server_down(&machine(0));
+async fn case_10_server_down_then_reconnects<P: Presence>() {
+    let (mut r, _) = full::<P>().await;
+    r.server_down(&machine(0)).await;
     for v in [ha0(), model_unit1(), model_unit2()] {
-        connect(&mut r, &v);
+        r.connect(&v).await;
     }
-    let connections = r.connections();
+    let connections = r.connections().await;
     assert_values(
         &connections,
         vec![
@@ -344,30 +503,28 @@ fn case_10_server_down_then_reconnects() {
     );
 }
 
-#[test]
-fn case_11_update_server_races_with_reconnects() {
-    let (mut r, clock) = full();
-    r.server_down(&machine(0));
+async fn case_11_update_server_races_with_reconnects<P: Presence>() {
+    let (mut r, clock) = full::<P>().await;
+    r.server_down(&machine(0)).await;
     clock.advance(Duration::from_secs(10));
     let reconnected = clock.now();
-    connect(&mut r, &ha0());
-    connect(&mut r, &model_unit1());
+    r.connect(&ha0()).await;
+    r.connect(&model_unit1()).await;
     clock.advance(Duration::from_secs(10));
     // The snapshot was taken before unit-wordpress-0 reconnected.
-    r.update_server(&machine(0), vec![ha0()]).unwrap();
+    r.update_server(&machine(0), vec![ha0()]).await.unwrap();
     assert_values(
-        &r.connections().for_server(&machine(0)),
+        &r.connections().await.for_server(&machine(0)),
         vec![seen(ha0(), clock.now()), seen(model_unit1(), reconnected)],
     );
 }
 
-#[test]
-fn case_12_update_server_after_server_down() {
-    let (mut r, clock) = full();
-    r.server_down(&machine(0));
+async fn case_12_update_server_after_server_down<P: Presence>() {
+    let (mut r, clock) = full::<P>().await;
+    r.server_down(&machine(0)).await;
     clock.advance(Duration::from_secs(30));
-    r.update_server(&machine(0), vec![ha0()]).unwrap();
-    let connections = r.connections();
+    r.update_server(&machine(0), vec![ha0()]).await.unwrap();
+    let connections = r.connections().await;
     assert_values(
         &connections.for_server(&machine(0)),
         vec![seen(ha0(), clock.now())],
@@ -382,13 +539,13 @@ fn case_12_update_server_after_server_down() {
     );
 }
 
-#[test]
-fn case_13_update_server_with_a_mismatched_value() {
-    let (mut r, _) = full();
-    r.server_down(&machine(0));
-    let before = r.connections().values();
+async fn case_13_update_server_with_a_mismatched_value<P: Presence>() {
+    let (mut r, _) = full::<P>().await;
+    r.server_down(&machine(0)).await;
+    let before = r.connections().await.values();
     let err = r
         .update_server(&machine(0), vec![ha0(), ha1()])
+        .await
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -402,14 +559,13 @@ fn case_13_update_server_with_a_mismatched_value() {
         }
     );
     // All or nothing: the valid ha0 value was not applied either.
-    assert_eq!(r.connections().values(), before);
+    assert_eq!(r.connections().await.values(), before);
 }
 
-#[test]
-fn case_14_connections_after_server_down() {
-    let (mut r, _) = full();
-    r.server_down(&machine(0));
-    let connections = r.connections();
+async fn case_14_connections_after_server_down<P: Presence>() {
+    let (mut r, _) = full::<P>().await;
+    r.server_down(&machine(0)).await;
+    let connections = r.connections().await;
     assert_eq!(connections.count(), 7);
     let err = connections.agent_status(&agent("machine-0")).unwrap_err();
     assert_eq!(
@@ -434,7 +590,7 @@ fn case_14_connections_after_server_down() {
 
 #[test]
 fn the_report_counts_connections_per_server_and_status() {
-    let (mut r, _) = full();
+    let (mut r, _) = block_on(full::<Recorder>());
     r.server_down(&machine(0));
     let counts = r.counts_by_server();
     let counts: Vec<(MachineTag, usize, usize)> = counts
@@ -463,7 +619,7 @@ fn a_disabled_recorder_ignores_changes_and_refuses_snapshots() {
 
 #[test]
 fn a_reconnect_keeps_what_was_first_recorded() {
-    let (mut r, clock) = bootstrap();
+    let (mut r, clock) = block_on(bootstrap::<Recorder>());
     clock.advance(Duration::from_secs(1));
     r.connect(
         &machine(0),
@@ -478,7 +634,7 @@ fn a_reconnect_keeps_what_was_first_recorded() {
 
 #[test]
 fn activity_does_not_revive_a_missing_connection() {
-    let (mut r, clock) = bootstrap();
+    let (mut r, clock) = block_on(bootstrap::<Recorder>());
     r.server_down(&machine(0));
     clock.advance(Duration::from_secs(1));
     r.activity(&machine(0), 1234);
@@ -487,7 +643,7 @@ fn activity_does_not_revive_a_missing_connection() {
 
 #[test]
 fn unknown_connections_are_ignored() {
-    let (mut r, _) = full();
+    let (mut r, _) = block_on(full::<Recorder>());
     r.disconnect(&machine(0), 999);
     r.disconnect(&machine(7), 1234);
     r.activity(&machine(0), 999);
@@ -497,7 +653,7 @@ fn unknown_connections_are_ignored() {
 
 #[test]
 fn agent_status_ignores_controller_agent_connections() {
-    let (mut r, _) = bootstrap();
+    let (mut r, _) = block_on(bootstrap::<Recorder>());
     r.connect(
         &machine(1),
         &bootstrap_uuid(),
@@ -516,7 +672,7 @@ fn agent_status_ignores_controller_agent_connections() {
 
 #[test]
 fn agent_status_is_the_highest_over_the_agents_connections() {
-    let (mut r, _) = bootstrap();
+    let (mut r, _) = block_on(bootstrap::<Recorder>());
     // The same agent holds a connection to machine-1 too; machine-0 goes down.
     r.connect(
         &machine(1),
@@ -542,7 +698,7 @@ fn agent_status_is_the_highest_over_the_agents_connections() {
 
 #[test]
 fn filters_chain_in_any_order_and_keep_the_model() {
-    let (r, _) = full();
+    let (r, _) = block_on(full::<Recorder>());
     let all = r.connections();
     let unit = agent("unit-wordpress-0");
     let a = all
@@ -569,7 +725,7 @@ fn filters_chain_in_any_order_and_keep_the_model() {
 
 #[test]
 fn conflicting_filters_select_nothing() {
-    let (r, _) = full();
+    let (r, _) = block_on(full::<Recorder>());
     let all = r.connections();
     assert_empty(&all.for_server(&machine(0)).for_server(&machine(1)));
     assert_empty(
@@ -588,7 +744,7 @@ fn conflicting_filters_select_nothing() {
 
 #[test]
 fn a_view_does_not_see_later_changes() {
-    let (mut r, _) = full();
+    let (mut r, _) = block_on(full::<Recorder>());
     let before = r.connections();
     r.server_down(&machine(0));
     r.disconnect(&machine(1), 1237);
@@ -611,7 +767,7 @@ fn a_view_does_not_see_later_changes() {
 
 #[test]
 fn update_server_refreshes_a_kept_connection_without_replacing_it() {
-    let (mut r, clock) = bootstrap();
+    let (mut r, clock) = block_on(bootstrap::<Recorder>());
     clock.advance(Duration::from_secs(5));
     let mut stale = ha0();
     stale.user_data = "from the snapshot".into();
@@ -622,7 +778,7 @@ fn update_server_refreshes_a_kept_connection_without_replacing_it() {
 
 #[test]
 fn update_server_adds_snapshot_values_as_alive() {
-    let (mut r, clock) = bootstrap();
+    let (mut r, clock) = block_on(bootstrap::<Recorder>());
     clock.advance(Duration::from_secs(5));
     // A peer's snapshot for a server this recorder has not seen yet.
     let mut peer = ha1();
@@ -639,7 +795,7 @@ fn update_server_adds_snapshot_values_as_alive() {
 
 #[test]
 fn a_refused_snapshot_for_a_new_server_leaves_no_trace() {
-    let (mut r, _) = bootstrap();
+    let (mut r, _) = block_on(bootstrap::<Recorder>());
     assert!(r.update_server(&machine(5), vec![ha1()]).is_err());
     assert!(r.server_table(&machine(5)).is_none());
     assert_eq!(r.connections().servers(), vec![machine(0)]);
@@ -714,7 +870,7 @@ fn views_can_be_handed_between_threads() {
     fn shareable<T: Send + Sync + Clone + 'static>() {}
     shareable::<muster::presence::ServerView>();
     shareable::<Connections>();
-    let (r, _) = full();
+    let (r, _) = block_on(full::<Recorder>());
     let connections = r.connections();
     let count = std::thread::spawn(move || connections.count())
         .join()

@@ -892,3 +892,4 @@ mod tests {
         );
     }
 }
+crate::supervised!(ProviderGateway);

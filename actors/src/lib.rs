@@ -14,6 +14,7 @@
 pub mod gateway;
 pub mod mailbox;
 pub mod metrics;
+pub mod presence;
 pub mod supervisor;
 mod ticks;
 

@@ -1,0 +1,190 @@
+//! The presence subtree's failure semantics and report, on a paused clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use muster::clock::SystemClock;
+use muster::names::{AgentTag, MachineTag, ModelUuid};
+use muster::presence::{Status, StatusCounts};
+use muster_actors::presence::{PresenceConfig, PresenceHandle, presence_child};
+use muster_actors::{ChildState, Metrics, RestartConfig, Root, SendError, SupervisorSpec};
+use slog::{Discard, Logger, o};
+
+fn server(n: u32) -> MachineTag {
+    format!("machine-{n}").parse().unwrap()
+}
+
+fn unit(n: u64) -> AgentTag {
+    format!("unit-app-{n}").parse().unwrap()
+}
+
+fn start(config: PresenceConfig) -> (PresenceHandle, Root) {
+    let (child, handle) = presence_child("presence", &config, Arc::new(SystemClock)).unwrap();
+    let root = Root::start(
+        "root",
+        SupervisorSpec::new(RestartConfig::default()).child(child),
+        Logger::root(Discard, o!()),
+        Metrics::unregistered(),
+    )
+    .unwrap();
+    (handle, root)
+}
+
+#[actix::test]
+async fn a_failed_server_actor_loses_nothing_and_other_servers_do_not_notice() {
+    tokio::time::pause();
+    let (presence, root) = start(PresenceConfig::default());
+    presence.enable().await.unwrap();
+    let model = ModelUuid::from_u128(1);
+    for id in 0..300u64 {
+        let at = server((id % 3) as u32);
+        presence
+            .connect(&at, &model, &unit(id), id, false, "")
+            .await
+            .unwrap();
+    }
+    let victim = presence.server_mailbox(&server(0)).await.unwrap().unwrap();
+    let crashed = victim.call(|_, _| -> () { panic!("injected") }).await;
+    assert!(
+        matches!(crashed, Err(SendError::Lost { .. })),
+        "{crashed:?}"
+    );
+    // Everything sent while the actor is down waits for it.
+    for id in 300..330u64 {
+        presence
+            .connect(&server(0), &model, &unit(id), id, false, "")
+            .await
+            .unwrap();
+    }
+    for id in (0..30u64).map(|n| n * 3) {
+        presence.disconnect(&server(0), id).await.unwrap();
+    }
+    presence.server_down(&server(1)).await.unwrap();
+
+    let connections = presence.connections().await.unwrap();
+    assert_eq!(connections.count(), 300);
+    assert_eq!(connections.for_server(&server(0)).count(), 100);
+    let model_view = connections.for_model(&model);
+    assert_eq!(model_view.agent_status(&unit(3)), Ok(Status::Unknown));
+    assert_eq!(model_view.agent_status(&unit(329)), Ok(Status::Alive));
+    assert_eq!(model_view.agent_status(&unit(1)), Ok(Status::Missing));
+
+    let report = root.report().await.unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    let servers = &json["children"][0]["report"]["children"];
+    let victim_report = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "machine-0")
+        .expect("machine-0 in the report");
+    assert_eq!(victim_report["restarts"]["failure"], 1);
+    assert_eq!(victim_report["last_error"], "panicked: injected");
+    assert_eq!(
+        victim_report["state"],
+        serde_json::json!(ChildState::Started)
+    );
+    for other in servers.as_array().unwrap() {
+        if other["name"] != "machine-0" && other["name"] != "router" {
+            assert_eq!(other["start_count"], 1, "{other}");
+        }
+    }
+}
+
+#[actix::test]
+async fn the_report_counts_connections_per_server_and_status() {
+    tokio::time::pause();
+    let (presence, _root) = start(PresenceConfig::default());
+    presence.enable().await.unwrap();
+    let model = ModelUuid::from_u128(7);
+    for id in 0..5u64 {
+        let at = server(u32::from(id >= 3));
+        presence
+            .connect(&at, &model, &unit(id), id, false, "")
+            .await
+            .unwrap();
+    }
+    presence.server_down(&server(1)).await.unwrap();
+    presence.connections().await.unwrap();
+    let report = presence.report().await.unwrap();
+    assert!(report.enabled);
+    assert_eq!(report.total, 5);
+    assert_eq!(
+        report.servers.into_iter().collect::<Vec<_>>(),
+        [
+            (
+                server(0),
+                StatusCounts {
+                    alive: 3,
+                    missing: 0
+                }
+            ),
+            (
+                server(1),
+                StatusCounts {
+                    alive: 0,
+                    missing: 2
+                }
+            ),
+        ]
+    );
+}
+
+#[actix::test]
+async fn a_full_router_mailbox_refuses_at_once_and_loses_nothing_accepted() {
+    tokio::time::pause();
+    let (presence, _root) = start(PresenceConfig {
+        router_mailbox: 8,
+        ..PresenceConfig::default()
+    });
+    presence.enable().await.unwrap();
+    let model = ModelUuid::from_u128(3);
+    let mut accepted = 0;
+    let mut refused = 0;
+    for id in 0..100u64 {
+        match presence
+            .connect(&server(0), &model, &unit(id), id, false, "")
+            .await
+        {
+            Ok(()) => accepted += 1,
+            Err(SendError::Overloaded { capacity: 8, .. }) => refused += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!((accepted, refused), (8, 92));
+    // Let the router drain its mailbox before asking it anything.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(presence.connections().await.unwrap().count(), accepted);
+}
+
+#[actix::test]
+async fn a_restarted_router_keeps_its_servers_and_its_enabled_flag() {
+    tokio::time::pause();
+    let (presence, root) = start(PresenceConfig::default());
+    presence.enable().await.unwrap();
+    let model = ModelUuid::from_u128(5);
+    presence
+        .connect(&server(2), &model, &unit(1), 1, false, "")
+        .await
+        .unwrap();
+    let crashed = presence
+        .router_mailbox()
+        .call(|_, _| -> () { panic!("router down") })
+        .await;
+    assert!(
+        matches!(crashed, Err(SendError::Lost { .. })),
+        "{crashed:?}"
+    );
+    presence
+        .connect(&server(2), &model, &unit(2), 2, false, "")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(presence.is_enabled().await.unwrap());
+    assert_eq!(presence.connections().await.unwrap().count(), 2);
+    let report = root.report().await.unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    let router_report = &json["children"][0]["report"]["children"][0];
+    assert_eq!(router_report["name"], "router");
+    assert_eq!(router_report["restarts"]["failure"], 1);
+}

@@ -43,6 +43,8 @@ pub struct GatewayConfig {
     /// A provider call that has not answered after this long is abandoned.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
+    /// Capacity of the gateway's mailbox, which the pollers feed.
+    pub mailbox: usize,
     /// The first wait after a throttled call that gave no retry-after; it
     /// doubles with each throttled call in a row.
     #[serde(with = "humantime_serde")]
@@ -61,6 +63,7 @@ impl Default for GatewayConfig {
             burst: 5,
             max_concurrent_batches: 4,
             call_timeout: Duration::from_secs(30),
+            mailbox: 65_536,
             throttle_backoff: Duration::from_secs(1),
             throttle_backoff_cap: Duration::from_secs(60),
         }
@@ -88,6 +91,9 @@ impl GatewayConfig {
                 "gateway.calls_per_second",
                 format!("must be a positive number, not {}", self.calls_per_second),
             ));
+        }
+        if self.mailbox == 0 {
+            return Err(ConfigError::new("gateway.mailbox", "must be at least 1"));
         }
         if self.burst == 0 {
             return Err(ConfigError::new("gateway.burst", "must be at least 1"));
@@ -385,7 +391,8 @@ impl ProviderGateway {
         }
     }
 
-    fn report(&self) -> GatewayReport {
+    /// What the gateway is doing now.
+    pub fn report(&self) -> GatewayReport {
         let now = Instant::now();
         GatewayReport {
             queued: self.queue.len(),
@@ -854,8 +861,9 @@ mod tests {
     #[test]
     fn each_bad_setting_is_named() {
         type Spoil = fn(&mut GatewayConfig);
-        let cases: [(&str, Spoil); 7] = [
+        let cases: [(&str, Spoil); 8] = [
             ("gateway.max_batch", |c| c.max_batch = 0),
+            ("gateway.mailbox", |c| c.mailbox = 0),
             ("gateway.calls_per_second", |c| c.calls_per_second = 0.0),
             ("gateway.calls_per_second", |c| {
                 c.calls_per_second = f64::NAN

@@ -892,3 +892,5 @@ mod tests {
         );
     }
 }
+
+crate::supervised!(ProviderGateway);

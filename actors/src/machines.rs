@@ -235,6 +235,7 @@ fn state_of(tag: &MachineTag, tracked: &Tracked, now: Instant) -> MachineState {
 #[derive(Clone)]
 pub struct MachinesHandle {
     registry: Arc<Mutex<Registry>>,
+    supervisor: SupervisorRef,
 }
 
 impl MachinesHandle {
@@ -257,6 +258,12 @@ impl MachinesHandle {
             .machines
             .get(tag)
             .map(|tracked| state_of(tag, tracked, Instant::now())))
+    }
+
+    /// The machines supervisor's stable handle (its report lists the
+    /// pollers with their restarts).
+    pub fn supervisor(&self) -> &SupervisorRef {
+        &self.supervisor
     }
 
     /// The mailbox of a machine's poller; `None` when the machine is not
@@ -298,11 +305,11 @@ pub fn machines_child(
     });
     let watcher_mailbox = Mailbox::new(16);
     let watcher = ChildSpec::actor(WATCHER_CHILD, &watcher_mailbox, move |cx| {
-        Ok(MachineWatcher {
-            env: env.clone(),
-            log: cx.logger().clone(),
-            exit: cx.exit_slot(),
-        })
+        Ok(MachineWatcher::new(
+            env.clone(),
+            cx.logger().clone(),
+            cx.exit_slot(),
+        ))
     });
     let spec = SupervisorSpec::new(config.restart)
         .child(watcher)
@@ -312,7 +319,13 @@ pub fn machines_child(
             state: StatePolicy::Kept,
         });
     let child = ChildSpec::supervisor(name, spec, &supervisor)?;
-    Ok((child, MachinesHandle { registry }))
+    Ok((
+        child,
+        MachinesHandle {
+            registry,
+            supervisor,
+        },
+    ))
 }
 
 /// What the watcher and the pollers it starts share.
@@ -388,9 +401,18 @@ impl Env {
         Ok(())
     }
 
-    /// Handles one batch of the machine watcher (SPEC §2 "Machines"). An
-    /// error is the watcher's failure.
-    async fn machines_changed(&self, tags: Vec<MachineTag>, log: &Logger) -> Result<(), String> {
+    /// Handles one batch of the machine watcher (SPEC §2 "Machines").
+    /// `first` is the first batch of a new watch, which holds every machine:
+    /// pollers lost with a restart of the machines supervisor are added
+    /// again then. Answers the machines whose model calls failed, to be
+    /// tried again later; an error (the supervisor refusing) is the
+    /// watcher's failure.
+    async fn machines_changed(
+        &self,
+        tags: Vec<MachineTag>,
+        first: bool,
+        log: &Logger,
+    ) -> Result<Vec<MachineTag>, String> {
         let tags: BTreeSet<MachineTag> = tags.into_iter().collect();
         let (known, new): (Vec<_>, Vec<_>) = {
             let registry = lock(&self.registry);
@@ -401,21 +423,20 @@ impl Env {
                 })
                 .partition(|(_, machine)| machine.is_some())
         };
+        let known: Vec<(MachineTag, Arc<dyn Machine>)> = known
+            .into_iter()
+            .filter_map(|(tag, machine)| machine.map(|m| (tag, m)))
+            .collect();
+        let mut failed: Vec<(MachineTag, String)> = Vec::new();
 
         // Known machines: refresh, then forget the dead and the removed.
-        let refreshed = join_all(
-            known
-                .iter()
-                .map(|(_, m)| m.as_ref().expect("partitioned on is_some").refresh()),
-        )
-        .await;
+        let refreshed = join_all(known.iter().map(|(_, m)| m.refresh())).await;
         let mut gone = Vec::new();
         let mut alive = Vec::new();
         for ((tag, machine), result) in known.into_iter().zip(refreshed) {
-            let machine = machine.expect("partitioned on is_some");
             match result {
                 Err(e) if e.kind() == ErrorKind::NotFound => gone.push((tag, "removed")),
-                Err(e) => return Err(format!("refreshing {tag}: {e}")),
+                Err(e) => failed.push((tag, format!("refreshing the machine: {e}"))),
                 Ok(()) if machine.life() == Life::Dead => gone.push((tag, "dead")),
                 Ok(()) => alive.push(tag),
             }
@@ -429,7 +450,7 @@ impl Env {
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     debug!(log, "machine gone before it was tracked"; "machine" => %tag);
                 }
-                Err(e) => return Err(format!("fetching {tag}: {e}")),
+                Err(e) => failed.push((tag, format!("fetching the machine: {e}"))),
                 Ok(machine) if machine.life() == Life::Dead => {
                     debug!(log, "machine dead before it was tracked"; "machine" => %tag);
                 }
@@ -441,7 +462,7 @@ impl Env {
         let mut polled = Vec::new();
         for ((tag, machine), is_manual) in candidates.into_iter().zip(manual) {
             match is_manual {
-                Err(e) => return Err(format!("asking whether {tag} is manual: {e}")),
+                Err(e) => failed.push((tag, format!("asking whether it is manual: {e}"))),
                 Ok(true) => manual_machines.push((tag, machine)),
                 Ok(false) => polled.push((tag, machine)),
             }
@@ -454,7 +475,7 @@ impl Env {
         .await;
         for ((tag, machine), result) in manual_machines.into_iter().zip(settled) {
             match result {
-                Err(e) => return Err(format!("settling manual machine {tag}: {e}")),
+                Err(e) => failed.push((tag, format!("marking it running: {e}"))),
                 Ok(set) => {
                     info!(log, "machine is manually provisioned, not polling it";
                         "machine" => %tag, "set_running" => set);
@@ -468,6 +489,25 @@ impl Env {
                 }
             }
         }
+
+        // The pollers the supervisor has, when they may have been lost.
+        let present: Option<BTreeSet<String>> = if first {
+            let report = self
+                .pollers
+                .report()
+                .await
+                .map_err(|e| format!("listing pollers: {e}"))?;
+            Some(
+                report
+                    .children
+                    .into_iter()
+                    .filter(|c| c.dynamic)
+                    .map(|c| c.name)
+                    .collect(),
+            )
+        } else {
+            None
+        };
 
         // Record the new pollers before adding them, so that a restart
         // between the two finds them known and adds them then.
@@ -497,27 +537,23 @@ impl Env {
                     },
                 );
             }
-            // A known machine whose poller is not running may have lost it
-            // with a restart of the machines supervisor; adding it again is
-            // refused harmlessly when it is only waiting to be restarted.
-            for tag in &alive {
-                if let Some(Tracked {
-                    machine,
-                    poller: Some(poller),
-                }) = registry.machines.get(tag)
-                    && !poller.mailbox.is_running()
-                {
-                    specs.push(self.poller_spec(tag, machine, poller));
+            if let Some(present) = &present {
+                for tag in &alive {
+                    if let Some(Tracked {
+                        machine,
+                        poller: Some(poller),
+                    }) = registry.machines.get(tag)
+                        && !present.contains(tag.as_str())
+                    {
+                        info!(log, "polling machine again"; "machine" => %tag);
+                        specs.push(self.poller_spec(tag, machine, poller));
+                    }
                 }
             }
         }
-        let added = specs.len();
         self.add_pollers(specs)
             .await
             .map_err(|e| format!("adding pollers: {e}"))?;
-        if added > 0 {
-            debug!(log, "pollers added"; "count" => added);
-        }
 
         let stopping: Vec<String> = {
             let registry = lock(&self.registry);
@@ -543,21 +579,29 @@ impl Env {
         }
 
         // Every other event about a known machine: back to the short phase.
-        let registry = lock(&self.registry);
-        for tag in &alive {
-            let Some(Tracked {
-                poller: Some(poller),
-                ..
-            }) = registry.machines.get(tag)
-            else {
-                continue;
-            };
-            if let Err(e) = poller.mailbox.do_send(Reset) {
-                // Its mailbox is full: it has work queued and will poll anyway.
-                warn!(log, "could not reset machine's poller"; "machine" => %tag, "error" => %e);
+        {
+            let registry = lock(&self.registry);
+            for tag in &alive {
+                let Some(Tracked {
+                    poller: Some(poller),
+                    ..
+                }) = registry.machines.get(tag)
+                else {
+                    continue;
+                };
+                if let Err(e) = poller.mailbox.do_send(Reset) {
+                    // Its mailbox is full: it has work queued and will poll
+                    // anyway.
+                    warn!(log, "could not reset machine's poller"; "machine" => %tag, "error" => %e);
+                }
             }
         }
-        Ok(())
+
+        for (tag, error) in &failed {
+            warn!(log, "cannot handle a change of machine, will try again";
+                "machine" => %tag, "error" => error);
+        }
+        Ok(failed.into_iter().map(|(tag, _)| tag).collect())
     }
 }
 
@@ -567,6 +611,72 @@ pub struct MachineWatcher {
     env: Arc<Env>,
     log: Logger,
     exit: ExitSlot,
+    /// Whether the next batch is the first of this instance's watch.
+    first: bool,
+    /// Machines whose model calls failed, waiting to be tried again.
+    retry: BTreeSet<MachineTag>,
+    retry_timer: Option<SpawnHandle>,
+    /// The wait before the next retry: the short poll, doubling while
+    /// retries keep failing, up to the short-poll cap.
+    retry_delay: Duration,
+}
+
+impl MachineWatcher {
+    fn new(env: Arc<Env>, log: Logger, exit: ExitSlot) -> Self {
+        let retry_delay = env.config.poll.short_poll;
+        MachineWatcher {
+            env,
+            log,
+            exit,
+            first: true,
+            retry: BTreeSet::new(),
+            retry_timer: None,
+            retry_delay,
+        }
+    }
+
+    /// Handles a batch of machines. Waiting keeps the batches in order:
+    /// the next one is read only once this one is done.
+    fn process(&mut self, tags: Vec<MachineTag>, ctx: &mut Context<Self>) {
+        let first = std::mem::replace(&mut self.first, false);
+        let env = self.env.clone();
+        let log = self.log.clone();
+        ctx.wait(
+            async move { env.machines_changed(tags, first, &log).await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Err(e) => {
+                        warn!(act.log, "handling machine changes failed"; "error" => %e);
+                        act.exit.stop(ctx, Exit::Failed(e));
+                    }
+                    Ok(failed) => act.retry_later(failed, ctx),
+                }),
+        );
+    }
+
+    /// Tries the machines whose model calls failed again after a while, as
+    /// if the watcher had reported them again: one failed call must not
+    /// restart the watcher, which would reset every machine.
+    fn retry_later(&mut self, failed: Vec<MachineTag>, ctx: &mut Context<Self>) {
+        let config = &self.env.config.poll;
+        if failed.is_empty() {
+            if self.retry.is_empty() && self.retry_timer.is_none() {
+                self.retry_delay = config.short_poll;
+            }
+            return;
+        }
+        self.retry.extend(failed);
+        if self.retry_timer.is_some() {
+            return;
+        }
+        let delay = self.retry_delay;
+        self.retry_delay = (delay * 2).min(config.short_poll_cap.max(config.short_poll));
+        self.retry_timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.retry_timer = None;
+            let tags = std::mem::take(&mut act.retry).into_iter().collect();
+            act.process(tags, ctx);
+        }));
+    }
 }
 
 impl Actor for MachineWatcher {
@@ -581,30 +691,17 @@ impl Actor for MachineWatcher {
 
 impl StreamHandler<Result<Vec<MachineTag>, PollError>> for MachineWatcher {
     fn handle(&mut self, batch: Result<Vec<MachineTag>, PollError>, ctx: &mut Context<Self>) {
-        let tags = match batch {
-            Ok(tags) => tags,
+        match batch {
+            Ok(tags) => {
+                debug!(self.log, "machines changed"; "count" => tags.len());
+                self.process(tags, ctx);
+            }
             Err(e) => {
                 warn!(self.log, "machine watcher failed"; "error" => %e);
                 self.exit
                     .stop(ctx, Exit::failed(format!("machine watcher failed: {e}")));
-                return;
             }
-        };
-        debug!(self.log, "machines changed"; "count" => tags.len());
-        let env = self.env.clone();
-        let log = self.log.clone();
-        // Waiting keeps the batches in order: the next one is read only
-        // once this one is done.
-        ctx.wait(
-            async move { env.machines_changed(tags, &log).await }
-                .into_actor(self)
-                .map(|result, act, ctx| {
-                    if let Err(e) = result {
-                        warn!(act.log, "handling machine changes failed"; "error" => %e);
-                        act.exit.stop(ctx, Exit::Failed(e));
-                    }
-                }),
-        );
+        }
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {

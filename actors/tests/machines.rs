@@ -64,14 +64,16 @@ impl Drain for Logs {
 }
 
 impl Logs {
-    /// How many lines hold `message` and are about `machine`.
+    /// How many lines hold `message` and are about `machine`: logged by its
+    /// poller, or naming it.
     fn count(&self, message: &str, machine: &MachineTag) -> usize {
         let child = format!("child={machine}");
+        let named = format!("machine={machine}");
         self.0
             .lock()
             .unwrap()
             .iter()
-            .filter(|l| l.starts_with(message) && l.split(' ').any(|w| w == child))
+            .filter(|l| l.starts_with(message) && l.split(' ').any(|w| w == child || w == named))
             .count()
     }
 }
@@ -498,6 +500,83 @@ async fn the_watcher_restarts_when_its_stream_fails_or_ends_without_duplicating_
         assert_eq!(tree.phase(tag).await, Some(Phase::Long), "{tag}");
         assert!(sim.in_sync(tag));
     }
+}
+
+#[actix::test]
+async fn a_restarted_machines_supervisor_polls_every_machine_again_with_its_state() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let tags: Vec<MachineTag> = (0..3).map(|_| sim.add_provisioned_machine().0).collect();
+    let manual = sim.add_manual_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+    let polls = tree.state(&tags[0]).await.unwrap().polls;
+    assert!(polls > 0);
+
+    let answer = tree
+        .handle
+        .supervisor()
+        .mailbox()
+        .call(|_, _| -> () { panic!("injected") })
+        .await;
+    assert!(answer.is_err());
+    sleep(secs(8)).await;
+
+    let report = tree.root.report().await.unwrap();
+    assert_eq!(report.child("machines").unwrap().start_count, 2);
+    let names: Vec<String> = tree.pollers().await.into_iter().map(|c| c.name).collect();
+    let want: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    assert_eq!(names, want);
+    // What the pollers knew was kept; the new watch is an event about every
+    // machine, so they are polled soon.
+    assert!(tree.state(&tags[0]).await.unwrap().polls > polls);
+    assert_eq!(
+        tree.state(&manual).await.unwrap().tracking,
+        Tracking::Manual
+    );
+    sleep(minutes(1)).await;
+    for tag in &tags {
+        assert_eq!(tree.phase(tag).await, Some(Phase::Long), "{tag}");
+    }
+}
+
+#[actix::test]
+async fn failed_model_calls_are_retried_without_restarting_the_watcher() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig {
+        seed: 2,
+        faults: FaultConfig {
+            model_error_rate: 0.05,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let tags: Vec<MachineTag> = (0..30).map(|_| sim.add_provisioned_machine().0).collect();
+    let tree = start(&sim);
+    sleep(minutes(10)).await;
+
+    for tag in &tags {
+        assert_eq!(tree.phase(tag).await, Some(Phase::Long), "{tag} settled");
+        assert!(sim.in_sync(tag), "{tag} in sync");
+    }
+    assert_eq!(tree.starts("watcher").await, 1);
+    let retried: usize = tags
+        .iter()
+        .map(|tag| {
+            tree.logs
+                .count("cannot handle a change of machine, will try again", tag)
+        })
+        .sum();
+    let restarted = tree
+        .pollers()
+        .await
+        .iter()
+        .filter(|c| c.start_count > 1)
+        .count();
+    assert!(retried > 0, "some watcher calls failed and were retried");
+    // A failed model call during a poll is the poller's failure.
+    assert!(restarted > 0);
 }
 
 #[actix::test]

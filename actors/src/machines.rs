@@ -359,6 +359,8 @@ impl Env {
                 log: cx.logger().clone(),
                 exit: cx.exit_slot(),
                 timer: None,
+                polling: false,
+                reset_pending: false,
             })
         })
     }
@@ -404,7 +406,8 @@ impl Env {
     /// Handles one batch of the machine watcher (SPEC §2 "Machines").
     /// `first` is the first batch of a new watch, which holds every machine:
     /// pollers lost with a restart of the machines supervisor are added
-    /// again then. Answers the machines whose model calls failed, to be
+    /// again then (and whenever a known machine's poller is not running).
+    /// Answers the machines whose model calls failed, to be
     /// tried again later; an error (the supervisor refusing) is the
     /// watcher's failure.
     async fn machines_changed(
@@ -490,23 +493,39 @@ impl Env {
             }
         }
 
-        // The pollers the supervisor has, when they may have been lost.
-        let present: Option<BTreeSet<String>> = if first {
+        // Pollers may have been lost with a restart of the machines
+        // supervisor, which also restarts this watcher: on a new watch every
+        // known machine is a suspect, later only those whose poller is not
+        // running (most likely just waiting to be restarted). The
+        // supervisor's list settles it.
+        let suspects: Vec<MachineTag> = {
+            let registry = lock(&self.registry);
+            alive
+                .iter()
+                .filter(|tag| {
+                    registry
+                        .machines
+                        .get(*tag)
+                        .and_then(|t| t.poller.as_ref())
+                        .is_some_and(|p| first || !p.mailbox.is_running())
+                })
+                .cloned()
+                .collect()
+        };
+        let present: BTreeSet<String> = if suspects.is_empty() {
+            BTreeSet::new()
+        } else {
             let report = self
                 .pollers
                 .report()
                 .await
                 .map_err(|e| format!("listing pollers: {e}"))?;
-            Some(
-                report
-                    .children
-                    .into_iter()
-                    .filter(|c| c.dynamic)
-                    .map(|c| c.name)
-                    .collect(),
-            )
-        } else {
-            None
+            report
+                .children
+                .into_iter()
+                .filter(|c| c.dynamic)
+                .map(|c| c.name)
+                .collect()
         };
 
         // Record the new pollers before adding them, so that a restart
@@ -537,17 +556,15 @@ impl Env {
                     },
                 );
             }
-            if let Some(present) = &present {
-                for tag in &alive {
-                    if let Some(Tracked {
-                        machine,
-                        poller: Some(poller),
-                    }) = registry.machines.get(tag)
-                        && !present.contains(tag.as_str())
-                    {
-                        info!(log, "polling machine again"; "machine" => %tag);
-                        specs.push(self.poller_spec(tag, machine, poller));
-                    }
+            for tag in &suspects {
+                if let Some(Tracked {
+                    machine,
+                    poller: Some(poller),
+                }) = registry.machines.get(tag)
+                    && !present.contains(tag.as_str())
+                {
+                    info!(log, "polling machine again"; "machine" => %tag);
+                    specs.push(self.poller_spec(tag, machine, poller));
                 }
             }
         }
@@ -734,6 +751,10 @@ pub struct MachinePoller {
     log: Logger,
     exit: ExitSlot,
     timer: Option<SpawnHandle>,
+    /// A poll is waiting for its answer.
+    polling: bool,
+    /// A reset arrived during the poll; it applies after the poll's answer.
+    reset_pending: bool,
 }
 
 /// How one poll went.
@@ -807,6 +828,9 @@ impl MachinePoller {
             Outcome::NoInstanceId(e) => {
                 warn!(log, "cannot resolve the machine's instance"; "error" => %e);
                 status.last_error = Some(e.to_string());
+                if std::mem::take(&mut self.reset_pending) {
+                    status.state.watcher_event(now);
+                }
                 drop(status);
                 self.exit.stop(
                     ctx,
@@ -839,6 +863,9 @@ impl MachinePoller {
                     status.state.bump(now);
                 } else {
                     warn!(log, "updating the machine failed"; "error" => %e);
+                    if std::mem::take(&mut self.reset_pending) {
+                        status.state.watcher_event(now);
+                    }
                     drop(status);
                     self.exit
                         .stop(ctx, Exit::failed(format!("updating {}: {e}", self.tag)));
@@ -875,6 +902,9 @@ impl MachinePoller {
                 status.polls += 1;
             }
         }
+        if std::mem::take(&mut self.reset_pending) {
+            status.state.watcher_event(now);
+        }
         drop(status);
         self.schedule(ctx);
     }
@@ -895,6 +925,9 @@ impl Handler<Poll> for MachinePoller {
 
     fn handle(&mut self, _: Poll, ctx: &mut Context<Self>) {
         self.timer = None;
+        if self.polling {
+            return;
+        }
         let known_id = {
             let status = lock(&self.status);
             if !status.state.is_due(Instant::now()) {
@@ -906,12 +939,14 @@ impl Handler<Poll> for MachinePoller {
             status.instance_id.clone()
         };
         let poll = poll_once(self.machine.clone(), self.gateway.clone(), known_id);
-        // Waiting holds back resets until the poll is applied, so a reset is
-        // never overwritten by a poll that started before it.
-        ctx.wait(
-            poll.into_actor(self)
-                .map(|outcome, act, ctx| act.settle(outcome, ctx)),
-        );
+        // Spawned rather than waited on, so that the poller still stops at
+        // once while the gateway holds its request (e.g. while the
+        // credential is invalid).
+        self.polling = true;
+        ctx.spawn(poll.into_actor(self).map(|outcome, act, ctx| {
+            act.polling = false;
+            act.settle(outcome, ctx);
+        }));
     }
 }
 
@@ -920,6 +955,12 @@ impl Handler<Reset> for MachinePoller {
 
     fn handle(&mut self, _: Reset, ctx: &mut Context<Self>) {
         debug!(self.log, "watcher event: back to the short phase");
+        if self.polling {
+            // Applied once the poll is, so that a poll which started before
+            // the event does not overwrite it.
+            self.reset_pending = true;
+            return;
+        }
         lock(&self.status).state.watcher_event(Instant::now());
         self.schedule(ctx);
     }

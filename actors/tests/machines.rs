@@ -17,7 +17,7 @@ use muster::provider::InstanceStatus;
 use muster::sim::{FaultConfig, Sim, SimConfig};
 use muster_actors::gateway::{GatewayConfig, GatewayMetrics, ProviderGateway};
 use muster_actors::machines::{
-    MachineState, MachinesConfig, MachinesHandle, Tracking, machines_child,
+    MachineState, MachinesConfig, MachinesHandle, Reset, Tracking, machines_child,
 };
 use muster_actors::{
     ChildReport, ChildSpec, Mailbox, Metrics, Report, RestartConfig, Root, SendError,
@@ -226,6 +226,29 @@ async fn a_watcher_event_moves_a_long_phase_machine_to_short_with_the_interval_r
     assert_eq!(tree.phase(&tag).await, Some(Phase::Long));
     assert!(poller.is_running(), "the same poller carried on");
     assert_eq!(tree.starts(tag.as_str()).await, 1);
+}
+
+#[actix::test]
+async fn a_watcher_event_during_a_poll_applies_after_the_polls_answer() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    // The first poll asks at 3 s; the gateway answers at the end of its
+    // 100 ms window, which would bump the interval to 6 s.
+    sleep(Duration::from_millis(3_050)).await;
+    let poller = tree.handle.poller(&tag).await.unwrap().unwrap();
+    poller.do_send(Reset).unwrap();
+    sleep(Duration::from_millis(450)).await;
+
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.polls, 1);
+    assert_eq!(
+        state.instance_status.unwrap().status,
+        InstanceStatus::Allocating
+    );
+    assert_eq!(state.interval, Some(secs(3)), "the reset came last");
+    assert!(state.next_poll_in.unwrap() > Duration::from_millis(2_500));
 }
 
 #[actix::test]

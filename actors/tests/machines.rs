@@ -81,6 +81,7 @@ impl Logs {
 struct Tree {
     root: Root,
     handle: MachinesHandle,
+    gateway: Mailbox<ProviderGateway>,
     logs: Logs,
 }
 
@@ -106,7 +107,7 @@ fn start_with(sim: &Sim, facade: Arc<dyn ModelFacade>) -> Tree {
             cx.logger().clone(),
         ))
     });
-    let (machines, handle) = machines_child("machines", config, facade, gateway).unwrap();
+    let (machines, handle) = machines_child("machines", config, facade, gateway.clone()).unwrap();
     let spec = SupervisorSpec::new(RestartConfig {
         jitter_seed: Some(1),
         ..RestartConfig::default()
@@ -116,7 +117,12 @@ fn start_with(sim: &Sim, facade: Arc<dyn ModelFacade>) -> Tree {
     let logs = Logs::default();
     let logger = Logger::root(logs.clone().fuse(), o!());
     let root = Root::start("root", spec, logger, Metrics::unregistered()).unwrap();
-    Tree { root, handle, logs }
+    Tree {
+        root,
+        handle,
+        gateway,
+        logs,
+    }
 }
 
 fn start(sim: &Sim) -> Tree {
@@ -249,6 +255,41 @@ async fn a_watcher_event_during_a_poll_applies_after_the_polls_answer() {
     );
     assert_eq!(state.interval, Some(secs(3)), "the reset came last");
     assert!(state.next_poll_in.unwrap() > Duration::from_millis(2_500));
+}
+
+#[actix::test]
+async fn a_poll_the_gateway_cannot_take_backs_off_and_the_poller_carries_on() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    sleep(Duration::from_millis(2_900)).await;
+    let answer = tree.gateway.call(|_, _| -> () { panic!("injected") }).await;
+    assert!(answer.is_err());
+
+    // Due at 3 s while the gateway waits to be restarted.
+    sleep(secs(1)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.polls, 1);
+    assert!(
+        state.last_error.as_deref().unwrap().contains("not running"),
+        "{state:?}"
+    );
+    assert_eq!(state.interval, Some(secs(6)));
+    assert!(tree.logs.count("polling instance failed", &tag) == 1);
+
+    sleep(minutes(1)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Long));
+    assert_eq!(state.last_error, None);
+    assert!(sim.in_sync(&tag));
+    let report = tree.root.report().await.unwrap();
+    assert_eq!(report.child("gateway").unwrap().start_count, 2);
+    assert_eq!(
+        tree.starts(tag.as_str()).await,
+        1,
+        "the poller was not bounced"
+    );
 }
 
 #[actix::test]

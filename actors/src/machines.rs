@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::future::join_all;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize, Serializer};
 use slog::{Logger, debug, info, warn};
 use tokio::time::Instant;
@@ -43,6 +43,23 @@ use crate::supervisor::{
     ChildSpec, DynamicPolicy, Exit, ExitSlot, RestartConfig, RestartPolicy, StatePolicy,
     SupervisorError, SupervisorRef, SupervisorSpec,
 };
+
+/// How many model calls the watcher makes at once: a first batch may name
+/// thousands of machines, and the API server should not get them all at
+/// once.
+const MODEL_CALLS_AT_ONCE: usize = 64;
+
+/// Runs `calls` with at most [`MODEL_CALLS_AT_ONCE`] in flight; answers in
+/// order.
+async fn at_most_a_few<T, F>(calls: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    futures::stream::iter(calls)
+        .buffered(MODEL_CALLS_AT_ONCE)
+        .collect()
+        .await
+}
 
 /// The name of the dynamic group the pollers belong to.
 pub const POLLERS_GROUP: &str = "pollers";
@@ -433,7 +450,7 @@ impl Env {
         let mut failed: Vec<(MachineTag, String)> = Vec::new();
 
         // Known machines: refresh, then forget the dead and the removed.
-        let refreshed = join_all(known.iter().map(|(_, m)| m.refresh())).await;
+        let refreshed = at_most_a_few(known.iter().map(|(_, m)| m.refresh())).await;
         let mut gone = Vec::new();
         let mut alive = Vec::new();
         for ((tag, machine), result) in known.into_iter().zip(refreshed) {
@@ -446,7 +463,7 @@ impl Env {
         }
 
         // New machines: fetch them and sort out the manual ones.
-        let fetched = join_all(new.iter().map(|(tag, _)| self.facade.machine(tag))).await;
+        let fetched = at_most_a_few(new.iter().map(|(tag, _)| self.facade.machine(tag))).await;
         let mut candidates = Vec::new();
         for ((tag, _), result) in new.into_iter().zip(fetched) {
             match result {
@@ -460,7 +477,7 @@ impl Env {
                 Ok(machine) => candidates.push((tag, machine)),
             }
         }
-        let manual = join_all(candidates.iter().map(|(_, m)| m.is_manual())).await;
+        let manual = at_most_a_few(candidates.iter().map(|(_, m)| m.is_manual())).await;
         let mut manual_machines = Vec::new();
         let mut polled = Vec::new();
         for ((tag, machine), is_manual) in candidates.into_iter().zip(manual) {
@@ -470,7 +487,7 @@ impl Env {
                 Ok(false) => polled.push((tag, machine)),
             }
         }
-        let settled = join_all(
+        let settled = at_most_a_few(
             manual_machines
                 .iter()
                 .map(|(_, m)| settle_manual_machine(&**m)),

@@ -711,6 +711,12 @@ async fn the_handle_lists_machines_sorted_and_serialises_them() {
 }
 
 #[test]
+fn the_handle_can_be_shared_between_threads() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<MachinesHandle>();
+}
+
+#[test]
 fn config_errors_name_the_field() {
     assert_eq!(MachinesConfig::default().validate(), Ok(()));
     assert_eq!(MachinesConfig::default().restart.max_restarts, 1000);

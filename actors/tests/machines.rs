@@ -293,6 +293,26 @@ async fn a_poll_the_gateway_cannot_take_backs_off_and_the_poller_carries_on() {
 }
 
 #[actix::test]
+async fn a_long_phase_machine_that_loses_its_addresses_goes_back_to_short() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+    assert_eq!(tree.phase(&tag).await, Some(Phase::Long));
+
+    sim.stop_instance(&tag).unwrap();
+    // Seen at the next long poll.
+    sleep(minutes(14)).await;
+    assert_eq!(tree.phase(&tag).await, Some(Phase::Long));
+    sleep(minutes(2)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Short));
+    assert!(state.addresses.is_empty());
+    assert!(sim.in_sync(&tag));
+}
+
+#[actix::test]
 async fn dead_and_reaped_machines_are_removed_and_their_pollers_stopped() {
     tokio::time::pause();
     let sim = Sim::new(SimConfig::default()).unwrap();

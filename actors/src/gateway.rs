@@ -900,4 +900,5 @@ mod tests {
         );
     }
 }
+
 crate::supervised!(ProviderGateway);

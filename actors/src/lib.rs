@@ -12,6 +12,7 @@
 //! - [`metrics`]: the `prometheus-client` series the host registers.
 
 pub mod gateway;
+pub mod machines;
 pub mod mailbox;
 pub mod metrics;
 pub mod presence;

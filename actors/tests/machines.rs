@@ -1,0 +1,774 @@
+//! The machine watcher and pollers on the simulated cloud, on a paused clock:
+//! the behaviour cases of SPEC §2, through the actors.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use muster::error::{ErrorKind, PollError};
+use muster::model::{Life, Machine, MachineBatches, ModelFacade};
+use muster::names::MachineTag;
+use muster::poll::Phase;
+use muster::provider::InstanceStatus;
+use muster::sim::{FaultConfig, Sim, SimConfig};
+use muster_actors::gateway::{GatewayConfig, GatewayMetrics, ProviderGateway};
+use muster_actors::machines::{
+    MachineState, MachinesConfig, MachinesHandle, Reset, Tracking, machines_child,
+};
+use muster_actors::{
+    ChildReport, ChildSpec, Mailbox, Metrics, Report, RestartConfig, Root, SendError,
+    SupervisorSpec,
+};
+use prometheus_client::registry::Registry;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use slog::{Drain, Logger, Never, OwnedKVList, Record, o};
+use tokio::time::sleep;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+
+/// Every log line, as its message followed by its ` key=value` pairs.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<String>>>);
+
+struct Pairs(String);
+
+impl slog::Serializer for Pairs {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
+        let _ = write!(self.0, " {key}={val}");
+        Ok(())
+    }
+}
+
+impl Drain for Logs {
+    type Ok = ();
+    type Err = Never;
+
+    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), Never> {
+        let mut pairs = Pairs(record.msg().to_string());
+        let _ = slog::KV::serialize(&record.kv(), record, &mut pairs);
+        let _ = slog::KV::serialize(values, record, &mut pairs);
+        self.0.lock().unwrap().push(pairs.0);
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// How many lines hold `message` and are about `machine`: logged by its
+    /// poller, or naming it.
+    fn count(&self, message: &str, machine: &MachineTag) -> usize {
+        let child = format!("child={machine}");
+        let named = format!("machine={machine}");
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(message) && l.split(' ').any(|w| w == child || w == named))
+            .count()
+    }
+}
+
+struct Tree {
+    root: Root,
+    handle: MachinesHandle,
+    gateway: Mailbox<ProviderGateway>,
+    logs: Logs,
+}
+
+fn machines_config() -> MachinesConfig {
+    let mut config = MachinesConfig::default();
+    config.restart.jitter_seed = Some(7);
+    config
+}
+
+/// A root with a gateway on `sim` and the machines subtree on `facade`.
+fn start_with(sim: &Sim, facade: Arc<dyn ModelFacade>) -> Tree {
+    let config = machines_config();
+    config.validate().unwrap();
+    let gateway = Mailbox::new(4096);
+    let environ = sim.environ();
+    let credentials = sim.credential_api();
+    let gateway_child = ChildSpec::actor("gateway", &gateway, move |cx| {
+        Ok(ProviderGateway::new(
+            environ.clone(),
+            credentials.clone(),
+            GatewayConfig::default(),
+            GatewayMetrics::new(&mut Registry::default()),
+            cx.logger().clone(),
+        ))
+    });
+    let (machines, handle) = machines_child("machines", config, facade, gateway.clone()).unwrap();
+    let spec = SupervisorSpec::new(RestartConfig {
+        jitter_seed: Some(1),
+        ..RestartConfig::default()
+    })
+    .child(gateway_child)
+    .child(machines);
+    let logs = Logs::default();
+    let logger = Logger::root(logs.clone().fuse(), o!());
+    let root = Root::start("root", spec, logger, Metrics::unregistered()).unwrap();
+    Tree {
+        root,
+        handle,
+        gateway,
+        logs,
+    }
+}
+
+fn start(sim: &Sim) -> Tree {
+    start_with(sim, sim.facade())
+}
+
+impl Tree {
+    async fn state(&self, tag: &MachineTag) -> Option<MachineState> {
+        self.handle.machine(tag).await.unwrap()
+    }
+
+    async fn phase(&self, tag: &MachineTag) -> Option<Phase> {
+        self.state(tag).await.and_then(|s| s.phase)
+    }
+
+    async fn interval(&self, tag: &MachineTag) -> Option<Duration> {
+        self.state(tag).await.and_then(|s| s.interval)
+    }
+
+    /// The machines supervisor's report.
+    async fn machines_report(&self) -> Report {
+        let report = self.root.report().await.unwrap();
+        let machines = report.child("machines").expect("a machines child");
+        serde_json::from_value(machines.report.clone().expect("its report")).unwrap()
+    }
+
+    async fn pollers(&self) -> Vec<ChildReport> {
+        let report = self.machines_report().await;
+        report.children.into_iter().filter(|c| c.dynamic).collect()
+    }
+
+    async fn starts(&self, child: &str) -> u64 {
+        let report = self.machines_report().await;
+        report.child(child).map_or(0, |c| c.start_count)
+    }
+}
+
+#[actix::test]
+async fn a_new_machine_starts_short_backs_off_while_starting_and_settles_long() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, id) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+
+    sleep(secs(1)).await;
+    let state = tree.state(&tag).await.expect("tracked");
+    assert_eq!(state.tracking, Tracking::Polled);
+    assert_eq!(state.phase, Some(Phase::Short));
+    assert_eq!(state.interval, Some(secs(3)));
+    assert_eq!(state.polls, 0);
+
+    // Polled at 3 s: allocating is recorded, and the interval doubles.
+    sleep(secs(4)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.polls, 1);
+    assert_eq!(state.instance_id, Some(id));
+    assert_eq!(
+        state.instance_status.unwrap().status,
+        InstanceStatus::Allocating
+    );
+    assert_eq!(
+        sim.model_view(&tag).unwrap().instance_status.status,
+        InstanceStatus::Allocating
+    );
+    assert_eq!(state.interval, Some(secs(6)));
+    sleep(secs(5)).await;
+    assert_eq!(tree.interval(&tag).await, Some(secs(12)));
+    assert_eq!(tree.phase(&tag).await, Some(Phase::Short));
+
+    // Running, an address, the agent started: long phase, model in sync.
+    sleep(secs(20)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Long));
+    assert_eq!(state.interval, Some(minutes(15)));
+    assert!(sim.in_sync(&tag));
+    assert_eq!(state.addresses, sim.provider_view(&tag).unwrap().addresses);
+    assert_eq!(tree.logs.count("has new addresses", &tag), 1);
+
+    // Settled: polled once per long poll, and the status is set only when
+    // it changes.
+    let set = sim.counters().set_instance_status;
+    let polls = state.polls;
+    sleep(minutes(31)).await;
+    assert_eq!(tree.state(&tag).await.unwrap().polls, polls + 2);
+    assert_eq!(sim.counters().set_instance_status, set);
+    assert_eq!(tree.logs.count("has new addresses", &tag), 1);
+}
+
+#[actix::test]
+async fn a_watcher_event_moves_a_long_phase_machine_to_short_with_the_interval_reset() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+    assert_eq!(tree.phase(&tag).await, Some(Phase::Long));
+    let poller = tree.handle.poller(&tag).await.unwrap().unwrap();
+
+    sim.restart_agent(&tag).unwrap();
+    sleep(Duration::from_millis(500)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Short));
+    assert_eq!(state.interval, Some(secs(3)));
+    assert!(state.next_poll_in.unwrap() <= secs(3));
+
+    sleep(minutes(1)).await;
+    assert_eq!(tree.phase(&tag).await, Some(Phase::Long));
+    assert!(poller.is_running(), "the same poller carried on");
+    assert_eq!(tree.starts(tag.as_str()).await, 1);
+}
+
+#[actix::test]
+async fn a_watcher_event_during_a_poll_applies_after_the_polls_answer() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    // The first poll asks at 3 s; the gateway answers at the end of its
+    // 100 ms window, which would bump the interval to 6 s.
+    sleep(Duration::from_millis(3_050)).await;
+    let poller = tree.handle.poller(&tag).await.unwrap().unwrap();
+    poller.do_send(Reset).unwrap();
+    sleep(Duration::from_millis(450)).await;
+
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.polls, 1);
+    assert_eq!(
+        state.instance_status.unwrap().status,
+        InstanceStatus::Allocating
+    );
+    assert_eq!(state.interval, Some(secs(3)), "the reset came last");
+    assert!(state.next_poll_in.unwrap() > Duration::from_millis(2_500));
+}
+
+#[actix::test]
+async fn a_poll_the_gateway_cannot_take_backs_off_and_the_poller_carries_on() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    sleep(Duration::from_millis(2_900)).await;
+    let answer = tree.gateway.call(|_, _| -> () { panic!("injected") }).await;
+    assert!(answer.is_err());
+
+    // Due at 3 s while the gateway waits to be restarted.
+    sleep(secs(1)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.polls, 1);
+    assert!(
+        state.last_error.as_deref().unwrap().contains("not running"),
+        "{state:?}"
+    );
+    assert_eq!(state.interval, Some(secs(6)));
+    assert!(tree.logs.count("polling instance failed", &tag) == 1);
+
+    sleep(minutes(1)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Long));
+    assert_eq!(state.last_error, None);
+    assert!(sim.in_sync(&tag));
+    let report = tree.root.report().await.unwrap();
+    assert_eq!(report.child("gateway").unwrap().start_count, 2);
+    assert_eq!(
+        tree.starts(tag.as_str()).await,
+        1,
+        "the poller was not bounced"
+    );
+}
+
+#[actix::test]
+async fn a_long_phase_machine_that_loses_its_addresses_goes_back_to_short() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+    assert_eq!(tree.phase(&tag).await, Some(Phase::Long));
+
+    sim.stop_instance(&tag).unwrap();
+    // Seen at the next long poll.
+    sleep(minutes(14)).await;
+    assert_eq!(tree.phase(&tag).await, Some(Phase::Long));
+    sleep(minutes(2)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Short));
+    assert!(state.addresses.is_empty());
+    assert!(sim.in_sync(&tag));
+}
+
+#[actix::test]
+async fn dead_and_reaped_machines_are_removed_and_their_pollers_stopped() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (dead, _) = sim.add_provisioned_machine();
+    let (reaped, _) = sim.add_provisioned_machine();
+    let (kept, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+    let dead_poller = tree.handle.poller(&dead).await.unwrap().unwrap();
+    let reaped_poller = tree.handle.poller(&reaped).await.unwrap().unwrap();
+
+    sim.set_life(&dead, Life::Dead).unwrap();
+    sim.remove(&reaped).unwrap();
+    sleep(secs(1)).await;
+
+    assert_eq!(tree.state(&dead).await, None);
+    assert_eq!(tree.state(&reaped).await, None);
+    assert!(!dead_poller.is_running());
+    assert!(!reaped_poller.is_running());
+    let pollers: Vec<String> = tree.pollers().await.into_iter().map(|c| c.name).collect();
+    assert_eq!(pollers, [kept.to_string()]);
+    let machines = tree.handle.machines().await.unwrap();
+    assert_eq!(machines.len(), 1);
+    assert_eq!(machines[0].tag, kept);
+}
+
+#[actix::test]
+async fn manual_machines_are_set_running_and_never_polled() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let manual = sim.add_manual_machine();
+    let tree = start(&sim);
+    sleep(minutes(5)).await;
+
+    let view = sim.model_view(&manual).unwrap();
+    assert_eq!(view.instance_status.status, InstanceStatus::Running);
+    assert_eq!(view.instance_status.message, "Manually provisioned machine");
+    let state = tree.state(&manual).await.expect("tracked");
+    assert_eq!(state.tracking, Tracking::Manual);
+    assert_eq!((state.phase, state.polls), (None, 0));
+    assert!(tree.handle.poller(&manual).await.unwrap().is_none());
+    assert!(tree.pollers().await.is_empty());
+    assert_eq!(sim.counters().instances.calls, 0);
+
+    // Its agent restarting changes nothing, and it goes when it dies.
+    sim.restart_agent(&manual).unwrap();
+    sleep(secs(10)).await;
+    assert_eq!(sim.counters().instances.calls, 0);
+    sim.set_life(&manual, Life::Dead).unwrap();
+    sleep(secs(1)).await;
+    assert_eq!(tree.state(&manual).await, None);
+}
+
+#[actix::test]
+async fn unprovisioned_machines_are_skipped_and_backed_off() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let waiting = sim.add_machine();
+    let (provisioned, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+
+    // Skipped at 3, 9, 21 and 45 s; next at 93 s.
+    let state = tree.state(&waiting).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Short));
+    assert_eq!(state.interval, Some(secs(48)));
+    assert_eq!((state.polls, state.instance_id), (0, None));
+    // Only the provisioned machine's id was asked for.
+    let provisioned_polls = tree.state(&provisioned).await.unwrap().polls;
+    assert_eq!(sim.counters().instances.ids, provisioned_polls);
+
+    sim.provision(&waiting).unwrap();
+    sleep(minutes(2)).await;
+    assert_eq!(tree.phase(&waiting).await, Some(Phase::Long));
+    assert!(sim.in_sync(&waiting));
+}
+
+#[actix::test]
+async fn a_provider_without_networking_falls_back_to_plain_addresses() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig {
+        networking: false,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+
+    assert_eq!(tree.phase(&tag).await, Some(Phase::Long));
+    assert!(sim.in_sync(&tag));
+    let view = sim.model_view(&tag).unwrap();
+    let truth = sim.provider_view(&tag).unwrap();
+    assert!(!truth.addresses.is_empty());
+    assert_eq!(view.addresses, truth.addresses);
+    assert_eq!(view.interfaces.len(), truth.addresses.len());
+    assert!(sim.counters().errors_of(ErrorKind::NotSupported) > 0);
+}
+
+#[actix::test]
+async fn partial_and_empty_answers_back_machines_off_and_kill_nothing() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig {
+        seed: 5,
+        faults: FaultConfig {
+            partial_rate: 0.3,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let tags: Vec<MachineTag> = (0..20).map(|_| sim.add_provisioned_machine().0).collect();
+    // An instance id the provider does not know: every answer about it is
+    // empty.
+    let stranger = sim.add_manual_machine();
+    sim.set_manual(&stranger, false).unwrap();
+    let tree = start(&sim);
+    sleep(minutes(10)).await;
+
+    for tag in &tags {
+        assert!(sim.in_sync(tag), "{tag} is in sync");
+        assert_eq!(tree.phase(tag).await, Some(Phase::Long), "{tag} settled");
+    }
+    let missed: usize = tags
+        .iter()
+        .map(|tag| {
+            tree.logs
+                .count("unable to retrieve instance information for instance", tag)
+        })
+        .sum();
+    assert!(missed > 0, "some answers left instances out");
+    let state = tree.state(&stranger).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Short));
+    assert_eq!(state.interval, Some(secs(60)));
+    assert!(state.last_error.is_some());
+    assert!(
+        tree.logs.count(
+            "unable to retrieve instance information for instance",
+            &stranger
+        ) > 0
+    );
+
+    // Nothing was restarted.
+    let report = tree.root.report().await.unwrap();
+    assert_eq!(report.child("gateway").unwrap().start_count, 1);
+    assert_eq!(tree.starts("watcher").await, 1);
+    for poller in tree.pollers().await {
+        assert_eq!(poller.start_count, 1, "{} not restarted", poller.name);
+    }
+}
+
+#[actix::test]
+async fn a_poller_that_panics_restarts_and_resumes_from_its_phase_and_interval() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (settled, _) = sim.add_provisioned_machine();
+    let waiting = sim.add_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+    let before = [
+        tree.state(&settled).await.unwrap(),
+        tree.state(&waiting).await.unwrap(),
+    ];
+    assert_eq!(before[0].phase, Some(Phase::Long));
+    assert_eq!(before[1].interval, Some(secs(48)));
+
+    for tag in [&settled, &waiting] {
+        let poller = tree.handle.poller(tag).await.unwrap().unwrap();
+        let answer = poller.call(|_, _| -> () { panic!("injected") }).await;
+        assert!(matches!(answer, Err(SendError::Lost { .. })), "{answer:?}");
+    }
+    sleep(secs(5)).await;
+
+    for (tag, before) in [&settled, &waiting].into_iter().zip(before) {
+        assert!(tree.handle.poller(tag).await.unwrap().unwrap().is_running());
+        assert_eq!(tree.starts(tag.as_str()).await, 2);
+        let after = tree.state(tag).await.unwrap();
+        assert_eq!(after.phase, before.phase, "{tag}");
+        assert_eq!(after.interval, before.interval, "{tag}");
+        assert_eq!(after.polls, before.polls, "{tag} not polled early");
+    }
+    // The settled machine is next polled at its long poll, not at once.
+    let polls = tree.state(&settled).await.unwrap().polls;
+    sleep(minutes(16)).await;
+    assert_eq!(tree.state(&settled).await.unwrap().polls, polls + 1);
+}
+
+/// How the test ends the current watch.
+enum Cut {
+    End,
+    Fail,
+}
+
+/// The sim's facade, with watches the test can end or break.
+struct CutFacade {
+    inner: Arc<dyn ModelFacade>,
+    watches: AtomicUsize,
+    cut: Mutex<Option<tokio::sync::oneshot::Sender<Cut>>>,
+}
+
+impl CutFacade {
+    fn cut(&self, how: Cut) {
+        let sender = self.cut.lock().unwrap().take().expect("a watch is open");
+        let _ = sender.send(how);
+    }
+}
+
+impl ModelFacade for CutFacade {
+    fn watch_model_machines(&self) -> MachineBatches {
+        self.watches.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *self.cut.lock().unwrap() = Some(tx);
+        let inner = self.inner.watch_model_machines();
+        futures::stream::unfold(Some((inner, rx)), |open| async move {
+            let (mut inner, mut rx) = open?;
+            tokio::select! {
+                batch = inner.next() => batch.map(|b| (b, Some((inner, rx)))),
+                cut = &mut rx => match cut {
+                    Ok(Cut::Fail) => Some((
+                        Err(PollError::other("watching machines", "connection reset")),
+                        None,
+                    )),
+                    _ => None,
+                },
+            }
+        })
+        .boxed()
+    }
+
+    fn machine(&self, tag: &MachineTag) -> BoxFuture<'static, Result<Arc<dyn Machine>, PollError>> {
+        self.inner.machine(tag)
+    }
+}
+
+#[actix::test]
+async fn the_watcher_restarts_when_its_stream_fails_or_ends_without_duplicating_pollers() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let tags: Vec<MachineTag> = (0..3).map(|_| sim.add_provisioned_machine().0).collect();
+    let facade = Arc::new(CutFacade {
+        inner: sim.facade(),
+        watches: AtomicUsize::new(0),
+        cut: Mutex::new(None),
+    });
+    let tree = start_with(&sim, facade.clone());
+    sleep(minutes(1)).await;
+    let mut expected = tags.clone();
+
+    for (round, how) in [Cut::Fail, Cut::End].into_iter().enumerate() {
+        facade.cut(how);
+        // A machine that arrives while the watcher is down is found by the
+        // next watch's first batch.
+        sleep(Duration::from_millis(10)).await;
+        expected.push(sim.add_provisioned_machine().0);
+        sleep(secs(5)).await;
+        assert_eq!(facade.watches.load(Ordering::SeqCst), round + 2);
+        assert_eq!(tree.starts("watcher").await, round as u64 + 2);
+
+        let pollers = tree.pollers().await;
+        let names: Vec<String> = pollers.iter().map(|c| c.name.clone()).collect();
+        let mut want: Vec<String> = expected.iter().map(|t| t.to_string()).collect();
+        want.sort();
+        assert_eq!(names, want);
+        assert!(pollers.iter().all(|c| c.start_count == 1));
+    }
+
+    sleep(minutes(1)).await;
+    for tag in &expected {
+        assert_eq!(tree.phase(tag).await, Some(Phase::Long), "{tag}");
+        assert!(sim.in_sync(tag));
+    }
+}
+
+#[actix::test]
+async fn a_restarted_machines_supervisor_polls_every_machine_again_with_its_state() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let tags: Vec<MachineTag> = (0..3).map(|_| sim.add_provisioned_machine().0).collect();
+    let manual = sim.add_manual_machine();
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+    let polls = tree.state(&tags[0]).await.unwrap().polls;
+    assert!(polls > 0);
+
+    let answer = tree
+        .handle
+        .supervisor()
+        .mailbox()
+        .call(|_, _| -> () { panic!("injected") })
+        .await;
+    assert!(answer.is_err());
+    sleep(secs(8)).await;
+
+    let report = tree.root.report().await.unwrap();
+    assert_eq!(report.child("machines").unwrap().start_count, 2);
+    let names: Vec<String> = tree.pollers().await.into_iter().map(|c| c.name).collect();
+    let want: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    assert_eq!(names, want);
+    // What the pollers knew was kept; the new watch is an event about every
+    // machine, so they are polled soon.
+    assert!(tree.state(&tags[0]).await.unwrap().polls > polls);
+    assert_eq!(
+        tree.state(&manual).await.unwrap().tracking,
+        Tracking::Manual
+    );
+    sleep(minutes(1)).await;
+    for tag in &tags {
+        assert_eq!(tree.phase(tag).await, Some(Phase::Long), "{tag}");
+    }
+}
+
+#[actix::test]
+async fn failed_model_calls_are_retried_without_restarting_the_watcher() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig {
+        seed: 2,
+        faults: FaultConfig {
+            model_error_rate: 0.05,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let tags: Vec<MachineTag> = (0..30).map(|_| sim.add_provisioned_machine().0).collect();
+    let tree = start(&sim);
+    sleep(minutes(10)).await;
+
+    for tag in &tags {
+        assert_eq!(tree.phase(tag).await, Some(Phase::Long), "{tag} settled");
+        assert!(sim.in_sync(tag), "{tag} in sync");
+    }
+    assert_eq!(tree.starts("watcher").await, 1);
+    let retried: usize = tags
+        .iter()
+        .map(|tag| {
+            tree.logs
+                .count("cannot handle a change of machine, will try again", tag)
+        })
+        .sum();
+    let restarted = tree
+        .pollers()
+        .await
+        .iter()
+        .filter(|c| c.start_count > 1)
+        .count();
+    assert!(retried > 0, "some watcher calls failed and were retried");
+    // A failed model call during a poll is the poller's failure.
+    assert!(restarted > 0);
+}
+
+#[actix::test]
+async fn a_thousand_machines_booting_at_random_times_settle_with_batched_calls() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let tags: Vec<MachineTag> = (0..1000).map(|_| sim.add_machine()).collect();
+    let tree = start(&sim);
+
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut boots: Vec<(Duration, MachineTag)> = tags
+        .iter()
+        .map(|t| {
+            (
+                Duration::from_millis(rng.random_range(0..300_000)),
+                t.clone(),
+            )
+        })
+        .collect();
+    boots.sort();
+    let mut boots = VecDeque::from(boots);
+    let begin = tokio::time::Instant::now();
+    while let Some((at, tag)) = boots.pop_front() {
+        tokio::time::sleep_until(begin + at).await;
+        sim.provision(&tag).unwrap();
+    }
+    sleep(minutes(10)).await;
+
+    let machines = tree.handle.machines().await.unwrap();
+    assert_eq!(machines.len(), 1000);
+    for state in &machines {
+        assert_eq!(state.phase, Some(Phase::Long), "{} settled", state.tag);
+        assert!(sim.in_sync(&state.tag), "{} in sync", state.tag);
+    }
+    let polls: u64 = machines.iter().map(|m| m.polls).sum();
+    let counters = sim.counters();
+    assert_eq!(counters.instances.ids, polls);
+    assert!(
+        counters.instances.calls * 5 < polls,
+        "{} calls for {polls} polls",
+        counters.instances.calls
+    );
+    assert!(counters.instances.max_ids <= GatewayConfig::default().max_batch);
+    assert!(tree.pollers().await.iter().all(|c| c.start_count == 1));
+}
+
+#[actix::test]
+async fn the_handle_lists_machines_sorted_and_serialises_them() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    for _ in 0..11 {
+        sim.add_provisioned_machine();
+    }
+    let tree = start(&sim);
+    sleep(minutes(1)).await;
+    let machines = tree.handle.machines().await.unwrap();
+    let tags: Vec<&MachineTag> = machines.iter().map(|m| &m.tag).collect();
+    let mut sorted = tags.clone();
+    sorted.sort();
+    assert_eq!(tags, sorted);
+
+    let json = serde_json::to_value(&machines[0]).unwrap();
+    assert_eq!(json["tag"], "machine-0");
+    assert_eq!(json["tracking"], "polled");
+    assert_eq!(json["phase"], "long");
+    assert_eq!(json["interval"], "15m");
+    assert_eq!(json["instance_status"]["status"], "running");
+}
+
+#[test]
+fn the_handle_can_be_shared_between_threads() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<MachinesHandle>();
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    assert_eq!(MachinesConfig::default().validate(), Ok(()));
+    assert_eq!(MachinesConfig::default().restart.max_restarts, 1000);
+
+    let err = MachinesConfig {
+        poller_mailbox: 0,
+        ..MachinesConfig::default()
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(err.field, "machines.poller_mailbox");
+
+    let mut config = MachinesConfig::default();
+    config.poll.short_poll = Duration::ZERO;
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.field, "machines.poll.short_poll");
+    assert!(err.to_string().starts_with("machines.poll.short_poll: "));
+
+    let mut config = MachinesConfig::default();
+    config.restart.error_delay = Duration::ZERO;
+    assert_eq!(
+        config.validate().unwrap_err().field,
+        "machines.restart.error_delay"
+    );
+
+    let parsed: MachinesConfig =
+        serde_json::from_str(r#"{"poll": {"long_poll": "30m"}, "poller_mailbox": 8}"#).unwrap();
+    assert_eq!(parsed.poll.long_poll, minutes(30));
+    assert_eq!(parsed.poller_mailbox, 8);
+    let err = serde_json::from_str::<MachinesConfig>(r#"{"pol": {}}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field `pol`"), "{err}");
+    let err =
+        serde_json::from_str::<MachinesConfig>(r#"{"poll": {"short_poll": "0s"}}"#).unwrap_err();
+    assert!(err.to_string().contains("short_poll"), "{err}");
+}

@@ -4,6 +4,9 @@
 //! presence actor with one sub-actor per API server, and a machine watcher
 //! with one poller actor per machine, under a root supervisor.
 //!
+//! A host starts the whole tree with [`Muster::start`] and talks to it
+//! through the returned handle (see `examples/embed.rs`).
+//!
 //! The machinery every actor runs under:
 //! - [`supervisor`]: named children with inputs and outputs, restart
 //!   policies, backoff, restart intensity, dynamic children, ordered
@@ -12,6 +15,7 @@
 //! - [`metrics`]: the `prometheus-client` series the host registers.
 
 pub mod gateway;
+pub mod host;
 pub mod machines;
 pub mod mailbox;
 pub mod metrics;
@@ -22,6 +26,7 @@ mod ticks;
 pub use actix;
 pub use muster;
 
+pub use host::{Backends, InvalidConfig, Muster, MusterConfig, StartError};
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised};
 pub use metrics::{MailboxStats, Metrics};
 pub use supervisor::{

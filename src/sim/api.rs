@@ -31,13 +31,13 @@ impl Shared {
     /// Starts a provider call: counts it, then refuses it or draws its
     /// faults. On success, answers which ids to leave out of the answer.
     fn begin_provider_call(&self, method: Method, ids: usize) -> Result<Vec<bool>, PollError> {
-        let faults = &self.config.faults;
         let context = match method {
             Method::Instances => "fetching instances",
             Method::NetworkInterfaces => "fetching network interfaces",
         };
         let now = Instant::now();
         self.with(|state| {
+            let faults = state.faults;
             match method {
                 Method::Instances => state.counters.instances.record(ids),
                 Method::NetworkInterfaces => state.counters.network_interfaces.record(ids),
@@ -73,7 +73,7 @@ impl Shared {
     }
 
     async fn latency(&self) {
-        let latency = self.config.faults.latency;
+        let latency = self.with(|state| state.faults.latency);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -82,8 +82,8 @@ impl Shared {
     /// Starts an API server call about a machine: counts it, draws its
     /// fault, and checks that the machine is still in the model.
     fn begin_model_call(&self, tag: &MachineTag, context: &str) -> Result<(), PollError> {
-        let rate = self.config.faults.model_error_rate;
         self.with(|state| {
+            let rate = state.faults.model_error_rate;
             state.counters.model_calls += 1;
             if state.chance(rate) {
                 return Err(state.fail(PollError::other(

@@ -62,7 +62,7 @@ impl SimConfig {
 
 /// The faults the simulated cloud injects, drawn from the seeded generator
 /// in the order of the calls, so a run with one seed repeats.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawFaultConfig")]
 pub struct FaultConfig {
     /// The chance, from 0 to 1, that a provider call fails.

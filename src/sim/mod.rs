@@ -170,6 +170,8 @@ struct Shared {
 
 struct State {
     rng: ChaCha8Rng,
+    /// The faults in force: the config's at first, then [`Sim::set_faults`]'s.
+    faults: FaultConfig,
     next_machine: u64,
     next_instance: u64,
     machines: BTreeMap<MachineTag, SimMachine>,
@@ -214,6 +216,7 @@ impl Sim {
         config.validate()?;
         let state = State {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
+            faults: config.faults,
             next_machine: 0,
             next_instance: 1,
             machines: BTreeMap::new(),
@@ -234,9 +237,23 @@ impl Sim {
         })
     }
 
-    /// The configuration the simulation runs with.
+    /// The configuration the simulation was started with.
     pub fn config(&self) -> &SimConfig {
         &self.shared.config
+    }
+
+    /// Changes the faults injected from now on, e.g. to end a spell of
+    /// provider errors; a bad setting is refused, naming the field, and the
+    /// faults in force stay.
+    pub fn set_faults(&self, faults: FaultConfig) -> Result<(), ConfigError> {
+        faults.validate()?;
+        self.shared.with(|state| state.faults = faults);
+        Ok(())
+    }
+
+    /// The faults injected now.
+    pub fn faults(&self) -> FaultConfig {
+        self.shared.with(|state| state.faults)
     }
 
     /// The simulation as the cloud provider.

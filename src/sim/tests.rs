@@ -587,3 +587,29 @@ mod properties {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn faults_can_be_changed_while_the_simulation_runs() {
+    let sim = faulty(
+        5,
+        FaultConfig {
+            error_rate: 1.0,
+            ..FaultConfig::default()
+        },
+    );
+    assert!(outcomes(&sim, 50).await.iter().all(Option::is_some));
+    sim.set_faults(FaultConfig::default()).unwrap();
+    assert!(outcomes(&sim, 50).await.iter().all(Option::is_none));
+
+    let bad = FaultConfig {
+        error_rate: 2.0,
+        ..FaultConfig::default()
+    };
+    let error = sim.set_faults(bad).unwrap_err();
+    assert!(error.to_string().contains("error_rate"), "{error}");
+    assert_eq!(
+        sim.faults(),
+        FaultConfig::default(),
+        "a refused change leaves the faults"
+    );
+}

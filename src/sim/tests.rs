@@ -275,7 +275,7 @@ async fn injected_errors_come_at_the_configured_rate_and_repeat_by_seed() {
         error_rate: 0.2,
         ..FaultConfig::default()
     };
-    let sim = faulty(42, faults.clone());
+    let sim = faulty(42, faults);
     let first = outcomes(&sim, 2000).await;
     let failed = first.iter().filter(|o| o.is_some()).count();
     assert!((300..500).contains(&failed), "{failed} of 2000 failed");
@@ -286,7 +286,7 @@ async fn injected_errors_come_at_the_configured_rate_and_repeat_by_seed() {
         "every injected error is counted"
     );
 
-    let again = outcomes(&faulty(42, faults.clone()), 2000).await;
+    let again = outcomes(&faulty(42, faults), 2000).await;
     assert_eq!(first, again, "the same seed gives the same run");
     let other = outcomes(&faulty(43, faults), 2000).await;
     assert_ne!(first, other);

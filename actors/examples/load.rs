@@ -214,21 +214,28 @@ fn fast_sim() -> SimConfig {
     }
 }
 
+/// The tree over a simulated cloud of 10,000 provisioned machines that boot
+/// in a few seconds; call it inside an actix system.
+fn machine_tree() -> (Sim, Muster) {
+    let sim = Sim::new(fast_sim()).unwrap();
+    for _ in 0..MACHINES {
+        sim.add_provisioned_machine();
+    }
+    let muster = Muster::start(
+        &MusterConfig::default(),
+        Backends::sim(&sim, Arc::new(SystemClock)),
+        Logger::root(Discard, o!()),
+        &mut Registry::default(),
+    )
+    .unwrap();
+    (sim, muster)
+}
+
 /// 10,000 pollers on the real clock: memory once settled, and idle CPU.
 fn idle_tree() -> (u64, u64, Duration, Duration, usize) {
     let before = rss_bytes();
     actix::System::new().block_on(async {
-        let sim = Sim::new(fast_sim()).unwrap();
-        for _ in 0..MACHINES {
-            sim.add_provisioned_machine();
-        }
-        let muster = Muster::start(
-            &MusterConfig::default(),
-            Backends::sim(&sim, Arc::new(SystemClock)),
-            Logger::root(Discard, o!()),
-            &mut Registry::default(),
-        )
-        .unwrap();
+        let (_sim, muster) = machine_tree();
         let deadline = Instant::now() + Duration::from_secs(120);
         let long = loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -260,17 +267,7 @@ fn calls_per_hour() -> (u64, u64, u64) {
         .build()
         .unwrap();
     actix::System::with_tokio_rt(|| runtime).block_on(async {
-        let sim = Sim::new(fast_sim()).unwrap();
-        for _ in 0..MACHINES {
-            sim.add_provisioned_machine();
-        }
-        let muster = Muster::start(
-            &MusterConfig::default(),
-            Backends::sim(&sim, Arc::new(SystemClock)),
-            Logger::root(Discard, o!()),
-            &mut Registry::default(),
-        )
-        .unwrap();
+        let (sim, muster) = machine_tree();
         tokio::time::sleep(Duration::from_secs(30 * 60)).await;
         let before: u64 = muster
             .machines()

@@ -14,6 +14,7 @@
 //! - [`mailbox`]: the stable, metered, bounded address of a supervised actor;
 //! - [`metrics`]: the `prometheus-client` series the host registers.
 
+pub mod daemon;
 pub mod gateway;
 pub mod host;
 pub mod machines;

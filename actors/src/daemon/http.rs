@@ -9,7 +9,7 @@
 //! | `/api/models` | every model with connections, with counts by status |
 //! | `/api/presence?model=UUID[&agent=TAG]` | one model's connections and agent statuses |
 //! | `/api/machines` | every machine: phase, interval, next poll, instance, addresses, error |
-//! | `/` | the dashboard |
+//! | `/` | the dashboard: one page polling the JSON endpoints |
 //!
 //! When a token is configured every path but `/healthz` wants
 //! `Authorization: Bearer <token>`; a browser opening the dashboard gives it
@@ -36,9 +36,14 @@ use serde_json::json;
 use crate::host::Muster;
 use crate::machines::Tracking;
 
-const INDEX_HTML: &str = include_str!("dashboard/index.html");
-const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
-const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
+/// The dashboard is one page with its style and script inlined, so that a
+/// browser given the token once (`/?token=…`) needs no other authorised
+/// fetch than the script's own API calls.
+fn dashboard_page() -> String {
+    include_str!("dashboard/index.html")
+        .replace("/*STYLE*/", include_str!("dashboard/dashboard.css"))
+        .replace("/*SCRIPT*/", include_str!("dashboard/dashboard.js"))
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
@@ -80,12 +85,12 @@ impl StateGauges {
 
     /// Reads the counts from the tree.
     pub async fn refresh(&self, muster: &Muster) {
-        if let Ok(report) = muster.presence().report().await {
-            let (alive, missing) = report
-                .servers
-                .values()
-                .fold((0, 0), |(a, m), c| (a + c.alive, m + c.missing));
-            for (status, n) in [(Status::Alive, alive), (Status::Missing, missing)] {
+        // From a view rather than the presence report: a view answers
+        // after every event sent before it, the report may not.
+        if let Ok(connections) = muster.presence().connections().await {
+            let values = connections.values();
+            for status in [Status::Alive, Status::Missing] {
+                let n = values.iter().filter(|v| v.status == status).count();
                 self.connections
                     .get_or_create(&StatusLabel {
                         status: status.to_string(),
@@ -157,8 +162,6 @@ impl Inspector {
                 .route("/api/presence", web::get().to(presence))
                 .route("/api/machines", web::get().to(machines))
                 .route("/", web::get().to(index))
-                .route("/dashboard.js", web::get().to(dashboard_js))
-                .route("/dashboard.css", web::get().to(dashboard_css))
                 .default_service(web::to(not_found)),
         );
     }
@@ -289,6 +292,9 @@ struct ModelSummary {
     agents: usize,
     alive: usize,
     missing: usize,
+    /// Agents seen only on controller-agent connections, which never count
+    /// towards an agent's status.
+    controller: usize,
 }
 
 async fn models(inspector: web::Data<Inspector>) -> HttpResponse {
@@ -302,6 +308,10 @@ async fn models(inspector: web::Data<Inspector>) -> HttpResponse {
         .map(|model| {
             let view = connections.for_model(model);
             let agents = view.agents();
+            let controller = agents
+                .iter()
+                .filter(|a| only_controller(&view.for_agent(a)))
+                .count();
             let statuses: Vec<Status> = agents
                 .iter()
                 .map(|a| view.agent_status(a).unwrap_or_default())
@@ -312,10 +322,17 @@ async fn models(inspector: web::Data<Inspector>) -> HttpResponse {
                 agents: agents.len(),
                 alive: statuses.iter().filter(|s| **s == Status::Alive).count(),
                 missing: statuses.iter().filter(|s| **s == Status::Missing).count(),
+                controller,
             }
         })
         .collect();
     HttpResponse::Ok().json(json!({ "models": models }))
+}
+
+/// Whether every connection of a view is a controller agent's.
+fn only_controller(view: &muster::presence::Connections) -> bool {
+    let values = view.values();
+    !values.is_empty() && values.iter().all(|v| v.controller_agent)
 }
 
 /// One agent in `/api/presence`.
@@ -323,6 +340,9 @@ async fn models(inspector: web::Data<Inspector>) -> HttpResponse {
 struct AgentStatus {
     agent: AgentTag,
     status: Status,
+    /// Seen only on controller-agent connections, whose status is not
+    /// counted (so `status` is `unknown`).
+    controller: bool,
 }
 
 async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
@@ -354,12 +374,14 @@ async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResp
         Some(agent) => vec![AgentStatus {
             agent: agent.clone(),
             status: view.agent_status(agent).unwrap_or_default(),
+            controller: only_controller(&view),
         }],
         None => view
             .agents()
             .into_iter()
             .map(|agent| AgentStatus {
                 status: view.agent_status(&agent).unwrap_or_default(),
+                controller: only_controller(&view.for_agent(&agent)),
                 agent,
             })
             .collect(),
@@ -382,19 +404,7 @@ async fn machines(inspector: web::Data<Inspector>) -> HttpResponse {
 async fn index() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(INDEX_HTML)
-}
-
-async fn dashboard_js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .body(DASHBOARD_JS)
-}
-
-async fn dashboard_css() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .body(DASHBOARD_CSS)
+        .body(dashboard_page())
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

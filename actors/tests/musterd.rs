@@ -234,3 +234,69 @@ fn demo_refuses_a_bad_speed_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--speed: must be a positive number, got 0"));
 }
+
+#[test]
+fn demo_prints_a_summary_a_second_and_the_outage() {
+    let out = musterd(&[
+        "demo",
+        "--port",
+        "0",
+        "--speed",
+        "50",
+        "--duration",
+        "4s",
+        "--machines",
+        "30",
+        "--agents",
+        "90",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("dashboard: http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(lines[0].ends_with('/'), "{stdout}");
+    let summaries: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("t="))
+        .collect();
+    assert!(summaries.len() >= 3, "{stdout}");
+    for part in [
+        "machines ",
+        ": short ",
+        " long ",
+        " running ",
+        "| agents ",
+        "alive ",
+        "missing ",
+        "| provider calls ",
+        "throttled ",
+        "| restarts ",
+    ] {
+        assert!(summaries.last().unwrap().contains(part), "{part}: {stdout}");
+    }
+    // World time 2m55s: the link to machine-1 went down at 1m30s and came
+    // back at 2m.
+    assert!(
+        stdout.contains("event: machine-1 down: its agents are missing"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("event: machine-1 back: snapshot of "),
+        "{stdout}"
+    );
+    // The injected faults are left out of a terminal at the demo's level.
+    assert!(
+        !text(&out.stderr).contains("injected"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -20,8 +20,9 @@ struct Cli {
     /// How log records are written (to standard error).
     #[arg(long, value_enum, default_value_t = LogFormat::Term, global = true)]
     log_format: LogFormat,
-    /// The least severe level written [default: info; warning for the
-    /// demo, whose summary says what happens].
+    /// The least severe level written [default: info; critical for the
+    /// demo, whose summary and dashboard show what happens, injected
+    /// faults included].
     #[arg(long, value_enum, global = true)]
     log_level: Option<LogLevel>,
     #[command(subcommand)]
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
         _ => None,
     };
     let level = cli.log_level.unwrap_or(match cli.command {
-        Command::Demo(_) => LogLevel::Warning,
+        Command::Demo(_) => LogLevel::Critical,
         _ => LogLevel::Info,
     });
     let (log, guard) = logger(cli.log_format, level, std::io::stderr());

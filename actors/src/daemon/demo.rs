@@ -370,11 +370,11 @@ impl Summary {
     }
 
     /// One compact line.
-    pub fn line(&self, world: Duration, event: &str) -> String {
+    pub fn line(&self, world: Duration) -> String {
         let count = |map: &BTreeMap<String, usize>, key: &str| map.get(key).copied().unwrap_or(0);
         let machines: usize = self.phases.values().sum();
         let agents: usize = self.agents.values().sum();
-        let mut line = format!(
+        format!(
             "t={:>6} machines {machines}: short {} long {} running {} | agents {agents}: alive {} missing {} | provider calls {} ids {} errors {} throttled {} | restarts {}",
             humantime::format_duration(Duration::from_secs(world.as_secs())).to_string(),
             count(&self.phases, "short"),
@@ -387,12 +387,7 @@ impl Summary {
             self.errors,
             self.throttles,
             self.restarts,
-        );
-        if !event.is_empty() {
-            line.push_str(" | ");
-            line.push_str(event);
-        }
-        line
+        )
     }
 }
 
@@ -440,7 +435,7 @@ async fn scenario(
     muster: Muster,
     sim: Sim,
     logger: Logger,
-    events: tokio::sync::watch::Sender<String>,
+    events: tokio::sync::mpsc::UnboundedSender<String>,
     timeline: Timeline,
 ) {
     let mut world = World::new(&options);
@@ -557,11 +552,11 @@ pub async fn run(
     let _ = writeln!(out, "dashboard: http://{}/{token}", hosted.listen);
     let _ = writeln!(
         out,
-        "demo: {} machines, {} agents, 3 API servers, seed {}, speed {}x",
+        "demo: {} machines, {} agents, 3 API servers, seed {}, speed {}x; one summary a second (add --log-level warning for the tree's logs)",
         options.machines, options.agents, options.seed, options.speed
     );
     let _ = out.flush();
-    let (events, mut event) = tokio::sync::watch::channel(String::new());
+    let (events, mut event) = tokio::sync::mpsc::unbounded_channel();
     let start = Instant::now();
     let timeline = Timeline {
         start,
@@ -585,12 +580,10 @@ pub async fn run(
         loop {
             tick.tick().await;
             let summary = Summary::read(&muster).await;
-            let text = if event.has_changed().unwrap_or(false) {
-                event.borrow_and_update().clone()
-            } else {
-                String::new()
-            };
-            let _ = writeln!(out, "{}", summary.line(world_clock.world(), &text));
+            let _ = writeln!(out, "{}", summary.line(world_clock.world()));
+            while let Ok(text) = event.try_recv() {
+                let _ = writeln!(out, "  event: {text}");
+            }
             let _ = out.flush();
         }
     };
@@ -610,6 +603,12 @@ pub async fn run(
         () = summaries => Ok(()),
     };
     play.abort();
+    let _ = writeln!(
+        out,
+        "final: {}",
+        Summary::read(&muster).await.line(world_clock.world())
+    );
+    let _ = out.flush();
     result?;
     hosted.stop(&logger).await
 }

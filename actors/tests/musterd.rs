@@ -194,8 +194,44 @@ fn sigterm_stops_run_gracefully_with_exit_0() {
     assert!(status.success());
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
     let rest: Vec<String> = lines.try_iter().collect();
-    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:#?}");
-    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:#?}");
+    assert!(
+        rest.iter().any(|l| l.contains("signal: SIGTERM")),
+        "{rest:#?}"
+    );
+    assert!(rest.iter().any(|l| l.contains("INFO stopped")), "{rest:#?}");
+}
+
+#[test]
+fn json_logs_carry_actix_records_too() {
+    let file = ConfigFile::new("json", "[http]\nlisten = \"127.0.0.1:0\"\n");
+    let (mut child, lines) = spawn(&[
+        "--log-format",
+        "json",
+        "run",
+        "--config",
+        file.0.to_str().unwrap(),
+    ]);
+    let mut seen = wait_for_line(&lines, "http listening", Duration::from_secs(10));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    seen.extend(lines.try_iter());
+    let records: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(records.iter().any(|r| r["msg"] == "muster started"));
+    // actix-server logs through the `log` crate; the bridge brings it here.
+    assert!(
+        records.iter().any(|r| r["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("actix_server"))),
+        "{seen:#?}"
+    );
+    assert!(records.iter().any(|r| r["msg"] == "stopped"), "{seen:#?}");
 }
 
 #[test]

@@ -64,6 +64,9 @@ pub enum DaemonError {
     /// The simulated backend refused its settings.
     #[error("backend.sim: {0}")]
     Backend(muster::error::ConfigError),
+    /// The signal handlers could not be installed.
+    #[error("signal handlers: {0}")]
+    Signals(std::io::Error),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),

@@ -321,7 +321,16 @@ fn key_problem(
     if reason.contains("expected a duration") {
         reason.push_str(" such as \"3s\", \"1m\" or \"250ms\"");
     }
+    // serde names the private type a table is read into; the reader of the
+    // message knows it as a table.
+    if let Some(at) = reason.find("expected struct ") {
+        reason.truncate(at);
+        reason.push_str("expected a table");
+    }
     let key = path.join(".");
+    if reason.ends_with("expected a string") && is_duration_key(&key) {
+        reason.push_str(": a duration such as \"3s\", \"1m\" or \"250ms\"");
+    }
     let named = find(&all, &key);
     let value = named.and_then(|e| shown(text, e));
     // Blank the whole `key = value`, a dotted key's leading segments
@@ -336,6 +345,22 @@ fn key_problem(
             start..e.value.end
         });
     (ConfigProblem { key, value, reason }, blank)
+}
+
+/// Whether the key holds a duration: its default is written as one.
+fn is_duration_key(key: &str) -> bool {
+    let Ok(defaults) = toml::Table::try_from(DaemonConfig::default()) else {
+        return false;
+    };
+    let mut value = None;
+    let mut table = Some(&defaults);
+    for segment in key.split('.') {
+        value = table.and_then(|t| t.get(segment));
+        table = value.and_then(toml::Value::as_table);
+    }
+    value
+        .and_then(toml::Value::as_str)
+        .is_some_and(|text| humantime::parse_duration(text).is_ok())
 }
 
 fn is_bare_key(word: &str) -> bool {
@@ -465,6 +490,14 @@ mod tests {
             (
                 "[http]\ntoken = \"\"\n",
                 "http.token = \"\": must not be empty",
+            ),
+            (
+                "[machines.poll]\nshort_poll = 10\n",
+                "machines.poll.short_poll = 10: invalid type: integer `10`, expected a string: a duration such as \"3s\"",
+            ),
+            (
+                "[machines]\npoll = 3\n",
+                "machines.poll = 3: invalid type: integer `3`, expected a table",
             ),
             (
                 "this is not toml\n",

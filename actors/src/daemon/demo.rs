@@ -316,7 +316,7 @@ pub struct Summary {
     pub phases: BTreeMap<String, usize>,
     /// Machines whose instance the provider reports running.
     pub running: usize,
-    /// Agents by status, over every model.
+    /// Agents by status, over every model; controller agents are left out.
     pub agents: BTreeMap<String, usize>,
     /// Provider calls made.
     pub calls: u64,
@@ -350,8 +350,13 @@ impl Summary {
             for model in connections.models() {
                 let view = connections.for_model(&model);
                 for agent in view.agents() {
+                    // An agent in a view is unknown only when every
+                    // connection of it is a controller agent's, whose
+                    // status never counts: leave it out.
                     let status = view.agent_status(&agent).unwrap_or_default();
-                    *summary.agents.entry(status.to_string()).or_default() += 1;
+                    if status != Status::Unknown {
+                        *summary.agents.entry(status.to_string()).or_default() += 1;
+                    }
                 }
             }
         }

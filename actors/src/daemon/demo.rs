@@ -617,3 +617,85 @@ pub async fn run(
     result?;
     hosted.stop(&logger).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speed_divides_every_duration_of_the_world() {
+        let options = DemoOptions {
+            speed: 20.0,
+            ..DemoOptions::default()
+        };
+        let config = options.config();
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        let ms = Duration::from_millis;
+        assert_eq!(config.machines.poll.short_poll, ms(150));
+        assert_eq!(config.machines.poll.short_poll_cap, ms(3000));
+        assert_eq!(config.machines.poll.long_poll, ms(45_000));
+        assert_eq!(config.supervision.error_delay, ms(150));
+        assert_eq!(config.machines.restart.error_delay, ms(150));
+        assert_eq!(config.presence.restart.max_delay, ms(6000));
+        assert_eq!(config.gateway.window, ms(5));
+        assert_eq!(config.gateway.calls_per_second, 100.0);
+        assert_eq!(config.backend.sim.pending_for, ms(100));
+        assert_eq!(config.backend.sim.allocating_for, ms(400));
+        assert_eq!(config.backend.sim.faults.retry_after, Some(ms(100)));
+        assert_eq!(config.backend.sim.faults.max_calls_per_second, Some(80));
+        assert_eq!(config.http.listen, options.listen);
+        // At 1x the tree runs with its defaults, bar the jitter seed.
+        let real = DemoOptions::default().config();
+        assert_eq!(real.machines.poll, DaemonConfig::default().machines.poll);
+        assert_eq!(real.gateway, DaemonConfig::default().gateway);
+    }
+
+    #[test]
+    fn options_out_of_range_name_the_flag() {
+        for (options, flag) in [
+            (
+                DemoOptions {
+                    speed: f64::NAN,
+                    ..DemoOptions::default()
+                },
+                "--speed",
+            ),
+            (
+                DemoOptions {
+                    machines: 2,
+                    ..DemoOptions::default()
+                },
+                "--machines",
+            ),
+            (
+                DemoOptions {
+                    agents: 0,
+                    ..DemoOptions::default()
+                },
+                "--agents",
+            ),
+        ] {
+            let error = options.validate().unwrap_err();
+            assert!(error.to_string().starts_with(flag), "{error}");
+            assert_eq!(error.exit_code(), super::super::EXIT_BAD_INPUT);
+        }
+    }
+
+    #[test]
+    fn the_world_has_three_controller_agents_then_the_rest() {
+        let world = World::new(&DemoOptions {
+            machines: 10,
+            agents: 40,
+            ..DemoOptions::default()
+        });
+        assert_eq!(world.agents.len(), 40);
+        assert!(world.agents[..3].iter().all(|a| a.controller));
+        assert!(world.agents[3..].iter().all(|a| !a.controller));
+        let models: std::collections::BTreeSet<_> = world.agents.iter().map(|a| a.model).collect();
+        assert_eq!(models.len(), 4);
+        // Every agent is named once.
+        let names: std::collections::BTreeSet<_> =
+            world.agents.iter().map(|a| a.agent.clone()).collect();
+        assert_eq!(names.len(), 40);
+    }
+}

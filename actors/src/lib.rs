@@ -13,7 +13,11 @@
 //!   shutdown, panics caught as failures, and the [`Report`] of the tree;
 //! - [`mailbox`]: the stable, metered, bounded address of a supervised actor;
 //! - [`metrics`]: the `prometheus-client` series the host registers.
+//!
+//! [`daemon`] is the `musterd` daemon as a library: its config file, HTTP
+//! inspection surface and dashboard, demo and logger.
 
+pub mod daemon;
 pub mod gateway;
 pub mod host;
 pub mod machines;

@@ -1,0 +1,168 @@
+//! `musterd`: the muster daemon. The command line and the process-wide
+//! pieces (the `log` bridge, signal handlers, exit codes) live here; the
+//! rest is `muster_actors::daemon`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use muster_actors::daemon::config::DaemonConfig;
+use muster_actors::daemon::demo::{self, DemoOptions};
+use muster_actors::daemon::logging::{LogBridge, LogFormat, LogLevel, logger};
+use muster_actors::daemon::{self as daemon, DaemonError};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Agent presence and cloud instance polling, as a supervised actor tree.
+#[derive(Parser)]
+#[command(name = "musterd", version, about)]
+struct Cli {
+    /// How log records are written (to standard error).
+    #[arg(long, value_enum, default_value_t = LogFormat::Term, global = true)]
+    log_format: LogFormat,
+    /// The least severe level written [default: info; critical for the
+    /// demo, whose summary and dashboard show what happens, injected
+    /// faults included].
+    #[arg(long, value_enum, global = true)]
+    log_level: Option<LogLevel>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the whole tree on the embedded simulated cloud with a scenario
+    /// that shows everything working, and serves the dashboard.
+    Demo(DemoArgs),
+    /// Runs the tree with a config file until SIGINT or SIGTERM.
+    Run {
+        /// The config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Checks a config file and prints every error, naming the key.
+    CheckConfig {
+        /// The config file (TOML).
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Runs the simulated world this many times faster than real time.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// How many machines are provisioned over the first minute.
+    #[arg(long, default_value_t = 300)]
+    machines: usize,
+    /// How many agents connect.
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// Seed of the simulated cloud's faults and of the scenario.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The dashboard's port on the loopback address; 0 picks a free one.
+    #[arg(long, default_value_t = 9180, conflicts_with = "listen")]
+    port: u16,
+    /// The dashboard's full listen address, instead of loopback.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Guards everything but /healthz with this bearer token.
+    #[arg(long)]
+    token: Option<String>,
+    /// Stops after this long (e.g. `30s`), instead of at SIGINT or SIGTERM.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+}
+
+/// Resolves at SIGINT or SIGTERM, naming it. The handlers are installed
+/// when this is called, not when it is first polled, so a signal that
+/// arrives while the tree starts is not lost.
+fn stop_signal() -> std::io::Result<impl Future<Output = &'static str>> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::CheckConfig { file } = &cli.command {
+        return match daemon::read_config(file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(e.exit_code() as u8)
+            }
+        };
+    }
+    // Bad input stops here, before a logger or a runtime exists.
+    let config = match &cli.command {
+        Command::Run { config } => match daemon::read_config(config) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(e.exit_code() as u8);
+            }
+        },
+        _ => None,
+    };
+    let level = cli.log_level.unwrap_or(match cli.command {
+        Command::Demo(_) => LogLevel::Critical,
+        _ => LogLevel::Info,
+    });
+    let (log, guard) = logger(cli.log_format, level, std::io::stderr());
+    // The daemon is the host: it may route every `log` record of the
+    // process (actix's included) into its logger.
+    if log::set_boxed_logger(Box::new(LogBridge::new(log.clone(), level))).is_ok() {
+        log::set_max_level(level.log_filter());
+    }
+    let tree_log = log.clone();
+    let result = actix::System::new().block_on(async move {
+        let log = tree_log;
+        let stop = stop_signal().map_err(|e| {
+            DaemonError::Http(std::io::Error::new(
+                e.kind(),
+                format!("signal handlers: {e}"),
+            ))
+        })?;
+        match cli.command {
+            Command::Run { .. } => {
+                let config: DaemonConfig = config.unwrap_or_default();
+                daemon::run(config, log.clone(), stop).await
+            }
+            Command::Demo(args) => {
+                let options = DemoOptions {
+                    speed: args.speed,
+                    machines: args.machines,
+                    agents: args.agents,
+                    seed: args.seed,
+                    listen: args
+                        .listen
+                        .unwrap_or_else(|| ([127, 0, 0, 1], args.port).into()),
+                    token: args.token,
+                    duration: args.duration,
+                };
+                demo::run(options, log.clone(), std::io::stdout(), stop).await
+            }
+            Command::CheckConfig { .. } => Ok(()),
+        }
+    });
+    drop(log);
+    // Flushes what the async drain holds before the last words.
+    drop(guard);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("musterd: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

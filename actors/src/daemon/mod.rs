@@ -1,0 +1,193 @@
+//! The daemon `musterd` as a library: its config file ([`config`]), its
+//! HTTP inspection surface and dashboard ([`http`]), the demo
+//! ([`demo`]) and its logger ([`logging`]), and [`run`], which hosts the
+//! tree with a config file until told to stop.
+//!
+//! The binary (`src/bin/musterd.rs`) parses the command line, installs the
+//! process-wide pieces (the `log` bridge, the signal handlers) and calls
+//! into this module; nothing here installs anything behind its caller's
+//! back.
+
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod logging;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use muster::clock::SystemClock;
+use muster::sim::Sim;
+use prometheus_client::registry::Registry;
+use slog::{Logger, error, info};
+
+use crate::host::{Backends, Muster, StartError};
+use config::{BackendKind, ConfigProblem, DaemonConfig};
+use http::{BindError, Inspector, StateGauges};
+
+/// The exit code of bad input: a config file that is unreadable, not TOML,
+/// or out of range.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// The exit code of a failure at run time, such as a port in use.
+pub const EXIT_FAILURE: i32 = 1;
+
+/// Why the daemon did not run, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file has problems; each names its key.
+    #[error("{}", .problems.iter().map(|p| format!("{}: {p}", .path)).collect::<Vec<_>>().join("\n"))]
+    Config {
+        /// The file.
+        path: String,
+        /// Every problem found.
+        problems: Vec<ConfigProblem>,
+    },
+    /// A command-line option is out of range.
+    #[error("{0}")]
+    Option(String),
+    /// The HTTP listen address could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The tree did not start.
+    #[error("the tree did not start: {0}")]
+    Start(#[from] StartError),
+    /// The simulated backend refused its settings.
+    #[error("backend.sim: {0}")]
+    Backend(muster::error::ConfigError),
+    /// The signal handlers could not be installed.
+    #[error("signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(std::io::Error),
+    /// The tree stopped with an error.
+    #[error("the tree failed: {0}")]
+    Tree(#[from] crate::supervisor::TreeError),
+}
+
+impl DaemonError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Unreadable { .. }
+            | DaemonError::Config { .. }
+            | DaemonError::Option(_) => EXIT_BAD_INPUT,
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+/// Reads and checks a config file.
+pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Unreadable {
+        path: shown.clone(),
+        source,
+    })?;
+    DaemonConfig::from_toml(&text).map_err(|problems| DaemonError::Config {
+        path: shown,
+        problems,
+    })
+}
+
+/// The tree with its HTTP surface, started from a config, and what
+/// [`Hosted::stop`] takes down.
+pub struct Hosted {
+    /// The tree's handle.
+    pub muster: Muster,
+    /// The simulated cloud, when that is the backend.
+    pub sim: Option<Sim>,
+    /// Where the HTTP surface listens (the real port when 0 was asked for).
+    pub listen: std::net::SocketAddr,
+    server: actix_web::dev::ServerHandle,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Hosted {
+    /// Binds the listen address, then starts the backend, the tree and the
+    /// HTTP surface on the current actix system. A port in use is found
+    /// before anything starts.
+    pub fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
+        let listener = http::bind(config.http.listen)?;
+        let listen = listener.local_addr().map_err(DaemonError::Http)?;
+        let sim = match config.backend.kind {
+            BackendKind::Sim => {
+                Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
+            }
+        };
+        for _ in 0..config.backend.machines {
+            sim.add_provisioned_machine();
+        }
+        let backends = Backends::sim(&sim, Arc::new(SystemClock));
+        let mut registry = Registry::default();
+        let muster = Muster::start(&config.muster(), backends, logger.clone(), &mut registry)?;
+        let gauges = StateGauges::register(&mut registry);
+        let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone());
+        let server = match inspector.serve(listener) {
+            Ok(server) => server,
+            Err(e) => {
+                muster.shutdown();
+                return Err(DaemonError::Http(e));
+            }
+        };
+        let handle = server.handle();
+        let served = tokio::task::spawn_local(server);
+        info!(logger, "http listening"; "address" => %listen);
+        Ok(Hosted {
+            muster,
+            sim: Some(sim),
+            listen,
+            server: handle,
+            served,
+        })
+    }
+
+    /// Stops the HTTP surface, then the tree, gracefully.
+    pub async fn stop(self, logger: &Logger) -> Result<(), DaemonError> {
+        self.server.stop(true).await;
+        if let Ok(Err(e)) = self.served.await {
+            error!(logger, "http server failed"; "error" => %e);
+        }
+        self.muster.shutdown();
+        self.muster.wait().await?;
+        info!(logger, "stopped");
+        Ok(())
+    }
+}
+
+/// `musterd run`: hosts the tree with `config` until `stop` resolves (a
+/// signal) or the tree stops on its own, then shuts down gracefully. Call
+/// it on an actix system.
+pub async fn run(
+    config: DaemonConfig,
+    logger: Logger,
+    stop: impl Future<Output = &'static str>,
+) -> Result<(), DaemonError> {
+    let hosted = Hosted::start(&config, &logger)?;
+    // Only API-server hosts record presence; this daemon is one.
+    if let Err(e) = hosted.muster.presence().enable().await {
+        error!(logger, "could not enable presence"; "error" => %e);
+    }
+    let muster = hosted.muster.clone();
+    tokio::select! {
+        signal = stop => info!(logger, "shutting down"; "signal" => signal),
+        result = muster.wait() => {
+            if let Err(e) = result {
+                error!(logger, "tree failed"; "error" => %e);
+                hosted.server.stop(true).await;
+                return Err(e.into());
+            }
+        }
+    }
+    hosted.stop(&logger).await
+}

@@ -240,7 +240,16 @@ fn same_answers(
     prop_assert_eq!(ours.models(), theirs.models(), "models {:?}", path);
     prop_assert_eq!(ours.servers(), theirs.servers(), "servers {:?}", path);
     prop_assert_eq!(ours.agents(), theirs.agents(), "agents {:?}", path);
-    prop_assert_eq!(ours.values(), theirs.values(), "values {:?}", path);
+    let values = theirs.values();
+    prop_assert_eq!(ours.values(), values.clone(), "values {:?}", path);
+    let counts = ours.count_by_status();
+    let of = |status| values.iter().filter(|v| v.status == status).count();
+    prop_assert_eq!(
+        (counts.alive, counts.missing),
+        (of(Status::Alive), of(Status::Missing)),
+        "count_by_status {:?}",
+        path
+    );
     let stranger: AgentTag = "unit-stranger-9".parse().unwrap();
     for agent in pools.agents.iter().chain([&stranger]) {
         prop_assert_eq!(

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::table::{Entry, Group, ServerView};
+use super::table::{Entry, Group, ServerView, StatusCounts};
 use super::{PresenceError, Status, Value};
 use crate::names::{AgentTag, MachineTag, ModelUuid};
 
@@ -96,6 +96,30 @@ impl Connections {
         let mut count = 0;
         self.for_each_entry(|_, _, _| count += 1);
         count
+    }
+
+    /// The number of connections in each status. Unnarrowed, it adds up the
+    /// servers' own counts and reads no entry.
+    pub fn count_by_status(&self) -> StatusCounts {
+        if self.filter.empty {
+            return StatusCounts::default();
+        }
+        if self.filter.model.is_none() && self.filter.agent.is_none() {
+            return self.views().map(ServerView::count_by_status).fold(
+                StatusCounts::default(),
+                |sum, counts| StatusCounts {
+                    alive: sum.alive + counts.alive,
+                    missing: sum.missing + counts.missing,
+                },
+            );
+        }
+        let mut counts = StatusCounts::default();
+        self.for_each_entry(|_, _, entry| match entry.status {
+            Status::Alive => counts.alive += 1,
+            Status::Missing => counts.missing += 1,
+            Status::Unknown => {}
+        });
+        counts
     }
 
     /// Whether the view holds no connection.

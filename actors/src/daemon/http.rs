@@ -88,14 +88,13 @@ impl StateGauges {
         // From a view rather than the presence report: a view answers
         // after every event sent before it, the report may not.
         if let Ok(connections) = muster.presence().connections().await {
-            let values = connections.values();
+            let counts = connections.count_by_status();
             for status in [Status::Alive, Status::Missing] {
-                let n = values.iter().filter(|v| v.status == status).count();
                 self.connections
                     .get_or_create(&StatusLabel {
                         status: status.to_string(),
                     })
-                    .set(n as i64);
+                    .set(counts.get(status) as i64);
             }
         }
         if let Ok(machines) = muster.machines().machines().await {

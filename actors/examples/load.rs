@@ -259,6 +259,12 @@ fn idle_tree() -> (u64, u64, Duration, Duration, usize) {
     })
 }
 
+/// Polls made so far, over every machine.
+async fn total_polls(muster: &Muster) -> u64 {
+    let machines = muster.machines().machines().await.unwrap();
+    machines.iter().map(|s| s.polls).sum()
+}
+
 /// An hour of long polls for 10,000 settled machines, on a paused clock.
 fn calls_per_hour() -> (u64, u64, u64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -269,24 +275,10 @@ fn calls_per_hour() -> (u64, u64, u64) {
     actix::System::with_tokio_rt(|| runtime).block_on(async {
         let (sim, muster) = machine_tree();
         tokio::time::sleep(Duration::from_secs(30 * 60)).await;
-        let before: u64 = muster
-            .machines()
-            .machines()
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.polls)
-            .sum();
+        let before = total_polls(&muster).await;
         sim.reset_counters();
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        let after: u64 = muster
-            .machines()
-            .machines()
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.polls)
-            .sum();
+        let after = total_polls(&muster).await;
         let counters = sim.counters();
         muster.shutdown();
         let _ = muster.wait().await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use muster_actors::{
     ChildSpec, ChildState, DynamicPolicy, Exit, ExitSlot, Kept, Mailbox, Metrics, Report,
-    RestartConfig, RestartPolicy, Root, SendError, StatePolicy, SupervisorRef, SupervisorSpec,
-    TreeError,
+    RestartConfig, RestartPolicy, Root, SendError, StartCtx, StatePolicy, SupervisorRef,
+    SupervisorSpec, TreeError,
 };
 use slog::{Logger, o};
 use tokio::time::{Instant, sleep};
@@ -109,6 +109,20 @@ impl Actor for Worker {
     }
 }
 muster_actors::supervised!(Worker);
+
+impl Worker {
+    /// A worker that just runs, with fresh (not kept) state.
+    fn running(name: &str, cx: &mut StartCtx<'_>, log: &Log) -> Worker {
+        Worker {
+            name: name.into(),
+            exit: cx.exit_slot(),
+            log: log.clone(),
+            kept: Kept::new(0),
+            plan: Plan::Run,
+            ticks: 0,
+        }
+    }
+}
 
 /// Adds one to the worker's (possibly kept) counter and returns it.
 #[derive(Message)]
@@ -287,14 +301,7 @@ async fn dependents_are_bounced_when_an_input_restarts() {
         let input: Mailbox<Worker> = cx.input("a")?;
         assert!(input.is_running());
         log_b.push("b:start");
-        Ok(Worker {
-            name: "b".into(),
-            exit: cx.exit_slot(),
-            log: log_b.clone(),
-            kept: Kept::new(0),
-            plan: Plan::Run,
-            ticks: 0,
-        })
+        Ok(Worker::running("b", cx, &log_b))
     })
     .inputs(["a"]);
     let root = start(
@@ -334,14 +341,7 @@ async fn a_child_missing_an_input_waits_until_the_input_starts() {
     let b_spec = ChildSpec::actor("b", &b, move |cx| {
         log_b.push("b:attempt");
         let _: Mailbox<Worker> = cx.input("a")?;
-        Ok(Worker {
-            name: "b".into(),
-            exit: cx.exit_slot(),
-            log: log_b.clone(),
-            kept: Kept::new(0),
-            plan: Plan::Run,
-            ticks: 0,
-        })
+        Ok(Worker::running("b", cx, &log_b))
     })
     .inputs(["a"]);
     let root = start(

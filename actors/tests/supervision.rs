@@ -997,14 +997,7 @@ async fn a_thousand_dynamic_dependents_are_bounced_together() {
             ChildSpec::actor(format!("m{i}"), &Mailbox::new(8), move |cx| {
                 let _: Mailbox<Worker> = cx.input("gateway")?;
                 log.push("poller:start");
-                Ok(Worker {
-                    name: "poller".into(),
-                    exit: cx.exit_slot(),
-                    log: log.clone(),
-                    kept: Kept::new(0),
-                    plan: Plan::Run,
-                    ticks: 0,
-                })
+                Ok(Worker::running("poller", cx, &log))
             })
             .inputs(["gateway"])
         })

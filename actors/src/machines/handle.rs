@@ -145,10 +145,6 @@ impl MachinesHandle {
         tag: &MachineTag,
     ) -> Result<Option<Mailbox<MachinePoller>>, SendError> {
         let registry = lock(&self.registry);
-        Ok(registry
-            .machines
-            .get(tag)
-            .and_then(|tracked| tracked.poller.as_ref())
-            .map(|poller| poller.mailbox.clone()))
+        Ok(registry.poller(tag).map(|poller| poller.mailbox.clone()))
     }
 }

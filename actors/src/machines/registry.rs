@@ -9,9 +9,11 @@ use muster::model::Machine;
 use muster::names::MachineTag;
 use muster::poll::PollState;
 use muster::provider::{Address, InstanceId, InstanceStatusInfo};
+use tokio::time::Instant;
 
 use crate::mailbox::Mailbox;
 
+use super::config::MachinesConfig;
 use super::poller::MachinePoller;
 
 /// What a poller knows of its machine; shared with the watcher's record and
@@ -42,6 +44,25 @@ pub(super) struct PollerRef {
     pub(super) mailbox: Mailbox<MachinePoller>,
 }
 
+impl PollerRef {
+    /// The cell and mailbox of a machine seen for the first time: its
+    /// schedule starts now, and its mailbox keeps what was sent while the
+    /// poller was down.
+    pub(super) fn new(config: &MachinesConfig, now: Instant) -> Self {
+        PollerRef {
+            status: Arc::new(Mutex::new(PollerStatus {
+                state: PollState::new(&config.poll, now),
+                instance_id: None,
+                instance_status: None,
+                addresses: Vec::new(),
+                last_error: None,
+                polls: 0,
+            })),
+            mailbox: Mailbox::keeping(config.poller_mailbox),
+        }
+    }
+}
+
 /// A machine the watcher tracks.
 pub(super) struct Tracked {
     pub(super) machine: Arc<dyn Machine>,
@@ -54,4 +75,33 @@ pub(super) struct Tracked {
 #[derive(Default)]
 pub(super) struct Registry {
     pub(super) machines: BTreeMap<MachineTag, Tracked>,
+}
+
+impl Registry {
+    /// The machine tracked as `tag`.
+    pub(super) fn machine(&self, tag: &MachineTag) -> Option<&Arc<dyn Machine>> {
+        self.machines.get(tag).map(|tracked| &tracked.machine)
+    }
+
+    /// The poller of `tag`; `None` when it is not tracked or manual.
+    pub(super) fn poller(&self, tag: &MachineTag) -> Option<&PollerRef> {
+        self.machines
+            .get(tag)
+            .and_then(|tracked| tracked.poller.as_ref())
+    }
+
+    /// Tracks `machine`; `poller` is `None` for a manual machine.
+    pub(super) fn track(
+        &mut self,
+        tag: MachineTag,
+        machine: Arc<dyn Machine>,
+        poller: Option<PollerRef>,
+    ) {
+        self.machines.insert(tag, Tracked { machine, poller });
+    }
+
+    /// Stops tracking `tag`.
+    pub(super) fn forget(&mut self, tag: &MachineTag) {
+        self.machines.remove(tag);
+    }
 }

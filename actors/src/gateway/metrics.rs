@@ -1,0 +1,151 @@
+//! The gateway's counts: the Prometheus series the host registers, which
+//! outlive the gateway's restarts, and the tally its report shows.
+
+use std::collections::BTreeMap;
+
+use muster::error::{ErrorKind, PollError};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::call::{CallRecord, TIMED_OUT};
+
+/// A provider method, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(super) enum Method {
+    instances,
+    network_interfaces,
+}
+
+impl Method {
+    /// The method's name, as the report's keys spell it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Method::instances => "instances",
+            Method::network_interfaces => "network_interfaces",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MethodLabel {
+    method: Method,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ErrorLabel {
+    kind: String,
+}
+
+/// The gateway's Prometheus metrics. Made once by the host and handed to
+/// every incarnation of the gateway, so a restart neither re-registers nor
+/// resets them.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayMetrics {
+    calls: Family<MethodLabel, Counter>,
+    ids: Family<MethodLabel, Counter>,
+    errors: Family<ErrorLabel, Counter>,
+    throttles: Counter,
+    invalidations: Counter,
+    pub(super) queued: Gauge,
+    pub(super) paused: Gauge,
+}
+
+impl GatewayMetrics {
+    /// Metrics registered in `registry`, under the `muster_provider_` prefix.
+    pub fn new(registry: &mut Registry) -> Self {
+        let metrics = GatewayMetrics::default();
+        let provider = registry.sub_registry_with_prefix("muster_provider");
+        provider.register(
+            "calls",
+            "Provider calls made, by method",
+            metrics.calls.clone(),
+        );
+        provider.register(
+            "ids",
+            "Instance ids asked of the provider, by method",
+            metrics.ids.clone(),
+        );
+        provider.register(
+            "errors",
+            "Failed provider calls, by kind",
+            metrics.errors.clone(),
+        );
+        provider.register(
+            "throttles",
+            "Provider calls refused by throttling",
+            metrics.throttles.clone(),
+        );
+        provider.register(
+            "credential_invalidations",
+            "Times the model's credential was invalidated after the cloud denied access",
+            metrics.invalidations.clone(),
+        );
+        provider.register(
+            "queued_requests",
+            "Instance requests waiting for a provider call",
+            metrics.queued.clone(),
+        );
+        provider.register(
+            "credential_paused",
+            "1 while polling is paused for a denied credential",
+            metrics.paused.clone(),
+        );
+        metrics
+    }
+}
+
+/// What one incarnation of the gateway has counted, for its report.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    /// Provider calls made, by method.
+    pub(super) calls: BTreeMap<&'static str, u64>,
+    /// Instance ids asked for, by method.
+    pub(super) ids: BTreeMap<&'static str, u64>,
+    /// Failed provider calls, by kind.
+    pub(super) errors: BTreeMap<String, u64>,
+    /// Throttled provider calls.
+    pub(super) throttles: u64,
+    /// Times the gateway invalidated the model's credential.
+    pub(super) invalidations: u64,
+}
+
+impl Tally {
+    /// Counts one provider call here and in `metrics`.
+    pub(super) fn count_call(&mut self, call: &CallRecord, metrics: &GatewayMetrics) {
+        let label = MethodLabel {
+            method: call.method,
+        };
+        *self.calls.entry(call.method.name()).or_default() += 1;
+        *self.ids.entry(call.method.name()).or_default() += call.ids as u64;
+        metrics.calls.get_or_create(&label).inc();
+        metrics.ids.get_or_create(&label).inc_by(call.ids as u64);
+        if let Some(error) = &call.error {
+            let kind = error_label(error);
+            *self.errors.entry(kind.clone()).or_default() += 1;
+            metrics.errors.get_or_create(&ErrorLabel { kind }).inc();
+            if error.kind() == ErrorKind::Throttled {
+                self.throttles += 1;
+                metrics.throttles.inc();
+            }
+        }
+    }
+
+    /// Counts one invalidation of the model's credential here and in
+    /// `metrics`.
+    pub(super) fn count_invalidation(&mut self, metrics: &GatewayMetrics) {
+        self.invalidations += 1;
+        metrics.invalidations.inc();
+    }
+}
+
+/// The `kind` label of a failed call: a timeout, or the error's kind.
+fn error_label(error: &PollError) -> String {
+    match error {
+        PollError::Other { context, .. } if context == TIMED_OUT => "timeout".to_owned(),
+        other => format!("{:?}", other.kind()).to_lowercase(),
+    }
+}

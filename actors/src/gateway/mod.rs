@@ -1,0 +1,44 @@
+//! The provider gateway: the pollers' only path to the cloud.
+//!
+//! Pollers ask for one instance each. The gateway holds each request for a
+//! short window so that the requests of pollers falling due together travel
+//! in one provider call of at most `max_batch` ids (and one network-interface
+//! call for the same ids), paces its calls under a rate limit, waits out
+//! throttling, cuts off calls that hang, and pauses while the cloud refuses
+//! the model's credential. Each poller gets its own instance back.
+//!
+//! ```text
+//!  MachinePoller ── Fetch { id } ──▶ ProviderGateway (actor.rs)
+//!                                      │ queues the request (batch.rs: Queue)
+//!                                      │ once the head has waited `window`, or
+//!                                      │ `max_batch` requests wait, and a batch may
+//!                                      │ be in flight and the credential is valid:
+//!                                      │   a Batch asks for each id once (batch.rs)
+//!                                      │   its two calls reserve slots (pacing.rs)
+//!                                      ▼
+//!                        call_provider (call.rs): instances, then
+//!                        network_interfaces for the known ids,
+//!                        each in its slot, within `call_timeout`
+//!                                      │ BatchOutcome
+//!                                      ▼
+//!          counted (metrics.rs) ◀── ProviderGateway ──▶ Fetched to each poller,
+//!                                      │                or the error
+//!                                      ├─ throttled: slots blocked (pacing.rs), requeued
+//!                                      └─ denied: paused, credential invalidated, requeued
+//! ```
+//!
+//! `config.rs` holds the settings; `messages.rs` what pollers and the host
+//! send the gateway and what it answers.
+
+mod actor;
+mod batch;
+mod call;
+mod config;
+mod messages;
+mod metrics;
+mod pacing;
+
+pub use actor::ProviderGateway;
+pub use config::GatewayConfig;
+pub use messages::{CredentialValid, Fetch, Fetched, GatewayReport, GetGatewayReport};
+pub use metrics::GatewayMetrics;

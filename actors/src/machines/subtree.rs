@@ -1,0 +1,65 @@
+//! Builds the machines subtree: the supervisor child with its watcher and
+//! its dynamic group of pollers.
+
+use std::sync::{Arc, Mutex};
+
+use muster::model::ModelFacade;
+
+use crate::gateway::ProviderGateway;
+use crate::mailbox::Mailbox;
+use crate::supervisor::{
+    ChildSpec, DynamicPolicy, RestartPolicy, StatePolicy, SupervisorError, SupervisorRef,
+    SupervisorSpec,
+};
+
+use super::config::MachinesConfig;
+use super::group::PollerGroup;
+use super::handle::MachinesHandle;
+use super::registry::Registry;
+use super::watcher::{Env, MachineWatcher};
+
+/// The name of the dynamic group the pollers belong to.
+pub const POLLERS_GROUP: &str = "pollers";
+
+/// The name of the watcher child in the machines supervisor.
+pub const WATCHER_CHILD: &str = "watcher";
+
+/// Builds the nested supervisor child called `name`: a static child
+/// "watcher" ([`MachineWatcher`]) and a dynamic group "pollers" (one
+/// [`MachinePoller`](super::MachinePoller) per machine, named by machine
+/// tag). `gateway` is the gateway's stable mailbox: pollers do not take it
+/// as an input, so a gateway restart does not restart them; a poll that
+/// cannot reach it is a failed poll. The config should have passed
+/// [`MachinesConfig::validate`]; the restart timing is checked here too.
+pub fn machines_child(
+    name: &str,
+    config: MachinesConfig,
+    facade: Arc<dyn ModelFacade>,
+    gateway: Mailbox<ProviderGateway>,
+) -> Result<(ChildSpec, MachinesHandle), SupervisorError> {
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    let supervisor = SupervisorRef::new();
+    let env = Arc::new(Env {
+        facade,
+        registry: registry.clone(),
+        group: PollerGroup::new(supervisor.clone(), gateway),
+        config: config.clone(),
+    });
+    let watcher_mailbox = Mailbox::new(16);
+    let watcher = ChildSpec::actor(WATCHER_CHILD, &watcher_mailbox, move |cx| {
+        Ok(MachineWatcher::new(
+            env.clone(),
+            cx.logger().clone(),
+            cx.exit_slot(),
+        ))
+    });
+    let spec = SupervisorSpec::new(config.restart)
+        .child(watcher)
+        .dynamic(DynamicPolicy {
+            group: POLLERS_GROUP.to_owned(),
+            restart: RestartPolicy::Permanent,
+            state: StatePolicy::Kept,
+        });
+    let child = ChildSpec::supervisor(name, spec, &supervisor)?;
+    Ok((child, MachinesHandle::new(registry, supervisor)))
+}

@@ -14,7 +14,14 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use muster::clock::{Clock, SystemClock};
 use muster::names::{AgentTag, MachineTag, ModelUuid};
-use muster::presence::{Recorder, Status, Value, reference};
+use muster::presence::{Recorder, Status, Value};
+
+#[allow(
+    dead_code,
+    reason = "the benchmark uses only part of the reference model"
+)]
+#[path = "../tests/support/reference.rs"]
+mod reference;
 
 /// Counts the live heap bytes the program has requested.
 struct Counting;

@@ -13,8 +13,6 @@ mod connections;
 mod entry;
 mod group;
 mod index;
-#[doc(hidden)]
-pub mod reference;
 mod slab;
 mod table;
 mod view;

@@ -14,15 +14,27 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use muster::clock::{Clock, SystemClock};
 use muster::names::{AgentTag, MachineTag, ModelUuid};
-use muster::presence::{Recorder, Status, Value, reference};
+use muster::presence::{Recorder, Status, Value};
+
+#[allow(
+    dead_code,
+    reason = "the benchmark uses only part of the reference model"
+)]
+#[path = "../tests/support/reference.rs"]
+mod reference;
 
 /// Counts the live heap bytes the program has requested.
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
+// SAFETY: every call is passed unchanged to `System`, which meets the
+// `GlobalAlloc` contract; the bookkeeping around it only updates an atomic,
+// so it neither allocates (no reentry) nor unwinds.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller guarantees `layout` has a non-zero size, which is
+        // all `System.alloc` requires.
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
             LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
@@ -31,11 +43,18 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: our caller guarantees `ptr` is a live block this allocator
+        // returned for `layout`, and this allocator returns only blocks that
+        // `System` allocated for that same layout.
         unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: our caller guarantees `ptr` is a live block this allocator
+        // returned for `layout` (so a `System` block of that layout, as
+        // above), that `new_size` is non-zero and that it does not overflow
+        // `isize` when rounded up to the alignment: `System.realloc`'s terms.
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             LIVE.fetch_add(

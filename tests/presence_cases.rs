@@ -15,6 +15,13 @@ use muster_actors::presence::{PresenceConfig, PresenceHandle, UpdateServerError,
 use muster_actors::{Metrics, RestartConfig, Root, SupervisorSpec};
 use slog::{Discard, Logger, o};
 
+#[allow(
+    dead_code,
+    reason = "each test target uses part of the reference model"
+)]
+#[path = "support/reference.rs"]
+mod reference;
+
 const BOOTSTRAP_UUID: &str = "deadbeef-0bad-400d-8000-4b1d0d06f00d";
 const MODEL_UUID: &str = "c0ffee00-1234-4abc-9def-0123456789ab";
 
@@ -880,7 +887,6 @@ fn views_can_be_handed_between_threads() {
 
 #[test]
 fn many_models_on_one_server_behave_like_few() {
-    use muster::presence::reference;
     let clock = Arc::new(ManualClock::new(start()));
     let mut ours = Recorder::new(clock.clone());
     let mut theirs = reference::Recorder::new(clock.clone());

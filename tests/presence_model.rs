@@ -7,8 +7,15 @@ use std::time::{Duration, SystemTime};
 
 use muster::clock::ManualClock;
 use muster::names::{AgentTag, MachineTag, ModelUuid};
-use muster::presence::{self, Connections, Status, Value, reference};
+use muster::presence::{self, Connections, Status, Value};
 use proptest::prelude::*;
+
+#[allow(
+    dead_code,
+    reason = "each test target uses part of the reference model"
+)]
+#[path = "support/reference.rs"]
+mod reference;
 
 const SERVERS: usize = 3;
 const MODELS: usize = 3;

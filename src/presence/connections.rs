@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::table::{Entry, Group, ServerView, StatusCounts};
+use super::entry::Entry;
+use super::group::Group;
+use super::table::StatusCounts;
+use super::view::ServerView;
 use super::{PresenceError, Status, Value};
 use crate::names::{AgentTag, MachineTag, ModelUuid};
 

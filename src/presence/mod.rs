@@ -10,10 +10,12 @@
 //! The rules are those of Juju's `core/presence` package (SPEC §1).
 
 mod connections;
+mod entry;
+mod group;
 mod index;
-#[doc(hidden)]
-pub mod reference;
+mod slab;
 mod table;
+mod view;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +28,8 @@ use crate::clock::Clock;
 use crate::names::{AgentTag, MachineTag, ModelUuid};
 
 pub use connections::Connections;
-pub use table::{ServerTable, ServerView, StatusCounts};
+pub use table::{ServerTable, StatusCounts};
+pub use view::ServerView;
 
 /// The presence of an agent, ordered `Unknown < Missing < Alive` so that the
 /// status of an agent over several connections is the highest of them.

@@ -1,14 +1,14 @@
 //! A deliberately simple presence recorder: one `Vec` of values scanned
 //! linearly, as Juju's `core/presence` does. It is the oracle the property
-//! tests compare [`Recorder`](super::Recorder) against and the baseline the
+//! tests compare [`muster::presence::Recorder`] against and the baseline the
 //! benchmark reports; it is not meant for production use.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{PresenceError, Status, Value};
-use crate::clock::Clock;
-use crate::names::{AgentTag, MachineTag, ModelUuid};
+use muster::clock::Clock;
+use muster::names::{AgentTag, MachineTag, ModelUuid};
+use muster::presence::{PresenceError, Status, Value};
 
 /// The linear recorder.
 #[derive(Debug)]

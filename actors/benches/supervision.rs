@@ -22,19 +22,34 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: every call is passed unchanged to the system allocator, which
+// upholds `GlobalAlloc`'s contract; the counter is only bookkeeping.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { SysAlloc.alloc(layout) }
+        // SAFETY: the caller upholds `alloc`'s contract for `layout`, which
+        // is handed on as it came.
+        let ptr = unsafe { SysAlloc.alloc(layout) };
+        if !ptr.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        ptr
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` or `realloc` above, that is from
+        // the system allocator, with this `layout`, as the caller promises.
         unsafe { SysAlloc.dealloc(ptr, layout) }
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { SysAlloc.realloc(ptr, layout, new_size) }
+        // SAFETY: `ptr` came from the system allocator with `layout`, and
+        // `new_size` meets `realloc`'s contract, as the caller promises.
+        let new = unsafe { SysAlloc.realloc(ptr, layout, new_size) };
+        // A failed realloc leaves the old block in place: nothing changed.
+        if !new.is_null() {
+            LIVE.fetch_add(new_size, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        new
     }
 }
 

@@ -14,10 +14,9 @@
 //! - [`mailbox`]: the stable, metered, bounded address of a supervised actor;
 //! - [`metrics`]: the `prometheus-client` series the host registers.
 //!
-//! [`daemon`] is the `musterd` daemon as a library: its config file, HTTP
-//! inspection surface and dashboard, demo and logger.
+//! The daemon `musterd`, which hosts this tree with a config file and an
+//! HTTP inspection surface, is a crate of its own.
 
-pub mod daemon;
 pub mod gateway;
 pub mod host;
 pub mod machines;

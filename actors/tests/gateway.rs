@@ -1,5 +1,7 @@
 //! The provider gateway against the simulated cloud, on a paused clock.
 
+mod support;
+
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -9,23 +11,13 @@ use muster::names::MachineTag;
 use muster::provider::{InstanceId, InstanceStatus};
 use muster::sim::{FaultConfig, Sim, SimConfig};
 use muster_actors::gateway::{
-    CredentialValid, Fetch, Fetched, GatewayConfig, GatewayMetrics, GetGatewayReport,
-    ProviderGateway,
+    CredentialValid, Fetch, Fetched, GatewayConfig, GetGatewayReport, ProviderGateway,
 };
-use prometheus_client::registry::Registry;
-use slog::{Discard, Logger, o};
+use support::{logger, sim_gateway};
 
 fn start(sim: &Sim, config: GatewayConfig) -> Addr<ProviderGateway> {
     config.validate().unwrap();
-    let metrics = GatewayMetrics::new(&mut Registry::default());
-    ProviderGateway::new(
-        sim.environ(),
-        sim.credential_api(),
-        config,
-        metrics,
-        Logger::root(Discard, o!()),
-    )
-    .start()
+    sim_gateway(sim, config, logger()).start()
 }
 
 fn machines(sim: &Sim, n: usize) -> Vec<(MachineTag, InstanceId)> {

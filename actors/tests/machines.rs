@@ -1,8 +1,9 @@
 //! The machine watcher and pollers on the simulated cloud, on a paused clock:
 //! the behaviour cases of SPEC §2, through the actors.
 
+mod support;
+
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use muster::names::MachineTag;
 use muster::poll::Phase;
 use muster::provider::InstanceStatus;
 use muster::sim::{FaultConfig, Sim, SimConfig};
-use muster_actors::gateway::{GatewayConfig, GatewayMetrics, ProviderGateway};
+use muster_actors::gateway::{GatewayConfig, ProviderGateway};
 use muster_actors::machines::{
     MachineState, MachinesConfig, MachinesHandle, Reset, Tracking, machines_child,
 };
@@ -23,66 +24,17 @@ use muster_actors::{
     ChildReport, ChildSpec, Mailbox, Metrics, Report, RestartConfig, Root, SendError,
     SupervisorSpec,
 };
-use prometheus_client::registry::Registry;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use slog::{Drain, Logger, Never, OwnedKVList, Record, o};
+use slog::{Drain, Logger, o};
+use support::{Capture, minutes, secs, sim_gateway};
 use tokio::time::sleep;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn minutes(n: u64) -> Duration {
-    Duration::from_secs(60 * n)
-}
-
-/// Every log line, as its message followed by its ` key=value` pairs.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<String>>>);
-
-struct Pairs(String);
-
-impl slog::Serializer for Pairs {
-    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
-        let _ = write!(self.0, " {key}={val}");
-        Ok(())
-    }
-}
-
-impl Drain for Logs {
-    type Ok = ();
-    type Err = Never;
-
-    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), Never> {
-        let mut pairs = Pairs(record.msg().to_string());
-        let _ = slog::KV::serialize(&record.kv(), record, &mut pairs);
-        let _ = slog::KV::serialize(values, record, &mut pairs);
-        self.0.lock().unwrap().push(pairs.0);
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// How many lines hold `message` and are about `machine`: logged by its
-    /// poller, or naming it.
-    fn count(&self, message: &str, machine: &MachineTag) -> usize {
-        let child = format!("child={machine}");
-        let named = format!("machine={machine}");
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.starts_with(message) && l.split(' ').any(|w| w == child || w == named))
-            .count()
-    }
-}
 
 struct Tree {
     root: Root,
     handle: MachinesHandle,
     gateway: Mailbox<ProviderGateway>,
-    logs: Logs,
+    logs: Capture,
 }
 
 fn machines_config() -> MachinesConfig {
@@ -96,14 +48,11 @@ fn start_with(sim: &Sim, facade: Arc<dyn ModelFacade>) -> Tree {
     let config = machines_config();
     config.validate().unwrap();
     let gateway = Mailbox::new(4096);
-    let environ = sim.environ();
-    let credentials = sim.credential_api();
+    let cloud = sim.clone();
     let gateway_child = ChildSpec::actor("gateway", &gateway, move |cx| {
-        Ok(ProviderGateway::new(
-            environ.clone(),
-            credentials.clone(),
+        Ok(sim_gateway(
+            &cloud,
             GatewayConfig::default(),
-            GatewayMetrics::new(&mut Registry::default()),
             cx.logger().clone(),
         ))
     });
@@ -114,7 +63,7 @@ fn start_with(sim: &Sim, facade: Arc<dyn ModelFacade>) -> Tree {
     })
     .child(gateway_child)
     .child(machines);
-    let logs = Logs::default();
+    let logs = Capture::default();
     let logger = Logger::root(logs.clone().fuse(), o!());
     let root = Root::start("root", spec, logger, Metrics::unregistered()).unwrap();
     Tree {
@@ -130,6 +79,18 @@ fn start(sim: &Sim) -> Tree {
 }
 
 impl Tree {
+    /// How many lines hold `message` and are about `machine`: logged by its
+    /// poller, or naming it.
+    fn logged(&self, message: &str, machine: &MachineTag) -> usize {
+        let child = format!("child={machine}");
+        let named = format!("machine={machine}");
+        self.logs
+            .messages()
+            .iter()
+            .filter(|l| l.starts_with(message) && l.split(' ').any(|w| w == child || w == named))
+            .count()
+    }
+
     async fn state(&self, tag: &MachineTag) -> Option<MachineState> {
         self.handle.machine(tag).await.unwrap()
     }
@@ -199,7 +160,7 @@ async fn a_new_machine_starts_short_backs_off_while_starting_and_settles_long() 
     assert_eq!(state.interval, Some(minutes(15)));
     assert!(sim.in_sync(&tag));
     assert_eq!(state.addresses, sim.provider_view(&tag).unwrap().addresses);
-    assert_eq!(tree.logs.count("has new addresses", &tag), 1);
+    assert_eq!(tree.logged("has new addresses", &tag), 1);
 
     // Settled: polled once per long poll, and the status is set only when
     // it changes.
@@ -208,7 +169,7 @@ async fn a_new_machine_starts_short_backs_off_while_starting_and_settles_long() 
     sleep(minutes(31)).await;
     assert_eq!(tree.state(&tag).await.unwrap().polls, polls + 2);
     assert_eq!(sim.counters().set_instance_status, set);
-    assert_eq!(tree.logs.count("has new addresses", &tag), 1);
+    assert_eq!(tree.logged("has new addresses", &tag), 1);
 }
 
 #[actix::test]
@@ -276,7 +237,7 @@ async fn a_poll_the_gateway_cannot_take_backs_off_and_the_poller_carries_on() {
         "{state:?}"
     );
     assert_eq!(state.interval, Some(secs(6)));
-    assert!(tree.logs.count("polling instance failed", &tag) == 1);
+    assert!(tree.logged("polling instance failed", &tag) == 1);
 
     sleep(minutes(1)).await;
     let state = tree.state(&tag).await.unwrap();
@@ -438,10 +399,7 @@ async fn partial_and_empty_answers_back_machines_off_and_kill_nothing() {
     }
     let missed: usize = tags
         .iter()
-        .map(|tag| {
-            tree.logs
-                .count("unable to retrieve instance information for instance", tag)
-        })
+        .map(|tag| tree.logged("unable to retrieve instance information for instance", tag))
         .sum();
     assert!(missed > 0, "some answers left instances out");
     let state = tree.state(&stranger).await.unwrap();
@@ -449,7 +407,7 @@ async fn partial_and_empty_answers_back_machines_off_and_kill_nothing() {
     assert_eq!(state.interval, Some(secs(60)));
     assert!(state.last_error.is_some());
     assert!(
-        tree.logs.count(
+        tree.logged(
             "unable to retrieve instance information for instance",
             &stranger
         ) > 0
@@ -647,10 +605,7 @@ async fn failed_model_calls_are_retried_without_restarting_the_watcher() {
     assert_eq!(tree.starts("watcher").await, 1);
     let retried: usize = tags
         .iter()
-        .map(|tag| {
-            tree.logs
-                .count("cannot handle a change of machine, will try again", tag)
-        })
+        .map(|tag| tree.logged("cannot handle a change of machine, will try again", tag))
         .sum();
     let restarted = tree
         .pollers()

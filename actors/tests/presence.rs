@@ -1,39 +1,21 @@
 //! The presence subtree's failure semantics and report, on a paused clock.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use muster::clock::SystemClock;
-use muster::names::{AgentTag, MachineTag, ModelUuid};
+use muster::names::ModelUuid;
 use muster::presence::{Status, StatusCounts};
-use muster_actors::presence::{PresenceConfig, PresenceHandle, presence_child};
-use muster_actors::{ChildState, Metrics, RestartConfig, Root, SendError, SupervisorSpec};
-use slog::{Discard, Logger, o};
-
-fn server(n: u32) -> MachineTag {
-    format!("machine-{n}").parse().unwrap()
-}
-
-fn unit(n: u64) -> AgentTag {
-    format!("unit-app-{n}").parse().unwrap()
-}
-
-fn start(config: PresenceConfig) -> (PresenceHandle, Root) {
-    let (child, handle) = presence_child("presence", &config, Arc::new(SystemClock)).unwrap();
-    let root = Root::start(
-        "root",
-        SupervisorSpec::new(RestartConfig::default()).child(child),
-        Logger::root(Discard, o!()),
-        Metrics::unregistered(),
-    )
-    .unwrap();
-    (handle, root)
-}
+use muster_actors::presence::PresenceConfig;
+use muster_actors::{ChildState, SendError};
+use support::{presence_tree, server, unit};
 
 #[actix::test]
 async fn a_failed_server_actor_loses_nothing_and_other_servers_do_not_notice() {
     tokio::time::pause();
-    let (presence, root) = start(PresenceConfig::default());
+    let (presence, root) = presence_tree(&PresenceConfig::default(), Arc::new(SystemClock));
     presence.enable().await.unwrap();
     let model = ModelUuid::from_u128(1);
     for id in 0..300u64 {
@@ -94,7 +76,7 @@ async fn a_failed_server_actor_loses_nothing_and_other_servers_do_not_notice() {
 #[actix::test]
 async fn the_report_counts_connections_per_server_and_status() {
     tokio::time::pause();
-    let (presence, _root) = start(PresenceConfig::default());
+    let (presence, _root) = presence_tree(&PresenceConfig::default(), Arc::new(SystemClock));
     presence.enable().await.unwrap();
     let model = ModelUuid::from_u128(7);
     for id in 0..5u64 {
@@ -133,10 +115,13 @@ async fn the_report_counts_connections_per_server_and_status() {
 #[actix::test]
 async fn a_full_router_mailbox_refuses_at_once_and_loses_nothing_accepted() {
     tokio::time::pause();
-    let (presence, _root) = start(PresenceConfig {
-        router_mailbox: 8,
-        ..PresenceConfig::default()
-    });
+    let (presence, _root) = presence_tree(
+        &PresenceConfig {
+            router_mailbox: 8,
+            ..PresenceConfig::default()
+        },
+        Arc::new(SystemClock),
+    );
     presence.enable().await.unwrap();
     let model = ModelUuid::from_u128(3);
     let mut accepted = 0;
@@ -160,7 +145,7 @@ async fn a_full_router_mailbox_refuses_at_once_and_loses_nothing_accepted() {
 #[actix::test]
 async fn a_restarted_router_keeps_its_servers_and_its_enabled_flag() {
     tokio::time::pause();
-    let (presence, root) = start(PresenceConfig::default());
+    let (presence, root) = presence_tree(&PresenceConfig::default(), Arc::new(SystemClock));
     presence.enable().await.unwrap();
     let model = ModelUuid::from_u128(5);
     presence

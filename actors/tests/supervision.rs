@@ -1,5 +1,7 @@
 //! Behaviour of the supervision tree, on a paused tokio clock.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,11 +12,8 @@ use muster_actors::{
     SupervisorSpec, TreeError,
 };
 use slog::{Logger, o};
+use support::{Capture, logger, start_root};
 use tokio::time::{Instant, sleep};
-
-fn logger() -> Logger {
-    Logger::root(slog::Discard, o!())
-}
 
 fn config() -> RestartConfig {
     RestartConfig {
@@ -183,10 +182,6 @@ fn worker(
     })
 }
 
-fn start(spec: SupervisorSpec) -> Root {
-    Root::start("root", spec, logger(), Metrics::unregistered()).expect("valid spec")
-}
-
 async fn report(root: &Root) -> Report {
     root.report().await.expect("root running")
 }
@@ -211,7 +206,7 @@ async fn restart_delays_grow_by_the_factor_up_to_the_cap() {
         max_delay: Duration::from_secs(10),
         ..config()
     };
-    let root = start(SupervisorSpec::new(cfg).child(worker("w", &mb, &log, |_| {
+    let root = start_root(SupervisorSpec::new(cfg).child(worker("w", &mb, &log, |_| {
         Plan::ExitAfter(Duration::ZERO, Exit::failed("broken"))
     })));
     sleep(Duration::from_secs(80)).await;
@@ -233,7 +228,7 @@ async fn recent_failures_reset_after_a_long_run() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::new(16);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config()).child(worker("w", &mb, &log, |n| {
             // Runs for two minutes on its fourth start, fails at once otherwise.
             let run = if n == 4 { 120 } else { 0 };
@@ -273,7 +268,7 @@ async fn exceeded_intensity_fails_to_the_parent_and_the_root_reports_it() {
         restart_window: Duration::from_secs(60),
         ..fast
     };
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(outer)
             .child(ChildSpec::supervisor("inner", inner, &inner_ref).unwrap()),
     );
@@ -304,7 +299,7 @@ async fn dependents_are_bounced_when_an_input_restarts() {
         Ok(Worker::running("b", cx, &log_b))
     })
     .inputs(["a"]);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("a", &a, &log, |_| Plan::Run))
             .child(b_spec),
@@ -344,7 +339,7 @@ async fn a_child_missing_an_input_waits_until_the_input_starts() {
         Ok(Worker::running("b", cx, &log_b))
     })
     .inputs(["a"]);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("a", &a, &log, |_| Plan::Run))
             .child(b_spec),
@@ -373,7 +368,8 @@ async fn uninstall_removes_the_child_for_good() {
     tokio::time::pause();
     let log = Log::default();
     let a = Mailbox::new(16);
-    let root = start(SupervisorSpec::new(config()).child(worker("a", &a, &log, |_| Plan::Run)));
+    let root =
+        start_root(SupervisorSpec::new(config()).child(worker("a", &a, &log, |_| Plan::Run)));
     sleep(Duration::from_millis(1)).await;
     a.do_send(Quit(Exit::Uninstall)).unwrap();
     sleep(Duration::from_secs(600)).await;
@@ -391,7 +387,7 @@ async fn a_fatal_exit_stops_the_whole_tree_and_the_host_learns_it() {
     let inner = SupervisorSpec::new(config())
         .child(worker("x", &x, &log, |_| Plan::Run))
         .child(worker("y", &y, &log, |_| Plan::Run));
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("a", &a, &log, |_| Plan::Run))
             .child(ChildSpec::supervisor("inner", inner, &inner_ref).unwrap()),
@@ -414,7 +410,7 @@ async fn shutdown_stops_children_in_reverse_start_order_killing_the_slow() {
     tokio::time::pause();
     let log = Log::default();
     let (a, b, c) = (Mailbox::new(16), Mailbox::new(16), Mailbox::new(16));
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("a", &a, &log, |_| Plan::Run))
             .child(worker("b", &b, &log, |_| Plan::IgnoreStop))
@@ -447,7 +443,7 @@ async fn a_panic_in_a_handler_is_a_failure_and_the_child_restarts() {
     let log = Log::default();
     let mb = Mailbox::new(16);
     let other = Mailbox::new(16);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("w", &mb, &log, |_| Plan::Run))
             .child(worker("other", &other, &log, |_| Plan::Run)),
@@ -478,7 +474,7 @@ async fn a_panic_in_started_is_a_failure_and_the_child_restarts() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::new(16);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config()).child(worker("w", &mb, &log, |n| {
             if n == 1 {
                 Plan::PanicInStarted
@@ -500,7 +496,7 @@ async fn a_panic_in_an_interval_callback_is_a_failure_and_the_child_restarts() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::new(16);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config()).child(worker("w", &mb, &log, |n| {
             if n == 1 {
                 Plan::PanicOnTick(3)
@@ -524,7 +520,7 @@ async fn kept_state_survives_a_panic_and_rebuilt_state_does_not() {
     let log = Log::default();
     let kept = Mailbox::new(16);
     let rebuilt = Mailbox::new(16);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("kept", &kept, &log, |_| Plan::Run).state(StatePolicy::Kept))
             .child(worker("rebuilt", &rebuilt, &log, |_| Plan::Run)),
@@ -556,7 +552,7 @@ async fn a_thousand_dynamic_children_are_added_and_removed() {
         restart: RestartPolicy::Transient,
         ..DynamicPolicy::new("pollers")
     });
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(ChildSpec::supervisor("pollers", spec, &pollers).unwrap()),
     );
@@ -671,7 +667,8 @@ async fn a_full_mailbox_refuses_with_overloaded_at_once() {
         before.do_send(Ping),
         Err(SendError::NotRunning { .. })
     ));
-    let _root = start(SupervisorSpec::new(config()).child(worker("w", &mb, &log, |_| Plan::Run)));
+    let _root =
+        start_root(SupervisorSpec::new(config()).child(worker("w", &mb, &log, |_| Plan::Run)));
     sleep(Duration::from_millis(1)).await;
     for _ in 0..3 {
         mb.do_send(Ping).unwrap();
@@ -737,7 +734,7 @@ async fn restart_policies_decide_what_follows_an_exit() {
             }
         }
     };
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("perm-done", &mbs[0], &log, once(Exit::Done)))
             .child(
@@ -784,7 +781,7 @@ async fn a_killed_supervisor_takes_its_children_with_it() {
     let inner_ref = SupervisorRef::new();
     let inner =
         SupervisorSpec::new(config()).child(worker("stuck", &stuck, &log, |_| Plan::IgnoreStop));
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config()).child(
             ChildSpec::supervisor("inner", inner, &inner_ref)
                 .unwrap()
@@ -823,7 +820,7 @@ async fn a_mailbox_serves_one_child_only() {
     tokio::time::pause();
     let log = Log::default();
     let shared = Mailbox::new(8);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("a", &shared, &log, |_| Plan::Run))
             .child(worker("b", &shared, &log, |_| Plan::Run).restart(RestartPolicy::Temporary)),
@@ -838,36 +835,6 @@ async fn a_mailbox_serves_one_child_only() {
         Some("the mailbox given to root/b already belongs to root/a")
     );
     assert_eq!(shared.send(Ping).await, Ok(1));
-}
-
-/// A drain that keeps each record as `message key=value ...`.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-struct Line(String);
-
-impl slog::Serializer for Line {
-    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
-        self.0.push_str(&format!(" {key}={val}"));
-        Ok(())
-    }
-}
-
-impl slog::Drain for Capture {
-    type Ok = ();
-    type Err = slog::Never;
-    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        use slog::KV;
-        let mut line = Line(format!(
-            "{} {}",
-            record.level().as_short_str(),
-            record.msg()
-        ));
-        let _ = record.kv().serialize(record, &mut line);
-        let _ = values.serialize(record, &mut line);
-        self.0.lock().unwrap().push(line.0);
-        Ok(())
-    }
 }
 
 #[actix::test]
@@ -889,7 +856,7 @@ async fn starts_failures_restarts_and_shutdowns_are_logged_with_fields() {
     sleep(Duration::from_secs(4)).await;
     root.shutdown();
     root.wait().await.unwrap();
-    let lines = capture.0.lock().unwrap().clone();
+    let lines = capture.lines();
     let has = |parts: &[&str]| lines.iter().any(|l| parts.iter().all(|p| l.contains(p)));
     assert!(
         has(&[
@@ -928,7 +895,7 @@ async fn the_report_serialises_with_each_childs_state_and_own_report() {
     let mb = Mailbox::new(8);
     let child = worker("w", &mb, &log, |_| Plan::Run)
         .report(mb.reporter(|w: &Worker| serde_json::json!({ "ticks": w.ticks })));
-    let root = start(SupervisorSpec::new(config()).child(child));
+    let root = start_root(SupervisorSpec::new(config()).child(child));
     sleep(Duration::from_millis(1)).await;
     mb.send(Ping).await.unwrap();
     let json = serde_json::to_value(report(&root).await).unwrap();
@@ -950,7 +917,7 @@ async fn a_panic_in_stopping_is_a_failure_too() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::new(8);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config()).child(worker("w", &mb, &log, |n| {
             if n == 1 {
                 Plan::PanicInStopping
@@ -986,7 +953,7 @@ async fn a_thousand_dynamic_dependents_are_bounced_together() {
     let spec = SupervisorSpec::new(config())
         .child(worker("gateway", &gateway, &log, |_| Plan::Run))
         .dynamic(DynamicPolicy::new("pollers"));
-    let _root = start(
+    let _root = start_root(
         SupervisorSpec::new(config())
             .child(ChildSpec::supervisor("pollers", spec, &pollers).unwrap()),
     );
@@ -1048,7 +1015,7 @@ async fn a_panic_in_the_start_function_is_a_failure_too() {
             ticks: 0,
         })
     });
-    let root = start(SupervisorSpec::new(config()).child(spec));
+    let root = start_root(SupervisorSpec::new(config()).child(spec));
     sleep(Duration::from_millis(1)).await;
     let w = report(&root).await.child("w").cloned().unwrap();
     assert_eq!(w.last_error.as_deref(), Some("panicked: no config"));
@@ -1063,7 +1030,7 @@ async fn a_keeping_mailbox_loses_nothing_but_the_message_that_panicked() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::keeping(64);
-    let root = start(
+    let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("kept", &mb, &log, |_| Plan::Run).state(StatePolicy::Kept)),
     );
@@ -1097,7 +1064,7 @@ async fn a_keeping_mailbox_of_a_child_that_stays_down_fills_and_refuses() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::keeping(4);
-    let _root = start(
+    let _root = start_root(
         SupervisorSpec::new(config()).child(
             worker("once", &mb, &log, |_| Plan::Run)
                 .state(StatePolicy::Kept)

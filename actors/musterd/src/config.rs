@@ -13,11 +13,11 @@ use muster::sim::SimConfig;
 use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
-use crate::gateway::GatewayConfig;
-use crate::host::MusterConfig;
-use crate::machines::MachinesConfig;
-use crate::presence::PresenceConfig;
-use crate::supervisor::RestartConfig;
+use muster_actors::gateway::GatewayConfig;
+use muster_actors::host::MusterConfig;
+use muster_actors::machines::MachinesConfig;
+use muster_actors::presence::PresenceConfig;
+use muster_actors::supervisor::RestartConfig;
 
 /// Everything `musterd run` reads from its config file. Every section and
 /// every key may be left out; what is left out takes its default.
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn the_example_file_holds_every_default() {
-        let text = include_str!("../../muster.example.toml");
+        let text = include_str!("../muster.example.toml");
         let config = DaemonConfig::from_toml(text).unwrap();
         assert_eq!(config, DaemonConfig::default());
         assert_eq!(config.muster(), MusterConfig::default());

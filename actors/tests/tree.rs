@@ -2,6 +2,8 @@
 //! paused clock: convergence at scale, batching under the rate limit, and a
 //! day of faults.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,35 +15,18 @@ use muster::poll::Phase;
 use muster::presence::Recorder;
 use muster::provider::{Address, AddressScope};
 use muster::sim::{FaultConfig, Sim, SimConfig};
-use muster_actors::{Backends, Muster, MusterConfig, SendError};
-use prometheus_client::registry::Registry;
+use muster_actors::{Muster, MusterConfig, SendError};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::Value as Json;
-use slog::{Discard, Logger, o};
+use support::{minutes, start_tree};
 use tokio::time::{Instant, sleep, sleep_until};
-
-fn start(sim: &Sim, config: &MusterConfig, clock: Arc<ManualClock>) -> (Muster, Registry) {
-    let mut registry = Registry::default();
-    let muster = Muster::start(
-        config,
-        Backends::sim(sim, clock),
-        Logger::root(Discard, o!()),
-        &mut registry,
-    )
-    .expect("the tree starts");
-    (muster, registry)
-}
 
 fn wall_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
     ))
-}
-
-fn minutes(n: u64) -> Duration {
-    Duration::from_secs(60 * n)
 }
 
 /// Every live machine muster polls shows what the cloud holds, and the
@@ -70,7 +55,7 @@ async fn a_thousand_machines_booting_at_random_times_all_settle_on_the_clouds_tr
     })
     .unwrap();
     let tags: Vec<MachineTag> = (0..1_000).map(|_| sim.add_machine()).collect();
-    let (muster, _registry) = start(&sim, &MusterConfig::default(), wall_clock());
+    let (muster, _registry) = start_tree(&sim, &MusterConfig::default(), wall_clock());
 
     // The provisioner gets to each machine at a random moment of the first
     // ten minutes.
@@ -119,7 +104,7 @@ async fn machines_due_together_share_calls_and_the_rate_limit_holds() {
     for _ in 0..1_000 {
         sim.add_provisioned_machine();
     }
-    let (muster, _registry) = start(&sim, &config, wall_clock());
+    let (muster, _registry) = start_tree(&sim, &config, wall_clock());
 
     // Every poller falls due 3 s after it started, all at once.
     sleep(Duration::from_secs(8)).await;
@@ -249,7 +234,7 @@ async fn a_day_of_faults_ends_with_the_truth_and_every_restart_accounted_for() {
     .unwrap();
     let clock = wall_clock();
     let config = MusterConfig::default();
-    let (muster, registry) = start(&sim, &config, clock.clone());
+    let (muster, registry) = start_tree(&sim, &config, clock.clone());
     muster.presence().enable().await.unwrap();
     let mut traffic = Traffic {
         rng: StdRng::seed_from_u64(9),

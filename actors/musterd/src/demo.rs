@@ -33,11 +33,11 @@ use rand::{Rng, SeedableRng};
 use slog::{Logger, info, warn};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
-use super::config::{DaemonConfig, HttpConfig};
-use super::{DaemonError, Hosted};
-use crate::gateway::GatewayConfig;
-use crate::host::Muster;
-use crate::supervisor::RestartConfig;
+use crate::config::{DaemonConfig, HttpConfig};
+use crate::{DaemonError, Hosted};
+use muster_actors::gateway::GatewayConfig;
+use muster_actors::host::Muster;
+use muster_actors::supervisor::RestartConfig;
 
 /// How the demo is sized and run.
 #[derive(Debug, Clone)]
@@ -677,7 +677,7 @@ mod tests {
         ] {
             let error = options.validate().unwrap_err();
             assert!(error.to_string().starts_with(flag), "{error}");
-            assert_eq!(error.exit_code(), super::super::EXIT_BAD_INPUT);
+            assert_eq!(error.exit_code(), crate::EXIT_BAD_INPUT);
         }
     }
 

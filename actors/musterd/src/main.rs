@@ -1,16 +1,16 @@
 //! `musterd`: the muster daemon. The command line and the process-wide
 //! pieces (the `log` bridge, signal handlers, exit codes) live here; the
-//! rest is `muster_actors::daemon`.
+//! rest is the `musterd` library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use muster_actors::daemon::config::DaemonConfig;
-use muster_actors::daemon::demo::{self, DemoOptions};
-use muster_actors::daemon::logging::{LogBridge, LogFormat, LogLevel, logger};
-use muster_actors::daemon::{self as daemon, DaemonError};
+use musterd::config::DaemonConfig;
+use musterd::demo::{self, DemoOptions};
+use musterd::logging::{LogBridge, LogFormat, LogLevel, logger};
+use musterd::{self as daemon, DaemonError};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Agent presence and cloud instance polling, as a supervised actor tree.

@@ -1,11 +1,14 @@
 //! The daemon `musterd` as a library: its config file ([`config`]), its
 //! HTTP inspection surface and dashboard ([`http`]), the demo
 //! ([`demo`]) and its logger ([`logging`]), and [`run`], which hosts the
-//! tree with a config file until told to stop.
+//! tree of [`muster_actors`] with a config file until told to stop.
 //!
-//! The binary (`src/bin/musterd.rs`) parses the command line, installs the
+//! A crate of its own, so that a controller embedding `muster-actors` does
+//! not compile the daemon's HTTP server, command line and log drains.
+//!
+//! The binary (`src/main.rs`) parses the command line, installs the
 //! process-wide pieces (the `log` bridge, the signal handlers) and calls
-//! into this module; nothing here installs anything behind its caller's
+//! into this library; nothing here installs anything behind its caller's
 //! back.
 
 pub mod config;
@@ -19,10 +22,10 @@ use std::sync::Arc;
 
 use muster::clock::SystemClock;
 use muster::sim::Sim;
+use muster_actors::{Backends, Muster, StartError, TreeError};
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info};
 
-use crate::host::{Backends, Muster, StartError};
 use config::{BackendKind, ConfigProblem, DaemonConfig};
 use http::{BindError, Inspector, StateGauges};
 
@@ -72,7 +75,7 @@ pub enum DaemonError {
     Http(std::io::Error),
     /// The tree stopped with an error.
     #[error("the tree failed: {0}")]
-    Tree(#[from] crate::supervisor::TreeError),
+    Tree(#[from] TreeError),
 }
 
 impl DaemonError {

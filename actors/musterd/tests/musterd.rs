@@ -2,14 +2,15 @@
 //! input, a port in use, and a graceful stop on SIGTERM. These start real
 //! processes; each waits a few seconds at most.
 
-use std::io::{BufRead, BufReader, Read};
+mod support;
+
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const MUSTERD: &str = env!("CARGO_BIN_EXE_musterd");
+use support::{MUSTERD, Process, musterd, spawn, text, wait_for_line};
 
 /// A config file in a fresh directory, removed when dropped.
 struct ConfigFile(PathBuf);
@@ -30,18 +31,6 @@ impl Drop for ConfigFile {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-}
-
-fn musterd(args: &[&str]) -> Output {
-    Command::new(MUSTERD)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
@@ -128,71 +117,16 @@ fn bad_config_files_exit_2_and_start_nothing() {
     assert!(text(&out.stderr).contains("/nonexistent/muster.toml: cannot read"));
 }
 
-/// Starts `musterd` with stderr read line by line on a thread.
-fn spawn(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(MUSTERD)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, within: Duration) -> Vec<String> {
-    let deadline = Instant::now() + within;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                let found = line.contains(needle);
-                seen.push(line);
-                if found {
-                    return seen;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    panic!("no line with {needle:?} within {within:?}: {seen:#?}");
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("musterd did not exit within {within:?}");
-}
-
 #[test]
 fn sigterm_stops_run_gracefully_with_exit_0() {
     let file = ConfigFile::new(
         "sigterm",
         "[http]\nlisten = \"127.0.0.1:0\"\n[backend]\nmachines = 5\n",
     );
-    let (mut child, lines) = spawn(&["run", "--config", file.0.to_str().unwrap()]);
+    let (mut musterd, lines) = spawn(&["run", "--config", file.0.to_str().unwrap()]);
     wait_for_line(&lines, "http listening", Duration::from_secs(10));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    musterd.terminate();
+    assert_eq!(musterd.wait_exit(Duration::from_secs(10)), Some(0));
     let rest: Vec<String> = lines.try_iter().collect();
     assert!(
         rest.iter().any(|l| l.contains("signal: SIGTERM")),
@@ -204,7 +138,7 @@ fn sigterm_stops_run_gracefully_with_exit_0() {
 #[test]
 fn json_logs_carry_actix_records_too() {
     let file = ConfigFile::new("json", "[http]\nlisten = \"127.0.0.1:0\"\n");
-    let (mut child, lines) = spawn(&[
+    let (mut musterd, lines) = spawn(&[
         "--log-format",
         "json",
         "run",
@@ -212,12 +146,8 @@ fn json_logs_carry_actix_records_too() {
         file.0.to_str().unwrap(),
     ]);
     let mut seen = wait_for_line(&lines, "http listening", Duration::from_secs(10));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    musterd.terminate();
+    assert_eq!(musterd.wait_exit(Duration::from_secs(10)), Some(0));
     seen.extend(lines.try_iter());
     let records: Vec<serde_json::Value> = seen
         .iter()
@@ -239,16 +169,16 @@ fn a_port_in_use_is_a_clear_error_with_exit_1() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let file = ConfigFile::new("port", &format!("[http]\nlisten = \"{addr}\"\n"));
-    let mut child = Command::new(MUSTERD)
-        .args(["run", "--config", file.0.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let code = wait_exit(&mut child, Duration::from_secs(10));
+    let mut musterd = Process::spawn(
+        Command::new(MUSTERD)
+            .args(["run", "--config", file.0.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let code = musterd.wait_exit(Duration::from_secs(10));
     let mut err = String::new();
-    child
+    musterd
+        .0
         .stderr
         .take()
         .unwrap()

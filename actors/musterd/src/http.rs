@@ -33,8 +33,8 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::host::Muster;
-use crate::machines::Tracking;
+use muster_actors::host::Muster;
+use muster_actors::machines::Tracking;
 
 /// The dashboard is one page with its style and script inlined, so that a
 /// browser given the token once (`/?token=…`) needs no other authorised
@@ -113,7 +113,7 @@ impl StateGauges {
     }
 }
 
-fn phase_name(machine: &crate::machines::MachineState) -> &'static str {
+fn phase_name(machine: &muster_actors::machines::MachineState) -> &'static str {
     match (machine.tracking, machine.phase) {
         (Tracking::Manual, _) | (_, None) => "manual",
         (Tracking::Polled, Some(muster::poll::Phase::Short)) => "short",

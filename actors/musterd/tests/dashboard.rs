@@ -6,13 +6,15 @@
 //! Without Chromium the test is skipped, unless `CI=true`, where it fails:
 //! `.ci/run` installs Chromium first.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MUSTERD: &str = env!("CARGO_BIN_EXE_musterd");
+use support::{MUSTERD, Process, lines};
+
 const MACHINES: usize = 40;
 
 fn chromium() -> Option<PathBuf> {
@@ -20,16 +22,6 @@ fn chromium() -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-}
-
-/// A demo process, killed if the test fails before it stops it.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Runs `command`, killing it after `within`; answers its stdout.
@@ -101,25 +93,15 @@ fn the_dashboard_shows_the_tree_agents_and_machines() {
         eprintln!("skipped: chromium is not installed (apt-get install chromium)");
         return;
     };
-    let mut child = Command::new(MUSTERD)
-        .args(["demo", "--port", "0", "--speed", "20", "--duration", "60s"])
-        .args(["--machines", &MACHINES.to_string(), "--agents", "150"])
-        .args(["--token", "t0ken"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let demo = Demo(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut demo = Process::spawn(
+        Command::new(MUSTERD)
+            .args(["demo", "--port", "0", "--speed", "20", "--duration", "60s"])
+            .args(["--machines", &MACHINES.to_string(), "--agents", "150"])
+            .args(["--token", "t0ken"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let lines = lines(demo.0.stdout.take().unwrap());
     let first = lines.recv_timeout(Duration::from_secs(15)).unwrap();
     let url = first
         .strip_prefix("dashboard: ")
@@ -187,20 +169,6 @@ fn the_dashboard_shows_the_tree_agents_and_machines() {
     assert!(dom.contains("10.0."), "no address shown");
 
     // SIGTERM stops the demo cleanly.
-    let mut demo = demo;
-    let child = &mut demo.0;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "the demo did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
+    demo.terminate();
+    assert_eq!(demo.wait_exit(Duration::from_secs(10)), Some(0));
 }

@@ -25,436 +25,43 @@
 //! and the supervisor stops its children and fails to its parent, which
 //! treats that like any failure of a child. The root reports it to the host.
 
-mod child;
+mod context;
+mod error;
+mod exit;
+mod handle;
+mod nested;
 mod policy;
 mod report;
+mod root;
+mod spec;
+mod task;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, SpawnHandle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use slog::{Logger, crit, debug, error, info, o, warn};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-pub use child::{ChildSpec, Exit, ExitSlot, Kept, Reporter, StartCtx};
+pub use context::{Kept, StartCtx};
+pub use error::{SupervisorError, TreeError};
+pub use exit::{Exit, ExitSlot};
+pub use handle::SupervisorRef;
 pub use policy::{ConfigError, RestartConfig, RestartPolicy, StatePolicy};
-pub use report::{ChildReport, ChildState, Report, RestartCounts};
+pub use report::{ChildReport, ChildState, Report, Reporter, RestartCounts};
+pub use root::Root;
+pub use spec::{ChildSpec, DynamicPolicy, SupervisorSpec};
 
-use crate::mailbox::{Mailbox, SendError};
-use crate::metrics::{Meter, Metrics, RestartReason};
-use child::{Notify, Output, Running, Starter, claim, panic_message, spawn_actor};
+use crate::metrics::{Metrics, RestartReason};
+use context::Output;
 use policy::Intensity;
-
-/// What went wrong with a supervisor's specification or a request to it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SupervisorError {
-    /// A restart config field is out of range.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A child's name is empty or holds a `/` (paths use it).
-    #[error("child name {0:?} is not valid: it must be non-empty and hold no '/'")]
-    BadName(String),
-    /// Two children of one supervisor share a name.
-    #[error("{supervisor} already has a child called {child}")]
-    Duplicate {
-        /// The supervisor's path.
-        supervisor: String,
-        /// The name.
-        child: String,
-    },
-    /// A child needs an input that is not declared before it (static
-    /// children), or that is not a static child (dynamic children).
-    #[error("child {child} of {supervisor} needs {input}, which is not {expected}")]
-    UnknownInput {
-        /// The supervisor's path.
-        supervisor: String,
-        /// The child.
-        child: String,
-        /// The input.
-        input: String,
-        /// What the input should have been.
-        expected: &'static str,
-    },
-    /// The supervisor was declared without a dynamic group.
-    #[error("{0} takes no dynamic children")]
-    NotDynamic(String),
-    /// Only dynamic children can be removed.
-    #[error("{supervisor} has no dynamic child called {child}")]
-    NoSuchChild {
-        /// The supervisor's path.
-        supervisor: String,
-        /// The name.
-        child: String,
-    },
-    /// The supervisor is shutting down.
-    #[error("{0} is shutting down")]
-    ShuttingDown(String),
-    /// [`Root::start`] was called outside a running actix `System`.
-    #[error("a supervision tree must be started inside a running actix System")]
-    NoSystem,
-    /// The supervisor could not be reached.
-    #[error(transparent)]
-    Send(#[from] SendError),
-}
-
-/// The shared policy of a supervisor's dynamic children.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DynamicPolicy {
-    /// The group's name; it labels the group's metrics series, which all its
-    /// children share.
-    pub group: String,
-    /// The restart policy of every child of the group.
-    pub restart: RestartPolicy,
-    /// The state policy of every child of the group.
-    pub state: StatePolicy,
-}
-
-impl DynamicPolicy {
-    /// A group called `group` of permanent children whose state is rebuilt.
-    pub fn new(group: impl Into<String>) -> Self {
-        DynamicPolicy {
-            group: group.into(),
-            restart: RestartPolicy::Permanent,
-            state: StatePolicy::Rebuilt,
-        }
-    }
-}
-
-/// A supervisor's static children, timing and dynamic group. Cheap to clone.
-#[derive(Clone, Debug, Default)]
-pub struct SupervisorSpec {
-    children: Vec<ChildSpec>,
-    config: RestartConfig,
-    dynamic: Option<DynamicPolicy>,
-}
-
-impl SupervisorSpec {
-    /// A supervisor with no children and the given timing.
-    pub fn new(config: RestartConfig) -> Self {
-        SupervisorSpec {
-            children: Vec::new(),
-            config,
-            dynamic: None,
-        }
-    }
-
-    /// Adds a static child; children start in the order they are added, and a
-    /// child's inputs must be added before it.
-    pub fn child(mut self, child: ChildSpec) -> Self {
-        self.children.push(child);
-        self
-    }
-
-    /// Lets the supervisor take dynamic children under `policy`.
-    pub fn dynamic(mut self, policy: DynamicPolicy) -> Self {
-        self.dynamic = Some(policy);
-        self
-    }
-
-    /// Checks the config, the names and the inputs.
-    pub fn validate(&self, path: &str) -> Result<(), SupervisorError> {
-        self.config.validate()?;
-        let mut seen: Vec<&str> = Vec::with_capacity(self.children.len());
-        for c in &self.children {
-            check_name(&c.name)?;
-            if seen.contains(&&*c.name) {
-                return Err(SupervisorError::Duplicate {
-                    supervisor: path.to_owned(),
-                    child: c.name.to_string(),
-                });
-            }
-            for input in c.inputs.iter() {
-                if !seen.contains(&input.as_str()) {
-                    return Err(SupervisorError::UnknownInput {
-                        supervisor: path.to_owned(),
-                        child: c.name.to_string(),
-                        input: input.clone(),
-                        expected: "a child declared before it",
-                    });
-                }
-            }
-            seen.push(&c.name);
-        }
-        Ok(())
-    }
-}
-
-fn check_name(name: &str) -> Result<(), SupervisorError> {
-    if name.is_empty() || name.contains('/') {
-        return Err(SupervisorError::BadName(name.to_owned()));
-    }
-    Ok(())
-}
-
-/// The stable handle of a supervisor: add and remove dynamic children, ask
-/// for the report. Cheap to clone; valid across the supervisor's restarts.
-#[derive(Clone, Debug)]
-pub struct SupervisorRef(Mailbox<Supervisor>);
-
-impl Default for SupervisorRef {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl SupervisorRef {
-    /// A handle for a supervisor not started yet; requests to it fail with
-    /// [`SendError::NotRunning`] until it is.
-    pub fn new() -> Self {
-        Self::with_capacity(4096)
-    }
-
-    /// Like [`SupervisorRef::new`], with room for `capacity` requests
-    /// waiting (each [`SupervisorRef::add_all`] is one request).
-    pub fn with_capacity(capacity: usize) -> Self {
-        SupervisorRef(Mailbox::new(capacity))
-    }
-
-    /// The supervisor's mailbox (its metering shows requests to it).
-    pub fn mailbox(&self) -> &Mailbox<Supervisor> {
-        &self.0
-    }
-
-    /// Adds a dynamic child and starts it.
-    pub fn add(
-        &self,
-        child: ChildSpec,
-    ) -> impl Future<Output = Result<(), SupervisorError>> + use<> {
-        let call = self
-            .0
-            .call(move |sup: &mut Supervisor, ctx| sup.add_child(child, ctx));
-        async move { call.await? }
-    }
-
-    /// Adds many dynamic children in one request; stops at the first error.
-    pub fn add_all(
-        &self,
-        children: Vec<ChildSpec>,
-    ) -> impl Future<Output = Result<(), SupervisorError>> + use<> {
-        let call = self.0.call(move |sup: &mut Supervisor, ctx| {
-            children
-                .into_iter()
-                .try_for_each(|child| sup.add_child(child, ctx))
-        });
-        async move { call.await? }
-    }
-
-    /// Stops a dynamic child (within its shutdown timeout) and removes it;
-    /// resolves once it is gone.
-    pub fn remove(&self, name: &str) -> impl Future<Output = Result<(), SupervisorError>> + use<> {
-        let name = name.to_owned();
-        let call = self
-            .0
-            .call(move |sup: &mut Supervisor, ctx| sup.remove_child(&name, ctx));
-        async move {
-            let gone = call.await??;
-            // A closed channel means the supervisor stopped, which removed it.
-            let _ = gone.await;
-            Ok(())
-        }
-    }
-
-    /// Removes many dynamic children in one request; resolves once they are
-    /// all gone. Fails, removing none, when one of them is not a dynamic
-    /// child.
-    pub fn remove_all<I, S>(
-        &self,
-        names: I,
-    ) -> impl Future<Output = Result<(), SupervisorError>> + use<I, S>
-    where
-        I: IntoIterator<Item = S> + Send + 'static,
-        S: AsRef<str>,
-    {
-        let call = self.0.call(move |sup: &mut Supervisor, ctx| {
-            let names: Vec<S> = names.into_iter().collect();
-            if let Some(bad) = names
-                .iter()
-                .find(|n| !sup.children.get(n.as_ref()).is_some_and(|c| c.dynamic))
-            {
-                return Err(sup.no_such_child(bad.as_ref()));
-            }
-            names
-                .iter()
-                .map(|n| sup.remove_child(n.as_ref(), ctx))
-                .collect::<Result<Vec<_>, _>>()
-        });
-        async move {
-            for gone in call.await?? {
-                let _ = gone.await;
-            }
-            Ok(())
-        }
-    }
-
-    /// The supervisor's report, with its children's own reports.
-    pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.0.control(Box::new(move |sup: &mut Supervisor, _ctx| {
-            let gather = sup.report();
-            actix::spawn(async move {
-                let _ = tx.send(gather.await);
-            });
-        }));
-        let child = self.0.meter().name();
-        async move {
-            if !sent {
-                return Err(SendError::NotRunning { child });
-            }
-            rx.await.map_err(|_| SendError::Lost { child })
-        }
-    }
-}
-
-impl ChildSpec {
-    /// A nested supervisor child; `handle` is its stable handle, and also its
-    /// output for dependents. Its report is the nested supervisor's report.
-    pub fn supervisor(
-        name: impl Into<String>,
-        spec: SupervisorSpec,
-        handle: &SupervisorRef,
-    ) -> Result<Self, SupervisorError> {
-        let name = name.into();
-        check_name(&name)?;
-        spec.validate(&name)?;
-        let reporter_ref = handle.clone();
-        let reporter: Reporter = Arc::new(move || {
-            let report = reporter_ref.report();
-            Box::pin(async move { report.await.ok().and_then(|r| serde_json::to_value(r).ok()) })
-        });
-        let mut child = ChildSpec::from_starter(
-            name,
-            Arc::new(Mutex::new(SupervisorStarter {
-                spec,
-                handle: handle.clone(),
-            })),
-            true,
-        );
-        child.reporter = Some(reporter);
-        Ok(child)
-    }
-}
-
-struct SupervisorStarter {
-    spec: SupervisorSpec,
-    handle: SupervisorRef,
-}
-
-impl Starter for SupervisorStarter {
-    fn start(&mut self, cx: &mut StartCtx<'_>, notify: Notify) -> Result<Running, Exit> {
-        let mailbox = &self.handle.0;
-        claim(mailbox.meter(), cx)?;
-        let sup = Supervisor::new(
-            cx.path,
-            self.spec.clone(),
-            cx.base_logger.clone(),
-            cx.metrics.clone(),
-            cx.exit.clone(),
-            cx.seed,
-        );
-        cx.set_output(self.handle.clone());
-        Ok(spawn_actor(sup, mailbox, cx.exit.clone(), notify))
-    }
-
-    fn stats(&self) -> Option<crate::metrics::MailboxStats> {
-        Some(self.handle.0.stats())
-    }
-}
-
-/// How a supervision tree ended badly.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TreeError {
-    /// A child exited with [`Exit::Fatal`]; the message names it by path.
-    #[error("fatal: {0}")]
-    Fatal(String),
-    /// The root failed: its restart intensity was exceeded, or it panicked.
-    #[error("supervision tree failed: {0}")]
-    Failed(String),
-}
-
-/// A running supervision tree, as its host holds it. Cheap to clone, so
-/// that one task can wait for the tree while another shuts it down.
-#[derive(Clone, Debug)]
-pub struct Root {
-    handle: SupervisorRef,
-    exit: watch::Receiver<Option<Exit>>,
-}
-
-impl Root {
-    /// Validates `spec` and starts it as the root supervisor called `name`.
-    /// Must be called inside a running actix `System`. Every child logs
-    /// through a child of `logger`; metrics go to `metrics`.
-    pub fn start(
-        name: &str,
-        spec: SupervisorSpec,
-        logger: Logger,
-        metrics: Metrics,
-    ) -> Result<Root, SupervisorError> {
-        check_name(name)?;
-        spec.validate(name)?;
-        if actix::System::try_current().is_none() {
-            return Err(SupervisorError::NoSystem);
-        }
-        let handle = SupervisorRef::new();
-        let seed = spec.config.jitter_seed.unwrap_or_else(rand::random);
-        let exit = ExitSlot::default();
-        Meter::bind(handle.0.meter(), name, &metrics, name);
-        let sup = Supervisor::new(name, spec, logger, metrics, exit.clone(), seed);
-        let (tx, rx) = watch::channel(None);
-        let notify: Notify = Box::new(move |exit| {
-            let _ = tx.send(Some(exit));
-        });
-        spawn_actor(sup, &handle.0, exit, notify);
-        Ok(Root { handle, exit: rx })
-    }
-
-    /// The root supervisor's handle.
-    pub fn supervisor(&self) -> &SupervisorRef {
-        &self.handle
-    }
-
-    /// The tree's report.
-    pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
-        self.handle.report()
-    }
-
-    /// Asks the tree to shut down: children stop in reverse start order,
-    /// each within its timeout. Returns false when the root was not running.
-    pub fn shutdown(&self) -> bool {
-        self.handle
-            .0
-            .control(Box::new(|_sup: &mut Supervisor, ctx| ctx.stop()))
-    }
-
-    /// Waits until the tree has stopped: `Ok` after a shutdown, the error
-    /// when a fatal exit or a failure of the root stopped it. Any number of
-    /// waiters may wait, before or after the tree stopped.
-    pub fn wait(&self) -> impl Future<Output = Result<(), TreeError>> + use<> {
-        let mut exit = self.exit.clone();
-        async move {
-            let exit = match exit.wait_for(Option::is_some).await {
-                Ok(exit) => exit.clone(),
-                Err(_) => None,
-            };
-            match exit {
-                Some(Exit::Fatal(e)) => Err(TreeError::Fatal(e)),
-                Some(Exit::Failed(e)) => Err(TreeError::Failed(e)),
-                Some(_) => Ok(()),
-                None => Err(TreeError::Failed("the root's task was dropped".to_owned())),
-            }
-        }
-    }
-
-    /// Whether the tree has stopped.
-    pub fn is_stopped(&self) -> bool {
-        self.exit.borrow().is_some()
-    }
-}
+use spec::check_name;
+use task::{InstanceHandle, Notify, panic_message};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StopReason {
@@ -471,7 +78,7 @@ struct Child {
     shutdown_timeout: Option<Duration>,
     state: ChildState,
     generation: u64,
-    running: Option<Running>,
+    running: Option<InstanceHandle>,
     seq: Option<u64>,
     stop_reason: Option<StopReason>,
     stop_timer: Option<TimerKey>,
@@ -841,7 +448,7 @@ impl Supervisor {
         warn!(self.logger, "child did not stop in time: killed"; "child" => &**name, "timeout" => ?timeout);
         (running.kill)();
         // Put a placeholder back so that handle_exit sees a running child.
-        child.running = Some(Running {
+        child.running = Some(InstanceHandle {
             stop: Box::new(|| false),
             kill: Box::new(|| {}),
         });

@@ -1,9 +1,15 @@
-//! The report of a supervision tree: plain data, serde-serialisable.
+//! The report of a supervision tree: the plain serde data, and the
+//! reporters that complete it with children's own reports.
 
+use std::sync::Arc;
+
+use actix::Context;
+use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::child::Exit;
+use super::exit::Exit;
 use super::policy::{RestartPolicy, StatePolicy};
+use crate::mailbox::{Mailbox, Supervised};
 use crate::metrics::MailboxStats;
 
 /// Where a child is in its life.
@@ -92,5 +98,29 @@ impl Report {
     /// The child called `name`, if any.
     pub fn child(&self, name: &str) -> Option<&ChildReport> {
         self.children.iter().find(|c| c.name == name)
+    }
+}
+
+/// A child's own report, produced on demand.
+pub type Reporter =
+    Arc<dyn Fn() -> LocalBoxFuture<'static, Option<serde_json::Value>> + Send + Sync>;
+
+impl<A: Supervised> Mailbox<A> {
+    /// A [`Reporter`] that asks the running actor for its report with `f`;
+    /// give it to [`ChildSpec::report`](super::ChildSpec::report).
+    pub fn reporter<F>(&self, f: F) -> Reporter
+    where
+        F: Fn(&A) -> serde_json::Value + Send + Sync + 'static,
+    {
+        let mailbox = self.clone();
+        let f = Arc::new(f);
+        Arc::new(move || {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let f = f.clone();
+            let sent = mailbox.control(Box::new(move |act: &mut A, _ctx: &mut Context<A>| {
+                let _ = tx.send(f(act));
+            }));
+            Box::pin(async move { if sent { rx.await.ok() } else { None } })
+        })
     }
 }

@@ -92,10 +92,7 @@ impl SupervisorRef {
     {
         let call = self.0.call(move |sup: &mut Supervisor, ctx| {
             let names: Vec<S> = names.into_iter().collect();
-            if let Some(bad) = names
-                .iter()
-                .find(|n| !sup.children.get(n.as_ref()).is_some_and(|c| c.dynamic))
-            {
+            if let Some(bad) = names.iter().find(|n| !sup.is_dynamic_child(n.as_ref())) {
                 return Err(sup.no_such_child(bad.as_ref()));
             }
             names

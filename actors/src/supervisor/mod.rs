@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, SpawnHandle};
+use futures::future::LocalBoxFuture;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use slog::{Logger, crit, debug, error, info, o, warn};
@@ -63,55 +64,316 @@ use policy::Intensity;
 use spec::check_name;
 use task::{InstanceHandle, Notify, panic_message};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StopReason {
-    Dependency,
-    Remove,
-    Shutdown,
-}
-
+/// A child of a supervisor.
 struct Child {
     spec: ChildSpec,
+    /// Added at run time rather than declared.
     dynamic: bool,
+    /// Its place among the declared children (dynamic ones share the last).
     decl: usize,
+    /// The label of its metrics series: its path, or its dynamic group's.
     metrics_label: Arc<str>,
+    /// How long it may take to stop; `None` waits for ever.
     shutdown_timeout: Option<Duration>,
-    state: ChildState,
-    generation: u64,
-    running: Option<InstanceHandle>,
-    seq: Option<u64>,
-    stop_reason: Option<StopReason>,
-    stop_timer: Option<TimerKey>,
-    restart_timer: Option<TimerKey>,
-    waiting_for_input: bool,
+    life: Lifecycle,
     start_count: u64,
+    /// When it last started, for the report.
     started_at: Option<SystemTime>,
-    started_instant: Option<Instant>,
     last_exit: Option<Exit>,
     last_error: Option<String>,
+    /// Failures since its last long run, as the backoff counts them.
     recent_failures: u32,
     restarts: RestartCounts,
+    /// Callers of `remove` waiting for it to be gone.
     removal_waiters: Vec<oneshot::Sender<()>>,
 }
 
+impl Child {
+    /// A child not started yet.
+    fn new(
+        spec: ChildSpec,
+        dynamic: bool,
+        decl: usize,
+        metrics_label: Arc<str>,
+        shutdown_timeout: Option<Duration>,
+    ) -> Self {
+        Child {
+            spec,
+            dynamic,
+            decl,
+            metrics_label,
+            shutdown_timeout,
+            life: Lifecycle::Pending,
+            start_count: 0,
+            started_at: None,
+            last_exit: None,
+            last_error: None,
+            recent_failures: 0,
+            restarts: RestartCounts::default(),
+            removal_waiters: Vec::new(),
+        }
+    }
+}
+
+/// Why the supervisor asked a child to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopReason {
+    /// One of its inputs stopped: it is started again after the bounce delay.
+    Dependency,
+    /// It is being removed.
+    Remove,
+    /// Its supervisor is shutting down.
+    Shutdown,
+}
+
+/// A running instance of a child.
+struct Instance {
+    handle: InstanceHandle,
+    /// The start that made it (the child's `start_count` then): an exit
+    /// reported by an earlier instance is stale.
+    generation: u64,
+    /// Its place in the supervisor's start order, which shutdown reverses.
+    seq: u64,
+    /// When it started: a long run resets the backoff.
+    since: Instant,
+}
+
+/// Where a child is in its life, holding what that state needs.
+enum Lifecycle {
+    /// Not started yet: just declared or added, or its start function is
+    /// running (the restart timer that called it has fired).
+    Pending,
+    /// Running.
+    Running(Instance),
+    /// Asked to stop; its exit has not arrived yet. `deadline` is the
+    /// timer that kills it if it takes longer than its shutdown timeout.
+    Stopping {
+        instance: Instance,
+        reason: StopReason,
+        deadline: Option<TimerKey>,
+    },
+    /// Not running; started again when `timer` fires.
+    Restarting {
+        timer: TimerKey,
+        reason: RestartReason,
+    },
+    /// Not running; started again when one of its inputs starts.
+    WaitingForInput,
+    /// Not running, and nothing will start it.
+    Stopped,
+    /// Its last run failed, and nothing will start it (or, while its start
+    /// function runs, the restart after that failure is under way).
+    Failed,
+}
+
+/// What ended with a run, or with a start that failed.
+struct EndedRun {
+    /// The instance, when there was one.
+    instance: Option<Instance>,
+    /// Why the supervisor stopped it, when it did.
+    reason: Option<StopReason>,
+    /// The stop deadline that was set for it.
+    deadline: Option<TimerKey>,
+}
+
+impl Lifecycle {
+    /// The state the report shows.
+    fn state(&self) -> ChildState {
+        match self {
+            Lifecycle::Pending => ChildState::Starting,
+            Lifecycle::Running(_) => ChildState::Started,
+            Lifecycle::Stopping { .. } => ChildState::Stopping,
+            Lifecycle::Restarting {
+                reason: RestartReason::Failure,
+                ..
+            } => ChildState::Failed,
+            Lifecycle::Restarting { .. } => ChildState::Starting,
+            Lifecycle::WaitingForInput | Lifecycle::Stopped => ChildState::Stopped,
+            Lifecycle::Failed => ChildState::Failed,
+        }
+    }
+
+    /// The running instance, also while it is stopping.
+    fn instance(&self) -> Option<&Instance> {
+        match self {
+            Lifecycle::Running(instance) | Lifecycle::Stopping { instance, .. } => Some(instance),
+            _ => None,
+        }
+    }
+
+    /// The scheduled restart.
+    fn restart_timer(&self) -> Option<TimerKey> {
+        match self {
+            Lifecycle::Restarting { timer, .. } => Some(*timer),
+            _ => None,
+        }
+    }
+
+    /// The stop deadline.
+    fn deadline(&self) -> Option<TimerKey> {
+        match self {
+            Lifecycle::Stopping { deadline, .. } => *deadline,
+            _ => None,
+        }
+    }
+
+    /// Moves a running child to stopping for `reason`, and returns true; a
+    /// child already stopping takes `reason` as the latest one, and returns
+    /// false, as does a child that is not running.
+    fn stop(&mut self, reason: StopReason) -> bool {
+        match std::mem::replace(self, Lifecycle::Stopped) {
+            Lifecycle::Running(instance) => {
+                *self = Lifecycle::Stopping {
+                    instance,
+                    reason,
+                    deadline: None,
+                };
+                true
+            }
+            Lifecycle::Stopping {
+                instance, deadline, ..
+            } => {
+                *self = Lifecycle::Stopping {
+                    instance,
+                    reason,
+                    deadline,
+                };
+                false
+            }
+            other => {
+                *self = other;
+                false
+            }
+        }
+    }
+
+    /// Ends the run (or the failed start) and leaves the child not running:
+    /// `Failed` if it was, else `Stopped`, until the supervisor decides
+    /// what follows.
+    fn end(&mut self) -> EndedRun {
+        let after = match self {
+            Lifecycle::Failed => Lifecycle::Failed,
+            _ => Lifecycle::Stopped,
+        };
+        match std::mem::replace(self, after) {
+            Lifecycle::Running(instance) => EndedRun {
+                instance: Some(instance),
+                reason: None,
+                deadline: None,
+            },
+            Lifecycle::Stopping {
+                instance,
+                reason,
+                deadline,
+            } => EndedRun {
+                instance: Some(instance),
+                reason: Some(reason),
+                deadline,
+            },
+            _ => EndedRun {
+                instance: None,
+                reason: None,
+                deadline: None,
+            },
+        }
+    }
+}
+
+/// A shutdown under way.
 struct Shutdown {
+    /// What the supervisor exits with; `None` is a clean stop.
     exit: Option<Exit>,
+    /// The child being stopped now.
     current: Option<Arc<str>>,
+    /// Every child has stopped.
     done: bool,
 }
 
-struct ChildExited {
-    name: Arc<str>,
-    generation: u64,
-    exit: Exit,
+impl Supervisor {
+    /// Starts shutting down, or, when already shutting down, keeps the
+    /// worse of the two exits.
+    fn begin_shutdown(&mut self, exit: Option<Exit>, ctx: &mut Context<Self>) {
+        if let Some(shutdown) = &mut self.shutdown {
+            // The worst error wins: a fatal one over a failure.
+            let upgrade = match (&shutdown.exit, &exit) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(Exit::Fatal(_)), _) => false,
+                (Some(_), Some(Exit::Fatal(_))) => true,
+                _ => false,
+            };
+            if upgrade {
+                shutdown.exit = exit;
+            }
+            return;
+        }
+        match &exit {
+            Some(e) => warn!(self.logger, "supervisor shutting down"; "exit" => %e),
+            None => info!(self.logger, "supervisor shutting down"),
+        }
+        self.shutdown = Some(Shutdown {
+            exit,
+            current: None,
+            done: false,
+        });
+        for child in self.children.values_mut() {
+            if let Lifecycle::Restarting { timer, reason } = child.life {
+                self.timers.cancel(timer);
+                child.life = if reason == RestartReason::Failure {
+                    Lifecycle::Failed
+                } else {
+                    Lifecycle::Stopped
+                };
+            }
+        }
+        self.continue_shutdown(ctx);
+    }
+
+    /// Stops the most recently started running child, one at a time, then
+    /// stops the supervisor itself.
+    fn continue_shutdown(&mut self, ctx: &mut Context<Self>) {
+        let Some(shutdown) = &mut self.shutdown else {
+            return;
+        };
+        if shutdown.done {
+            return;
+        }
+        if let Some(current) = &shutdown.current
+            && self
+                .children
+                .get(current)
+                .is_some_and(|c| c.life.instance().is_some())
+        {
+            return;
+        }
+        match self.running_order.last_key_value() {
+            Some((_, name)) => {
+                let name = name.clone();
+                shutdown.current = Some(name.clone());
+                // A child already stopping only takes the new reason.
+                self.request_stop(&name, StopReason::Shutdown, ctx);
+            }
+            None => {
+                shutdown.done = true;
+                shutdown.current = None;
+                if let Some(exit) = shutdown.exit.clone() {
+                    self.exit.set(exit);
+                }
+                for child in self.children.values_mut() {
+                    for waiter in child.removal_waiters.drain(..) {
+                        let _ = waiter.send(());
+                    }
+                }
+                info!(self.logger, "supervisor stopped");
+                ctx.stop();
+            }
+        }
+    }
 }
 
-impl Message for ChildExited {
-    type Result = ();
-}
-
-/// The supervisor actor. Hosts reach it through [`Root`] and
-/// [`SupervisorRef`]; it is public only so that its mailbox can be named.
+/// The supervisor actor. Hosts reach it through [`Root`](super::Root) and
+/// [`SupervisorRef`](super::SupervisorRef); it is public only so that its
+/// mailbox can be named.
 pub struct Supervisor {
     path: Arc<str>,
     config: RestartConfig,
@@ -123,28 +385,33 @@ pub struct Supervisor {
     metrics: Metrics,
     rng: StdRng,
     exit: ExitSlot,
+    /// The declared children, until `started` starts them.
     pending: Vec<ChildSpec>,
     // Boxed: the map's spare capacity then costs a pointer, not a Child.
     children: HashMap<Arc<str>, Box<Child>>,
     group_label: Option<Arc<str>>,
+    /// The running children by start order.
     running_order: BTreeMap<u64, Arc<str>>,
     next_seq: u64,
+    /// For each child, the children that list it as an input.
     dependents: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    /// The outputs of the running static children.
     outputs: HashMap<Arc<str>, Output>,
     intensity: Intensity,
     shutdown: Option<Shutdown>,
     addr: Option<Addr<Supervisor>>,
-    timers: BTreeMap<TimerKey, Timer>,
-    timer_seq: u64,
-    armed: Option<(Instant, SpawnHandle)>,
+    timers: Timers,
 }
 
-/// A deadline, made unique by a sequence number.
-type TimerKey = (Instant, u64);
+/// An instance of a child ended with `exit`.
+struct ChildExited {
+    name: Arc<str>,
+    generation: u64,
+    exit: Exit,
+}
 
-enum Timer {
-    Restart(Arc<str>),
-    StopTimeout(Arc<str>, u64, Duration),
+impl Message for ChildExited {
+    type Result = ();
 }
 
 crate::supervised!(Supervisor);
@@ -185,8 +452,8 @@ impl Drop for Supervisor {
         // supervisor that panicked, or was killed, must not leave its
         // children running with nobody to watch them.
         for child in self.children.values_mut() {
-            if let Some(running) = child.running.take() {
-                (running.kill)();
+            if let Some(instance) = child.life.end().instance {
+                (instance.handle.kill)();
             }
         }
     }
@@ -196,12 +463,13 @@ impl Handler<ChildExited> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
-        let current = self
-            .children
-            .get(&msg.name)
-            .is_some_and(|c| c.generation == msg.generation && c.running.is_some());
+        let current = self.children.get(&msg.name).is_some_and(|c| {
+            c.life
+                .instance()
+                .is_some_and(|i| i.generation == msg.generation)
+        });
         if current {
-            self.handle_exit(&msg.name, msg.exit, ctx);
+            self.exited(&msg.name, msg.exit, ctx);
         }
     }
 }
@@ -239,12 +507,11 @@ impl Supervisor {
             intensity: Intensity::default(),
             shutdown: None,
             addr: None,
-            timers: BTreeMap::new(),
-            timer_seq: 0,
-            armed: None,
+            timers: Timers::default(),
         }
     }
 
+    /// Adds a child, not started yet, with its place in the dependency map.
     fn insert(&mut self, spec: ChildSpec, dynamic: bool, decl: usize) {
         let name = spec.name.clone();
         for input in spec.inputs.iter() {
@@ -262,32 +529,111 @@ impl Supervisor {
         } else {
             Some(self.config.shutdown_timeout)
         });
-        let child = Child {
-            spec,
-            dynamic,
-            decl,
-            metrics_label,
-            shutdown_timeout,
-            state: ChildState::Starting,
-            generation: 0,
-            running: None,
-            seq: None,
-            stop_reason: None,
-            stop_timer: None,
-            restart_timer: None,
-            waiting_for_input: false,
-            start_count: 0,
-            started_at: None,
-            started_instant: None,
-            last_exit: None,
-            last_error: None,
-            recent_failures: 0,
-            restarts: RestartCounts::default(),
-            removal_waiters: Vec::new(),
-        };
+        let child = Child::new(spec, dynamic, decl, metrics_label, shutdown_timeout);
         self.children.insert(name, Box::new(child));
     }
+}
 
+/// A deadline, made unique by a sequence number.
+type TimerKey = (Instant, u64);
+
+/// What a timer does when it fires.
+enum Timer {
+    /// Starts the child again.
+    Restart(Arc<str>),
+    /// Kills the child's instance of that generation, which did not stop
+    /// within the timeout.
+    StopTimeout(Arc<str>, u64, Duration),
+}
+
+/// The pending timers, and the actix timer armed for the first of them.
+#[derive(Default)]
+struct Timers {
+    queue: BTreeMap<TimerKey, Timer>,
+    seq: u64,
+    armed: Option<(Instant, SpawnHandle)>,
+}
+
+impl Timers {
+    /// Forgets a timer; one that already fired or was cancelled is ignored.
+    fn cancel(&mut self, key: TimerKey) {
+        self.queue.remove(&key);
+    }
+}
+
+impl Supervisor {
+    /// Sets a timer that fires `after` from now.
+    fn set_timer(&mut self, after: Duration, timer: Timer, ctx: &mut Context<Self>) -> TimerKey {
+        let key = (Instant::now() + after, self.timers.seq);
+        self.timers.seq += 1;
+        self.timers.queue.insert(key, timer);
+        self.arm(ctx);
+        key
+    }
+
+    /// Arms the actix timer for the earliest deadline, unless it already is.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some((&(first, _), _)) = self.timers.queue.first_key_value() else {
+            return;
+        };
+        if let Some((at, handle)) = self.timers.armed {
+            if at <= first {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(
+            first.saturating_duration_since(Instant::now()),
+            |sup, ctx| {
+                sup.timers.armed = None;
+                sup.fire_timers(ctx);
+            },
+        );
+        self.timers.armed = Some((first, handle));
+    }
+
+    /// Fires every timer that is due, then arms for the next one.
+    fn fire_timers(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while let Some(entry) = self.timers.queue.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (key, timer) = entry.remove_entry();
+            match timer {
+                Timer::Restart(name) => {
+                    let due = self
+                        .children
+                        .get(&name)
+                        .is_some_and(|c| c.life.restart_timer() == Some(key));
+                    if due {
+                        self.start_child(&name, ctx);
+                    }
+                }
+                Timer::StopTimeout(name, generation, timeout) => {
+                    let due = self
+                        .children
+                        .get_mut(&name)
+                        .is_some_and(|c| match &mut c.life {
+                            Lifecycle::Stopping { deadline, .. } if *deadline == Some(key) => {
+                                *deadline = None;
+                                true
+                            }
+                            _ => false,
+                        });
+                    if due {
+                        self.stop_timed_out(&name, generation, timeout, ctx);
+                    }
+                }
+            }
+        }
+        self.arm(ctx);
+    }
+}
+
+impl Supervisor {
+    /// Starts a child that is not running; a start that fails is handled as
+    /// an exit.
     fn start_child(&mut self, name: &Arc<str>, ctx: &mut Context<Self>) {
         if self.shutdown.is_some() {
             return;
@@ -299,16 +645,24 @@ impl Supervisor {
         let Some(child) = self.children.get_mut(name) else {
             return;
         };
-        if child.running.is_some() {
+        if child.life.instance().is_some() {
             return;
         }
-        if let Some(key) = child.restart_timer.take() {
-            self.timers.remove(&key);
-        }
-        child.waiting_for_input = false;
-        child.generation += 1;
+        // A failed child stays failed until an instance of it runs.
+        child.life = match std::mem::replace(&mut child.life, Lifecycle::Pending) {
+            Lifecycle::Restarting { timer, reason } => {
+                self.timers.cancel(timer);
+                if reason == RestartReason::Failure {
+                    Lifecycle::Failed
+                } else {
+                    Lifecycle::Pending
+                }
+            }
+            Lifecycle::Failed => Lifecycle::Failed,
+            _ => Lifecycle::Pending,
+        };
         child.start_count += 1;
-        let generation = child.generation;
+        let generation = child.start_count;
         let notify_name = name.clone();
         let notify: Notify = Box::new(move |exit| {
             addr.do_send(ChildExited {
@@ -341,14 +695,16 @@ impl Supervisor {
         };
         let output = cx.output.take();
         match started {
-            Ok(Ok(running)) => {
+            Ok(Ok(handle)) => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                child.running = Some(running);
-                child.seq = Some(seq);
-                child.state = ChildState::Started;
+                child.life = Lifecycle::Running(Instance {
+                    handle,
+                    generation,
+                    seq,
+                    since: Instant::now(),
+                });
                 child.started_at = Some(SystemTime::now());
-                child.started_instant = Some(Instant::now());
                 info!(self.logger, "child started"; "child" => &**name, "start_count" => child.start_count);
                 self.running_order.insert(seq, name.clone());
                 // Dynamic children cannot be inputs, so their outputs are
@@ -358,8 +714,8 @@ impl Supervisor {
                 }
                 self.start_waiting_dependents(name, ctx);
             }
-            Ok(Err(exit)) => self.handle_exit(name, exit, ctx),
-            Err(panic) => self.handle_exit(
+            Ok(Err(exit)) => self.exited(name, exit, ctx),
+            Err(panic) => self.exited(
                 name,
                 Exit::Failed(format!("panicked: {}", panic_message(panic.as_ref()))),
                 ctx,
@@ -367,20 +723,58 @@ impl Supervisor {
         }
     }
 
+    /// Starts the dependents of `name` that wait for an input.
     fn start_waiting_dependents(&mut self, name: &Arc<str>, ctx: &mut Context<Self>) {
         let Some(deps) = self.dependents.get(name) else {
             return;
         };
         let waiting: Vec<Arc<str>> = deps
             .iter()
-            .filter(|d| self.children.get(*d).is_some_and(|c| c.waiting_for_input))
+            .filter(|d| {
+                self.children
+                    .get(*d)
+                    .is_some_and(|c| matches!(c.life, Lifecycle::WaitingForInput))
+            })
             .cloned()
             .collect();
         for dep in waiting {
             self.start_child(&dep, ctx);
         }
     }
+}
 
+impl Supervisor {
+    /// Asks a running child to stop for `reason`, with a deadline after its
+    /// shutdown timeout; a child already stopping only takes the new reason.
+    fn request_stop(&mut self, name: &Arc<str>, reason: StopReason, ctx: &mut Context<Self>) {
+        let Some(child) = self.children.get_mut(name) else {
+            return;
+        };
+        if !child.life.stop(reason) {
+            return;
+        }
+        let Some(instance) = child.life.instance() else {
+            return;
+        };
+        debug!(self.logger, "stopping child"; "child" => &**name, "reason" => ?reason);
+        // When the stop cannot be delivered the instance has already ended
+        // and its exit is on its way; the exit handler takes it from there.
+        let _ = (instance.handle.stop)();
+        // Without a runtime (the system is being dropped) no timer can be
+        // set; the child's task is dropped with the runtime anyway.
+        let runtime = tokio::runtime::Handle::try_current().is_ok();
+        if let Some(timeout) = child.shutdown_timeout.filter(|_| runtime) {
+            let timer = Timer::StopTimeout(name.clone(), instance.generation, timeout);
+            let key = self.set_timer(timeout, timer, ctx);
+            if let Some(child) = self.children.get_mut(name)
+                && let Lifecycle::Stopping { deadline, .. } = &mut child.life
+            {
+                *deadline = Some(key);
+            }
+        }
+    }
+
+    /// Bounces the running dependents of `name`, which just stopped.
     fn bounce_dependents(&mut self, name: &Arc<str>, ctx: &mut Context<Self>) {
         let Some(deps) = self.dependents.get(name) else {
             return;
@@ -390,7 +784,7 @@ impl Supervisor {
             .filter(|d| {
                 self.children
                     .get(*d)
-                    .is_some_and(|c| c.running.is_some() && c.stop_reason.is_none())
+                    .is_some_and(|c| matches!(c.life, Lifecycle::Running(_)))
             })
             .cloned()
             .collect();
@@ -400,34 +794,8 @@ impl Supervisor {
         }
     }
 
-    fn request_stop(&mut self, name: &Arc<str>, reason: StopReason, ctx: &mut Context<Self>) {
-        let Some(child) = self.children.get_mut(name) else {
-            return;
-        };
-        let Some(running) = &child.running else {
-            return;
-        };
-        child.stop_reason = Some(reason);
-        if child.state == ChildState::Stopping {
-            return;
-        }
-        child.state = ChildState::Stopping;
-        debug!(self.logger, "stopping child"; "child" => &**name, "reason" => ?reason);
-        // When the stop cannot be delivered the instance has already ended
-        // and its exit is on its way; the exit handler takes it from there.
-        let _ = (running.stop)();
-        // Without a runtime (the system is being dropped) no timer can be
-        // set; the child's task is dropped with the runtime anyway.
-        let runtime = tokio::runtime::Handle::try_current().is_ok();
-        if let Some(timeout) = child.shutdown_timeout.filter(|_| runtime) {
-            let timer = Timer::StopTimeout(name.clone(), child.generation, timeout);
-            let key = self.set_timer(timeout, timer, ctx);
-            if let Some(child) = self.children.get_mut(name) {
-                child.stop_timer = Some(key);
-            }
-        }
-    }
-
+    /// Kills the instance `generation` of a child that did not stop within
+    /// `timeout`; that is a failure of the child.
     fn stop_timed_out(
         &mut self,
         name: &Arc<str>,
@@ -435,52 +803,85 @@ impl Supervisor {
         timeout: Duration,
         ctx: &mut Context<Self>,
     ) {
-        let Some(child) = self.children.get_mut(name) else {
-            return;
-        };
-        if child.generation != generation {
+        let current = self.children.get(name).is_some_and(|c| {
+            c.life
+                .instance()
+                .is_some_and(|i| i.generation == generation)
+        });
+        if !current {
             return;
         }
-        let Some(running) = child.running.take() else {
+        warn!(self.logger, "child did not stop in time: killed"; "child" => &**name, "timeout" => ?timeout);
+        let Some(mut ended) = self.end_run(name) else {
             return;
         };
-        child.stop_timer = None;
-        warn!(self.logger, "child did not stop in time: killed"; "child" => &**name, "timeout" => ?timeout);
-        (running.kill)();
-        // Put a placeholder back so that handle_exit sees a running child.
-        child.running = Some(InstanceHandle {
-            stop: Box::new(|| false),
-            kill: Box::new(|| {}),
-        });
+        if let Some(handle) = ended.handle.take() {
+            (handle.kill)();
+        }
         let exit = Exit::Failed(format!(
             "did not stop within {}",
             humantime::format_duration(timeout)
         ));
-        self.handle_exit(name, exit, ctx);
+        self.handle_exit(name, exit, ended, ctx);
+    }
+}
+
+/// A run that ended, as the decision of what follows needs it.
+struct Ended {
+    /// The ended instance's handle; `None` when its start failed.
+    handle: Option<InstanceHandle>,
+    /// How long it ran.
+    ran_for: Duration,
+    /// Why the supervisor stopped it, when it did.
+    reason: Option<StopReason>,
+}
+
+impl Supervisor {
+    /// A child's run, or its start, ended with `exit`.
+    fn exited(&mut self, name: &Arc<str>, exit: Exit, ctx: &mut Context<Self>) {
+        if let Some(ended) = self.end_run(name) {
+            self.handle_exit(name, exit, ended, ctx);
+        }
     }
 
-    fn handle_exit(&mut self, name: &Arc<str>, exit: Exit, ctx: &mut Context<Self>) {
+    /// Takes a child out of the running: its instance, its place in the
+    /// start order, its stop deadline and its output.
+    fn end_run(&mut self, name: &Arc<str>) -> Option<Ended> {
+        let child = self.children.get_mut(name)?;
+        let run = child.life.end();
+        if let Some(key) = run.deadline {
+            self.timers.cancel(key);
+        }
+        let (handle, ran_for) = match run.instance {
+            Some(instance) => {
+                self.running_order.remove(&instance.seq);
+                (Some(instance.handle), instance.since.elapsed())
+            }
+            None => (None, Duration::ZERO),
+        };
+        self.outputs.remove(name);
+        Some(Ended {
+            handle,
+            ran_for,
+            reason: run.reason,
+        })
+    }
+
+    /// Decides what follows a run that ended with `exit`.
+    fn handle_exit(&mut self, name: &Arc<str>, exit: Exit, ended: Ended, ctx: &mut Context<Self>) {
         let Some(child) = self.children.get_mut(name) else {
             return;
         };
-        let was_running = child.running.take().is_some();
-        if let Some(key) = child.stop_timer.take() {
-            self.timers.remove(&key);
-        }
-        if let Some(seq) = child.seq.take() {
-            self.running_order.remove(&seq);
-        }
-        self.outputs.remove(name);
-        let ran_for = child
-            .started_instant
-            .filter(|_| was_running)
-            .map(|t| t.elapsed())
-            .unwrap_or_default();
+        let Ended {
+            handle,
+            ran_for,
+            reason,
+        } = ended;
+        drop(handle);
         child.last_exit = Some(exit.clone());
         if let Exit::Failed(e) | Exit::Fatal(e) = &exit {
             child.last_error = Some(e.clone());
         }
-        let reason = child.stop_reason.take();
         let restart = child.spec.restart;
         if self.shutdown.is_none() {
             self.bounce_dependents(name, ctx);
@@ -488,7 +889,7 @@ impl Supervisor {
 
         if let Exit::Fatal(e) = &exit {
             if let Some(c) = self.children.get_mut(name) {
-                c.state = ChildState::Failed;
+                c.life = Lifecycle::Failed;
                 crit!(self.logger, "child exited with a fatal error"; "child" => &**name, "error" => e.as_str());
             }
             // A nested supervisor's fatal error already names its child.
@@ -501,11 +902,11 @@ impl Supervisor {
         }
         if self.shutdown.is_some() {
             if let Some(c) = self.children.get_mut(name) {
-                c.state = if matches!(exit, Exit::Failed(_)) && reason != Some(StopReason::Shutdown)
+                c.life = if matches!(exit, Exit::Failed(_)) && reason != Some(StopReason::Shutdown)
                 {
-                    ChildState::Failed
+                    Lifecycle::Failed
                 } else {
-                    ChildState::Stopped
+                    Lifecycle::Stopped
                 };
                 info!(self.logger, "child stopped"; "child" => &**name, "exit" => %exit);
             }
@@ -535,13 +936,12 @@ impl Supervisor {
             }
             Exit::Missing { input } => {
                 info!(self.logger, "child waits for an input"; "child" => &**name, "input" => input.as_str());
-                child.state = ChildState::Stopped;
-                child.waiting_for_input = true;
+                child.life = Lifecycle::WaitingForInput;
             }
             Exit::Bounce => {
                 if restart == RestartPolicy::Temporary {
                     info!(self.logger, "temporary child asked to bounce: not restarted"; "child" => &**name);
-                    child.state = ChildState::Stopped;
+                    child.life = Lifecycle::Stopped;
                 } else {
                     info!(self.logger, "child bounced"; "child" => &**name);
                     let delay = self.config.bounce_delay;
@@ -555,7 +955,7 @@ impl Supervisor {
                     self.schedule_restart(name, delay, RestartReason::Done, ctx);
                 } else {
                     info!(self.logger, "child finished"; "child" => &**name);
-                    child.state = ChildState::Stopped;
+                    child.life = Lifecycle::Stopped;
                 }
             }
             Exit::Failed(e) => {
@@ -564,7 +964,7 @@ impl Supervisor {
                 } else {
                     child.recent_failures.saturating_add(1)
                 };
-                child.state = ChildState::Failed;
+                child.life = Lifecycle::Failed;
                 if restart == RestartPolicy::Temporary {
                     error!(self.logger, "temporary child failed: not restarted"; "child" => &**name, "error" => e.as_str());
                 } else {
@@ -581,6 +981,8 @@ impl Supervisor {
         }
     }
 
+    /// Restarts a child after `delay`, unless that exceeds the restart
+    /// intensity: then the supervisor stops its children and fails.
     fn schedule_restart(
         &mut self,
         name: &Arc<str>,
@@ -603,9 +1005,9 @@ impl Supervisor {
             );
             error!(self.logger, "supervisor gives up"; "error" => msg.as_str());
             if let Some(c) = self.children.get_mut(name)
-                && c.state != ChildState::Failed
+                && !matches!(c.life, Lifecycle::Failed)
             {
-                c.state = ChildState::Stopped;
+                c.life = Lifecycle::Stopped;
             }
             self.begin_shutdown(Some(Exit::Failed(msg)), ctx);
             return;
@@ -620,188 +1022,15 @@ impl Supervisor {
             RestartReason::Done => child.restarts.done += 1,
             RestartReason::Dependency => child.restarts.dependency += 1,
         }
-        if reason != RestartReason::Failure {
-            child.state = ChildState::Starting;
-        }
-        let key = self.set_timer(delay, Timer::Restart(name.clone()), ctx);
+        let timer = self.set_timer(delay, Timer::Restart(name.clone()), ctx);
         if let Some(child) = self.children.get_mut(name) {
-            child.restart_timer = Some(key);
+            child.life = Lifecycle::Restarting { timer, reason };
         }
     }
+}
 
-    /// Sets a timer on the supervisor's one timer queue. One actix timer,
-    /// for the earliest deadline, serves the whole queue: an actix timer per
-    /// child would make every wake-up of the supervisor walk all of them,
-    /// which thousands of dynamic children restarting at once would feel.
-    fn set_timer(&mut self, after: Duration, timer: Timer, ctx: &mut Context<Self>) -> TimerKey {
-        let key = (Instant::now() + after, self.timer_seq);
-        self.timer_seq += 1;
-        self.timers.insert(key, timer);
-        self.arm(ctx);
-        key
-    }
-
-    fn arm(&mut self, ctx: &mut Context<Self>) {
-        let Some((&(first, _), _)) = self.timers.first_key_value() else {
-            return;
-        };
-        if let Some((at, handle)) = self.armed {
-            if at <= first {
-                return;
-            }
-            ctx.cancel_future(handle);
-        }
-        let handle = ctx.run_later(
-            first.saturating_duration_since(Instant::now()),
-            |sup, ctx| {
-                sup.armed = None;
-                sup.fire_timers(ctx);
-            },
-        );
-        self.armed = Some((first, handle));
-    }
-
-    fn fire_timers(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let (key, timer) = entry.remove_entry();
-            match timer {
-                Timer::Restart(name) => {
-                    let due = self.children.get_mut(&name).is_some_and(|c| {
-                        if c.restart_timer == Some(key) {
-                            c.restart_timer = None;
-                            true
-                        } else {
-                            false
-                        }
-                    });
-                    if due {
-                        self.start_child(&name, ctx);
-                    }
-                }
-                Timer::StopTimeout(name, generation, timeout) => {
-                    let due = self.children.get_mut(&name).is_some_and(|c| {
-                        if c.stop_timer == Some(key) {
-                            c.stop_timer = None;
-                            true
-                        } else {
-                            false
-                        }
-                    });
-                    if due {
-                        self.stop_timed_out(&name, generation, timeout, ctx);
-                    }
-                }
-            }
-        }
-        self.arm(ctx);
-    }
-
-    fn remove_now(&mut self, name: &Arc<str>) {
-        let Some(mut child) = self.children.remove(name) else {
-            return;
-        };
-        for key in [child.restart_timer.take(), child.stop_timer.take()]
-            .into_iter()
-            .flatten()
-        {
-            self.timers.remove(&key);
-        }
-        for input in child.spec.inputs.iter() {
-            if let Some(set) = self.dependents.get_mut(input.as_str()) {
-                set.remove(name);
-            }
-        }
-        info!(self.logger, "child removed"; "child" => &**name);
-        for waiter in child.removal_waiters.drain(..) {
-            let _ = waiter.send(());
-        }
-    }
-
-    fn begin_shutdown(&mut self, exit: Option<Exit>, ctx: &mut Context<Self>) {
-        if let Some(shutdown) = &mut self.shutdown {
-            // The worst error wins: a fatal one over a failure.
-            let upgrade = match (&shutdown.exit, &exit) {
-                (_, None) => false,
-                (None, Some(_)) => true,
-                (Some(Exit::Fatal(_)), _) => false,
-                (Some(_), Some(Exit::Fatal(_))) => true,
-                _ => false,
-            };
-            if upgrade {
-                shutdown.exit = exit;
-            }
-            return;
-        }
-        match &exit {
-            Some(e) => warn!(self.logger, "supervisor shutting down"; "exit" => %e),
-            None => info!(self.logger, "supervisor shutting down"),
-        }
-        self.shutdown = Some(Shutdown {
-            exit,
-            current: None,
-            done: false,
-        });
-        for child in self.children.values_mut() {
-            if let Some(key) = child.restart_timer.take() {
-                self.timers.remove(&key);
-                if child.state == ChildState::Starting {
-                    child.state = ChildState::Stopped;
-                }
-            }
-        }
-        self.continue_shutdown(ctx);
-    }
-
-    /// Stops the most recently started running child, one at a time, then
-    /// stops the supervisor itself.
-    fn continue_shutdown(&mut self, ctx: &mut Context<Self>) {
-        let Some(shutdown) = &mut self.shutdown else {
-            return;
-        };
-        if shutdown.done {
-            return;
-        }
-        if let Some(current) = &shutdown.current
-            && self
-                .children
-                .get(current)
-                .is_some_and(|c| c.running.is_some())
-        {
-            return;
-        }
-        match self.running_order.last_key_value() {
-            Some((_, name)) => {
-                let name = name.clone();
-                shutdown.current = Some(name.clone());
-                if let Some(c) = self.children.get_mut(&name)
-                    && c.state == ChildState::Stopping
-                {
-                    c.stop_reason = Some(StopReason::Shutdown);
-                } else {
-                    self.request_stop(&name, StopReason::Shutdown, ctx);
-                }
-            }
-            None => {
-                shutdown.done = true;
-                shutdown.current = None;
-                if let Some(exit) = shutdown.exit.clone() {
-                    self.exit.set(exit);
-                }
-                for child in self.children.values_mut() {
-                    for waiter in child.removal_waiters.drain(..) {
-                        let _ = waiter.send(());
-                    }
-                }
-                info!(self.logger, "supervisor stopped");
-                ctx.stop();
-            }
-        }
-    }
-
+impl Supervisor {
+    /// Adds a dynamic child under the group's policy, and starts it.
     fn add_child(
         &mut self,
         spec: ChildSpec,
@@ -839,6 +1068,8 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Removes a dynamic child: at once when it is not running, else once it
+    /// has stopped. The receiver resolves when it is gone.
     fn remove_child(
         &mut self,
         name: &str,
@@ -852,9 +1083,13 @@ impl Supervisor {
         }
         let key = key.clone();
         let (tx, rx) = oneshot::channel();
-        let child = self.children.get_mut(&key).expect("looked up above");
+        let Some(child) = self.children.get_mut(&key) else {
+            return Err(self.no_such_child(name));
+        };
         child.removal_waiters.push(tx);
-        if child.running.is_some() {
+        if child.life.instance().is_some() {
+            // A shutdown under way stops it anyway, and then answers every
+            // waiter.
             if self.shutdown.is_none() {
                 self.request_stop(&key, StopReason::Remove, ctx);
             }
@@ -864,15 +1099,45 @@ impl Supervisor {
         Ok(rx)
     }
 
+    /// Removes a child that is not running, with its timers and its place
+    /// among its inputs' dependents, and answers its removal waiters.
+    fn remove_now(&mut self, name: &Arc<str>) {
+        let Some(mut child) = self.children.remove(name) else {
+            return;
+        };
+        for key in [child.life.restart_timer(), child.life.deadline()]
+            .into_iter()
+            .flatten()
+        {
+            self.timers.cancel(key);
+        }
+        for input in child.spec.inputs.iter() {
+            if let Some(set) = self.dependents.get_mut(input.as_str()) {
+                set.remove(name);
+            }
+        }
+        info!(self.logger, "child removed"; "child" => &**name);
+        for waiter in child.removal_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// Whether `name` is a dynamic child.
+    fn is_dynamic_child(&self, name: &str) -> bool {
+        self.children.get(name).is_some_and(|c| c.dynamic)
+    }
+
     fn no_such_child(&self, name: &str) -> SupervisorError {
         SupervisorError::NoSuchChild {
             supervisor: self.path.to_string(),
             child: name.to_owned(),
         }
     }
+}
 
+impl Supervisor {
     /// A snapshot of the children now, completed by their own reports.
-    fn report(&mut self) -> futures::future::LocalBoxFuture<'static, Report> {
+    fn report(&mut self) -> LocalBoxFuture<'static, Report> {
         let now = Instant::now();
         let mut order: Vec<(&Arc<str>, &Child)> =
             self.children.iter().map(|(k, v)| (k, &**v)).collect();
@@ -882,19 +1147,19 @@ impl Supervisor {
             .into_iter()
             .enumerate()
             .map(|(i, (name, c))| {
-                if c.running.is_some()
+                if c.life.instance().is_some()
                     && let Some(reporter) = &c.spec.reporter
                 {
                     pending.push((i, reporter()));
                 }
                 ChildReport {
                     name: name.to_string(),
-                    state: c.state,
+                    state: c.life.state(),
                     inputs: c.spec.inputs.to_vec(),
                     restart: c.spec.restart,
                     state_policy: c.spec.state,
                     dynamic: c.dynamic,
-                    waiting_for_input: c.waiting_for_input,
+                    waiting_for_input: matches!(c.life, Lifecycle::WaitingForInput),
                     start_count: c.start_count,
                     started_at: c
                         .started_at
@@ -902,7 +1167,7 @@ impl Supervisor {
                     last_exit: c.last_exit.clone(),
                     last_error: c.last_error.clone(),
                     recent_failures: c.recent_failures,
-                    restart_in_ms: c.restart_timer.as_ref().map(|(at, _)| {
+                    restart_in_ms: c.life.restart_timer().map(|(at, _)| {
                         u64::try_from(at.saturating_duration_since(now).as_millis())
                             .unwrap_or(u64::MAX)
                     }),

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use tokio::sync::oneshot;
 
-use super::Supervisor;
+use super::actor::Supervisor;
 use super::error::SupervisorError;
 use super::report::Report;
 use super::spec::ChildSpec;

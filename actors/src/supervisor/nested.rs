@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::Supervisor;
+use super::actor::Supervisor;
 use super::context::StartCtx;
 use super::error::SupervisorError;
 use super::exit::Exit;

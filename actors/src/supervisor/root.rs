@@ -6,7 +6,7 @@ use actix::ActorContext;
 use slog::Logger;
 use tokio::sync::watch;
 
-use super::Supervisor;
+use super::actor::Supervisor;
 use super::error::{SupervisorError, TreeError};
 use super::exit::{Exit, ExitSlot};
 use super::handle::SupervisorRef;

@@ -1,9 +1,19 @@
-//! The report of a supervision tree: plain data, serde-serialisable.
+//! The report of a supervision tree: the plain serde data, the reporters
+//! that complete it with children's own reports, and how a supervisor
+//! gathers it.
 
+use std::sync::Arc;
+
+use actix::Context;
+use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
-use super::child::Exit;
+use super::actor::Supervisor;
+use super::exit::Exit;
+use super::lifecycle::{Child, Lifecycle};
 use super::policy::{RestartPolicy, StatePolicy};
+use crate::mailbox::{Mailbox, Supervised};
 use crate::metrics::MailboxStats;
 
 /// Where a child is in its life.
@@ -92,5 +102,95 @@ impl Report {
     /// The child called `name`, if any.
     pub fn child(&self, name: &str) -> Option<&ChildReport> {
         self.children.iter().find(|c| c.name == name)
+    }
+}
+
+/// A child's own report, produced on demand.
+pub type Reporter =
+    Arc<dyn Fn() -> LocalBoxFuture<'static, Option<serde_json::Value>> + Send + Sync>;
+
+impl<A: Supervised> Mailbox<A> {
+    /// A [`Reporter`] that asks the running actor for its report with `f`;
+    /// give it to [`ChildSpec::report`](super::ChildSpec::report).
+    pub fn reporter<F>(&self, f: F) -> Reporter
+    where
+        F: Fn(&A) -> serde_json::Value + Send + Sync + 'static,
+    {
+        let mailbox = self.clone();
+        let f = Arc::new(f);
+        Arc::new(move || {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let f = f.clone();
+            let sent = mailbox.control(Box::new(move |act: &mut A, _ctx: &mut Context<A>| {
+                let _ = tx.send(f(act));
+            }));
+            Box::pin(async move { if sent { rx.await.ok() } else { None } })
+        })
+    }
+}
+
+impl Supervisor {
+    /// A snapshot of the children now, completed by their own reports.
+    pub(super) fn report(&mut self) -> LocalBoxFuture<'static, Report> {
+        let now = Instant::now();
+        let mut order: Vec<(&Arc<str>, &Child)> =
+            self.children.iter().map(|(k, v)| (k, &**v)).collect();
+        order.sort_by(|a, b| (a.1.decl, a.0).cmp(&(b.1.decl, b.0)));
+        let mut pending = Vec::new();
+        let children: Vec<ChildReport> = order
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, c))| {
+                if c.life.instance().is_some()
+                    && let Some(reporter) = &c.spec.reporter
+                {
+                    pending.push((i, reporter()));
+                }
+                ChildReport {
+                    name: name.to_string(),
+                    state: c.life.state(),
+                    inputs: c.spec.inputs.to_vec(),
+                    restart: c.spec.restart,
+                    state_policy: c.spec.state,
+                    dynamic: c.dynamic,
+                    waiting_for_input: matches!(c.life, Lifecycle::WaitingForInput),
+                    start_count: c.start_count,
+                    started_at: c
+                        .started_at
+                        .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+                    last_exit: c.last_exit.clone(),
+                    last_error: c.last_error.clone(),
+                    recent_failures: c.recent_failures,
+                    restart_in_ms: c.life.restart_timer().map(|(at, _)| {
+                        u64::try_from(at.saturating_duration_since(now).as_millis())
+                            .unwrap_or(u64::MAX)
+                    }),
+                    restarts: c.restarts.clone(),
+                    mailbox: c
+                        .spec
+                        .starter
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .stats(),
+                    report: None,
+                }
+            })
+            .collect();
+        let mut report = Report {
+            path: self.path.to_string(),
+            state: if self.shutdown.is_some() {
+                ChildState::Stopping
+            } else {
+                ChildState::Started
+            },
+            recent_restarts: self.intensity.recent(),
+            children,
+        };
+        Box::pin(async move {
+            for (i, fut) in pending {
+                report.children[i].report = fut.await;
+            }
+            report
+        })
     }
 }

@@ -1,0 +1,128 @@
+//! The stable handle through which a host or a parent talks to a
+//! supervisor.
+
+use std::future::Future;
+
+use tokio::sync::oneshot;
+
+use super::actor::Supervisor;
+use super::error::SupervisorError;
+use super::report::Report;
+use super::spec::ChildSpec;
+use crate::mailbox::{Mailbox, SendError};
+
+/// The stable handle of a supervisor: add and remove dynamic children, ask
+/// for the report. Cheap to clone; valid across the supervisor's restarts.
+#[derive(Clone, Debug)]
+pub struct SupervisorRef(pub(super) Mailbox<Supervisor>);
+
+impl Default for SupervisorRef {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SupervisorRef {
+    /// A handle for a supervisor not started yet; requests to it fail with
+    /// [`SendError::NotRunning`] until it is.
+    pub fn new() -> Self {
+        Self::with_capacity(4096)
+    }
+
+    /// Like [`SupervisorRef::new`], with room for `capacity` requests
+    /// waiting (each [`SupervisorRef::add_all`] is one request).
+    pub fn with_capacity(capacity: usize) -> Self {
+        SupervisorRef(Mailbox::new(capacity))
+    }
+
+    /// The supervisor's mailbox (its metering shows requests to it).
+    pub fn mailbox(&self) -> &Mailbox<Supervisor> {
+        &self.0
+    }
+
+    /// Adds a dynamic child and starts it.
+    pub fn add(
+        &self,
+        child: ChildSpec,
+    ) -> impl Future<Output = Result<(), SupervisorError>> + use<> {
+        let call = self
+            .0
+            .call(move |sup: &mut Supervisor, ctx| sup.add_child(child, ctx));
+        async move { call.await? }
+    }
+
+    /// Adds many dynamic children in one request; stops at the first error.
+    pub fn add_all(
+        &self,
+        children: Vec<ChildSpec>,
+    ) -> impl Future<Output = Result<(), SupervisorError>> + use<> {
+        let call = self.0.call(move |sup: &mut Supervisor, ctx| {
+            children
+                .into_iter()
+                .try_for_each(|child| sup.add_child(child, ctx))
+        });
+        async move { call.await? }
+    }
+
+    /// Stops a dynamic child (within its shutdown timeout) and removes it;
+    /// resolves once it is gone.
+    pub fn remove(&self, name: &str) -> impl Future<Output = Result<(), SupervisorError>> + use<> {
+        let name = name.to_owned();
+        let call = self
+            .0
+            .call(move |sup: &mut Supervisor, ctx| sup.remove_child(&name, ctx));
+        async move {
+            let gone = call.await??;
+            // A closed channel means the supervisor stopped, which removed it.
+            let _ = gone.await;
+            Ok(())
+        }
+    }
+
+    /// Removes many dynamic children in one request; resolves once they are
+    /// all gone. Fails, removing none, when one of them is not a dynamic
+    /// child.
+    pub fn remove_all<I, S>(
+        &self,
+        names: I,
+    ) -> impl Future<Output = Result<(), SupervisorError>> + use<I, S>
+    where
+        I: IntoIterator<Item = S> + Send + 'static,
+        S: AsRef<str>,
+    {
+        let call = self.0.call(move |sup: &mut Supervisor, ctx| {
+            let names: Vec<S> = names.into_iter().collect();
+            if let Some(bad) = names.iter().find(|n| !sup.is_dynamic_child(n.as_ref())) {
+                return Err(sup.no_such_child(bad.as_ref()));
+            }
+            names
+                .iter()
+                .map(|n| sup.remove_child(n.as_ref(), ctx))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        async move {
+            for gone in call.await?? {
+                let _ = gone.await;
+            }
+            Ok(())
+        }
+    }
+
+    /// The supervisor's report, with its children's own reports.
+    pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.0.control(Box::new(move |sup: &mut Supervisor, _ctx| {
+            let gather = sup.report();
+            actix::spawn(async move {
+                let _ = tx.send(gather.await);
+            });
+        }));
+        let child = self.0.meter().name();
+        async move {
+            if !sent {
+                return Err(SendError::NotRunning { child });
+            }
+            rx.await.map_err(|_| SendError::Lost { child })
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! One poll's update of one machine: what SPEC §2 says to do with the
+//! One poll's update of one machine: what docs/spec.md §2.4 says to do with the
 //! provider's answer about a machine's instance, written once so that the
 //! poller actors only schedule and log.
 

@@ -1,6 +1,6 @@
 //! The poll core end to end on the simulated cloud: a single-task poller
 //! built from `PollState`, `update_machine` and the traits, run on a paused
-//! clock. It checks that the pieces together do what SPEC §2 describes:
+//! clock. It checks that the pieces together do what docs/spec.md §2.2–§2.4 describes:
 //! machines converge and settle in the long phase, provider calls are
 //! batched, unprovisioned machines are skipped, dead and reaped machines are
 //! dropped, manual machines are never polled.

@@ -1,4 +1,4 @@
-//! The behaviour cases of SPEC §1 on the core `Recorder`, and what the
+//! The behaviour cases of docs/spec.md §1.7 on the core `Recorder`, and what the
 //! recorder and its views promise beyond them. The same cases run through
 //! the actors in `actors/tests/presence_cases.rs`.
 

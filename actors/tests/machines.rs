@@ -1,5 +1,5 @@
 //! The machine watcher and pollers on the simulated cloud, on a paused clock:
-//! the behaviour cases of SPEC §2, through the actors.
+//! the behaviour cases of docs/spec.md §2.6, through the actors.
 
 mod support;
 

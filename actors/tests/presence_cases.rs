@@ -1,4 +1,4 @@
-//! The behaviour cases of SPEC §1 through the actors: the presence subtree
+//! The behaviour cases of docs/spec.md §1.7 through the actors: the presence subtree
 //! under a root of its own, driven through its handle. The same cases run on
 //! the core `Recorder` in the core's `tests/presence_cases.rs`.
 

@@ -7,7 +7,7 @@
 //! [`Connections`] is the read-only view that answers queries over any set of
 //! server tables.
 //!
-//! The rules are those of Juju's `core/presence` package (SPEC §1).
+//! The rules are those of Juju's `core/presence` package (docs/spec.md §1).
 
 mod connections;
 mod entry;

@@ -1,4 +1,4 @@
-//! The behaviour cases of SPEC §1, on Juju's fixture: a controller model with
+//! The behaviour cases of docs/spec.md §1.7, on Juju's fixture: a controller model with
 //! three HA machines and a hosted model with two machines and two units.
 //!
 //! Each case is generic over [`Presence`], so that the same case runs on the

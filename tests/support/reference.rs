@@ -61,7 +61,7 @@ impl Recorder {
             .position(|v| v.server == *server && v.connection_id == id)
     }
 
-    /// SPEC §1 `connect`.
+    /// docs/spec.md §1.3.1 `connect`.
     pub fn connect(
         &mut self,
         server: &MachineTag,
@@ -93,7 +93,7 @@ impl Recorder {
         }
     }
 
-    /// SPEC §1 `disconnect`.
+    /// docs/spec.md §1.3.2 `disconnect`.
     pub fn disconnect(&mut self, server: &MachineTag, id: u64) {
         if !self.enabled {
             return;
@@ -103,7 +103,7 @@ impl Recorder {
         }
     }
 
-    /// SPEC §1 `activity`.
+    /// docs/spec.md §1.3.3 `activity`.
     pub fn activity(&mut self, server: &MachineTag, id: u64) {
         if !self.enabled {
             return;
@@ -114,7 +114,7 @@ impl Recorder {
         }
     }
 
-    /// SPEC §1 `server_down`.
+    /// docs/spec.md §1.3.4 `server_down`.
     pub fn server_down(&mut self, server: &MachineTag) {
         if !self.enabled {
             return;
@@ -126,7 +126,7 @@ impl Recorder {
         }
     }
 
-    /// SPEC §1 `update_server`; snapshot values are taken in order, so of two
+    /// docs/spec.md §1.4 `update_server`; snapshot values are taken in order, so of two
     /// with the same id the first is added and the second refreshes it.
     pub fn update_server(
         &mut self,
@@ -222,7 +222,7 @@ impl Connections {
         set.into_iter().collect()
     }
 
-    /// SPEC §1 `agent_status`.
+    /// docs/spec.md §1.5.4 `agent_status`.
     pub fn agent_status(&self, agent: &AgentTag) -> Result<Status, PresenceError> {
         if self.model.is_none() {
             return Err(PresenceError::AgentAmbiguous);

@@ -1,4 +1,4 @@
-//! What one batch of the model's machine watcher does (SPEC §2
+//! What one batch of the model's machine watcher does (docs/spec.md §2.3
 //! "Machines"), as a list of steps: sort the batch into known and new
 //! machines, refresh the known ones, fetch the new ones and settle the
 //! manual ones, start the pollers that are missing, stop those of the

@@ -11,7 +11,7 @@ use crate::supervisor::RestartConfig;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MachinesConfig {
-    /// The poll schedule (SPEC §2).
+    /// The poll schedule (docs/spec.md §2.1).
     pub poll: PollConfig,
     /// The timing of the "machines" supervisor, which restarts the watcher
     /// and every poller: its restart intensity is shared by thousands of

@@ -1,4 +1,4 @@
-//! The instance poller as actors (SPEC §2): a [`MachineWatcher`] that follows
+//! The instance poller as actors (docs/spec.md §2): a [`MachineWatcher`] that follows
 //! the model's machines, and one [`MachinePoller`] per provisioned machine,
 //! under a nested supervisor.
 //!

@@ -5,7 +5,7 @@
 // Each test binary uses a part of these.
 #![allow(dead_code)]
 
-/// The SPEC §1 cases, generic over the presence implementation; the core's
+/// The presence cases of docs/spec.md §1.7, generic over the presence implementation; the core's
 /// tests run them on the `Recorder`, ours through the actors.
 #[path = "../../../tests/support/presence_cases.rs"]
 pub mod presence_cases;

@@ -263,7 +263,7 @@ where
     let mut shutdown = shared.shutdown.clone();
     let now = Instant::now();
     let mut heard = now;
-    let mut reported = now;
+    let mut activity = Coalesce::new(config.activity_interval, now);
     let mut next_ping = now + config.ping_interval;
     // One timer for both the pings and the idle timeout: frames only move
     // the idle deadline later, so it is checked when the timer fires
@@ -286,8 +286,7 @@ where
                 Some(Ok(Message::Close(_))) => return Ending::ClosedByAgent,
                 Some(Ok(_)) => {
                     heard = Instant::now();
-                    if heard.duration_since(reported) >= config.activity_interval {
-                        reported = heard;
+                    if activity.due(heard) {
                         record.activity();
                     }
                 }
@@ -322,6 +321,28 @@ where
                 timer.as_mut().reset(next_ping.min(heard + config.idle_timeout));
             }
         }
+    }
+}
+
+/// Activity, coalesced: at most one report per `every`, made by the first
+/// frame after it has passed (the login counts as a report).
+struct Coalesce {
+    every: Duration,
+    last: Instant,
+}
+
+impl Coalesce {
+    fn new(every: Duration, login: Instant) -> Self {
+        Coalesce { every, last: login }
+    }
+
+    /// Whether a frame heard at `now` is reported.
+    fn due(&mut self, now: Instant) -> bool {
+        let due = now.saturating_duration_since(self.last) >= self.every;
+        if due {
+            self.last = now;
+        }
+        due
     }
 }
 
@@ -397,4 +418,23 @@ where
         tokio_tungstenite::accept_hdr_async_with_config(stream, full, Some(shared.websocket)),
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activity_is_reported_once_per_interval() {
+        let login = Instant::now();
+        let ms = Duration::from_millis;
+        let mut activity = Coalesce::new(ms(1000), login);
+        let reported: Vec<u64> = [400, 800, 1200, 1600, 2100, 2199, 2200, 5000]
+            .into_iter()
+            .filter(|&t| activity.due(login + ms(t)))
+            .collect();
+        assert_eq!(reported, [1200, 2200, 5000]);
+        let mut every = Coalesce::new(Duration::ZERO, login);
+        assert!(every.due(login) && every.due(login) && every.due(login + ms(1)));
+    }
 }

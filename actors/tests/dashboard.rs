@@ -103,6 +103,7 @@ fn the_dashboard_shows_the_tree_agents_and_machines() {
     };
     let mut child = Command::new(MUSTERD)
         .args(["demo", "--port", "0", "--speed", "20", "--duration", "60s"])
+        .args(["--agents-port", "0"])
         .args(["--machines", &MACHINES.to_string(), "--agents", "150"])
         .args(["--token", "t0ken"])
         .stdin(Stdio::null())

@@ -647,6 +647,7 @@ mod tests {
         assert_eq!(config.backend.sim.faults.retry_after, Some(ms(100)));
         assert_eq!(config.backend.sim.faults.max_calls_per_second, Some(80));
         assert_eq!(config.http.listen, options.listen);
+        assert_eq!(config.agents.listen, options.agents_listen);
         // At 1x the tree runs with its defaults, bar the jitter seed.
         let real = DemoOptions::default().config();
         assert_eq!(real.machines.poll, DaemonConfig::default().machines.poll);

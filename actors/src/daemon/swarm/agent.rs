@@ -151,7 +151,7 @@ async fn login(swarm: &Swarm, i: usize) -> Result<Ws, String> {
             connector
                 .connect(name.clone(), tcp)
                 .await
-                .map_err(|_| "tls".to_owned())?,
+                .map_err(|e| format!("tls: {e}"))?,
         )),
     };
     let config = WebSocketConfig::default()

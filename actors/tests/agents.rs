@@ -10,6 +10,7 @@ use agents_support::*;
 use futures::{SinkExt, StreamExt};
 use muster::clock::Clock;
 use muster::presence::Status;
+use muster_actors::MusterConfig;
 use muster_actors::daemon::agents::AgentsConfig;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -470,5 +471,45 @@ async fn stopping_the_door_closes_every_agent_1001_and_records_it() {
     // Recorded before the tree is told anything.
     assert_eq!(fixture.count().await, 0);
     assert!(TcpStream::connect(addr).await.is_err());
+    fixture.stop().await;
+}
+
+#[actix_web::test]
+async fn what_presence_cannot_take_is_refused_1013_and_never_left_recorded() {
+    // A router mailbox of one event: logins arriving together overflow it.
+    let mut tree = MusterConfig::default();
+    tree.presence.router_mailbox = 1;
+    let fixture = Fixture::start_with(tree, config()).await;
+    let logins = (0..50).map(|n| {
+        let url = fixture.url.clone();
+        async move { login_with(&url, &login_frame(&format!("machine-{n}"), json!({}))).await }
+    });
+    let answers = futures::future::join_all(logins).await;
+    let mut open = Vec::new();
+    for (ws, answer) in answers {
+        match answer {
+            Answer::In(_) => open.push(ws),
+            Answer::Closed(1013, reason) => {
+                assert_eq!(reason, "presence is overloaded; try again later")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Every agent told it is in is recorded, and no other.
+    fixture.wait_count(open.len()).await;
+    // One by one, agents get in (trying again as told).
+    while open.len() < 20 {
+        let (ws, answer) = login_with(&fixture.url, &login_frame("unit-a-0", json!({}))).await;
+        match answer {
+            Answer::In(_) => open.push(ws),
+            Answer::Closed(1013, _) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    fixture.wait_count(20).await;
+    // All leave at once: their disconnects overflow the mailbox too, and
+    // are sent again until taken.
+    drop(open);
+    fixture.wait_count(0).await;
     fixture.stop().await;
 }

@@ -58,12 +58,17 @@ pub const EPOCH: SystemTime = SystemTime::UNIX_EPOCH;
 
 impl Fixture {
     pub async fn start(config: AgentsConfig) -> Fixture {
+        Fixture::start_with(MusterConfig::default(), config).await
+    }
+
+    /// A fixture whose tree has settings of its own.
+    pub async fn start_with(tree: MusterConfig, config: AgentsConfig) -> Fixture {
         let sim = Sim::new(SimConfig::default()).unwrap();
         let clock = Arc::new(ManualClock::new(EPOCH + Duration::from_secs(1_000_000)));
         let mut registry = Registry::default();
         let logger = Logger::root(slog::Discard, o!());
         let muster = Muster::start(
-            &MusterConfig::default(),
+            &tree,
             Backends::sim(&sim, clock.clone() as Arc<dyn Clock>),
             logger.clone(),
             &mut registry,
@@ -119,7 +124,9 @@ impl Fixture {
     /// after the client saw its socket close.
     pub async fn wait_count(&self, count: usize) {
         for _ in 0..500 {
-            if self.count().await == count {
+            // A full router mailbox refuses the query too: ask again.
+            let connections = self.muster.presence().connections().await;
+            if connections.is_ok_and(|c| c.for_model(&model()).count() == count) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::ConnectionIds;
 use super::config::AgentsConfig;
 use super::login::{self, Login, NOT_RECORDING, Refusal, TIMED_OUT};
+use crate::mailbox::SendError;
 use crate::presence::PresenceHandle;
 
 /// The path agents connect to.
@@ -33,6 +34,8 @@ const PROTOCOL_ERROR: u16 = 1002;
 const INVALID_DATA: u16 = 1007;
 /// Close code of a frame over `max_frame`.
 pub const TOO_BIG: u16 = 1009;
+/// Close code of a login presence could not take now.
+pub const TRY_AGAIN: u16 = 1013;
 
 /// How long a closing connection waits for the agent's close reply, so
 /// that the close frame is not lost to a reset.
@@ -137,7 +140,15 @@ where
         }
     };
     let id = shared.ids.next();
-    let record = Recorded::connect(&shared, &login, id);
+    let record = match Recorded::connect(&shared, &login, id) {
+        Ok(record) => record,
+        Err(e) => {
+            debug!(shared.logger, "agent login not recorded"; "peer" => &peer, "error" => %e);
+            let refusal = Refusal::new(TRY_AGAIN, "presence is overloaded; try again later");
+            end(&mut ws, Ending::Close(refusal)).await;
+            return;
+        }
+    };
     debug!(shared.logger, "agent connected";
         "peer" => &peer, "agent" => %login.agent, "model" => %login.model, "id" => id);
     let answer = format!(
@@ -211,10 +222,12 @@ struct Recorded<'a> {
 }
 
 impl<'a> Recorded<'a> {
-    fn connect(shared: &'a Shared, login: &Login, id: u64) -> Self {
+    /// Records the connection; refused when the router's mailbox is full
+    /// or the router is gone, and then nothing is recorded.
+    fn connect(shared: &'a Shared, login: &Login, id: u64) -> Result<Self, SendError> {
         // The handle's changes complete on their first poll: they only put
         // the event in the router's mailbox.
-        let _ = shared
+        shared
             .presence
             .connect(
                 &shared.config.server,
@@ -224,8 +237,9 @@ impl<'a> Recorded<'a> {
                 login.controller_agent,
                 &login.user_data,
             )
-            .now_or_never();
-        Recorded { shared, id }
+            .now_or_never()
+            .unwrap_or(Ok(()))?;
+        Ok(Recorded { shared, id })
     }
 
     fn activity(&self) {
@@ -239,13 +253,32 @@ impl<'a> Recorded<'a> {
 
 impl Drop for Recorded<'_> {
     fn drop(&mut self) {
-        let _ = self
-            .shared
-            .presence
-            .disconnect(&self.shared.config.server, self.id)
-            .now_or_never();
+        let server = &self.shared.config.server;
+        let refused = matches!(
+            self.shared
+                .presence
+                .disconnect(server, self.id)
+                .now_or_never(),
+            Some(Err(_))
+        );
+        // A full mailbox must not leave the connection alive for ever: try
+        // again a little later, for a while.
+        if refused && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (presence, server, id) = (self.shared.presence.clone(), server.clone(), self.id);
+            runtime.spawn(async move {
+                for _ in 0..DISCONNECT_TRIES {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if presence.disconnect(&server, id).await.is_ok() {
+                        return;
+                    }
+                }
+            });
+        }
     }
 }
+
+/// How often a refused disconnect is sent again, 50 ms apart.
+const DISCONNECT_TRIES: usize = 200;
 
 /// A logged-in connection: every frame is activity (coalesced), the
 /// server pings, and silence, shutdown or presence being disabled ends

@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use config::AgentsConfig;
 use connection::Shared;
-pub use connection::{AGENT_PATH, GOING_AWAY, TOO_BIG};
+pub use connection::{AGENT_PATH, GOING_AWAY, TOO_BIG, TRY_AGAIN};
 pub use tls::TlsProblem;
 
 use super::http::BindError;
@@ -216,13 +216,14 @@ async fn accept(
         };
         let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors, most likely: wait for some to
-                // close rather than spin.
+            Err(e) if out_of_resources(&e) => {
+                // Wait for some sockets to close rather than spin.
                 warn!(shared.logger, "agents: accept failed"; "error" => %e);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+            // A connection that went away before it was accepted.
+            Err(_) => continue,
         };
         let _ = tcp.set_nodelay(true);
         let started = Instant::now();
@@ -260,6 +261,13 @@ async fn accept(
             });
         }
     }
+}
+
+/// Whether an accept failed for want of file descriptors or memory, which
+/// only time frees.
+fn out_of_resources(error: &std::io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(error.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
 /// The TLS handshake, within the login deadline. The stream is boxed so

@@ -197,6 +197,7 @@ async fn frames_within_the_activity_interval_are_not_reported() {
 /// Sends `frame` as the login and expects a close with `code` and a reason
 /// starting with `reason`.
 async fn refused(fixture: &Fixture, frame: Message, code: u16, reason: &str) {
+    let before = fixture.total().await;
     let mut ws = open(&fixture.url).await;
     ws.send(frame.clone()).await.unwrap();
     match answer(&mut ws).await {
@@ -206,7 +207,7 @@ async fn refused(fixture: &Fixture, frame: Message, code: u16, reason: &str) {
         }
         other => panic!("{frame:.60}: {other:?}"),
     }
-    assert_eq!(fixture.total().await, 0, "{frame:.60} left a record");
+    assert_eq!(fixture.total().await, before, "{frame:.60} left a record");
 }
 
 #[actix_web::test]
@@ -511,5 +512,84 @@ async fn what_presence_cannot_take_is_refused_1013_and_never_left_recorded() {
     // are sent again until taken.
     drop(open);
     fixture.wait_count(0).await;
+    fixture.stop().await;
+}
+
+#[actix_web::test]
+async fn the_door_counts_logins_and_disconnects_in_metrics() {
+    let fixture = Fixture::start(config()).await;
+    let (mut closing, _) = login(&fixture.url, "machine-1").await;
+    let (dropping, _) = login(&fixture.url, "machine-2").await;
+    let (_staying, _) = login(&fixture.url, "machine-3").await;
+    refused(&fixture, Message::text("nope"), 4400, "login: not JSON").await;
+    let _waiting = open(&fixture.url).await;
+    assert_eq!(fixture.metric("muster_agents_connections").await, 3.0);
+    assert_eq!(fixture.metric("muster_agents_sockets").await, 4.0);
+    closing.close(None).await.unwrap();
+    while let Some(Ok(_)) = closing.next().await {}
+    drop(dropping.into_inner());
+    fixture.wait_count(1).await;
+    for (series, value) in [
+        ("muster_agents_connections", 1.0),
+        ("muster_agents_logins_total{result=\"ok\"}", 3.0),
+        ("muster_agents_logins_total{result=\"4400\"}", 1.0),
+        ("muster_agents_disconnects_total{reason=\"closed\"}", 1.0),
+        ("muster_agents_disconnects_total{reason=\"dropped\"}", 1.0),
+    ] {
+        assert_eq!(fixture.metric(series).await, value, "{series}");
+    }
+    fixture.stop().await;
+}
+
+/// A socket upgraded by hand, for frames no WebSocket library would send.
+async fn raw_upgrade(addr: std::net::SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET /agent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    tcp
+}
+
+/// The close code of the server's close frame, read by hand.
+async fn raw_close_code(tcp: &mut TcpStream) -> u16 {
+    let mut frame = [0u8; 4];
+    tcp.read_exact(&mut frame).await.unwrap();
+    assert_eq!(frame[0], 0x88, "a close frame");
+    u16::from_be_bytes([frame[2], frame[3]])
+}
+
+#[actix_web::test]
+async fn frames_that_break_the_protocol_are_closed_1002_and_1007() {
+    let fixture = Fixture::start(config()).await;
+    // A text frame that is not UTF-8 (masked with zeros).
+    let mut tcp = raw_upgrade(fixture.addr()).await;
+    tcp.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
+        .await
+        .unwrap();
+    assert_eq!(raw_close_code(&mut tcp).await, 1007);
+    // An unmasked frame from a client.
+    let mut tcp = raw_upgrade(fixture.addr()).await;
+    tcp.write_all(&[0x81, 0x02, b'{', b'}']).await.unwrap();
+    assert_eq!(raw_close_code(&mut tcp).await, 1002);
+    // A frame header claiming an exabyte.
+    let mut tcp = raw_upgrade(fixture.addr()).await;
+    tcp.write_all(&[
+        0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+    ])
+    .await
+    .unwrap();
+    assert_eq!(raw_close_code(&mut tcp).await, 1009);
+    assert_eq!(fixture.total().await, 0);
+    let (ws, _) = login(&fixture.url, "machine-1").await;
+    assert_eq!(fixture.count().await, 1);
+    drop(ws);
     fixture.stop().await;
 }

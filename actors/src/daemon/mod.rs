@@ -27,7 +27,7 @@ use prometheus_client::registry::Registry;
 use slog::{Logger, error, info};
 
 use crate::host::{Backends, Muster, StartError};
-use agents::{ConnectionIds, Door, DoorError};
+use agents::{ConnectionIds, Door, DoorError, DoorMetrics};
 use config::{BackendKind, ConfigProblem, DaemonConfig};
 use http::{BindError, Inspector, StateGauges};
 
@@ -157,6 +157,7 @@ impl Hosted {
         let mut registry = Registry::default();
         let muster = Muster::start(&config.muster(), backends, logger.clone(), &mut registry)?;
         let gauges = StateGauges::register(&mut registry);
+        let door_metrics = DoorMetrics::register(&mut registry);
         let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone());
         let server = match inspector.serve(listener) {
             Ok(server) => server,
@@ -169,7 +170,12 @@ impl Hosted {
         let served = tokio::task::spawn_local(server);
         info!(logger, "http listening"; "address" => %listen);
         let ids = ConnectionIds::default();
-        let door = door.serve(muster.presence().clone(), ids.clone(), logger.clone());
+        let door = door.serve(
+            muster.presence().clone(),
+            ids.clone(),
+            door_metrics,
+            logger.clone(),
+        );
         Ok(Hosted {
             muster,
             sim: Some(sim),

@@ -16,7 +16,7 @@ use futures::{SinkExt, StreamExt};
 use muster::clock::{Clock, ManualClock};
 use muster::names::ModelUuid;
 use muster::sim::{Sim, SimConfig};
-use muster_actors::daemon::agents::{AgentsConfig, ConnectionIds, Door};
+use muster_actors::daemon::agents::{AgentsConfig, ConnectionIds, Door, DoorMetrics};
 use muster_actors::daemon::http::{Inspector, StateGauges};
 use muster_actors::{Backends, Muster, MusterConfig};
 use prometheus_client::registry::Registry;
@@ -74,12 +74,14 @@ impl Fixture {
             &mut registry,
         )
         .unwrap();
+        let metrics = DoorMetrics::register(&mut registry);
         let gauges = StateGauges::register(&mut registry);
         let inspector = Inspector::new(muster.clone(), registry, gauges, None);
         muster.presence().enable().await.unwrap();
         let door = Door::bind(&config).unwrap().serve(
             muster.presence().clone(),
             ConnectionIds::default(),
+            metrics,
             logger,
         );
         Fixture {
@@ -97,15 +99,28 @@ impl Fixture {
 
     /// `GET /api/presence?model=MODEL` from the HTTP surface.
     pub async fn api_presence(&self) -> Value {
+        let body = self.http(&format!("/api/presence?model={MODEL}")).await;
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// `GET path` from the HTTP surface: the body.
+    pub async fn http(&self, path: &str) -> String {
         let inspector = self.inspector.clone();
         let app = test::init_service(App::new().configure(move |c| inspector.configure(c))).await;
-        let uri = format!("/api/presence?model={MODEL}");
         let response: ServiceResponse = app
-            .call(test::TestRequest::get().uri(&uri).to_request())
+            .call(test::TestRequest::get().uri(path).to_request())
             .await
             .unwrap();
         assert!(response.status().is_success());
-        serde_json::from_slice(&test::read_body(response).await).unwrap()
+        String::from_utf8(test::read_body(response).await.to_vec()).unwrap()
+    }
+
+    /// The value of one series in `/metrics`, 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.http("/metrics").await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.trim().parse().unwrap())
     }
 
     /// Connections recorded for the tests' model.

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -20,6 +21,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::ConnectionIds;
 use super::config::AgentsConfig;
 use super::login::{self, Login, NOT_RECORDING, Refusal, TIMED_OUT};
+use super::metrics::DoorMetrics;
 use crate::mailbox::SendError;
 use crate::presence::PresenceHandle;
 
@@ -50,6 +52,7 @@ pub(super) struct Shared {
     pub websocket: WebSocketConfig,
     pub shutdown: watch::Receiver<bool>,
     pub enabled: watch::Receiver<bool>,
+    pub metrics: DoorMetrics,
 }
 
 impl Shared {
@@ -135,16 +138,20 @@ where
         Ok(login) => login,
         Err(ending) => {
             debug!(shared.logger, "agent login refused"; "peer" => &peer, "ending" => ?ending);
+            if let Some(code) = ending.code() {
+                shared.metrics.login(&code.to_string());
+            }
             end(&mut ws, ending).await;
             return;
         }
     };
     let id = shared.ids.next();
-    let record = match Recorded::connect(&shared, &login, id) {
+    let mut record = match Recorded::connect(&shared, &login, id) {
         Ok(record) => record,
         Err(e) => {
             debug!(shared.logger, "agent login not recorded"; "peer" => &peer, "error" => %e);
             let refusal = Refusal::new(TRY_AGAIN, "presence is overloaded; try again later");
+            shared.metrics.login(&TRY_AGAIN.to_string());
             end(&mut ws, Ending::Close(refusal)).await;
             return;
         }
@@ -160,6 +167,7 @@ where
         Ok(Err(_)) | Err(_) => Ending::Gone,
     };
     debug!(shared.logger, "agent disconnected"; "id" => id, "ending" => ?ending);
+    record.reason = ending.reason();
     end(&mut ws, ending).await;
     drop(record);
 }
@@ -201,12 +209,40 @@ where
     }
 }
 
+impl Ending {
+    /// The close code the server sends, if it sends one.
+    fn code(&self) -> Option<u16> {
+        match self {
+            Ending::Close(refusal) => Some(refusal.code),
+            Ending::Broken(code, _) => Some(*code),
+            Ending::ClosedByAgent | Ending::Gone => None,
+        }
+    }
+
+    /// The reason of a logged-in connection's end, for the metrics.
+    fn reason(&self) -> &'static str {
+        match self {
+            Ending::ClosedByAgent => "closed",
+            Ending::Gone => "dropped",
+            Ending::Broken(TOO_BIG, _) => "too_big",
+            Ending::Broken(..) => "protocol",
+            Ending::Close(refusal) => match refusal.code {
+                GOING_AWAY => "shutdown",
+                NOT_RECORDING => "disabled",
+                _ => "idle",
+            },
+        }
+    }
+}
+
 fn going_away() -> Ending {
     Ending::Close(Refusal::new(GOING_AWAY, "server shutting down"))
 }
 
 fn broken(error: WsError) -> Ending {
     match error {
+        // The socket ended without a close frame: dropped, not broken.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ending::Gone,
         WsError::Capacity(_) => Ending::Broken(TOO_BIG, "frame larger than max_frame"),
         WsError::Utf8(_) => Ending::Broken(INVALID_DATA, "text frame is not UTF-8"),
         WsError::Protocol(_) => Ending::Broken(PROTOCOL_ERROR, "protocol error"),
@@ -219,6 +255,9 @@ fn broken(error: WsError) -> Ending {
 struct Recorded<'a> {
     shared: &'a Shared,
     id: u64,
+    /// Why it ended, for the metrics; a task aborted before it could say
+    /// is one the runtime dropped as it shut down.
+    reason: &'static str,
 }
 
 impl<'a> Recorded<'a> {
@@ -239,7 +278,12 @@ impl<'a> Recorded<'a> {
             )
             .now_or_never()
             .unwrap_or(Ok(()))?;
-        Ok(Recorded { shared, id })
+        shared.metrics.connected();
+        Ok(Recorded {
+            shared,
+            id,
+            reason: "shutdown",
+        })
     }
 
     fn activity(&self) {
@@ -253,6 +297,7 @@ impl<'a> Recorded<'a> {
 
 impl Drop for Recorded<'_> {
     fn drop(&mut self) {
+        self.shared.metrics.disconnected(self.reason);
         let server = &self.shared.config.server;
         let refused = matches!(
             self.shared
@@ -435,6 +480,7 @@ where
 {
     let deadline = started + shared.config.login_timeout;
     let max = shared.config.max_connections;
+    shared.metrics.login("http_503");
     #[allow(clippy::result_large_err)]
     let full = move |_: &Request, _: Response| {
         let mut response = http_error(

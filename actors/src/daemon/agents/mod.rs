@@ -11,6 +11,7 @@
 pub mod config;
 mod connection;
 pub mod login;
+pub mod metrics;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 pub use config::AgentsConfig;
 use connection::Shared;
 pub use connection::{AGENT_PATH, GOING_AWAY, TOO_BIG, TRY_AGAIN};
+pub use metrics::DoorMetrics;
 pub use tls::TlsProblem;
 
 use super::http::BindError;
@@ -162,8 +164,14 @@ impl BoundDoor {
     }
 
     /// Starts accepting on the current tokio runtime, recording through
-    /// `presence` with ids from `ids`.
-    pub fn serve(self, presence: PresenceHandle, ids: ConnectionIds, logger: Logger) -> Door {
+    /// `presence` with ids from `ids`, counting in `metrics`.
+    pub fn serve(
+        self,
+        presence: PresenceHandle,
+        ids: ConnectionIds,
+        metrics: DoorMetrics,
+        logger: Logger,
+    ) -> Door {
         let listen = self.listener.local_addr().unwrap_or(self.config.listen);
         let (shutdown, stopping) = watch::channel(false);
         let max = self.config.max_connections.min(Semaphore::MAX_PERMITS) as u32;
@@ -176,6 +184,7 @@ impl BoundDoor {
             ids,
             logger: logger.clone(),
             shutdown: stopping.clone(),
+            metrics,
         });
         let tls = self.tls.is_some();
         let accepting = tokio::spawn(accept(
@@ -230,10 +239,11 @@ async fn accept(
         if let Ok(slot) = slots.clone().try_acquire_owned() {
             let shared = shared.clone();
             let peer = peer.to_string();
+            let socket = Socket::opened(&shared.metrics, slot);
             match &tls {
                 None => tokio::spawn(async move {
                     connection::serve(shared, tcp, peer, started).await;
-                    drop(slot);
+                    drop(socket);
                 }),
                 Some(tls) => {
                     let tls = tls.clone();
@@ -241,7 +251,7 @@ async fn accept(
                         if let Some(stream) = handshake(&tls, tcp, &shared, started).await {
                             connection::serve(shared, stream, peer, started).await;
                         }
-                        drop(slot);
+                        drop(socket);
                     })
                 }
             };
@@ -260,6 +270,29 @@ async fn accept(
                 drop(refusal);
             });
         }
+    }
+}
+
+/// An open socket's place within `max_connections`, counted in the
+/// metrics until dropped.
+struct Socket {
+    metrics: DoorMetrics,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Socket {
+    fn opened(metrics: &DoorMetrics, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+        metrics.socket_opened();
+        Socket {
+            metrics: metrics.clone(),
+            _slot: slot,
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.metrics.socket_closed();
     }
 }
 

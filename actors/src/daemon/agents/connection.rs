@@ -158,6 +158,8 @@ where
     };
     debug!(shared.logger, "agent connected";
         "peer" => &peer, "agent" => %login.agent, "model" => %login.model, "id" => id);
+    // Presence holds what the login said; the connection need not.
+    drop(login);
     let answer = format!(
         r#"{{"connection_id":{id},"server":"{}"}}"#,
         shared.config.server

@@ -10,8 +10,10 @@
 
 pub mod config;
 mod connection;
+mod ending;
 pub mod login;
 pub mod metrics;
+mod record;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -27,8 +29,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::AgentsConfig;
+pub use connection::AGENT_PATH;
 use connection::Shared;
-pub use connection::{AGENT_PATH, GOING_AWAY, TOO_BIG, TRY_AGAIN};
+pub use ending::{GOING_AWAY, TOO_BIG, TRY_AGAIN};
 pub use metrics::DoorMetrics;
 pub use tls::TlsProblem;
 

@@ -120,6 +120,13 @@ impl DemoOptions {
                 self.agents
             )));
         }
+        if !self.agents_listen.ip().is_loopback() {
+            return Err(DaemonError::Option(format!(
+                "--agents-listen: the demo's door has neither token nor TLS, so it stays on \
+                 a loopback address, got {}",
+                self.agents_listen.ip()
+            )));
+        }
         Ok(())
     }
 
@@ -677,6 +684,13 @@ mod tests {
                     ..DemoOptions::default()
                 },
                 "--agents",
+            ),
+            (
+                DemoOptions {
+                    agents_listen: ([0, 0, 0, 0], 17070).into(),
+                    ..DemoOptions::default()
+                },
+                "--agents-listen",
             ),
         ] {
             let error = options.validate().unwrap_err();

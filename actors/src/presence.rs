@@ -26,6 +26,7 @@ use muster::presence::{
 };
 use serde::{Deserialize, Serialize};
 use slog::{Logger, debug, info, warn};
+use tokio::sync::watch;
 
 use crate::mailbox::{Mailbox, SendError};
 use crate::supervisor::{
@@ -189,6 +190,7 @@ struct RouterState {
 /// routes events and queries to them.
 pub struct PresenceActor {
     state: Kept<RouterState>,
+    enabled: Arc<watch::Sender<bool>>,
     servers: SupervisorRef,
     server_mailbox: usize,
     log: Logger,
@@ -321,11 +323,13 @@ impl Handler<Request> for PresenceActor {
             Request::Event(server, event) => self.route(&server, event, ctx),
             Request::Enable => {
                 self.state.lock().enabled = true;
+                self.enabled.send_replace(true);
                 info!(self.log, "presence recording enabled");
             }
             Request::Disable => {
                 let mut state = self.state.lock();
                 state.enabled = false;
+                self.enabled.send_replace(false);
                 for (server, slot) in &state.servers {
                     if let Err(error) = slot.mailbox.do_send(ServerEvent::Clear) {
                         warn!(self.log, "could not clear server presence";
@@ -460,6 +464,7 @@ pub enum UpdateServerError {
 pub struct PresenceHandle {
     router: Mailbox<PresenceActor>,
     clock: Arc<dyn Clock>,
+    enabled: Arc<watch::Sender<bool>>,
 }
 
 impl PresenceHandle {
@@ -476,6 +481,14 @@ impl PresenceHandle {
     /// Whether presence is being recorded.
     pub async fn is_enabled(&self) -> Result<bool, SendError> {
         self.router.send(IsEnabled).await
+    }
+
+    /// Follows whether presence is being recorded, without a round trip to
+    /// the router: the value changes once the router has taken an
+    /// [`enable`](Self::enable) or [`disable`](Self::disable), so a change
+    /// sent after reading `true` is recorded unless a disable overtook it.
+    pub fn watch_enabled(&self) -> watch::Receiver<bool> {
+        self.enabled.subscribe()
     }
 
     /// Records a connection as Alive, seen now (see `Recorder::connect`).
@@ -573,9 +586,12 @@ pub fn presence_child(
     let router = Mailbox::keeping(config.router_mailbox);
     let server_mailbox = config.server_mailbox;
     let start_servers = subtree.clone();
+    let enabled = Arc::new(watch::channel(false).0);
+    let router_enabled = enabled.clone();
     let router_child = ChildSpec::actor("router", &router, move |cx| {
         Ok(PresenceActor {
             state: cx.kept(RouterState::default)?,
+            enabled: router_enabled.clone(),
             servers: start_servers.clone(),
             server_mailbox,
             log: cx.logger().clone(),
@@ -593,5 +609,10 @@ pub fn presence_child(
             state: StatePolicy::Kept,
         });
     let child = ChildSpec::supervisor(name, spec, &subtree)?;
-    Ok((child, PresenceHandle { router, clock }))
+    let handle = PresenceHandle {
+        router,
+        clock,
+        enabled,
+    };
+    Ok((child, handle))
 }

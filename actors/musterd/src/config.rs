@@ -1,5 +1,6 @@
 //! The daemon's configuration file: TOML, every setting of the tree plus the
-//! backend and the HTTP surface, durations as human strings (`"3s"`, `"1m"`).
+//! backend, the HTTP surface and the agents' door, durations as human
+//! strings (`"3s"`, `"1m"`).
 //!
 //! Reading a file never panics and never stops at the first problem it can
 //! get past: [`DaemonConfig::from_toml`] answers every error it finds, each
@@ -13,6 +14,7 @@ use muster::sim::SimConfig;
 use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
+use crate::agents::AgentsConfig;
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::host::MusterConfig;
 use muster_actors::machines::MachinesConfig;
@@ -36,6 +38,8 @@ pub struct DaemonConfig {
     pub backend: BackendConfig,
     /// The HTTP inspection surface.
     pub http: HttpConfig,
+    /// The agents' WebSocket door.
+    pub agents: AgentsConfig,
 }
 
 /// Which cloud and model the tree talks to.
@@ -202,6 +206,7 @@ impl DaemonConfig {
                 "must not be empty (leave it out for no token)".into(),
             ));
         }
+        problems.extend(self.agents.problems());
         // The tree's own check is the last word: anything it refuses that
         // the checks above missed is still reported.
         if problems.is_empty()

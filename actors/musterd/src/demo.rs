@@ -13,7 +13,9 @@
 //!   2m it comes back and sends its snapshot, and they are alive again.
 //!   This repeats every three minutes;
 //! - all along the cloud fails, throttles and leaves instances out of
-//!   some answers, at low rates.
+//!   some answers, at low rates;
+//! - the agents' door is open as `machine-0`: real agents (`musterd
+//!   swarm`, say) connect there and are counted with the scenario's.
 //!
 //! Speed divides every duration of the world: the scenario's timings, the
 //! simulated cloud's boot delays and faults' waits, the poll schedule, the
@@ -33,6 +35,7 @@ use rand::{Rng, SeedableRng};
 use slog::{Logger, info, warn};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
+use crate::agents::ConnectionIds;
 use crate::config::{DaemonConfig, HttpConfig};
 use crate::{DaemonError, Hosted};
 use muster_actors::gateway::GatewayConfig;
@@ -52,6 +55,8 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Where the dashboard listens.
     pub listen: SocketAddr,
+    /// Where the agents' door listens.
+    pub agents_listen: SocketAddr,
     /// The bearer token, if any.
     pub token: Option<String>,
     /// Stop after this long in real time; `None` runs until told to stop.
@@ -66,6 +71,7 @@ impl Default for DemoOptions {
             agents: 1000,
             seed: 1,
             listen: ([127, 0, 0, 1], 9180).into(),
+            agents_listen: ([127, 0, 0, 1], 17070).into(),
             token: None,
             duration: None,
         }
@@ -112,6 +118,13 @@ impl DemoOptions {
             return Err(DaemonError::Option(format!(
                 "--agents: at least 3 (the controller agents), got {}",
                 self.agents
+            )));
+        }
+        if !self.agents_listen.ip().is_loopback() {
+            return Err(DaemonError::Option(format!(
+                "--agents-listen: the demo's door has neither token nor TLS, so it stays on \
+                 a loopback address, got {}",
+                self.agents_listen.ip()
             )));
         }
         Ok(())
@@ -162,6 +175,7 @@ impl DemoOptions {
             listen: self.listen,
             token: self.token.clone(),
         };
+        config.agents.listen = self.agents_listen;
         config
     }
 }
@@ -183,13 +197,13 @@ struct World {
     rng: StdRng,
     servers: Vec<MachineTag>,
     agents: Vec<DemoAgent>,
-    next_id: Vec<u64>,
+    ids: ConnectionIds,
     /// The index of the server whose link is down, if any.
     down: Option<usize>,
 }
 
 impl World {
-    fn new(options: &DemoOptions) -> World {
+    fn new(options: &DemoOptions, ids: ConnectionIds) -> World {
         let mut rng = StdRng::seed_from_u64(options.seed);
         let servers: Vec<MachineTag> = (0..3)
             .map(|n| format!("machine-{n}").parse().expect("a machine tag"))
@@ -231,15 +245,9 @@ impl World {
             rng,
             servers,
             agents,
-            next_id: vec![1; 3],
+            ids,
             down: None,
         }
-    }
-
-    fn id(&mut self, server: usize) -> u64 {
-        let id = self.next_id[server];
-        self.next_id[server] += 1;
-        id
     }
 
     async fn connect(&mut self, muster: &Muster, i: usize) {
@@ -247,7 +255,7 @@ impl World {
         if self.down == Some(server) || self.agents[i].connection.is_some() {
             return;
         }
-        let id = self.id(server);
+        let id = self.ids.next();
         let a = &mut self.agents[i];
         a.connection = Some((server, id));
         let user_data = if a.controller { "controller" } else { "agent" };
@@ -439,11 +447,12 @@ async fn scenario(
     options: DemoOptions,
     muster: Muster,
     sim: Sim,
+    ids: ConnectionIds,
     logger: Logger,
     events: tokio::sync::mpsc::UnboundedSender<String>,
     timeline: Timeline,
 ) {
-    let mut world = World::new(&options);
+    let mut world = World::new(&options, ids);
     let per_second = |total: usize| total.div_ceil(RAMP as usize).max(1);
     let mut added = 0usize;
     let mut next_agent = 0usize;
@@ -554,7 +563,7 @@ pub async fn run(
         .as_ref()
         .map(|t| format!("?token={t}"))
         .unwrap_or_default();
-    let _ = writeln!(out, "dashboard: http://{}/{token}", hosted.listen);
+    hosted.print_addresses(&mut out, &token);
     let _ = writeln!(
         out,
         "demo: {} machines, {} agents, 3 API servers, seed {}, speed {}x; one summary a second (add --log-level warning for the tree's logs)",
@@ -575,6 +584,7 @@ pub async fn run(
         options.clone(),
         muster.clone(),
         sim,
+        hosted.ids.clone(),
         logger.clone(),
         events,
         timeline,
@@ -644,6 +654,7 @@ mod tests {
         assert_eq!(config.backend.sim.faults.retry_after, Some(ms(100)));
         assert_eq!(config.backend.sim.faults.max_calls_per_second, Some(80));
         assert_eq!(config.http.listen, options.listen);
+        assert_eq!(config.agents.listen, options.agents_listen);
         // At 1x the tree runs with its defaults, bar the jitter seed.
         let real = DemoOptions::default().config();
         assert_eq!(real.machines.poll, DaemonConfig::default().machines.poll);
@@ -674,6 +685,13 @@ mod tests {
                 },
                 "--agents",
             ),
+            (
+                DemoOptions {
+                    agents_listen: ([0, 0, 0, 0], 17070).into(),
+                    ..DemoOptions::default()
+                },
+                "--agents-listen",
+            ),
         ] {
             let error = options.validate().unwrap_err();
             assert!(error.to_string().starts_with(flag), "{error}");
@@ -683,11 +701,14 @@ mod tests {
 
     #[test]
     fn the_world_has_three_controller_agents_then_the_rest() {
-        let world = World::new(&DemoOptions {
-            machines: 10,
-            agents: 40,
-            ..DemoOptions::default()
-        });
+        let world = World::new(
+            &DemoOptions {
+                machines: 10,
+                agents: 40,
+                ..DemoOptions::default()
+            },
+            ConnectionIds::default(),
+        );
         assert_eq!(world.agents.len(), 40);
         assert!(world.agents[..3].iter().all(|a| a.controller));
         assert!(world.agents[3..].iter().all(|a| !a.controller));

@@ -1,7 +1,8 @@
 //! The daemon `musterd` as a library: its config file ([`config`]), its
-//! HTTP inspection surface and dashboard ([`http`]), the demo
-//! ([`demo`]) and its logger ([`logging`]), and [`run`], which hosts the
-//! tree of [`muster_actors`] with a config file until told to stop.
+//! HTTP inspection surface and dashboard ([`http`]), the agents' WebSocket
+//! door ([`agents`]), the demo ([`demo`]), the load client ([`swarm`]) and
+//! its logger ([`logging`]), and [`run`], which hosts the tree of
+//! [`muster_actors`] with a config file until told to stop.
 //!
 //! A crate of its own, so that a controller embedding `muster-actors` does
 //! not compile the daemon's HTTP server, command line and log drains.
@@ -11,12 +12,15 @@
 //! into this library; nothing here installs anything behind its caller's
 //! back.
 
+pub mod agents;
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod logging;
+pub mod swarm;
 
 use std::future::Future;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +30,7 @@ use muster_actors::{Backends, Muster, StartError, TreeError};
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info};
 
+use agents::{ConnectionIds, Door, DoorError, DoorMetrics};
 use config::{BackendKind, ConfigProblem, DaemonConfig};
 use http::{BindError, Inspector, StateGauges};
 
@@ -61,6 +66,9 @@ pub enum DaemonError {
     /// The HTTP listen address could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// The agents' door did not open.
+    #[error(transparent)]
+    Door(#[from] DoorError),
     /// The tree did not start.
     #[error("the tree did not start: {0}")]
     Start(#[from] StartError),
@@ -84,27 +92,39 @@ impl DaemonError {
         match self {
             DaemonError::Unreadable { .. }
             | DaemonError::Config { .. }
-            | DaemonError::Option(_) => EXIT_BAD_INPUT,
+            | DaemonError::Option(_)
+            | DaemonError::Door(DoorError::Tls(_)) => EXIT_BAD_INPUT,
             _ => EXIT_FAILURE,
         }
     }
 }
 
-/// Reads and checks a config file.
+/// Reads and checks a config file, and the TLS files it names.
 pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Unreadable {
         path: shown.clone(),
         source,
     })?;
-    DaemonConfig::from_toml(&text).map_err(|problems| DaemonError::Config {
-        path: shown,
+    let config = DaemonConfig::from_toml(&text).map_err(|problems| DaemonError::Config {
+        path: shown.clone(),
         problems,
-    })
+    })?;
+    if let Err(problem) = agents::tls::acceptor(&config.agents) {
+        return Err(DaemonError::Config {
+            path: shown,
+            problems: vec![ConfigProblem {
+                key: problem.key.into(),
+                value: Some(format!("{:?}", problem.path)),
+                reason: problem.reason,
+            }],
+        });
+    }
+    Ok(config)
 }
 
-/// The tree with its HTTP surface, started from a config, and what
-/// [`Hosted::stop`] takes down.
+/// The tree with its HTTP surface and the agents' door, started from a
+/// config, and what [`Hosted::stop`] takes down.
 pub struct Hosted {
     /// The tree's handle.
     pub muster: Muster,
@@ -112,17 +132,22 @@ pub struct Hosted {
     pub sim: Option<Sim>,
     /// Where the HTTP surface listens (the real port when 0 was asked for).
     pub listen: std::net::SocketAddr,
+    /// The agents' door.
+    pub door: Door,
+    /// The connection ids of the process, which the door draws from.
+    pub ids: ConnectionIds,
     server: actix_web::dev::ServerHandle,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Hosted {
-    /// Binds the listen address, then starts the backend, the tree and the
-    /// HTTP surface on the current actix system. A port in use is found
-    /// before anything starts.
+    /// Binds both listen addresses, then starts the backend, the tree, the
+    /// HTTP surface and the agents' door on the current actix system. A
+    /// port in use is found before anything starts.
     pub fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
         let listener = http::bind(config.http.listen)?;
         let listen = listener.local_addr().map_err(DaemonError::Http)?;
+        let door = Door::bind(&config.agents)?;
         let sim = match config.backend.kind {
             BackendKind::Sim => {
                 Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
@@ -135,6 +160,7 @@ impl Hosted {
         let mut registry = Registry::default();
         let muster = Muster::start(&config.muster(), backends, logger.clone(), &mut registry)?;
         let gauges = StateGauges::register(&mut registry);
+        let door_metrics = DoorMetrics::register(&mut registry);
         let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone());
         let server = match inspector.serve(listener) {
             Ok(server) => server,
@@ -146,17 +172,37 @@ impl Hosted {
         let handle = server.handle();
         let served = tokio::task::spawn_local(server);
         info!(logger, "http listening"; "address" => %listen);
+        let ids = ConnectionIds::default();
+        let door = door.serve(
+            muster.presence().clone(),
+            ids.clone(),
+            door_metrics,
+            logger.clone(),
+        );
         Ok(Hosted {
             muster,
             sim: Some(sim),
             listen,
+            door,
+            ids,
             server: handle,
             served,
         })
     }
 
-    /// Stops the HTTP surface, then the tree, gracefully.
+    /// The lines that say what the daemon serves, for its standard output:
+    /// `dashboard: http://ADDR/` (with `suffix` after the slash) and
+    /// `agents: ws://ADDR/agent`.
+    pub fn print_addresses(&self, out: &mut impl Write, suffix: &str) {
+        let _ = writeln!(out, "dashboard: http://{}/{suffix}", self.listen);
+        let _ = writeln!(out, "agents: {}", self.door.url());
+        let _ = out.flush();
+    }
+
+    /// Closes the agents' door (every agent's disconnect recorded), then
+    /// stops the HTTP surface, then the tree, gracefully.
     pub async fn stop(self, logger: &Logger) -> Result<(), DaemonError> {
+        self.door.stop().await;
         self.server.stop(true).await;
         if let Ok(Err(e)) = self.served.await {
             error!(logger, "http server failed"; "error" => %e);
@@ -169,11 +215,13 @@ impl Hosted {
 }
 
 /// `musterd run`: hosts the tree with `config` until `stop` resolves (a
-/// signal) or the tree stops on its own, then shuts down gracefully. Call
-/// it on an actix system.
+/// signal) or the tree stops on its own, then shuts down gracefully. Says
+/// what it serves on `out`, once presence records. Call it on an actix
+/// system.
 pub async fn run(
     config: DaemonConfig,
     logger: Logger,
+    mut out: impl Write,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), DaemonError> {
     let hosted = Hosted::start(&config, &logger)?;
@@ -181,12 +229,14 @@ pub async fn run(
     if let Err(e) = hosted.muster.presence().enable().await {
         error!(logger, "could not enable presence"; "error" => %e);
     }
+    hosted.print_addresses(&mut out, "");
     let muster = hosted.muster.clone();
     tokio::select! {
         signal = stop => info!(logger, "shutting down"; "signal" => signal),
         result = muster.wait() => {
             if let Err(e) = result {
                 error!(logger, "tree failed"; "error" => %e);
+                hosted.door.stop().await;
                 hosted.server.stop(true).await;
                 return Err(e.into());
             }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use musterd::config::DaemonConfig;
 use musterd::demo::{self, DemoOptions};
 use musterd::logging::{LogBridge, LogFormat, LogLevel, logger};
+use musterd::swarm::{self, SwarmOptions};
 use musterd::{self as daemon, DaemonError};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -45,6 +46,45 @@ enum Command {
         /// The config file (TOML).
         file: PathBuf,
     },
+    /// Opens agent connections to a door and keeps them alive, printing a
+    /// line a second: connected, logins per second, login latency,
+    /// failures by close code.
+    Swarm(SwarmArgs),
+}
+
+#[derive(clap::Args)]
+struct SwarmArgs {
+    /// The door: ws://HOST:PORT/agent, or wss://.
+    #[arg(long)]
+    url: String,
+    /// How many agents connect.
+    #[arg(long)]
+    agents: usize,
+    /// How many models the agents are spread over.
+    #[arg(long, default_value_t = 1)]
+    models: usize,
+    /// Each agent pings this often.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    ping: Duration,
+    /// The fraction of the agents closed and reopened each minute.
+    #[arg(long, default_value_t = 0.05)]
+    churn: f64,
+    /// Stops after this long (e.g. `1m`), instead of at SIGINT or SIGTERM.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// The shared agent secret, when the door wants one.
+    #[arg(long)]
+    token: Option<String>,
+    /// PEM file of the authority that signed the door's certificate (wss://).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Logins in flight at most.
+    #[arg(long, default_value_t = 1000)]
+    concurrency: usize,
+    /// Drops every connection at once after this long (no close frame), and
+    /// says how long until all are back.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    storm_after: Option<Duration>,
 }
 
 #[derive(clap::Args)]
@@ -67,6 +107,12 @@ struct DemoArgs {
     /// The dashboard's full listen address, instead of loopback.
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// The agents' door's port on the loopback address; 0 picks a free one.
+    #[arg(long, default_value_t = 17070, conflicts_with = "agents_listen")]
+    agents_port: u16,
+    /// The agents' door's full listen address, instead of loopback.
+    #[arg(long)]
+    agents_listen: Option<std::net::SocketAddr>,
     /// Guards everything but /healthz with this bearer token.
     #[arg(long)]
     token: Option<String>,
@@ -115,7 +161,7 @@ fn main() -> ExitCode {
         _ => None,
     };
     let level = cli.log_level.unwrap_or(match cli.command {
-        Command::Demo(_) => LogLevel::Critical,
+        Command::Demo(_) | Command::Swarm(_) => LogLevel::Critical,
         _ => LogLevel::Info,
     });
     let (log, guard) = logger(cli.log_format, level, std::io::stderr());
@@ -136,7 +182,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { .. } => {
                 let config: DaemonConfig = config.unwrap_or_default();
-                daemon::run(config, log.clone(), stop).await
+                daemon::run(config, log.clone(), std::io::stdout(), stop).await
             }
             Command::Demo(args) => {
                 let options = DemoOptions {
@@ -147,10 +193,30 @@ fn main() -> ExitCode {
                     listen: args
                         .listen
                         .unwrap_or_else(|| ([127, 0, 0, 1], args.port).into()),
+                    agents_listen: args
+                        .agents_listen
+                        .unwrap_or_else(|| ([127, 0, 0, 1], args.agents_port).into()),
                     token: args.token,
                     duration: args.duration,
                 };
                 demo::run(options, log.clone(), std::io::stdout(), stop).await
+            }
+            Command::Swarm(args) => {
+                let options = SwarmOptions {
+                    url: args.url,
+                    agents: args.agents,
+                    models: args.models,
+                    ping: args.ping,
+                    churn: args.churn,
+                    duration: args.duration,
+                    token: args.token,
+                    ca: args.ca,
+                    concurrency: args.concurrency,
+                    storm_after: args.storm_after,
+                };
+                swarm::run(options, std::io::stdout(), stop)
+                    .await
+                    .map(|_| ())
             }
             Command::CheckConfig { .. } => Ok(()),
         }

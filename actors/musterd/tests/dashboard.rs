@@ -96,6 +96,7 @@ fn the_dashboard_shows_the_tree_agents_and_machines() {
     let mut demo = Process::spawn(
         Command::new(MUSTERD)
             .args(["demo", "--port", "0", "--speed", "20", "--duration", "60s"])
+            .args(["--agents-port", "0"])
             .args(["--machines", &MACHINES.to_string(), "--agents", "150"])
             .args(["--token", "t0ken"])
             .stdout(Stdio::piped())

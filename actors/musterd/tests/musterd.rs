@@ -121,7 +121,7 @@ fn bad_config_files_exit_2_and_start_nothing() {
 fn sigterm_stops_run_gracefully_with_exit_0() {
     let file = ConfigFile::new(
         "sigterm",
-        "[http]\nlisten = \"127.0.0.1:0\"\n[backend]\nmachines = 5\n",
+        "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\n[backend]\nmachines = 5\n",
     );
     let (mut musterd, lines) = spawn(&["run", "--config", file.0.to_str().unwrap()]);
     wait_for_line(&lines, "http listening", Duration::from_secs(10));
@@ -137,7 +137,10 @@ fn sigterm_stops_run_gracefully_with_exit_0() {
 
 #[test]
 fn json_logs_carry_actix_records_too() {
-    let file = ConfigFile::new("json", "[http]\nlisten = \"127.0.0.1:0\"\n");
+    let file = ConfigFile::new(
+        "json",
+        "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\n",
+    );
     let (mut musterd, lines) = spawn(&[
         "--log-format",
         "json",
@@ -206,6 +209,8 @@ fn demo_prints_a_summary_a_second_and_the_outage() {
     let out = musterd(&[
         "demo",
         "--port",
+        "0",
+        "--agents-port",
         "0",
         "--speed",
         "50",

@@ -1,0 +1,398 @@
+//! The `[agents]` section of the config file: where the agents' door
+//! listens, who may come in, and how long a connection may stay quiet.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use muster::names::MachineTag;
+use serde::{Deserialize, Serialize};
+
+/// The default listen address of the agents' door.
+pub const DEFAULT_AGENTS_LISTEN: &str = "127.0.0.1:17070";
+
+/// The longest shared agent secret, in bytes: it travels in every login
+/// frame, which must fit in the smallest `max_frame`.
+pub const MAX_TOKEN: usize = 1024;
+
+/// The smallest `max_frame`: a login with the longest user data and token,
+/// every byte of them escaped in JSON, still fits.
+pub const MIN_FRAME: usize = 16 * 1024;
+
+/// The largest `max_frame`: each connection may buffer one frame this big.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The most connections the door can count.
+pub const MAX_CONNECTIONS: usize = 10_000_000;
+
+/// The longest any of the door's durations may be: long enough for any
+/// deployment, short enough that a deadline never overflows the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Where agents connect and what the door allows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// The listen address; loopback by default. Port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The tag of the API server this door is: every connection is
+    /// recorded under it.
+    pub server: MachineTag,
+    /// The shared agent secret each login must carry, when set.
+    pub token: Option<String>,
+    /// How often the server pings each connection.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is
+    /// closed with code 4408.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long a new connection has to finish its TLS handshake, upgrade
+    /// and login.
+    #[serde(with = "humantime_serde")]
+    pub login_timeout: Duration,
+    /// At most one activity event per connection per this interval; zero
+    /// reports every frame.
+    #[serde(with = "humantime_serde")]
+    pub activity_interval: Duration,
+    /// Open sockets at most, those still logging in included; past it a
+    /// new one is answered HTTP 503.
+    pub max_connections: usize,
+    /// The largest frame or message an agent may send, in bytes; a larger
+    /// one closes the connection with code 1009.
+    pub max_frame: usize,
+    /// The PEM file of the certificate chain, for `wss://`; set with
+    /// `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM file of the certificate's private key; set with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            listen: DEFAULT_AGENTS_LISTEN
+                .parse()
+                .expect("a valid socket address"),
+            server: "machine-0".parse().expect("a valid machine tag"),
+            token: None,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
+            login_timeout: Duration::from_secs(10),
+            activity_interval: Duration::from_secs(1),
+            max_connections: 100_000,
+            max_frame: 64 * 1024,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl AgentsConfig {
+    /// Whether the door speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// Every setting out of range, as (key, reason) pairs, keys in full
+    /// (`agents.ping_interval`).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut problem =
+            |key: &str, reason: String| problems.push((format!("agents.{key}"), reason));
+        let most = humantime::format_duration(MAX_DURATION);
+        let within = |value: Duration, least: Duration| value >= least && value <= MAX_DURATION;
+        if !self.listen.ip().is_loopback() && self.token.is_none() && !self.tls() {
+            problem(
+                "listen",
+                format!(
+                    "{} is not a loopback address: set agents.token or agents.tls_cert and \
+                     agents.tls_key, so that what agents send does not cross the network \
+                     unguarded",
+                    self.listen.ip()
+                ),
+            );
+        }
+        if let Some(token) = &self.token {
+            if token.trim().is_empty() {
+                problem(
+                    "token",
+                    "must not be empty (leave it out for no token)".into(),
+                );
+            } else if token.len() > MAX_TOKEN {
+                problem(
+                    "token",
+                    format!("must be at most {MAX_TOKEN} bytes, got {}", token.len()),
+                );
+            }
+        }
+        let ms = Duration::from_millis(100);
+        let ping_ok = within(self.ping_interval, ms);
+        if !ping_ok {
+            problem("ping_interval", format!("must be from 100ms to {most}"));
+        }
+        if !within(self.idle_timeout, ms) {
+            problem("idle_timeout", format!("must be from 100ms to {most}"));
+        } else if ping_ok && self.idle_timeout <= self.ping_interval {
+            problem(
+                "idle_timeout",
+                format!(
+                    "must be longer than ping_interval ({} <= {}), or an agent that only \
+                     answers pings is closed",
+                    humantime::format_duration(self.idle_timeout),
+                    humantime::format_duration(self.ping_interval)
+                ),
+            );
+        }
+        if !within(self.login_timeout, ms) {
+            problem("login_timeout", format!("must be from 100ms to {most}"));
+        }
+        if self.activity_interval > MAX_DURATION {
+            problem(
+                "activity_interval",
+                format!("must be at most {most} (0 reports every frame)"),
+            );
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            problem(
+                "max_connections",
+                format!("must be from 1 to {MAX_CONNECTIONS}"),
+            );
+        }
+        if !(MIN_FRAME..=MAX_FRAME).contains(&self.max_frame) {
+            problem(
+                "max_frame",
+                format!("must be from {MIN_FRAME} to {MAX_FRAME} bytes"),
+            );
+        }
+        for (key, path, other) in [
+            ("tls_cert", &self.tls_cert, &self.tls_key),
+            ("tls_key", &self.tls_key, &self.tls_cert),
+        ] {
+            match (path, other) {
+                (Some(path), _) if path.as_os_str().is_empty() => {
+                    problem(key, "must not be empty (leave it out for no TLS)".into())
+                }
+                (Some(_), None) => problem(
+                    key,
+                    "set with both agents.tls_cert and agents.tls_key, or neither".into(),
+                ),
+                _ => {}
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(config: &AgentsConfig) -> Vec<String> {
+        config.problems().into_iter().map(|(key, _)| key).collect()
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert!(AgentsConfig::default().problems().is_empty());
+    }
+
+    #[test]
+    fn a_network_door_wants_a_token_or_tls() {
+        let open = AgentsConfig {
+            listen: "0.0.0.0:17070".parse().unwrap(),
+            ..AgentsConfig::default()
+        };
+        assert_eq!(keys(&open), ["agents.listen"]);
+        let guarded = AgentsConfig {
+            token: Some("s3cret".into()),
+            ..open.clone()
+        };
+        assert!(keys(&guarded).is_empty());
+        let tls = AgentsConfig {
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            ..open.clone()
+        };
+        assert!(keys(&tls).is_empty());
+        let v6 = AgentsConfig {
+            listen: "[::1]:0".parse().unwrap(),
+            ..AgentsConfig::default()
+        };
+        assert!(keys(&v6).is_empty());
+    }
+
+    #[test]
+    fn every_range_names_its_key() {
+        let d = AgentsConfig::default();
+        let s = Duration::from_secs;
+        for (config, key) in [
+            (
+                AgentsConfig {
+                    token: Some(" \t".into()),
+                    ..d.clone()
+                },
+                "agents.token",
+            ),
+            (
+                AgentsConfig {
+                    token: Some("x".repeat(MAX_TOKEN + 1)),
+                    ..d.clone()
+                },
+                "agents.token",
+            ),
+            (
+                AgentsConfig {
+                    ping_interval: Duration::ZERO,
+                    ..d.clone()
+                },
+                "agents.ping_interval",
+            ),
+            (
+                AgentsConfig {
+                    ping_interval: Duration::MAX,
+                    ..d.clone()
+                },
+                "agents.ping_interval",
+            ),
+            (
+                AgentsConfig {
+                    idle_timeout: s(30),
+                    ..d.clone()
+                },
+                "agents.idle_timeout",
+            ),
+            (
+                AgentsConfig {
+                    idle_timeout: s(u64::MAX),
+                    ..d.clone()
+                },
+                "agents.idle_timeout",
+            ),
+            (
+                AgentsConfig {
+                    login_timeout: Duration::from_nanos(1),
+                    ..d.clone()
+                },
+                "agents.login_timeout",
+            ),
+            (
+                AgentsConfig {
+                    activity_interval: s(MAX_DURATION.as_secs() + 1),
+                    ..d.clone()
+                },
+                "agents.activity_interval",
+            ),
+            (
+                AgentsConfig {
+                    max_connections: 0,
+                    ..d.clone()
+                },
+                "agents.max_connections",
+            ),
+            (
+                AgentsConfig {
+                    max_connections: usize::MAX,
+                    ..d.clone()
+                },
+                "agents.max_connections",
+            ),
+            (
+                AgentsConfig {
+                    max_frame: 1024,
+                    ..d.clone()
+                },
+                "agents.max_frame",
+            ),
+            (
+                AgentsConfig {
+                    max_frame: usize::MAX,
+                    ..d.clone()
+                },
+                "agents.max_frame",
+            ),
+            (
+                AgentsConfig {
+                    tls_cert: Some("cert.pem".into()),
+                    ..d.clone()
+                },
+                "agents.tls_cert",
+            ),
+            (
+                AgentsConfig {
+                    tls_key: Some("key.pem".into()),
+                    ..d.clone()
+                },
+                "agents.tls_key",
+            ),
+            (
+                AgentsConfig {
+                    tls_cert: Some("".into()),
+                    tls_key: Some("key.pem".into()),
+                    ..d.clone()
+                },
+                "agents.tls_cert",
+            ),
+        ] {
+            assert_eq!(keys(&config), [key], "{config:?}");
+        }
+        // Zero coalesces nothing, which is a choice an operator may make.
+        let every = AgentsConfig {
+            activity_interval: Duration::ZERO,
+            ..d
+        };
+        assert!(keys(&every).is_empty());
+    }
+
+    #[test]
+    fn the_config_file_names_key_and_value() {
+        use crate::config::DaemonConfig;
+        for (text, want) in [
+            (
+                "[agents]\nping_interval = \"0s\"\n",
+                "agents.ping_interval = \"0s\": must be from 100ms to 1day",
+            ),
+            (
+                "[agents]\nping_interval = \"99999999999999999999s\"\n",
+                "agents.ping_interval = \"99999999999999999999s\": ",
+            ),
+            (
+                "[agents]\nidle_timeout = \"10s\"\n",
+                "agents.idle_timeout = \"10s\": must be longer than ping_interval (10s <= 30s)",
+            ),
+            (
+                "[agents]\nserver = \"unit-mysql-0\"\n",
+                "agents.server = \"unit-mysql-0\": \"unit-mysql-0\" is not a valid machine tag",
+            ),
+            (
+                "[agents]\nlisten = \"0.0.0.0:17070\"\n",
+                "agents.listen = \"0.0.0.0:17070\": 0.0.0.0 is not a loopback address",
+            ),
+            (
+                "[agents]\nmax_frame = -1\n",
+                "agents.max_frame = -1: invalid value: integer `-1`",
+            ),
+            (
+                "[agents]\nmax_connections = 0\n",
+                "agents.max_connections = 0: must be from 1 to 10000000",
+            ),
+            (
+                "[agents]\nactivity_interval = 1\n",
+                "agents.activity_interval = 1: invalid type: integer `1`, expected a duration such as",
+            ),
+            (
+                "[agents]\ntls_key = \"k.pem\"\n",
+                "agents.tls_key = \"k.pem\": set with both agents.tls_cert and agents.tls_key",
+            ),
+            (
+                "[agents]\nport = 17070\n",
+                "agents.port = 17070: unknown field `port`",
+            ),
+        ] {
+            let problems = DaemonConfig::from_toml(text).unwrap_err();
+            assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+            let got = problems[0].to_string();
+            assert!(got.starts_with(want), "{text}: {got}");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! One agent's connection, from the upgrade to the last frame: the login,
+//! activity, pings and the idle timeout. What presence hears of it is in
+//! `record`, how it ends in `ending`.
+
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
+use slog::{Logger, debug};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::ConnectionIds;
+use super::config::AgentsConfig;
+use super::ending::{Ending, TRY_AGAIN, broken, end, going_away};
+use super::login::{self, NOT_RECORDING, Refusal, TIMED_OUT};
+use super::metrics::DoorMetrics;
+use super::record::{Coalesce, Recorded};
+use muster_actors::presence::PresenceHandle;
+
+/// The path agents connect to.
+pub const AGENT_PATH: &str = "/agent";
+
+/// What every connection of a door shares.
+pub(super) struct Shared {
+    pub config: AgentsConfig,
+    pub presence: PresenceHandle,
+    pub ids: ConnectionIds,
+    pub logger: Logger,
+    pub websocket: WebSocketConfig,
+    pub shutdown: watch::Receiver<bool>,
+    pub enabled: watch::Receiver<bool>,
+    pub metrics: DoorMetrics,
+}
+
+impl Shared {
+    /// The WebSocket settings of the door's connections: small buffers,
+    /// since most agents send a frame a minute, and frames capped.
+    pub fn websocket(config: &AgentsConfig) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(64 * 1024)
+            .max_frame_size(Some(config.max_frame))
+            .max_message_size(Some(config.max_frame))
+    }
+}
+
+/// Serves one accepted socket: the upgrade and login within
+/// `login_timeout` of `started`, then the connection until it ends.
+pub(super) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: String, started: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let deadline = started + shared.config.login_timeout;
+    // tungstenite's callback answers its refusal as a whole HTTP response.
+    #[allow(clippy::result_large_err)]
+    let check_path = |request: &Request, response: Response| {
+        if request.uri().path() == AGENT_PATH {
+            Ok(response)
+        } else {
+            Err(http_error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "no such path: {}; agents connect to {AGENT_PATH}",
+                    request.uri().path()
+                ),
+            ))
+        }
+    };
+    let upgrade =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(shared.websocket));
+    let mut shutdown = shared.shutdown.clone();
+    let upgraded = tokio::select! {
+        upgraded = timeout_at(deadline, upgrade) => upgraded,
+        _ = shutdown.changed() => return,
+    };
+    let mut ws = match upgraded {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            debug!(shared.logger, "agent upgrade failed"; "peer" => &peer, "error" => %e);
+            return;
+        }
+        Err(_) => {
+            debug!(shared.logger, "agent upgrade timed out"; "peer" => &peer);
+            return;
+        }
+    };
+    let first = tokio::select! {
+        first = timeout_at(deadline, first_text(&mut ws)) => first,
+        _ = shutdown.changed() => Ok(Err(going_away())),
+    };
+    let login = match first {
+        Err(_) => Err(Ending::Close(Refusal::new(
+            TIMED_OUT,
+            format!(
+                "login: none within {}",
+                humantime::format_duration(shared.config.login_timeout)
+            ),
+        ))),
+        Ok(Ok(text)) => login::read(&text, shared.config.token.as_deref()).map_err(Ending::Close),
+        Ok(Err(ending)) => Err(ending),
+    };
+    let mut enabled = shared.enabled.clone();
+    let login = login.and_then(|login| {
+        if *enabled.borrow_and_update() {
+            Ok(login)
+        } else {
+            Err(Ending::Close(Refusal::new(
+                NOT_RECORDING,
+                "presence is not being recorded on this server; try again later",
+            )))
+        }
+    });
+    let login = match login {
+        Ok(login) => login,
+        Err(ending) => {
+            debug!(shared.logger, "agent login refused"; "peer" => &peer, "ending" => ?ending);
+            if let Some(code) = ending.code() {
+                shared.metrics.login(&code.to_string());
+            }
+            end(&mut ws, ending).await;
+            return;
+        }
+    };
+    let id = shared.ids.next();
+    let mut record = match Recorded::connect(&shared, &login, id) {
+        Ok(record) => record,
+        Err(e) => {
+            debug!(shared.logger, "agent login not recorded"; "peer" => &peer, "error" => %e);
+            let refusal = Refusal::new(TRY_AGAIN, "presence is overloaded; try again later");
+            shared.metrics.login(&TRY_AGAIN.to_string());
+            end(&mut ws, Ending::Close(refusal)).await;
+            return;
+        }
+    };
+    debug!(shared.logger, "agent connected";
+        "peer" => &peer, "agent" => %login.agent, "model" => %login.model, "id" => id);
+    // Presence holds what the login said; the connection need not.
+    drop(login);
+    let answer = format!(
+        r#"{{"connection_id":{id},"server":"{}"}}"#,
+        shared.config.server
+    );
+    let ending = match timeout(shared.config.ping_interval, ws.send(Message::text(answer))).await {
+        Ok(Ok(())) => live(&shared, &mut ws, &mut enabled, &record).await,
+        Ok(Err(_)) | Err(_) => Ending::Gone,
+    };
+    debug!(shared.logger, "agent disconnected"; "id" => id, "ending" => ?ending);
+    record.reason = ending.reason();
+    end(&mut ws, ending).await;
+    drop(record);
+}
+
+/// The agent's first text frame; pings and pongs before it are answered
+/// and passed over.
+async fn first_text<S>(ws: &mut WebSocketStream<S>) -> Result<String, Ending>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
+            Some(Ok(Message::Binary(_))) => {
+                return Err(Ending::Close(Refusal::new(
+                    login::BAD_LOGIN,
+                    "login: expected a text frame of JSON, got a binary one",
+                )));
+            }
+            Some(Ok(Message::Close(_))) => return Err(Ending::ClosedByAgent),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(broken(e)),
+            None => return Err(Ending::Gone),
+        }
+    }
+}
+
+/// A logged-in connection: every frame is activity (coalesced), the
+/// server pings, and silence, shutdown or presence being disabled ends
+/// it.
+async fn live<S>(
+    shared: &Shared,
+    ws: &mut WebSocketStream<S>,
+    enabled: &mut watch::Receiver<bool>,
+    record: &Recorded<'_>,
+) -> Ending
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = &shared.config;
+    let mut shutdown = shared.shutdown.clone();
+    let now = Instant::now();
+    let mut heard = now;
+    let mut activity = Coalesce::new(config.activity_interval, now);
+    let mut next_ping = now + config.ping_interval;
+    // One timer for both the pings and the idle timeout: frames only move
+    // the idle deadline later, so it is checked when the timer fires
+    // rather than the timer being reset on every frame.
+    let timer = sleep_until(next_ping.min(heard + config.idle_timeout));
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return going_away(),
+            changed = enabled.changed() => {
+                if changed.is_err() || !*enabled.borrow_and_update() {
+                    return Ending::Close(Refusal::new(
+                        NOT_RECORDING,
+                        "presence is no longer recorded on this server",
+                    ));
+                }
+            }
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Close(_))) => return Ending::ClosedByAgent,
+                Some(Ok(_)) => {
+                    heard = Instant::now();
+                    if activity.due(heard) {
+                        record.activity();
+                    }
+                }
+                Some(Err(e)) => return broken(e),
+                None => return Ending::Gone,
+            },
+            () = &mut timer => {
+                let now = Instant::now();
+                let idle = heard + config.idle_timeout;
+                if now >= idle {
+                    return Ending::Close(Refusal::new(
+                        TIMED_OUT,
+                        format!(
+                            "idle: nothing received for {}",
+                            humantime::format_duration(config.idle_timeout)
+                        ),
+                    ));
+                }
+                if now >= next_ping {
+                    next_ping = now + config.ping_interval;
+                    // An agent that does not read its socket holds up the
+                    // write; it is silent, so the idle deadline ends it.
+                    match timeout_at(idle, ws.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Ending::Gone,
+                        Err(_) => return Ending::Close(Refusal::new(
+                            TIMED_OUT,
+                            "idle: not reading its pings",
+                        )),
+                    }
+                }
+                timer.as_mut().reset(next_ping.min(heard + config.idle_timeout));
+            }
+        }
+    }
+}
+
+/// An HTTP answer in place of the upgrade.
+pub(super) fn http_error(status: StatusCode, message: &str) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(format!("{message}\n")));
+    *response.status_mut() = status;
+    response
+}
+
+/// Answers a socket past `max_connections`: HTTP 503 to its upgrade
+/// request, within `login_timeout` of `started`.
+pub(super) async fn refuse<S>(shared: Arc<Shared>, stream: S, started: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = started + shared.config.login_timeout;
+    let max = shared.config.max_connections;
+    shared.metrics.login("http_503");
+    #[allow(clippy::result_large_err)]
+    let full = move |_: &Request, _: Response| {
+        let mut response = http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("this server holds its most agent connections ({max}); try again later"),
+        );
+        response
+            .headers_mut()
+            .insert("Retry-After", "5".parse().expect("a header value"));
+        Err(response)
+    };
+    let _ = timeout_at(
+        deadline,
+        tokio_tungstenite::accept_hdr_async_with_config(stream, full, Some(shared.websocket)),
+    )
+    .await;
+}

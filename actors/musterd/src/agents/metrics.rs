@@ -1,0 +1,93 @@
+//! The door's series, registered by the host on its own registry:
+//!
+//! - `muster_agents_sockets`: open sockets, those still logging in
+//!   included (what `max_connections` bounds);
+//! - `muster_agents_connections`: logged-in connections;
+//! - `muster_agents_logins_total{result}`: `ok`, or the close code of a
+//!   refused login (`4400`, `4401`, `4408`, `4503`, `1009`, `1013`, ...),
+//!   or `http_503` past `max_connections`;
+//! - `muster_agents_disconnects_total{reason}`: `closed` by the agent,
+//!   `dropped`, `idle`, `too_big`, `protocol`, `disabled`, `shutdown`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// The door's counters and gauges; cheap to clone. The default is
+/// unregistered, for hosts that do not scrape the door.
+#[derive(Clone, Debug, Default)]
+pub struct DoorMetrics {
+    sockets: Gauge,
+    connections: Gauge,
+    logins: Family<ResultLabel, Counter>,
+    disconnects: Family<ReasonLabel, Counter>,
+}
+
+impl DoorMetrics {
+    /// Registers the door's series on `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = DoorMetrics::default();
+        let agents = registry.sub_registry_with_prefix("muster_agents");
+        agents.register(
+            "sockets",
+            "Open sockets of the agents' door, those still logging in included",
+            metrics.sockets.clone(),
+        );
+        agents.register(
+            "connections",
+            "Agent connections logged in at the door",
+            metrics.connections.clone(),
+        );
+        agents.register(
+            "logins",
+            "Logins at the agents' door, by result: ok, a close code, or http_503",
+            metrics.logins.clone(),
+        );
+        agents.register(
+            "disconnects",
+            "Logged-in agent connections ended, by reason",
+            metrics.disconnects.clone(),
+        );
+        metrics
+    }
+
+    pub(super) fn socket_opened(&self) {
+        self.sockets.inc();
+    }
+
+    pub(super) fn socket_closed(&self) {
+        self.sockets.dec();
+    }
+
+    pub(super) fn login(&self, result: &str) {
+        self.logins
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(super) fn connected(&self) {
+        self.connections.inc();
+        self.login("ok");
+    }
+
+    pub(super) fn disconnected(&self, reason: &'static str) {
+        self.connections.dec();
+        self.disconnects
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+}

@@ -1,0 +1,129 @@
+//! What presence hears of a connection: its connect, its activity
+//! (coalesced) and, however the connection ends, its disconnect, once.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::time::Instant;
+
+use super::connection::Shared;
+use super::login::Login;
+use muster_actors::mailbox::SendError;
+
+/// A connection recorded in presence; dropping it records the disconnect,
+/// however the connection's task ends (aborted included).
+pub(super) struct Recorded<'a> {
+    shared: &'a Shared,
+    id: u64,
+    /// Why it ended, for the metrics; a task aborted before it could say
+    /// is one the runtime dropped as it shut down.
+    pub reason: &'static str,
+}
+
+impl<'a> Recorded<'a> {
+    /// Records the connection; refused when the router's mailbox is full
+    /// or the router is gone, and then nothing is recorded.
+    pub fn connect(shared: &'a Shared, login: &Login, id: u64) -> Result<Self, SendError> {
+        // The handle's changes complete on their first poll: they only put
+        // the event in the router's mailbox.
+        shared
+            .presence
+            .connect(
+                &shared.config.server,
+                &login.model,
+                &login.agent,
+                id,
+                login.controller_agent,
+                &login.user_data,
+            )
+            .now_or_never()
+            .unwrap_or(Ok(()))?;
+        shared.metrics.connected();
+        Ok(Recorded {
+            shared,
+            id,
+            reason: "shutdown",
+        })
+    }
+
+    /// Marks the connection seen now. One refused by a full mailbox is
+    /// let go: the next frame's will do.
+    pub fn activity(&self) {
+        let _ = self
+            .shared
+            .presence
+            .activity(&self.shared.config.server, self.id)
+            .now_or_never();
+    }
+}
+
+impl Drop for Recorded<'_> {
+    fn drop(&mut self) {
+        self.shared.metrics.disconnected(self.reason);
+        let server = &self.shared.config.server;
+        let refused = matches!(
+            self.shared
+                .presence
+                .disconnect(server, self.id)
+                .now_or_never(),
+            Some(Err(_))
+        );
+        // A full mailbox must not leave the connection alive for ever: try
+        // again a little later, for a while.
+        if refused && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (presence, server, id) = (self.shared.presence.clone(), server.clone(), self.id);
+            runtime.spawn(async move {
+                for _ in 0..DISCONNECT_TRIES {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if presence.disconnect(&server, id).await.is_ok() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// How often a refused disconnect is sent again, 50 ms apart.
+const DISCONNECT_TRIES: usize = 200;
+
+/// Activity, coalesced: at most one report per `every`, made by the first
+/// frame after it has passed (the login counts as a report).
+pub(super) struct Coalesce {
+    every: Duration,
+    last: Instant,
+}
+
+impl Coalesce {
+    pub fn new(every: Duration, login: Instant) -> Self {
+        Coalesce { every, last: login }
+    }
+
+    /// Whether a frame heard at `now` is reported.
+    pub fn due(&mut self, now: Instant) -> bool {
+        let due = now.saturating_duration_since(self.last) >= self.every;
+        if due {
+            self.last = now;
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activity_is_reported_once_per_interval() {
+        let login = Instant::now();
+        let ms = Duration::from_millis;
+        let mut activity = Coalesce::new(ms(1000), login);
+        let reported: Vec<u64> = [400, 800, 1200, 1600, 2100, 2199, 2200, 5000]
+            .into_iter()
+            .filter(|&t| activity.due(login + ms(t)))
+            .collect();
+        assert_eq!(reported, [1200, 2200, 5000]);
+        let mut every = Coalesce::new(Duration::ZERO, login);
+        assert!(every.due(login) && every.due(login) && every.due(login + ms(1)));
+    }
+}

@@ -1,0 +1,353 @@
+//! `musterd swarm`: real agents on demand. It opens N agent connections to
+//! a door (machine and unit agents spread over M models), keeps them alive
+//! with pings, closes and reopens a fraction of them each minute, and
+//! prints a line a second: agents connected, logins per second with their
+//! latency (p50, p99), and failures by kind.
+//!
+//! It is the load client of the door's figures and of demos with several
+//! controllers; `--storm-after` drops every connection at once, without a
+//! close frame, and reports how long until all are back.
+
+mod agent;
+mod stats;
+mod stream;
+
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use muster::names::ModelUuid;
+use rand::Rng;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_tungstenite::tungstenite::http::Uri;
+
+use super::DaemonError;
+use agent::{Slot, Swarm};
+pub use stats::Stats;
+
+/// The most agents one swarm runs.
+pub const MAX_AGENTS: usize = 1_000_000;
+
+/// How a swarm is sized and run.
+#[derive(Debug, Clone)]
+pub struct SwarmOptions {
+    /// The door, `ws://HOST:PORT/agent` or `wss://...`.
+    pub url: String,
+    /// Agents to run.
+    pub agents: usize,
+    /// Models the agents are spread over.
+    pub models: usize,
+    /// Each agent pings this often.
+    pub ping: Duration,
+    /// The fraction of the agents closed and reopened each minute.
+    pub churn: f64,
+    /// Stop after this long; `None` runs until told to stop.
+    pub duration: Option<Duration>,
+    /// The shared agent secret, when the door wants one.
+    pub token: Option<String>,
+    /// PEM file of the authority that signed the door's certificate, for
+    /// `wss://`.
+    pub ca: Option<PathBuf>,
+    /// Logins in flight at most.
+    pub concurrency: usize,
+    /// Drop every connection at once after this long, and reconnect.
+    pub storm_after: Option<Duration>,
+}
+
+impl Default for SwarmOptions {
+    fn default() -> Self {
+        SwarmOptions {
+            url: "ws://127.0.0.1:17070/agent".into(),
+            agents: 100,
+            models: 1,
+            ping: Duration::from_secs(30),
+            churn: 0.05,
+            duration: None,
+            token: None,
+            ca: None,
+            concurrency: 1000,
+            storm_after: None,
+        }
+    }
+}
+
+/// What a swarm did, over its whole run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmSummary {
+    /// Logins answered.
+    pub logins: u64,
+    /// Failures by kind.
+    pub failures: std::collections::BTreeMap<String, u64>,
+    /// Agents logged in when it stopped.
+    pub connected: usize,
+}
+
+fn option(flag: &str, reason: impl std::fmt::Display) -> DaemonError {
+    DaemonError::Option(format!("{flag}: {reason}"))
+}
+
+/// The door's address, as the swarm dials it.
+struct Target {
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+impl SwarmOptions {
+    /// Checks the options; the error names the flag.
+    pub fn validate(&self) -> Result<(), DaemonError> {
+        self.target().map(|_| ())
+    }
+
+    fn target(&self) -> Result<Target, DaemonError> {
+        let uri: Uri = self
+            .url
+            .parse()
+            .map_err(|e| option("--url", format!("{:?} is not a URL: {e}", self.url)))?;
+        let tls = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => {
+                return Err(option(
+                    "--url",
+                    format!("{:?}: wants ws:// or wss://", self.url),
+                ));
+            }
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| option("--url", format!("{:?} names no host", self.url)))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        if !(1..=MAX_AGENTS).contains(&self.agents) {
+            return Err(option(
+                "--agents",
+                format!("must be from 1 to {MAX_AGENTS}, got {}", self.agents),
+            ));
+        }
+        if !(1..=self.agents).contains(&self.models) {
+            return Err(option(
+                "--models",
+                format!(
+                    "must be from 1 to the number of agents ({}), got {}",
+                    self.agents, self.models
+                ),
+            ));
+        }
+        let day = Duration::from_secs(24 * 3600);
+        if self.ping < Duration::from_millis(100) || self.ping > day {
+            return Err(option("--ping", "must be from 100ms to 1day"));
+        }
+        if !(self.churn.is_finite() && (0.0..=1.0).contains(&self.churn)) {
+            return Err(option(
+                "--churn",
+                format!("must be a fraction from 0 to 1, got {}", self.churn),
+            ));
+        }
+        for (flag, value) in [
+            ("--duration", self.duration),
+            ("--storm-after", self.storm_after),
+        ] {
+            if value.is_some_and(|d| d.is_zero() || d > day * 365) {
+                return Err(option(flag, "must be from 1ns to 365days"));
+            }
+        }
+        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(option("--token", "must not be empty"));
+        }
+        if !(1..=100_000).contains(&self.concurrency) {
+            return Err(option("--concurrency", "must be from 1 to 100000"));
+        }
+        match (tls, &self.ca) {
+            (true, None) => {
+                return Err(option(
+                    "--ca",
+                    "wss:// wants the PEM file of the authority that signed the door's certificate",
+                ));
+            }
+            (false, Some(_)) => return Err(option("--ca", "only for wss://")),
+            _ => {}
+        }
+        Ok(Target { host, port, tls })
+    }
+
+    fn connector(&self, host: &str) -> Result<(TlsConnector, ServerName<'static>), DaemonError> {
+        let ca = self.ca.as_ref().expect("checked: wss has a CA");
+        let mut roots = RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(ca)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| option("--ca", format!("{}: {e:?}", ca.display())))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| option("--ca", format!("{}: {e}", ca.display())))?;
+        }
+        if roots.is_empty() {
+            return Err(option(
+                "--ca",
+                format!("{}: holds no certificate", ca.display()),
+            ));
+        }
+        let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| option("--ca", e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| option("--url", format!("{host:?}: {e}")))?;
+        Ok((TlsConnector::from(Arc::new(config)), name))
+    }
+}
+
+/// The models of a swarm: the same for every run, so that a swarm started
+/// again reconnects the same agents.
+fn models(n: usize) -> Vec<ModelUuid> {
+    (0..n as u128)
+        .map(|m| ModelUuid::from_u128(0x5357_4152_4d00_0000_0000_0000_0000_0000 + m))
+        .collect()
+}
+
+/// Runs a swarm until `stop` resolves or the duration is over, printing a
+/// line a second to `out`. Call it on a tokio runtime.
+pub async fn run(
+    options: SwarmOptions,
+    mut out: impl Write,
+    stop: impl Future<Output = &'static str>,
+) -> Result<SwarmSummary, DaemonError> {
+    let target = options.target()?;
+    let tls = match target.tls {
+        true => Some(options.connector(&target.host)?),
+        false => None,
+    };
+    let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| option("--url", format!("cannot resolve {:?}", target.host)))?;
+    let n = options.agents;
+    let (stopping, stop_rx) = watch::channel(false);
+    let (storming, storm_rx) = watch::channel(0u64);
+    let swarm = Arc::new(Swarm {
+        url: options.url.clone(),
+        addr,
+        tls,
+        token: options.token.clone(),
+        ping: options.ping,
+        models: models(options.models),
+        logins: Semaphore::new(options.concurrency),
+        stats: std::sync::Mutex::new(Stats::new(n)),
+        stop: stop_rx,
+        storm: storm_rx,
+        slots: (0..n).map(|_| Slot::default()).collect(),
+    });
+    let _ = writeln!(
+        out,
+        "swarm: {n} agents over {} models to {}, a ping every {}, churn {}/min",
+        options.models,
+        options.url,
+        humantime::format_duration(options.ping),
+        options.churn
+    );
+    let _ = out.flush();
+    let start = Instant::now();
+    let agents: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(agent::run(swarm.clone(), i)))
+        .collect();
+    // What the next full house is awaited for: its label, since when, and
+    // the failures counted before.
+    let mut awaited = Some(("all connected", start, 0u64));
+    let mut stormed = false;
+    let mut churn_due = 0.0f64;
+    let report = async {
+        let second = Duration::from_secs(1);
+        let mut tick = interval_at(start + second, second);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last = start;
+        loop {
+            let now = tick.tick().await;
+            let (line, full_since, failed) = {
+                let mut stats = swarm.stats();
+                let line = stats.line(now - start, now - last);
+                (line, stats.full_since, stats.failed())
+            };
+            last = now;
+            let _ = writeln!(out, "{line}");
+            if let (Some(full), Some((label, since, failed_before))) = (full_since, awaited)
+                && full >= since
+            {
+                awaited = None;
+                let _ = writeln!(
+                    out,
+                    "{label}: {n} after {:.2}s; {} logins failed",
+                    (full - since).as_secs_f64(),
+                    failed - failed_before
+                );
+            }
+            if let Some(after) = options.storm_after
+                && !stormed
+                && now - start >= after
+            {
+                stormed = true;
+                awaited = Some(("storm: all back", now, failed));
+                let _ = writeln!(out, "storm: every connection dropped at once");
+                storming.send_modify(|epoch| *epoch += 1);
+            }
+            churn_due += options.churn * n as f64 / 60.0;
+            let mut rng = rand::rng();
+            while churn_due >= 1.0 {
+                churn_due -= 1.0;
+                // A few tries for a connected agent; a quiet swarm skips.
+                for _ in 0..8 {
+                    let slot = &swarm.slots[rng.random_range(0..n)];
+                    if slot.connected.load(Ordering::Relaxed) {
+                        slot.churn.notify_one();
+                        break;
+                    }
+                }
+            }
+            let _ = out.flush();
+        }
+    };
+    let over = async {
+        match options.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stop => {}
+        () = over => {}
+        () = report => {}
+    }
+    let connected = swarm.stats().connected;
+    stopping.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(agents)).await;
+    let stats = swarm.stats();
+    let summary = SwarmSummary {
+        logins: stats.logins,
+        failures: stats.failures.clone(),
+        connected,
+    };
+    let _ = writeln!(
+        out,
+        "final: {} logins in {:.1}s | failures {}",
+        summary.logins,
+        start.elapsed().as_secs_f64(),
+        stats::failures(&summary.failures)
+    );
+    let _ = out.flush();
+    Ok(summary)
+}

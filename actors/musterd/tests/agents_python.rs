@@ -1,0 +1,150 @@
+//! The door driven by a client library nobody here wrote, as an agent in
+//! another language would: Python's `websockets` package (its synchronous
+//! client) against a real `musterd run`. It logs in, sends a frame and a
+//! ping, is seen on `/api/presence`, and closes; a bad login and a wrong
+//! token are refused with their close codes.
+//!
+//! Without Python or the package the test is skipped, unless `CI=true`,
+//! where it fails: `.ci/run` installs the package first.
+
+mod agents_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use agents_support::MODEL;
+use agents_support::process::*;
+
+const AGENT: &str = r#"
+import json, sys
+import websockets
+from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed
+
+url, model = sys.argv[1], sys.argv[2]
+
+def say(*words):
+    print(*words, flush=True)
+
+def refused(login):
+    with connect(url) as ws:
+        ws.send(json.dumps(login))
+        try:
+            ws.recv(timeout=10)
+            say("answered")
+        except ConnectionClosed as closed:
+            say("refused", closed.rcvd.code, closed.rcvd.reason)
+
+refused({"model": model, "agent": "machine-7", "colour": "blue"})
+refused({"model": model, "agent": "machine-7"})
+with connect(url) as ws:
+    ws.send(json.dumps({
+        "model": model,
+        "agent": "unit-python-0",
+        "user_data": "websockets " + websockets.__version__,
+        "token": "s3cret",
+    }))
+    answer = json.loads(ws.recv(timeout=10))
+    say("login", answer["connection_id"], answer["server"])
+    ws.send(json.dumps({"request": "status"}))
+    ws.ping().wait(10)
+    say("pong")
+    sys.stdin.readline()
+say("closed", ws.close_code)
+"#;
+
+fn python() -> Option<&'static str> {
+    let ok = Command::new("python3")
+        .args(["-c", "import websockets.sync.client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some("python3")
+}
+
+#[test]
+fn a_python_websockets_agent_logs_in_and_out() {
+    let Some(python) = python() else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("python3 with the websockets package is missing; .ci/run installs it");
+        }
+        eprintln!(
+            "skipped: python3 with the websockets package is missing (pip install websockets)"
+        );
+        return;
+    };
+    let file = ConfigFile::new(
+        "python",
+        "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n",
+    );
+    let mut musterd = Musterd::start(&["run", "--config", file.path()]);
+    let mut agent = Command::new(python)
+        .args(["-c", AGENT, &musterd.agents, MODEL])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed if the test fails before it ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = agent.stdout.take().unwrap();
+    let stderr = agent.stderr.take().unwrap();
+    let mut stdin = agent.stdin.take().unwrap();
+    let mut agent = Kill(agent);
+    let (tx, said) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+    let next = |what: &str| {
+        said.recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the Python agent said nothing of {what}"))
+    };
+    assert_eq!(
+        next("the bad login"),
+        "refused 4400 \"colour\": unknown field; expected model, agent, user_data, controller_agent, token"
+    );
+    assert_eq!(next("the missing token"), "refused 4401 token: missing");
+    let login = next("its login");
+    let words: Vec<&str> = login.split(' ').collect();
+    assert_eq!((words[0], words[2]), ("login", "machine-0"), "{login}");
+    assert_eq!(next("its ping"), "pong");
+    let presence = musterd.wait_presence(MODEL, 1);
+    assert_eq!(
+        presence["agents"][0]["agent"], "unit-python-0",
+        "{presence}"
+    );
+    assert_eq!(presence["agents"][0]["status"], "alive", "{presence}");
+    assert_eq!(
+        presence["connections"][0]["connection_id"].to_string(),
+        words[1]
+    );
+    assert!(
+        presence["connections"][0]["user_data"]
+            .as_str()
+            .unwrap()
+            .starts_with("websockets "),
+        "{presence}"
+    );
+    stdin.write_all(b"close\n").unwrap();
+    assert_eq!(next("its close"), "closed 1000");
+    assert_eq!(wait_exit(&mut agent.0, Duration::from_secs(20)), Some(0));
+    assert_eq!(errors.join().unwrap(), "");
+    musterd.wait_presence(MODEL, 0);
+    assert_eq!(musterd.terminate(), Some(0));
+}

@@ -25,7 +25,9 @@ use crate::error::ConfigError;
 /// Without `credential_file` the credentials come from the standard AWS
 /// chain: the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` environment, then
 /// the shared profile files (`AWS_PROFILE`, `~/.aws/credentials`), then web
-/// identity, container and instance-metadata credentials. The secret is never
+/// identity, container and instance-metadata credentials (profiles that use
+/// SSO or `credential_process` are not supported: those parts of the SDK are
+/// not compiled in). The secret is never
 /// part of this configuration; see [`crate::ec2::credentials`] for the file's
 /// format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

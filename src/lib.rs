@@ -7,6 +7,8 @@
 //! the tests run on. The crate `muster-actors` runs it as a supervision tree.
 
 pub mod clock;
+#[cfg(feature = "ec2")]
+pub mod ec2;
 pub mod error;
 pub mod model;
 pub mod names;

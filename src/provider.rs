@@ -218,6 +218,9 @@ pub struct NetworkInterface {
     pub mac_address: String,
     /// The provider's id for it; empty when unknown.
     pub provider_id: String,
+    /// The provider's id for the subnet it is on; empty when unknown.
+    #[serde(default)]
+    pub subnet_id: String,
     /// The addresses on it.
     pub addresses: Vec<Address>,
 }

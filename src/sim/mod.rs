@@ -635,6 +635,7 @@ impl SimMachine {
                 n & 0xff
             ),
             provider_id: format!("eni-{}", instance.id),
+            subnet_id: String::new(),
             addresses,
         }]
     }

@@ -1,0 +1,7 @@
+//! The EC2 provider end to end: against moto, a local EC2 double run as a
+//! child process, and against a local server answering canned EC2 errors.
+
+mod canned;
+mod moto;
+mod support;
+mod with_moto;

@@ -78,5 +78,6 @@ pub use handle::SupervisorRef;
 pub use policy::{ConfigError, RestartConfig, RestartPolicy, StatePolicy};
 pub use report::{ChildReport, ChildState, Report, Reporter, RestartCounts};
 pub use root::Root;
+pub(crate) use spec::check_name;
 pub use spec::{ChildSpec, DynamicPolicy, SupervisorSpec};
 pub use status::{StatusWatch, SupervisorStatus};

@@ -1,0 +1,725 @@
+//! muster as one child of a host's own supervision tree (docs/spec.md §8),
+//! on a paused clock: the host restarts it by its own policy, the handle
+//! the host got once keeps working, and a restart keeps what it must.
+
+mod support;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix::prelude::*;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use muster::clock::{Clock, ManualClock};
+use muster::error::PollError;
+use muster::model::{CredentialApi, Machine, MachineBatches, ModelFacade};
+use muster::names::{MachineTag, ModelUuid};
+use muster::poll::Phase;
+use muster::presence::Status;
+use muster::sim::{Sim, SimConfig};
+use muster_actors::{
+    Backends, ChildReport, ChildSpec, ChildState, Exit, Mailbox, Metrics, Muster, MusterConfig,
+    RestartConfig, Root, SendError, StartError, SupervisorError, SupervisorRef, SupervisorSpec,
+    TreeError,
+};
+use prometheus_client::registry::Registry;
+use support::{logger, minutes, secs, server, unit};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep};
+
+/// The sim's model, with an API server the test can take down: while it
+/// is down every watch of the machines fails at once, and an open one
+/// fails as it goes down.
+struct FlakyModel {
+    inner: Arc<dyn ModelFacade>,
+    down: watch::Sender<bool>,
+}
+
+impl FlakyModel {
+    fn new(inner: Arc<dyn ModelFacade>) -> Arc<Self> {
+        Arc::new(FlakyModel {
+            inner,
+            down: watch::Sender::new(false),
+        })
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
+
+impl ModelFacade for FlakyModel {
+    fn watch_model_machines(&self) -> MachineBatches {
+        let open = (self.inner.watch_model_machines(), self.down.subscribe());
+        futures::stream::unfold(Some(open), |open| async move {
+            let (mut inner, mut down) = open?;
+            let batch = tokio::select! {
+                biased;
+                _ = down.wait_for(|down| *down) => None,
+                batch = inner.next() => Some(batch),
+            };
+            match batch {
+                None => Some((
+                    Err(PollError::other(
+                        "watching machines",
+                        "the API server is down",
+                    )),
+                    None,
+                )),
+                Some(batch) => batch.map(|b| (b, Some((inner, down)))),
+            }
+        })
+        .boxed()
+    }
+
+    fn machine(&self, tag: &MachineTag) -> BoxFuture<'static, Result<Arc<dyn Machine>, PollError>> {
+        self.inner.machine(tag)
+    }
+}
+
+/// The sim's credential API, whose validity watch has not reported yet.
+struct SilentCredentials(Arc<dyn CredentialApi>);
+
+impl CredentialApi for SilentCredentials {
+    fn invalidate_model_credential(
+        &self,
+        reason: String,
+    ) -> BoxFuture<'static, Result<(), PollError>> {
+        self.0.invalidate_model_credential(reason)
+    }
+
+    fn watch_credential_validity(&self) -> BoxStream<'static, bool> {
+        futures::stream::pending().boxed()
+    }
+}
+
+/// The host's own worker, muster's sibling.
+struct Api;
+
+impl Actor for Api {
+    type Context = Context<Self>;
+}
+muster_actors::supervised!(Api);
+
+/// muster's own timing: its supervisor gives up on the second failure of
+/// the machines subtree within a minute, which gives up on the watcher's
+/// second failure within a minute.
+fn muster_config() -> MusterConfig {
+    let quick = |seed| RestartConfig {
+        error_delay: secs(1),
+        max_restarts: 1,
+        restart_window: minutes(1),
+        jitter_seed: Some(seed),
+        ..RestartConfig::default()
+    };
+    let mut config = MusterConfig {
+        supervision: quick(1),
+        ..MusterConfig::default()
+    };
+    config.machines.restart = quick(2);
+    config
+}
+
+/// The host's policy for its children: 5 s after a first failure, doubled
+/// after each further one, at most `max_restarts` within ten minutes.
+fn host_policy(max_restarts: u32) -> RestartConfig {
+    RestartConfig {
+        error_delay: secs(5),
+        backoff_factor: 2.0,
+        max_restarts,
+        restart_window: minutes(10),
+        jitter_seed: Some(3),
+        ..RestartConfig::default()
+    }
+}
+
+fn wall_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    ))
+}
+
+struct Host {
+    root: Root,
+    muster: Muster,
+    registry: Registry,
+    model: Arc<FlakyModel>,
+}
+
+struct HostOptions {
+    policy: RestartConfig,
+    credentials: Option<Arc<dyn CredentialApi>>,
+}
+
+fn start_host(sim: &Sim, clock: Arc<dyn Clock>, options: HostOptions) -> Host {
+    let model = FlakyModel::new(sim.facade());
+    let backends = Backends {
+        environ: sim.environ(),
+        facade: model.clone(),
+        credentials: options.credentials.unwrap_or_else(|| sim.credential_api()),
+        clock,
+    };
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let (muster_child, muster) =
+        Muster::child("muster", &muster_config(), backends, &mut registry).expect("valid config");
+    let api = Mailbox::new(16);
+    let spec = SupervisorSpec::new(options.policy)
+        .child(ChildSpec::actor("api", &api, |_| Ok(Api)))
+        .child(muster_child);
+    let root = Root::start("host", spec, logger(), metrics).expect("valid spec");
+    Host {
+        root,
+        muster,
+        registry,
+        model,
+    }
+}
+
+fn host(sim: &Sim, clock: Arc<dyn Clock>, max_restarts: u32) -> Host {
+    let options = HostOptions {
+        policy: host_policy(max_restarts),
+        credentials: None,
+    };
+    start_host(sim, clock, options)
+}
+
+impl Host {
+    async fn child(&self, name: &str) -> ChildReport {
+        let report = self.root.report().await.expect("the host runs");
+        report.child(name).expect("a child of the host").clone()
+    }
+
+    /// Polls the host's report of muster every 50 ms until `f` holds.
+    async fn muster_until(&self, what: &str, f: impl Fn(&ChildReport) -> bool) -> ChildReport {
+        for _ in 0..12_000 {
+            let muster = self.child("muster").await;
+            if f(&muster) {
+                return muster;
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+        panic!("muster never {what}");
+    }
+
+    /// Takes the model's API server down until muster has failed `n`
+    /// times in all, then brings it back; answers the host's report of
+    /// muster then, with the restart it scheduled.
+    async fn fail_muster(&self, n: u64) -> ChildReport {
+        self.model.set_down(true);
+        let failed = self
+            .muster_until("failed", |m| {
+                m.restarts.failure == n && m.restart_in_ms.is_some()
+            })
+            .await;
+        self.model.set_down(false);
+        failed
+    }
+
+    async fn running_again(&self, starts: u64) -> ChildReport {
+        self.muster_until("started again", |m| {
+            m.state == ChildState::Started && m.start_count == starts
+        })
+        .await
+    }
+
+    fn metrics(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
+    }
+}
+
+/// The value of the series that `line_start` begins, e.g.
+/// `muster_child_restarts_total{child="host/muster",reason="failure"}`.
+fn series(text: &str, line_start: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(line_start))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+fn within(delay_ms: u64, expected: Duration) -> bool {
+    // The jitter is ±10 %; the report is read at most 50 ms after the
+    // restart was scheduled.
+    let expected = expected.as_millis() as u64;
+    delay_ms >= expected * 9 / 10 - 50 && delay_ms <= expected * 11 / 10
+}
+
+#[actix::test]
+async fn the_host_restarts_muster_by_its_own_policy_with_its_backoff() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    sim.add_provisioned_machine();
+    let host = host(&sim, wall_clock(), 5);
+    sleep(minutes(1)).await;
+
+    let first = host.fail_muster(1).await;
+    assert_eq!(first.state, ChildState::Failed);
+    let restart_in = first.restart_in_ms.unwrap();
+    assert!(within(restart_in, secs(5)), "{restart_in} ms");
+    let error = first.last_error.unwrap();
+    assert!(
+        error.starts_with("restart intensity exceeded: more than 1 restarts within 1m (last: machines, failed: restart intensity exceeded"),
+        "{error}"
+    );
+    assert!(
+        error.contains("(last: watcher, failed: machine watcher failed: watching machines: the API server is down)"),
+        "{error}"
+    );
+    host.running_again(2).await;
+
+    // A second failure soon after: the host's backoff doubles the delay.
+    let second = host.fail_muster(2).await;
+    assert_eq!(second.recent_failures, 2);
+    let restart_in = second.restart_in_ms.unwrap();
+    assert!(within(restart_in, secs(10)), "{restart_in} ms");
+    let again = host.running_again(3).await;
+
+    // The host's other worker never noticed; muster's subtree is nested in
+    // the host's report, and the restarts are counted under its name.
+    assert_eq!(host.child("api").await.start_count, 1);
+    let nested: muster_actors::Report = serde_json::from_value(again.report.unwrap()).unwrap();
+    assert_eq!(nested.path, "host/muster");
+    let names: Vec<&str> = nested.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["gateway", "presence", "machines"]);
+    assert_eq!(
+        series(
+            &host.metrics(),
+            "muster_child_restarts_total{child=\"host/muster\",reason=\"failure\"}"
+        ),
+        Some(2)
+    );
+    // The handle answers as before.
+    assert_eq!(host.muster.report().await.unwrap().path, "host/muster");
+    assert_eq!(host.muster.machines().machines().await.unwrap().len(), 1);
+}
+
+#[actix::test]
+async fn the_handle_keeps_working_and_calls_made_during_the_restart_wait_for_it() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let clock = wall_clock();
+    let host = host(&sim, clock.clone(), 5);
+    let presence = host.muster.presence().clone();
+    presence.enable().await.unwrap();
+    let model = ModelUuid::from_u128(7);
+    let recorded_at = clock.now();
+    for id in 0..20u64 {
+        let at = server((id % 2) as u32);
+        presence
+            .connect(&at, &model, &unit(id), id, false, "4.0")
+            .await
+            .unwrap();
+    }
+    clock.advance(minutes(1));
+
+    let failed = host.fail_muster(1).await;
+    let failed_at = Instant::now();
+    // Calls made now wait for muster: a query, and a change stamped when
+    // it was made.
+    let query = {
+        let presence = presence.clone();
+        actix::spawn(async move { (presence.connections().await, Instant::now()) })
+    };
+    let connected_at = clock.now();
+    let change = {
+        let presence = presence.clone();
+        actix::spawn(async move {
+            presence
+                .connect(&server(0), &model, &unit(99), 99, false, "4.0")
+                .await
+        })
+    };
+    sleep(Duration::from_millis(10)).await;
+    clock.advance(minutes(1));
+    // A handle that does not wait answers at once; one that waits a second
+    // gives up after it.
+    let impatient = host.muster.clone().with_restart_wait(Duration::ZERO);
+    let answer = impatient.gateway().await;
+    assert!(
+        matches!(&answer, Err(SendError::Unavailable { subsystem, reason })
+            if subsystem == "muster" && reason == "it is not running and did not start again within 0s"),
+        "{answer:?}"
+    );
+    let asked = Instant::now();
+    let answer = host
+        .muster
+        .clone()
+        .with_restart_wait(secs(1))
+        .presence()
+        .is_enabled()
+        .await;
+    assert!(
+        matches!(answer, Err(SendError::Unavailable { .. })),
+        "{answer:?}"
+    );
+    // The timer's resolution is a millisecond.
+    let waited = asked.elapsed();
+    assert!(
+        waited >= secs(1) && waited <= secs(1) + Duration::from_millis(1),
+        "{waited:?}"
+    );
+    let patient = host.muster.clone().with_restart_wait(Duration::MAX);
+
+    let (connections, answered_at) = query.await.unwrap();
+    let connections = connections.expect("answered once muster was back");
+    change.await.unwrap().expect("applied once muster was back");
+    let waited = answered_at - failed_at;
+    let restart_in = Duration::from_millis(failed.restart_in_ms.unwrap());
+    assert!(
+        waited + Duration::from_millis(50) >= restart_in && waited <= restart_in + secs(1),
+        "waited {waited:?} for a restart in {restart_in:?}"
+    );
+    assert_eq!(host.child("muster").await.start_count, 2);
+
+    // What was recorded before the restart is answered after it, seen when
+    // it was seen; the change made during the restart carries the time it
+    // was made.
+    let before: Vec<_> = (0..20).map(unit).collect();
+    assert!(before.iter().all(|a| connections.agents().contains(a)));
+    let connections = presence.connections().await.unwrap();
+    assert_eq!(connections.count(), 21);
+    let values = connections.values();
+    for value in &values {
+        let seen = if value.connection_id == 99 {
+            connected_at
+        } else {
+            recorded_at
+        };
+        assert_eq!(value.last_seen, seen, "{value:?}");
+        assert_eq!(value.status, Status::Alive);
+    }
+    assert_eq!(
+        connections.for_model(&model).agent_status(&unit(99)),
+        Ok(Status::Alive)
+    );
+    assert!(presence.is_enabled().await.unwrap());
+    assert!(patient.gateway().await.is_ok());
+    patient.credential_valid(true).await.unwrap();
+}
+
+#[actix::test]
+async fn pollers_resume_in_their_phase_and_interval_and_are_not_polled_early() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let tags: Vec<MachineTag> = (0..4).map(|_| sim.add_provisioned_machine().0).collect();
+    let host = host(&sim, wall_clock(), 5);
+    sleep(minutes(2)).await;
+    let before = host.muster.machines().machines().await.unwrap();
+    assert!(
+        before.iter().all(|m| m.phase == Some(Phase::Long)),
+        "{before:?}"
+    );
+
+    host.fail_muster(1).await;
+    host.running_again(2).await;
+    sleep(secs(5)).await;
+
+    let after = host.muster.machines().machines().await.unwrap();
+    assert_eq!(after.len(), tags.len());
+    for (was, is) in before.iter().zip(&after) {
+        assert_eq!(is.tag, was.tag);
+        assert_eq!(is.phase, was.phase, "{}", is.tag);
+        assert_eq!(is.interval, was.interval, "{}", is.tag);
+        assert_eq!(is.polls, was.polls, "{} was not polled early", is.tag);
+        assert_eq!(is.instance_status, was.instance_status, "{}", is.tag);
+        assert_eq!(is.addresses, was.addresses, "{}", is.tag);
+    }
+    // Every machine has its poller again, each started once in this
+    // incarnation.
+    let report = host.muster.report().await.unwrap();
+    let machines: muster_actors::Report =
+        serde_json::from_value(report.child("machines").unwrap().report.clone().unwrap()).unwrap();
+    let pollers: Vec<&str> = machines
+        .children
+        .iter()
+        .filter(|c| c.dynamic)
+        .map(|c| c.name.as_str())
+        .collect();
+    let want: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    assert_eq!(pollers, want);
+}
+
+#[actix::test]
+async fn the_gateway_stays_paused_for_a_denied_credential_across_the_restart() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    sim.add_provisioned_machine();
+    sim.revoke_credential();
+    let options = HostOptions {
+        policy: host_policy(5),
+        credentials: Some(Arc::new(SilentCredentials(sim.credential_api()))),
+    };
+    let host = start_host(&sim, wall_clock(), options);
+    sleep(secs(30)).await;
+    let gateway = host.muster.gateway().await.unwrap();
+    assert!(gateway.credential_paused);
+    assert_eq!(sim.invalidation_reasons().len(), 1);
+
+    host.fail_muster(1).await;
+    host.running_again(2).await;
+    sleep(minutes(1)).await;
+
+    // Still paused, without a second invalidation: the restart said
+    // nothing about the credential.
+    let gateway = host.muster.gateway().await.unwrap();
+    assert!(gateway.credential_paused);
+    assert_eq!(gateway.calls.get("instances"), None);
+    assert_eq!(sim.invalidation_reasons().len(), 1);
+
+    sim.restore_credential();
+    host.muster.credential_valid(true).await.unwrap();
+    sleep(secs(30)).await;
+    let gateway = host.muster.gateway().await.unwrap();
+    assert!(!gateway.credential_paused);
+    assert!(gateway.calls.get("instances").is_some_and(|n| *n > 0));
+}
+
+#[actix::test]
+async fn when_the_host_gives_up_its_root_fails_with_musters_error_inside() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let host = host(&sim, wall_clock(), 1);
+    host.model.set_down(true);
+
+    let error = host.root.wait().await.unwrap_err();
+    let TreeError::Failed(message) = &error else {
+        panic!("{error:?}");
+    };
+    assert!(
+        message.starts_with("restart intensity exceeded: more than 1 restarts within 10m (last: muster, failed: restart intensity exceeded: more than 1 restarts within 1m (last: machines, failed: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("machine watcher failed: watching machines: the API server is down"),
+        "{message}"
+    );
+
+    // Nothing will start muster again: the handle says so at once, and
+    // waiting on it ends with its last error.
+    let asked = Instant::now();
+    let answer = host.muster.presence().connections().await;
+    assert!(
+        matches!(&answer, Err(SendError::Unavailable { reason, .. }) if reason.starts_with("it stopped for good, its last exit: failed: restart intensity exceeded")),
+        "{answer:?}"
+    );
+    assert_eq!(asked.elapsed(), Duration::ZERO);
+    let ended = host.muster.wait().await.unwrap_err();
+    assert!(
+        matches!(&ended, TreeError::Failed(e) if e.contains("(last: machines, failed:")),
+        "{ended:?}"
+    );
+}
+
+#[actix::test]
+async fn ten_restarts_register_nothing_twice_and_every_count_carries_on() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    sim.add_provisioned_machine();
+    let policy = RestartConfig {
+        max_delay: secs(5),
+        ..host_policy(100)
+    };
+    let options = HostOptions {
+        policy,
+        credentials: None,
+    };
+    let host = start_host(&sim, wall_clock(), options);
+    sleep(minutes(1)).await;
+
+    host.model.set_down(true);
+    host.muster_until("failed ten times", |m| m.restarts.failure == 10)
+        .await;
+    host.model.set_down(false);
+    host.running_again(11).await;
+    sleep(minutes(1)).await;
+
+    let text = host.metrics();
+    let families_now = families(&text);
+    let mut expected: Vec<String> = [
+        "muster_child_restarts",
+        "muster_mailbox_depth",
+        "muster_mailbox_depth_high_water",
+        "muster_mailbox_dropped",
+        "muster_mailbox_handled",
+        "muster_mailbox_handling_seconds",
+        "muster_mailbox_refused",
+        "muster_mailbox_sent",
+        "muster_provider_calls",
+        "muster_provider_credential_invalidations",
+        "muster_provider_credential_paused",
+        "muster_provider_ids",
+        "muster_provider_queued_requests",
+        "muster_provider_throttles",
+    ]
+    .map(String::from)
+    .to_vec();
+    expected.sort();
+    assert_eq!(families_now, expected, "each family once:\n{text}");
+    for (child, restarts) in [
+        ("host/muster", 10),
+        // Each incarnation restarted the machines subtree once, and the
+        // watcher once in each of the two incarnations of that.
+        ("host/muster/machines", 10),
+        ("host/muster/machines/watcher", 20),
+    ] {
+        let line = format!("muster_child_restarts_total{{child=\"{child}\",reason=\"failure\"}}");
+        assert_eq!(series(&text, &line), Some(restarts), "{child}\n{text}");
+    }
+    // The gateway's series counted every incarnation's calls.
+    let calls = series(&text, "muster_provider_calls_total{method=\"instances\"}").unwrap();
+    let gateway = host.muster.gateway().await.unwrap();
+    let this_incarnation = gateway.calls.get("instances").copied().unwrap_or(0);
+    assert!(calls > this_incarnation, "{calls} > {this_incarnation}");
+}
+
+/// The metric families in an exposition, in order.
+fn families(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .map(|rest| rest.split(' ').next().unwrap_or_default().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[actix::test]
+async fn a_bad_name_or_config_is_refused_and_registers_nothing() {
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    for name in ["", "host/muster"] {
+        let mut registry = Registry::default();
+        let backends = Backends::sim(&sim, wall_clock());
+        let refused = Muster::child(name, &MusterConfig::default(), backends, &mut registry);
+        assert!(
+            matches!(&refused, Err(StartError::Tree(SupervisorError::BadName(n))) if n == name),
+            "{:?}",
+            refused.map(|_| ())
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert_eq!(text, "# EOF\n");
+    }
+    let mut config = MusterConfig::default();
+    config.gateway.max_batch = 0;
+    let mut registry = Registry::default();
+    let refused = Muster::child(
+        "muster",
+        &config,
+        Backends::sim(&sim, wall_clock()),
+        &mut registry,
+    );
+    let error = refused.map(|_| ()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid config: gateway.max_batch"),
+        "{error}"
+    );
+}
+
+#[actix::test]
+async fn a_muster_started_on_its_own_answers_unavailable_once_it_stopped() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (muster, _registry) = support::start_tree(&sim, &MusterConfig::default(), wall_clock());
+    muster.presence().enable().await.unwrap();
+    assert!(muster.shutdown());
+    muster.wait().await.unwrap();
+    let answer = muster
+        .presence()
+        .connect(&server(0), &ModelUuid::from_u128(1), &unit(1), 1, false, "")
+        .await;
+    assert!(
+        matches!(&answer, Err(SendError::Unavailable { subsystem, reason })
+            if subsystem == "root" && reason == "it stopped for good, its last exit: done"),
+        "{answer:?}"
+    );
+}
+
+#[actix::test]
+async fn a_watched_supervisor_is_followed_across_its_incarnations_until_it_is_gone() {
+    tokio::time::pause();
+    let nested = SupervisorRef::new();
+    let worker = Mailbox::new(4);
+    let (spec, status) = SupervisorSpec::new(RestartConfig::default())
+        .child(ChildSpec::actor("worker", &worker, |_| Ok(Api)))
+        .with_status();
+    assert_eq!(status.get().state, ChildState::Starting);
+    assert_eq!(status.get().starts, 0);
+    let child = ChildSpec::supervisor("nested", spec, &nested).unwrap();
+    let root = Root::start(
+        "host",
+        SupervisorSpec::new(host_policy(5)).child(child),
+        logger(),
+        Metrics::unregistered(),
+    )
+    .unwrap();
+    let running = status
+        .wait_for(|s| s.state == ChildState::Started)
+        .await
+        .unwrap();
+    assert_eq!((running.starts, running.last_exit), (1, None));
+    assert!(worker.is_running());
+
+    // It panics: failed, with nothing left running, until its parent
+    // starts it again.
+    let answer = nested
+        .mailbox()
+        .call(|_, _| -> () { panic!("injected") })
+        .await;
+    assert!(answer.is_err());
+    let failed = status.get();
+    assert_eq!(failed.state, ChildState::Failed);
+    assert_eq!(
+        failed.last_exit,
+        Some(Exit::Failed(
+            "the supervisor ended without shutting down: it panicked or was killed".to_owned()
+        ))
+    );
+    assert!(!worker.is_running());
+    let again = status
+        .wait_for(|s| s.state == ChildState::Started)
+        .await
+        .unwrap();
+    assert_eq!(again.starts, 2);
+    assert!(!status.is_gone());
+
+    // Its tree stops: it stops cleanly, and nothing can start it again.
+    assert!(root.shutdown());
+    root.wait().await.unwrap();
+    let last = status.gone().await;
+    assert_eq!(last.state, ChildState::Stopped);
+    assert_eq!(last.last_exit, Some(Exit::Done));
+    assert!(status.is_gone());
+    assert_eq!(
+        status.wait_for(|s| s.state == ChildState::Started).await,
+        Err(last)
+    );
+}
+
+#[test]
+fn the_handles_calls_can_be_awaited_on_any_task() {
+    fn sendable<F: Future + Send>(_: F) {}
+    fn calls(muster: Muster) {
+        let tag = server(0);
+        let model = ModelUuid::from_u128(1);
+        let agent = unit(1);
+        sendable(
+            muster
+                .presence()
+                .connect(&tag, &model, &agent, 1, false, ""),
+        );
+        sendable(muster.presence().connections());
+        sendable(muster.presence().update_server(&tag, Vec::new()));
+        sendable(muster.machines().machines());
+        sendable(muster.machines().machine(&tag));
+        sendable(muster.gateway());
+        sendable(muster.credential_valid(true));
+        sendable(muster.report());
+        sendable(muster.wait());
+    }
+    let _ = calls;
+}

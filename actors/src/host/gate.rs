@@ -36,9 +36,12 @@ impl Watched {
     /// Waits until the subsystem runs, at most the restart wait; answers
     /// how many times it has started by then.
     async fn running(&self) -> Result<u64, SendError> {
-        let now = self.status.get();
-        if now.state == ChildState::Started {
-            return Ok(now.starts);
+        // The common case, muster running, costs one read of the watch.
+        let running = self
+            .status
+            .peek(|s| (s.state == ChildState::Started).then_some(s.starts));
+        if let Some(starts) = running {
+            return Ok(starts);
         }
         if tokio::runtime::Handle::try_current().is_err() {
             // The wait is timed on tokio's clock, which only a task of a
@@ -82,8 +85,8 @@ impl Watched {
     /// Whether the incarnation that had started `starts` times is still
     /// the one running.
     fn still_running(&self, starts: u64) -> bool {
-        let now = self.status.get();
-        now.state == ChildState::Started && now.starts == starts
+        self.status
+            .peek(|now| now.state == ChildState::Started && now.starts == starts)
     }
 }
 

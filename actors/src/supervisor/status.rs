@@ -80,6 +80,11 @@ impl StatusWatch {
         self.0.borrow().clone()
     }
 
+    /// Runs `f` on the status now, without copying it.
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&SupervisorStatus) -> R) -> R {
+        f(&self.0.borrow())
+    }
+
     /// Whether nothing can start the supervisor again: the specification
     /// and every incarnation made from it are gone (its parent dropped it,
     /// or the tree it belonged to stopped).

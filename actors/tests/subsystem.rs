@@ -119,6 +119,13 @@ fn muster_config() -> MusterConfig {
         ..MusterConfig::default()
     };
     config.machines.restart = quick(2);
+    // A failed server actor waits long before its own restart, so that a
+    // restart of muster comes first.
+    config.presence.restart = RestartConfig {
+        error_delay: secs(30),
+        jitter_seed: Some(4),
+        ..RestartConfig::default()
+    };
     config
 }
 
@@ -340,7 +347,7 @@ async fn the_handle_keeps_working_and_calls_made_during_the_restart_wait_for_it(
     let answer = impatient.gateway().await;
     assert!(
         matches!(&answer, Err(SendError::Unavailable { subsystem, reason })
-            if subsystem == "muster" && reason == "it is not running and did not start again within 0s"),
+            if subsystem == "muster" && reason == "it is not running and did not start within 0s"),
         "{answer:?}"
     );
     let asked = Instant::now();
@@ -361,7 +368,11 @@ async fn the_handle_keeps_working_and_calls_made_during_the_restart_wait_for_it(
         waited >= secs(1) && waited <= secs(1) + Duration::from_millis(1),
         "{waited:?}"
     );
-    let patient = host.muster.clone().with_restart_wait(Duration::MAX);
+    // A handle that waits for as long as muster may come back.
+    let patient = {
+        let muster = host.muster.clone().with_restart_wait(Duration::MAX);
+        actix::spawn(async move { muster.gateway().await.map(|_| Instant::now()) })
+    };
 
     let (connections, answered_at) = query.await.unwrap();
     let connections = connections.expect("answered once muster was back");
@@ -396,8 +407,55 @@ async fn the_handle_keeps_working_and_calls_made_during_the_restart_wait_for_it(
         Ok(Status::Alive)
     );
     assert!(presence.is_enabled().await.unwrap());
-    assert!(patient.gateway().await.is_ok());
-    patient.credential_valid(true).await.unwrap();
+    let patient_answered = patient
+        .await
+        .unwrap()
+        .expect("answered once muster was back");
+    assert!(
+        patient_answered - failed_at + Duration::from_millis(50) >= restart_in,
+        "answered before the restart"
+    );
+    host.muster.credential_valid(true).await.unwrap();
+}
+
+#[actix::test]
+async fn a_call_under_way_when_muster_goes_down_is_answered_by_the_next_incarnation() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let host = host(&sim, wall_clock(), 5);
+    let presence = host.muster.presence().clone();
+    presence.enable().await.unwrap();
+    let model = ModelUuid::from_u128(7);
+    for id in 0..3u64 {
+        presence
+            .connect(&server(0), &model, &unit(id), id, false, "")
+            .await
+            .unwrap();
+    }
+    // Server 0's actor fails: a query now waits for it, under way.
+    let victim = presence.server_mailbox(&server(0)).await.unwrap().unwrap();
+    let crashed = victim.call(|_, _| -> () { panic!("injected") }).await;
+    assert!(
+        matches!(crashed, Err(SendError::Lost { .. })),
+        "{crashed:?}"
+    );
+    let asked = Instant::now();
+    let query = {
+        let presence = presence.clone();
+        actix::spawn(async move { presence.connections().await })
+    };
+    sleep(Duration::from_millis(10)).await;
+    assert!(!query.is_finished());
+
+    host.fail_muster(1).await;
+    host.running_again(2).await;
+    let connections = query
+        .await
+        .unwrap()
+        .expect("answered by the next incarnation");
+    assert_eq!(connections.count(), 3);
+    // Well before the failed actor's own restart, 30 s after its failure.
+    assert!(asked.elapsed() < secs(20), "{:?}", asked.elapsed());
 }
 
 #[actix::test]

@@ -57,12 +57,12 @@ impl Watched {
             Ok(Err(last)) => {
                 let reason = match last.last_exit {
                     Some(exit) => format!("it stopped for good, its last exit: {exit}"),
-                    None => "it stopped for good".to_owned(),
+                    None => "nothing can start it any more".to_owned(),
                 };
                 Err(self.unavailable(reason))
             }
             Err(_) => Err(self.unavailable(format!(
-                "it is not running and did not start again within {}",
+                "it is not running and did not start within {}",
                 humantime::format_duration(self.wait)
             ))),
         }
@@ -74,7 +74,7 @@ impl Watched {
         loop {
             let down = self.status.wait_for(|s| s.state != ChildState::Started);
             if down.await.is_err() {
-                return self.unavailable("it stopped for good".to_owned());
+                return self.unavailable("nothing can start it any more".to_owned());
             }
             if let Err(error) = self.running().await {
                 return error;

@@ -2,257 +2,30 @@
 //! on a paused clock: the host restarts it by its own policy, the handle
 //! the host got once keeps working, and a restart keeps what it must.
 
+#[path = "subsystem/harness.rs"]
+mod harness;
 mod support;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use actix::prelude::*;
-use futures::StreamExt;
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use muster::clock::{Clock, ManualClock};
-use muster::error::PollError;
-use muster::model::{CredentialApi, Machine, MachineBatches, ModelFacade};
+use harness::{
+    Api, HostOptions, SilentCredentials, families, host, host_policy, series, start_host,
+    wall_clock, within,
+};
+use muster::clock::Clock;
 use muster::names::{MachineTag, ModelUuid};
 use muster::poll::Phase;
 use muster::presence::Status;
 use muster::sim::{Sim, SimConfig};
 use muster_actors::{
-    Backends, ChildReport, ChildSpec, ChildState, Exit, Mailbox, Metrics, Muster, MusterConfig,
-    RestartConfig, Root, SendError, StartError, SupervisorError, SupervisorRef, SupervisorSpec,
-    TreeError,
+    Backends, ChildSpec, ChildState, Exit, Mailbox, Metrics, Muster, MusterConfig, RestartConfig,
+    Root, SendError, StartError, SupervisorError, SupervisorRef, SupervisorSpec, TreeError,
 };
 use prometheus_client::registry::Registry;
 use support::{logger, minutes, secs, server, unit};
-use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
-
-/// The sim's model, with an API server the test can take down: while it
-/// is down every watch of the machines fails at once, and an open one
-/// fails as it goes down.
-struct FlakyModel {
-    inner: Arc<dyn ModelFacade>,
-    down: watch::Sender<bool>,
-}
-
-impl FlakyModel {
-    fn new(inner: Arc<dyn ModelFacade>) -> Arc<Self> {
-        Arc::new(FlakyModel {
-            inner,
-            down: watch::Sender::new(false),
-        })
-    }
-
-    fn set_down(&self, down: bool) {
-        self.down.send_replace(down);
-    }
-}
-
-impl ModelFacade for FlakyModel {
-    fn watch_model_machines(&self) -> MachineBatches {
-        let open = (self.inner.watch_model_machines(), self.down.subscribe());
-        futures::stream::unfold(Some(open), |open| async move {
-            let (mut inner, mut down) = open?;
-            let batch = tokio::select! {
-                biased;
-                _ = down.wait_for(|down| *down) => None,
-                batch = inner.next() => Some(batch),
-            };
-            match batch {
-                None => Some((
-                    Err(PollError::other(
-                        "watching machines",
-                        "the API server is down",
-                    )),
-                    None,
-                )),
-                Some(batch) => batch.map(|b| (b, Some((inner, down)))),
-            }
-        })
-        .boxed()
-    }
-
-    fn machine(&self, tag: &MachineTag) -> BoxFuture<'static, Result<Arc<dyn Machine>, PollError>> {
-        self.inner.machine(tag)
-    }
-}
-
-/// The sim's credential API, whose validity watch has not reported yet.
-struct SilentCredentials(Arc<dyn CredentialApi>);
-
-impl CredentialApi for SilentCredentials {
-    fn invalidate_model_credential(
-        &self,
-        reason: String,
-    ) -> BoxFuture<'static, Result<(), PollError>> {
-        self.0.invalidate_model_credential(reason)
-    }
-
-    fn watch_credential_validity(&self) -> BoxStream<'static, bool> {
-        futures::stream::pending().boxed()
-    }
-}
-
-/// The host's own worker, muster's sibling.
-struct Api;
-
-impl Actor for Api {
-    type Context = Context<Self>;
-}
-muster_actors::supervised!(Api);
-
-/// muster's own timing: its supervisor gives up on the second failure of
-/// the machines subtree within a minute, which gives up on the watcher's
-/// second failure within a minute.
-fn muster_config() -> MusterConfig {
-    let quick = |seed| RestartConfig {
-        error_delay: secs(1),
-        max_restarts: 1,
-        restart_window: minutes(1),
-        jitter_seed: Some(seed),
-        ..RestartConfig::default()
-    };
-    let mut config = MusterConfig {
-        supervision: quick(1),
-        ..MusterConfig::default()
-    };
-    config.machines.restart = quick(2);
-    // A failed server actor waits long before its own restart, so that a
-    // restart of muster comes first.
-    config.presence.restart = RestartConfig {
-        error_delay: secs(30),
-        jitter_seed: Some(4),
-        ..RestartConfig::default()
-    };
-    config
-}
-
-/// The host's policy for its children: 5 s after a first failure, doubled
-/// after each further one, at most `max_restarts` within ten minutes.
-fn host_policy(max_restarts: u32) -> RestartConfig {
-    RestartConfig {
-        error_delay: secs(5),
-        backoff_factor: 2.0,
-        max_restarts,
-        restart_window: minutes(10),
-        jitter_seed: Some(3),
-        ..RestartConfig::default()
-    }
-}
-
-fn wall_clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::new(
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    ))
-}
-
-struct Host {
-    root: Root,
-    muster: Muster,
-    registry: Registry,
-    model: Arc<FlakyModel>,
-}
-
-struct HostOptions {
-    policy: RestartConfig,
-    credentials: Option<Arc<dyn CredentialApi>>,
-}
-
-fn start_host(sim: &Sim, clock: Arc<dyn Clock>, options: HostOptions) -> Host {
-    let model = FlakyModel::new(sim.facade());
-    let backends = Backends {
-        environ: sim.environ(),
-        facade: model.clone(),
-        credentials: options.credentials.unwrap_or_else(|| sim.credential_api()),
-        clock,
-    };
-    let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
-    let (muster_child, muster) =
-        Muster::child("muster", &muster_config(), backends, &mut registry).expect("valid config");
-    let api = Mailbox::new(16);
-    let spec = SupervisorSpec::new(options.policy)
-        .child(ChildSpec::actor("api", &api, |_| Ok(Api)))
-        .child(muster_child);
-    let root = Root::start("host", spec, logger(), metrics).expect("valid spec");
-    Host {
-        root,
-        muster,
-        registry,
-        model,
-    }
-}
-
-fn host(sim: &Sim, clock: Arc<dyn Clock>, max_restarts: u32) -> Host {
-    let options = HostOptions {
-        policy: host_policy(max_restarts),
-        credentials: None,
-    };
-    start_host(sim, clock, options)
-}
-
-impl Host {
-    async fn child(&self, name: &str) -> ChildReport {
-        let report = self.root.report().await.expect("the host runs");
-        report.child(name).expect("a child of the host").clone()
-    }
-
-    /// Polls the host's report of muster every 50 ms until `f` holds.
-    async fn muster_until(&self, what: &str, f: impl Fn(&ChildReport) -> bool) -> ChildReport {
-        for _ in 0..12_000 {
-            let muster = self.child("muster").await;
-            if f(&muster) {
-                return muster;
-            }
-            sleep(Duration::from_millis(50)).await;
-        }
-        panic!("muster never {what}");
-    }
-
-    /// Takes the model's API server down until muster has failed `n`
-    /// times in all, then brings it back; answers the host's report of
-    /// muster then, with the restart it scheduled.
-    async fn fail_muster(&self, n: u64) -> ChildReport {
-        self.model.set_down(true);
-        let failed = self
-            .muster_until("failed", |m| {
-                m.restarts.failure == n && m.restart_in_ms.is_some()
-            })
-            .await;
-        self.model.set_down(false);
-        failed
-    }
-
-    async fn running_again(&self, starts: u64) -> ChildReport {
-        self.muster_until("started again", |m| {
-            m.state == ChildState::Started && m.start_count == starts
-        })
-        .await
-    }
-
-    fn metrics(&self) -> String {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
-        text
-    }
-}
-
-/// The value of the series that `line_start` begins, e.g.
-/// `muster_child_restarts_total{child="host/muster",reason="failure"}`.
-fn series(text: &str, line_start: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(line_start))
-        .and_then(|rest| rest.trim().parse().ok())
-}
-
-fn within(delay_ms: u64, expected: Duration) -> bool {
-    // The jitter is ±10 %; the report is read at most 50 ms after the
-    // restart was scheduled.
-    let expected = expected.as_millis() as u64;
-    delay_ms >= expected * 9 / 10 - 50 && delay_ms <= expected * 11 / 10
-}
 
 #[actix::test]
 async fn the_host_restarts_muster_by_its_own_policy_with_its_backoff() {
@@ -631,17 +404,6 @@ async fn ten_restarts_register_nothing_twice_and_every_count_carries_on() {
     let gateway = host.muster.gateway().await.unwrap();
     let this_incarnation = gateway.calls.get("instances").copied().unwrap_or(0);
     assert!(calls > this_incarnation, "{calls} > {this_incarnation}");
-}
-
-/// The metric families in an exposition, in order.
-fn families(text: &str) -> Vec<String> {
-    let mut names: Vec<String> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .map(|rest| rest.split(' ').next().unwrap_or_default().to_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[actix::test]

@@ -1,8 +1,13 @@
-//! The host's entry point: [`Muster::start`] builds the whole tree and
-//! returns a handle for every question muster answers.
+//! The host's entry points, and the handle for every question muster
+//! answers.
+//!
+//! [`Muster::start`] runs muster as a tree of its own, under a root it
+//! makes; [`Muster::child`] gives a host that runs its own supervision tree
+//! muster as one child of it, restarted by the host's policy
+//! (docs/spec.md §8). Either way muster's supervisor holds this:
 //!
 //! ```text
-//! root
+//! root (or the host's name for muster)
 //! ├── gateway            ProviderGateway: the pollers' batched path to the cloud
 //! ├── presence           supervisor
 //! │   ├── router         PresenceActor
@@ -12,7 +17,11 @@
 //!     └── pollers/…      one MachinePoller per machine (dynamic)
 //! ```
 
+mod gate;
+mod tree;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use muster::clock::Clock;
 use muster::error::ConfigError;
@@ -27,13 +36,16 @@ use crate::gateway::{
     CredentialValid, GatewayConfig, GatewayMetrics, GatewayReport, GetGatewayReport,
     ProviderGateway,
 };
-use crate::machines::{MachinesConfig, MachinesHandle, machines_child};
+use crate::machines::{MachinesConfig, MachinesHandle};
 use crate::mailbox::{Mailbox, SendError};
 use crate::metrics::Metrics;
-use crate::presence::{PresenceConfig, PresenceHandle, presence_child};
+use crate::presence::{PresenceConfig, PresenceHandle};
 use crate::supervisor::{
-    ChildSpec, Report, RestartConfig, Root, SupervisorError, SupervisorSpec, TreeError,
+    ChildSpec, Exit, Report, RestartConfig, Root, StatusWatch, SupervisorError, SupervisorRef,
+    TreeError, check_name,
 };
+
+pub(crate) use gate::Gate;
 
 /// Every setting of the tree. Each section has its defaults, so an empty
 /// config is a working one.
@@ -127,18 +139,40 @@ pub enum StartError {
     Tree(#[from] SupervisorError),
 }
 
-/// The host's handle on a running muster: cheap to clone, `Send + Sync`.
+/// How long a call through the handle waits for muster to run again, by
+/// default.
+pub const DEFAULT_RESTART_WAIT: Duration = Duration::from_secs(30);
+
+/// The host's handle on muster: cheap to clone, `Send + Sync`, valid for as
+/// long as the host keeps muster, across every restart of it.
+///
+/// Every call through it (its own, and those of [`Muster::presence`] and
+/// [`Muster::machines`]) made while muster is not running, because its
+/// parent is restarting it, waits until muster runs again, at most the
+/// [restart wait](Muster::with_restart_wait) (30 s by default), then answers
+/// [`SendError::Unavailable`]. Once nothing will start muster again (its
+/// tree stopped, or its parent dropped it) calls answer `Unavailable` at
+/// once. A call under way when muster goes down is answered by the next
+/// incarnation, within the same wait (docs/spec.md §8.3).
 #[derive(Clone)]
 pub struct Muster {
-    root: Root,
+    /// Muster's supervisor: the root's, or the one the host's tree runs.
+    supervisor: SupervisorRef,
+    /// The root, when muster runs as a tree of its own.
+    root: Option<Root>,
+    status: StatusWatch,
+    gate: Gate,
+    restart_wait: Duration,
     presence: PresenceHandle,
     machines: MachinesHandle,
     gateway: Mailbox<ProviderGateway>,
 }
 
 impl Muster {
-    /// Starts the tree on the current actix system. The metrics go into
-    /// `registry`; the logs into `logger`. Nothing global is installed.
+    /// Starts the tree on the current actix system, under a root of its
+    /// own called `root`. The metrics go into `registry`; the logs into
+    /// `logger`. Nothing global is installed. A host with a supervision
+    /// tree of its own mounts muster in it with [`Muster::child`] instead.
     pub fn start(
         config: &MusterConfig,
         backends: Backends,
@@ -147,43 +181,79 @@ impl Muster {
     ) -> Result<Muster, StartError> {
         config.validate()?;
         let metrics = Metrics::register(registry);
-        let gateway_metrics = GatewayMetrics::new(registry);
-
-        let gateway = Mailbox::new(config.gateway.mailbox);
-        let gateway_config = config.gateway;
-        let (environ, credentials) = (backends.environ.clone(), backends.credentials.clone());
-        let gateway_child = ChildSpec::actor("gateway", &gateway, move |cx| {
-            Ok(ProviderGateway::new(
-                environ.clone(),
-                credentials.clone(),
-                gateway_config,
-                gateway_metrics.clone(),
-                cx.logger().clone(),
-            ))
-        })
-        .report(gateway.reporter(|gateway: &ProviderGateway| {
-            serde_json::to_value(gateway.report()).unwrap_or_default()
-        }));
-        let (presence_child, presence) =
-            presence_child("presence", &config.presence, backends.clock.clone())?;
-        let (machines_child, machines) = machines_child(
-            "machines",
-            config.machines.clone(),
-            backends.facade.clone(),
-            gateway.clone(),
-        )?;
-        let spec = SupervisorSpec::new(config.supervision.clone())
-            .child(gateway_child)
-            .child(presence_child)
-            .child(machines_child);
+        let (spec, handles) = tree::build(config, backends, GatewayMetrics::new(registry))?;
         let root = Root::start("root", spec, logger.clone(), metrics)?;
         info!(logger, "muster started");
-        Ok(Muster {
+        let supervisor = root.supervisor().clone();
+        Ok(Muster::new("root", supervisor, Some(root), handles))
+    }
+
+    /// The whole of muster as one child called `name` of the host's own
+    /// tree, and the handle that reaches it.
+    ///
+    /// The host adds the [`ChildSpec`] to one of its [`SupervisorSpec`]s
+    /// (setting its restart policy if it likes) and starts its tree with
+    /// [`Root::start`]; muster logs through that tree's logger, and its
+    /// supervision metrics go to that tree's [`Metrics`], which the host
+    /// registers once. When muster's own supervisor gives up (its restart
+    /// intensity exceeded), that is a failure of this child, and the host's
+    /// supervisor restarts it by the host's policy, or gives up in turn.
+    /// Each restart keeps what docs/spec.md §8.2 lists.
+    ///
+    /// The gateway's metrics are registered in `registry` here, once for
+    /// all the restarts; call this once per registry.
+    ///
+    /// [`SupervisorSpec`]: crate::supervisor::SupervisorSpec
+    pub fn child(
+        name: &str,
+        config: &MusterConfig,
+        backends: Backends,
+        registry: &mut Registry,
+    ) -> Result<(ChildSpec, Muster), StartError> {
+        config.validate()?;
+        // Before anything is registered: a refused name must leave the
+        // registry as it was.
+        check_name(name)?;
+        let (spec, handles) = tree::build(config, backends, GatewayMetrics::new(registry))?;
+        let supervisor = SupervisorRef::new();
+        let child = ChildSpec::supervisor(name, spec, &supervisor)?;
+        Ok((child, Muster::new(name, supervisor, None, handles)))
+    }
+
+    fn new(
+        name: &str,
+        supervisor: SupervisorRef,
+        root: Option<Root>,
+        handles: tree::Handles,
+    ) -> Self {
+        let gate = Gate::new(name, handles.status.clone(), DEFAULT_RESTART_WAIT);
+        Muster {
+            supervisor,
             root,
-            presence,
-            machines,
-            gateway,
-        })
+            status: handles.status,
+            presence: handles.presence.gated(gate.clone()),
+            machines: handles.machines.gated(gate.clone()),
+            gateway: handles.gateway,
+            gate,
+            restart_wait: DEFAULT_RESTART_WAIT,
+        }
+    }
+
+    /// The same handle, whose calls wait at most `wait` for muster to run
+    /// again. `Duration::ZERO` answers [`SendError::Unavailable`] at once
+    /// while muster is not running; `Duration::MAX` waits for as long as
+    /// something may still start it.
+    pub fn with_restart_wait(mut self, wait: Duration) -> Self {
+        self.gate = self.gate.with_wait(wait);
+        self.presence = self.presence.gated(self.gate.clone());
+        self.machines = self.machines.gated(self.gate.clone());
+        self.restart_wait = wait;
+        self
+    }
+
+    /// How long a call waits for muster to run again.
+    pub fn restart_wait(&self) -> Duration {
+        self.restart_wait
     }
 
     /// Presence: the `Recorder` and `Connections` vocabulary of the core.
@@ -198,28 +268,47 @@ impl Muster {
 
     /// What the provider gateway is doing.
     pub async fn gateway(&self) -> Result<GatewayReport, SendError> {
-        self.gateway.send(GetGatewayReport).await
+        self.gate
+            .call_again(|| self.gateway.send(GetGatewayReport))
+            .await
     }
 
     /// Tells the gateway whether the model's credential is valid: `true`
     /// resumes polling paused by a denied credential.
-    pub fn credential_valid(&self, valid: bool) -> Result<(), SendError> {
-        self.gateway.do_send(CredentialValid(valid))
+    pub async fn credential_valid(&self, valid: bool) -> Result<(), SendError> {
+        self.gate
+            .call_again(|| std::future::ready(self.gateway.do_send(CredentialValid(valid))))
+            .await
     }
 
-    /// The supervision tree, with each actor's state, restarts and mailbox.
+    /// Muster's supervision tree, with each actor's state, restarts and
+    /// mailbox. Mounted in a host's tree, the host's own report holds this
+    /// one too, nested under muster's child.
     pub async fn report(&self) -> Result<Report, SendError> {
-        self.root.report().await
+        self.gate.call_again(|| self.supervisor.report()).await
     }
 
-    /// Stops the tree gracefully: children in reverse start order, each
-    /// within its timeout. Returns false if it was already stopping.
+    /// Stops a tree started with [`Muster::start`] gracefully: children in
+    /// reverse start order, each within its timeout. Returns false if it
+    /// was already stopping, and for a muster mounted with
+    /// [`Muster::child`], which stops with the host's tree.
     pub fn shutdown(&self) -> bool {
-        self.root.shutdown()
+        self.root.as_ref().is_some_and(Root::shutdown)
     }
 
-    /// Waits until the tree has stopped; an error says why it failed.
+    /// Waits until muster has stopped for good; an error says why it
+    /// failed. For a tree started with [`Muster::start`], that is when the
+    /// tree stops. For a muster mounted with [`Muster::child`], it is once
+    /// nothing can start it again (the host's tree stopped, or dropped it),
+    /// with how its last incarnation ended.
     pub async fn wait(&self) -> Result<(), TreeError> {
-        self.root.wait().await
+        if let Some(root) = &self.root {
+            return root.wait().await;
+        }
+        match self.status.gone().await.last_exit {
+            Some(Exit::Fatal(e)) => Err(TreeError::Fatal(e)),
+            Some(Exit::Failed(e)) => Err(TreeError::Failed(e)),
+            _ => Ok(()),
+        }
     }
 }

@@ -4,8 +4,31 @@
 //! presence actor with one sub-actor per API server, and a machine watcher
 //! with one poller actor per machine, under a root supervisor.
 //!
-//! A host starts the whole tree with [`Muster::start`] and talks to it
-//! through the returned handle (see `examples/embed.rs`).
+//! A host starts the whole tree under a root of its own with
+//! [`Muster::start`] (see `examples/embed.rs`), or mounts it as one child of
+//! its own supervision tree with [`Muster::child`], next to its own workers
+//! and restarted by its own policy (see `examples/host_tree.rs`). Either
+//! way it talks to muster through the returned handle, which stays valid
+//! across every restart of muster.
+//!
+//! # A host's own tree
+//!
+//! What a host builds its tree with is re-exported at the crate's root, and
+//! is the surface this crate keeps stable:
+//! - the tree: [`SupervisorSpec`] with its [`RestartConfig`] and
+//!   [`DynamicPolicy`], and [`ChildSpec`] for each child (an actor, a
+//!   nested supervisor, or muster itself from [`Muster::child`]), with its
+//!   [`RestartPolicy`] and [`StatePolicy`];
+//! - running it: [`Root`] (start, report, shutdown, wait), [`SupervisorRef`]
+//!   for a nested supervisor, [`StatusWatch`] to follow one across its
+//!   restarts, and the [`Report`] they answer;
+//! - the actors: [`Mailbox`] and [`supervised!`] make an actor supervisable;
+//!   its start function gets a [`StartCtx`] and says why it stops through
+//!   its [`ExitSlot`] with an [`Exit`]; [`Kept`] holds what it keeps across
+//!   restarts;
+//! - the metrics: one [`Metrics`], registered once in the host's registry
+//!   and handed to the host's [`Root`], serves the whole tree, muster's
+//!   subtree included.
 //!
 //! The machinery every actor runs under:
 //! - [`supervisor`]: named children with inputs and outputs, restart
@@ -29,11 +52,11 @@ mod ticks;
 pub use actix;
 pub use muster;
 
-pub use host::{Backends, InvalidConfig, Muster, MusterConfig, StartError};
+pub use host::{Backends, DEFAULT_RESTART_WAIT, InvalidConfig, Muster, MusterConfig, StartError};
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised};
 pub use metrics::{MailboxStats, Metrics};
 pub use supervisor::{
     ChildReport, ChildSpec, ChildState, ConfigError, DynamicPolicy, Exit, ExitSlot, Kept, Report,
     Reporter, RestartConfig, RestartCounts, RestartPolicy, Root, StartCtx, StatePolicy,
-    SupervisorError, SupervisorRef, SupervisorSpec, TreeError,
+    StatusWatch, SupervisorError, SupervisorRef, SupervisorSpec, SupervisorStatus, TreeError,
 };

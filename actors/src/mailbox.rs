@@ -157,6 +157,16 @@ pub enum SendError {
         /// The child the mailbox belongs to.
         child: String,
     },
+    /// The whole subsystem the call goes to is not running: it did not
+    /// start again within the handle's wait, or nothing will start it again
+    /// (see `Muster::with_restart_wait`).
+    #[error("{subsystem} is unavailable: {reason}")]
+    Unavailable {
+        /// The subsystem, by the name its host gave it.
+        subsystem: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 struct Slot<A: Actor> {

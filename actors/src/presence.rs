@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use slog::{Logger, debug, info, warn};
 use tokio::sync::watch;
 
+use crate::host::Gate;
 use crate::mailbox::{Mailbox, SendError};
 use crate::supervisor::{
     ChildSpec, DynamicPolicy, Kept, RestartConfig, RestartPolicy, StatePolicy, SupervisorError,
@@ -459,28 +460,36 @@ pub enum UpdateServerError {
 /// Changes (`connect`, `disconnect`, `activity`, `server_down`) are stamped
 /// with the clock when called and resolve once the router has accepted them
 /// (or refused them when its mailbox is full); every query made after they
-/// resolve sees them.
+/// resolve sees them. Reached through [`Muster`](crate::Muster), every call
+/// waits while the whole of muster restarts (docs/spec.md §8.3).
 #[derive(Clone)]
 pub struct PresenceHandle {
     router: Mailbox<PresenceActor>,
     clock: Arc<dyn Clock>,
     enabled: Arc<watch::Sender<bool>>,
+    gate: Gate,
 }
 
 impl PresenceHandle {
+    /// The same handle, its calls passing `gate`.
+    pub(crate) fn gated(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
+    }
+
     /// Starts recording.
     pub async fn enable(&self) -> Result<(), SendError> {
-        self.router.send(Request::Enable).await
+        self.gate.call(|| self.router.send(Request::Enable)).await
     }
 
     /// Stops recording and drops every entry.
     pub async fn disable(&self) -> Result<(), SendError> {
-        self.router.send(Request::Disable).await
+        self.gate.call(|| self.router.send(Request::Disable)).await
     }
 
     /// Whether presence is being recorded.
     pub async fn is_enabled(&self) -> Result<bool, SendError> {
-        self.router.send(IsEnabled).await
+        self.gate.call(|| self.router.send(IsEnabled)).await
     }
 
     /// Follows whether presence is being recorded, without a round trip to
@@ -509,23 +518,23 @@ impl PresenceHandle {
             user_data: user_data.to_owned(),
             at: self.clock.now(),
         };
-        self.event(server, event)
+        self.event(server, event).await
     }
 
     /// Forgets a connection; an unknown one is ignored.
     pub async fn disconnect(&self, server: &MachineTag, id: u64) -> Result<(), SendError> {
-        self.event(server, ServerEvent::Disconnect { id })
+        self.event(server, ServerEvent::Disconnect { id }).await
     }
 
     /// Marks a connection as seen now, leaving its status alone.
     pub async fn activity(&self, server: &MachineTag, id: u64) -> Result<(), SendError> {
         let at = self.clock.now();
-        self.event(server, ServerEvent::Activity { id, at })
+        self.event(server, ServerEvent::Activity { id, at }).await
     }
 
     /// Marks every connection of `server` Missing: the link to it dropped.
     pub async fn server_down(&self, server: &MachineTag) -> Result<(), SendError> {
-        self.event(server, ServerEvent::Down)
+        self.event(server, ServerEvent::Down).await
     }
 
     /// Replaces what is known of `server` with a snapshot it reported (see
@@ -540,18 +549,18 @@ impl PresenceHandle {
             values,
             at: self.clock.now(),
         };
-        Ok(self.router.send(update).await??)
+        Ok(self.gate.call(|| self.router.send(update)).await??)
     }
 
     /// A read-only view of every connection.
     pub async fn connections(&self) -> Result<Connections, SendError> {
-        let views = self.router.send(Views).await??;
+        let views = self.gate.call(|| self.router.send(Views)).await??;
         Ok(Connections::from_views(views))
     }
 
     /// Connections per server and status.
     pub async fn report(&self) -> Result<PresenceReport, SendError> {
-        self.router.send(GetReport).await
+        self.gate.call(|| self.router.send(GetReport)).await
     }
 
     /// The mailbox of a server's actor, once that server is known: for
@@ -560,17 +569,24 @@ impl PresenceHandle {
         &self,
         server: &MachineTag,
     ) -> Result<Option<Mailbox<ServerPresence>>, SendError> {
-        self.router.send(ServerMailbox(server.clone())).await
+        self.gate
+            .call(|| self.router.send(ServerMailbox(server.clone())))
+            .await
     }
 
     /// The router's mailbox, for operators and tests that need to reach the
-    /// router itself.
+    /// router itself. What is sent through it does not wait for a restart
+    /// of the whole of muster.
     pub fn router_mailbox(&self) -> &Mailbox<PresenceActor> {
         &self.router
     }
 
-    fn event(&self, server: &MachineTag, event: ServerEvent) -> Result<(), SendError> {
-        self.router.do_send(Request::Event(server.clone(), event))
+    /// Sends a change, stamped already, once muster runs.
+    async fn event(&self, server: &MachineTag, event: ServerEvent) -> Result<(), SendError> {
+        let request = Request::Event(server.clone(), event);
+        self.gate
+            .call(|| std::future::ready(self.router.do_send(request)))
+            .await
     }
 }
 
@@ -613,6 +629,7 @@ pub fn presence_child(
         router,
         clock,
         enabled,
+        gate: Gate::default(),
     };
     Ok((child, handle))
 }

@@ -18,15 +18,24 @@ use super::config::GatewayConfig;
 use super::messages::{CredentialValid, Fetch, Fetched, GatewayReport, GetGatewayReport};
 use super::metrics::{GatewayMetrics, Tally};
 use super::pacing::{RateSlots, throttle_wait};
+use crate::supervisor::Kept;
 
 /// Whether the cloud is accepting the model's credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Credential {
+    #[default]
     Valid,
     /// Paused; `invalidated` once the gateway has invalidated it itself.
-    Denied {
-        invalidated: bool,
-    },
+    Denied { invalidated: bool },
+}
+
+/// What the gateway keeps across its restarts: whether polling is paused
+/// because the cloud denied the model's credential, and whether the gateway
+/// already invalidated it. A restart says nothing about the credential, so
+/// a restarted gateway stays paused, and does not invalidate it again.
+#[derive(Debug, Default)]
+pub struct GatewayState {
+    credential: Credential,
 }
 
 /// The provider gateway actor. See the [module documentation](super).
@@ -40,7 +49,7 @@ pub struct ProviderGateway {
     timer: Option<(Instant, SpawnHandle)>,
     slots: RateSlots,
     throttled_in_a_row: u32,
-    credential: Credential,
+    kept: Kept<GatewayState>,
     in_flight: usize,
     tally: Tally,
 }
@@ -65,10 +74,27 @@ impl ProviderGateway {
             queue: Queue::default(),
             timer: None,
             throttled_in_a_row: 0,
-            credential: Credential::Valid,
+            kept: Kept::default(),
             in_flight: 0,
             tally: Tally::default(),
         }
+    }
+
+    /// The gateway with its kept state in `state`, a cell made once and
+    /// handed to every incarnation (see [`StartCtx::kept`]).
+    ///
+    /// [`StartCtx::kept`]: crate::supervisor::StartCtx::kept
+    pub fn keeping(mut self, state: Kept<GatewayState>) -> Self {
+        self.kept = state;
+        self
+    }
+
+    fn credential(&self) -> Credential {
+        self.kept.lock().credential
+    }
+
+    fn set_credential(&self, credential: Credential) {
+        self.kept.lock().credential = credential;
     }
 
     /// What the gateway is doing now.
@@ -77,7 +103,7 @@ impl ProviderGateway {
         GatewayReport {
             queued: self.queue.len(),
             in_flight: self.in_flight,
-            credential_paused: self.credential != Credential::Valid,
+            credential_paused: self.credential() != Credential::Valid,
             credential_invalidations: self.tally.invalidations,
             throttled_for: self.slots.blocked_for(now),
             calls: self.tally.calls.clone(),
@@ -90,7 +116,7 @@ impl ProviderGateway {
     /// Sends every batch that may go now, and sets a timer for the next.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        while self.credential == Credential::Valid
+        while self.credential() == Credential::Valid
             && self.in_flight < self.config.max_concurrent_batches
             && self
                 .queue
@@ -110,7 +136,7 @@ impl ProviderGateway {
         let Some(since) = self.queue.oldest() else {
             return;
         };
-        if self.credential != Credential::Valid
+        if self.credential() != Credential::Valid
             || self.in_flight >= self.config.max_concurrent_batches
         {
             return;
@@ -183,10 +209,10 @@ impl ProviderGateway {
     /// The cloud denied access: pause polling and, once per denial,
     /// invalidate the model's credential so the controller shows it.
     fn deny_credential(&mut self, reason: String, ctx: &mut Context<Self>) {
-        if self.credential != (Credential::Denied { invalidated: true }) {
+        if self.credential() != (Credential::Denied { invalidated: true }) {
             warn!(self.log, "cloud denied access; polling paused until the credential is valid again";
                 "reason" => &reason);
-            self.credential = Credential::Denied { invalidated: true };
+            self.set_credential(Credential::Denied { invalidated: true });
             self.metrics.paused.set(1);
             self.tally.count_invalidation(&self.metrics);
             let log = self.log.clone();
@@ -206,17 +232,17 @@ impl ProviderGateway {
     /// The host or the credential watch says whether the credential is
     /// valid: a valid one resumes polling, an invalid one pauses it.
     fn credential_changed(&mut self, valid: bool, ctx: &mut Context<Self>) {
-        match (valid, self.credential) {
+        match (valid, self.credential()) {
             (true, Credential::Denied { .. }) => {
                 info!(self.log, "model credential valid again; polling resumes";
                     "queued" => self.queue.len());
-                self.credential = Credential::Valid;
+                self.set_credential(Credential::Valid);
                 self.metrics.paused.set(0);
                 self.dispatch(ctx);
             }
             (false, Credential::Valid) => {
                 warn!(self.log, "model credential is not valid; polling paused");
-                self.credential = Credential::Denied { invalidated: false };
+                self.set_credential(Credential::Denied { invalidated: false });
                 self.metrics.paused.set(1);
             }
             _ => {}

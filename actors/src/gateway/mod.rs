@@ -38,7 +38,7 @@ mod messages;
 mod metrics;
 mod pacing;
 
-pub use actor::ProviderGateway;
+pub use actor::{GatewayState, ProviderGateway};
 pub use config::GatewayConfig;
 pub use messages::{CredentialValid, Fetch, Fetched, GatewayReport, GetGatewayReport};
 pub use metrics::GatewayMetrics;

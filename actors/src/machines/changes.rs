@@ -81,7 +81,9 @@ impl Env {
     /// Handles one batch of the machine watcher. `first` is the first
     /// batch of a new watch, which holds every machine: pollers lost with a
     /// restart of the machines supervisor are added again then (and
-    /// whenever a known machine's poller is not running). Answers the
+    /// whenever a known machine's poller is not running), and the known
+    /// machines keep their phase, since that batch is what the model holds
+    /// rather than a change to it (docs/spec.md §2.3.5). Answers the
     /// machines whose model calls failed, to be tried again later; an error
     /// (the supervisor refusing) is the watcher's failure.
     pub(super) async fn machines_changed(
@@ -101,7 +103,9 @@ impl Env {
         pollers.extend(self.replace_lost(&lost, log));
         self.start_pollers(pollers).await?;
         self.forget_gone(&gone, log).await?;
-        self.reset_alive(&alive, log);
+        if !first {
+            self.reset_alive(&alive, log);
+        }
         Ok(failures.into_retries(log))
     }
 

@@ -10,6 +10,7 @@ use muster::provider::{Address, InstanceId, InstanceStatusInfo};
 use serde::{Serialize, Serializer};
 use tokio::time::Instant;
 
+use crate::host::Gate;
 use crate::mailbox::{Mailbox, SendError};
 use crate::supervisor::SupervisorRef;
 
@@ -94,11 +95,14 @@ fn state_of(tag: &MachineTag, tracked: &Tracked, now: Instant) -> MachineState {
 }
 
 /// Answers queries about the machines from the pollers' shared state,
-/// without messaging the pollers. Cheap to clone; `Send + Sync`.
+/// without messaging the pollers. Cheap to clone; `Send + Sync`. Reached
+/// through [`Muster`](crate::Muster), every call waits while the whole of
+/// muster restarts (docs/spec.md §8.3).
 #[derive(Clone)]
 pub struct MachinesHandle {
     registry: Arc<Mutex<Registry>>,
     supervisor: SupervisorRef,
+    gate: Gate,
 }
 
 impl MachinesHandle {
@@ -108,32 +112,48 @@ impl MachinesHandle {
         MachinesHandle {
             registry,
             supervisor,
+            gate: Gate::default(),
         }
+    }
+
+    /// The same handle, its calls passing `gate`.
+    pub(crate) fn gated(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// Every tracked machine, sorted by tag.
     pub async fn machines(&self) -> Result<Vec<MachineState>, SendError> {
-        let now = Instant::now();
-        let registry = lock(&self.registry);
-        Ok(registry
-            .machines
-            .iter()
-            .map(|(tag, tracked)| state_of(tag, tracked, now))
-            .collect())
+        self.gate
+            .call(|| async {
+                let now = Instant::now();
+                let registry = lock(&self.registry);
+                Ok(registry
+                    .machines
+                    .iter()
+                    .map(|(tag, tracked)| state_of(tag, tracked, now))
+                    .collect())
+            })
+            .await
     }
 
     /// One machine; `None` when it is not tracked (unknown, dead, removed,
     /// or not seen by the watcher yet).
     pub async fn machine(&self, tag: &MachineTag) -> Result<Option<MachineState>, SendError> {
-        let registry = lock(&self.registry);
-        Ok(registry
-            .machines
-            .get(tag)
-            .map(|tracked| state_of(tag, tracked, Instant::now())))
+        self.gate
+            .call(|| async {
+                let registry = lock(&self.registry);
+                Ok(registry
+                    .machines
+                    .get(tag)
+                    .map(|tracked| state_of(tag, tracked, Instant::now())))
+            })
+            .await
     }
 
     /// The machines supervisor's stable handle (its report lists the
-    /// pollers with their restarts).
+    /// pollers with their restarts). What is asked through it does not
+    /// wait for a restart of the whole of muster.
     pub fn supervisor(&self) -> &SupervisorRef {
         &self.supervisor
     }
@@ -144,7 +164,11 @@ impl MachinesHandle {
         &self,
         tag: &MachineTag,
     ) -> Result<Option<Mailbox<MachinePoller>>, SendError> {
-        let registry = lock(&self.registry);
-        Ok(registry.poller(tag).map(|poller| poller.mailbox.clone()))
+        self.gate
+            .call(|| async {
+                let registry = lock(&self.registry);
+                Ok(registry.poller(tag).map(|poller| poller.mailbox.clone()))
+            })
+            .await
     }
 }

@@ -15,6 +15,7 @@ use super::lifecycle::Child;
 use super::policy::{Intensity, RestartConfig};
 use super::shutdown::Shutdown;
 use super::spec::{ChildSpec, DynamicPolicy, SupervisorSpec};
+use super::status::StatusCell;
 use super::timers::Timers;
 use crate::metrics::Metrics;
 
@@ -48,6 +49,8 @@ pub struct Supervisor {
     pub(super) shutdown: Option<Shutdown>,
     pub(super) addr: Option<Addr<Supervisor>>,
     pub(super) timers: Timers,
+    /// Where the host watches this supervisor across its incarnations.
+    pub(super) status: Option<StatusCell>,
 }
 
 /// An instance of a child ended with `exit`.
@@ -74,6 +77,9 @@ impl Actor for Supervisor {
             let decl = self.children.len();
             self.insert(spec, false, decl);
             self.start_child(&name, ctx);
+        }
+        if let Some(status) = self.status.as_ref().filter(|_| self.shutdown.is_none()) {
+            status.started();
         }
     }
 
@@ -102,6 +108,9 @@ impl Drop for Supervisor {
             if let Some(instance) = child.life.end().instance {
                 (instance.handle.kill)();
             }
+        }
+        if let Some(status) = &self.status {
+            status.dropped();
         }
     }
 }
@@ -155,6 +164,7 @@ impl Supervisor {
             shutdown: None,
             addr: None,
             timers: Timers::default(),
+            status: spec.status,
         }
     }
 

@@ -45,7 +45,9 @@
 //!         Each instance runs on a guarded task (task.rs) and is started with a
 //!         StartCtx (context.rs). dynamic.rs adds and removes children at run
 //!         time; shutdown.rs stops them in reverse start order; report.rs
-//!         gathers the Report; policy.rs holds the delays and the intensity.
+//!         gathers the Report; policy.rs holds the delays and the intensity;
+//!         status.rs publishes where the supervisor is to a StatusWatch that
+//!         outlives each incarnation, for a host whose tree restarts it.
 //! ```
 
 mod actor;
@@ -63,6 +65,7 @@ mod root;
 mod shutdown;
 mod spec;
 mod start;
+mod status;
 mod stop;
 mod task;
 mod timers;
@@ -75,4 +78,6 @@ pub use handle::SupervisorRef;
 pub use policy::{ConfigError, RestartConfig, RestartPolicy, StatePolicy};
 pub use report::{ChildReport, ChildState, Report, Reporter, RestartCounts};
 pub use root::Root;
+pub(crate) use spec::check_name;
 pub use spec::{ChildSpec, DynamicPolicy, SupervisorSpec};
+pub use status::{StatusWatch, SupervisorStatus};

@@ -194,8 +194,14 @@ impl Supervisor {
                 self.config.restart_window,
             )
         {
+            // The last child's exit goes with it, so that a host whose tree
+            // gives up learns the error at the bottom of the chain.
+            let last = match self.children.get(name).and_then(|c| c.last_exit.as_ref()) {
+                Some(exit) => format!("{name}, {exit}"),
+                None => name.to_string(),
+            };
             let msg = format!(
-                "restart intensity exceeded: more than {} restarts within {} (last: {name})",
+                "restart intensity exceeded: more than {} restarts within {} (last: {last})",
                 self.config.max_restarts,
                 humantime::format_duration(self.config.restart_window)
             );

@@ -43,6 +43,9 @@ impl Supervisor {
             Some(e) => warn!(self.logger, "supervisor shutting down"; "exit" => %e),
             None => info!(self.logger, "supervisor shutting down"),
         }
+        if let Some(status) = &self.status {
+            status.stopping();
+        }
         self.shutdown = Some(Shutdown {
             exit,
             current: None,
@@ -90,6 +93,9 @@ impl Supervisor {
                 shutdown.current = None;
                 if let Some(exit) = shutdown.exit.clone() {
                     self.exit.set(exit);
+                }
+                if let Some(status) = &self.status {
+                    status.stopped(shutdown.exit.clone().unwrap_or(Exit::Done));
                 }
                 for child in self.children.values_mut() {
                     for waiter in child.removal_waiters.drain(..) {

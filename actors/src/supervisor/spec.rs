@@ -10,6 +10,7 @@ use super::error::SupervisorError;
 use super::exit::Exit;
 use super::policy::{RestartConfig, RestartPolicy, StatePolicy};
 use super::report::Reporter;
+use super::status::{StatusCell, StatusWatch, status};
 use super::task::{ActorStarter, Starter};
 use crate::mailbox::{Mailbox, Supervised};
 
@@ -150,6 +151,7 @@ pub struct SupervisorSpec {
     pub(super) children: Vec<ChildSpec>,
     pub(super) config: RestartConfig,
     pub(super) dynamic: Option<DynamicPolicy>,
+    pub(super) status: Option<StatusCell>,
 }
 
 impl SupervisorSpec {
@@ -159,6 +161,7 @@ impl SupervisorSpec {
             children: Vec::new(),
             config,
             dynamic: None,
+            status: None,
         }
     }
 
@@ -173,6 +176,18 @@ impl SupervisorSpec {
     pub fn dynamic(mut self, policy: DynamicPolicy) -> Self {
         self.dynamic = Some(policy);
         self
+    }
+
+    /// Publishes the supervisor's status, and answers a watch on it that
+    /// outlives each incarnation: every supervisor made from this
+    /// specification (the root, or each start of a nested supervisor by its
+    /// parent) reports to the same watch. A host's handle waits on it while
+    /// the supervisor's parent restarts it. Give a watched specification to
+    /// one supervisor at a time.
+    pub fn with_status(mut self) -> (Self, StatusWatch) {
+        let (cell, watch) = status();
+        self.status = Some(cell);
+        (self, watch)
     }
 
     /// Checks the config, the names and the inputs.
@@ -204,7 +219,7 @@ impl SupervisorSpec {
 }
 
 /// Checks a child's (or a root's) name: paths are made of names joined by `/`.
-pub(super) fn check_name(name: &str) -> Result<(), SupervisorError> {
+pub(crate) fn check_name(name: &str) -> Result<(), SupervisorError> {
     if name.is_empty() || name.contains('/') {
         return Err(SupervisorError::BadName(name.to_owned()));
     }

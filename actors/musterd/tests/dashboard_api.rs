@@ -1,0 +1,569 @@
+//! What the dashboard reads, served in-process against a real tree on the
+//! simulated cloud: the history and its sampler (on tokio's paused clock,
+//! wall-clock times from a manual clock), and the lists one page at a time.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::{App, test};
+use muster::clock::ManualClock;
+use muster::names::{AgentTag, MachineTag, ModelUuid};
+use muster::sim::{Sim, SimConfig};
+use muster_actors::{Backends, Muster, MusterConfig};
+use musterd::history::{EVERY, History, KEEP, MAILBOXES, Sampler};
+use musterd::http::{Inspector, StateGauges};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use slog::{Logger, o};
+
+fn start_time() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+fn agent(text: &str) -> AgentTag {
+    text.parse().unwrap()
+}
+
+fn server(n: u32) -> MachineTag {
+    format!("machine-{n}").parse().unwrap()
+}
+
+/// A tree on the simulated cloud with `polled` provisioned machines and
+/// one manual one (the last tag), every machine listed by the handle.
+async fn tree(polled: usize, clock: Arc<ManualClock>) -> (Muster, Sim, Registry) {
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    for _ in 0..polled {
+        sim.add_provisioned_machine();
+    }
+    sim.add_manual_machine();
+    let mut registry = Registry::default();
+    let muster = Muster::start(
+        &MusterConfig::default(),
+        Backends::sim(&sim, clock),
+        Logger::root(slog::Discard, o!()),
+        &mut registry,
+    )
+    .unwrap();
+    muster.presence().enable().await.unwrap();
+    for _ in 0..500 {
+        if muster.machines().machines().await.unwrap().len() == polled + 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        muster.machines().machines().await.unwrap().len(),
+        polled + 1
+    );
+    (muster, sim, registry)
+}
+
+/// Three connections of one model on two servers, the second server down:
+/// two alive, one missing.
+async fn connect_three(muster: &Muster, model: ModelUuid) {
+    let presence = muster.presence();
+    for (server_n, agent_tag, id) in [
+        (0, "machine-0", 1),
+        (0, "unit-wordpress-0", 2),
+        (1, "unit-mysql-0", 1),
+    ] {
+        presence
+            .connect(&server(server_n), &model, &agent(agent_tag), id, false, "")
+            .await
+            .unwrap();
+    }
+    presence.server_down(&server(1)).await.unwrap();
+}
+
+fn sum(
+    samples: &[musterd::history::Sample],
+    pick: impl Fn(&musterd::history::Sample) -> f64,
+) -> f64 {
+    samples.iter().map(pick).sum()
+}
+
+#[actix_web::test]
+async fn the_sampler_keeps_the_last_30_minutes_every_2_seconds() {
+    tokio::time::pause();
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let (muster, _sim, registry) = tree(12, clock.clone()).await;
+    connect_three(&muster, ModelUuid::from_u128(7)).await;
+
+    let history = Sampler::new(muster.clone(), Arc::new(registry), clock.clone()).spawn();
+    // The first sample is taken at once.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let first = history.since(None);
+    assert_eq!(first.len(), 1);
+    let first = &first[0];
+    assert_eq!(first.seq, 0);
+    assert_eq!(
+        first.at,
+        start_time(),
+        "wall-clock time from the clock given"
+    );
+    let agents = first.agents.unwrap();
+    assert_eq!((agents.alive, agents.missing), (2, 1));
+    let phases = first.machines.unwrap();
+    assert_eq!((phases.short, phases.long, phases.manual), (12, 0, 1));
+    // Rates need a sample before.
+    assert_eq!(first.provider, None);
+    assert_eq!(first.restarts, None);
+    let children: Vec<&str> = first.mailboxes.iter().map(|m| &*m.child).collect();
+    assert!(children.contains(&"root/gateway"), "{children:?}");
+    assert!(children.len() <= MAILBOXES);
+
+    // A minute later: 30 more samples, each stamped by the clock.
+    for _ in 0..30 {
+        clock.advance(EVERY);
+        tokio::time::sleep(EVERY).await;
+    }
+    let samples = history.since(None);
+    assert_eq!(samples.len(), 31);
+    assert_eq!(
+        samples.iter().map(|s| s.seq).collect::<Vec<_>>(),
+        (0..31).collect::<Vec<_>>()
+    );
+    assert_eq!(samples[30].at, start_time() + EVERY * 30);
+    assert!(samples[1..].iter().all(|s| s.provider.is_some()));
+    assert!(samples[1..].iter().all(|s| s.restarts == Some(0)));
+    // The pollers called the provider, and the sim has no faults.
+    let calls = sum(&samples[1..], |s| {
+        s.provider.unwrap().calls * EVERY.as_secs_f64()
+    });
+    assert!(calls >= 1.0, "{calls}");
+    assert_eq!(sum(&samples[1..], |s| s.provider.unwrap().errors), 0.0);
+    assert_eq!(sum(&samples[1..], |s| s.provider.unwrap().throttles), 0.0);
+    let seen = muster.gateway().await.unwrap().calls.values().sum::<u64>() as f64;
+    assert!(calls <= seen, "{calls} counted of {seen} made");
+
+    // Thirty minutes on, the ring holds 900 samples and no more.
+    tokio::time::sleep(EVERY * KEEP as u32).await;
+    assert_eq!(history.len(), KEEP);
+    let latest = history.latest().unwrap();
+    assert_eq!(latest, 30 + KEEP as u64);
+    assert_eq!(history.since(None)[0].seq, latest + 1 - KEEP as u64);
+
+    // The sampler stops with the tree.
+    muster.shutdown();
+    muster.wait().await.unwrap();
+    tokio::time::sleep(EVERY * 10).await;
+    assert_eq!(history.latest(), Some(latest));
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RestartLabel {
+    child: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChildLabel {
+    child: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[actix_web::test]
+async fn rates_are_per_second_and_restarts_per_interval() {
+    tokio::time::pause();
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let (muster, _sim, _tree_registry) = tree(0, clock.clone()).await;
+    // Counters under the names the tree uses, moved by the test alone.
+    let mut registry = Registry::default();
+    let calls = Counter::<u64>::default();
+    let errors = Family::<KindLabel, Counter>::default();
+    let throttles = Counter::<u64>::default();
+    let restarts = Family::<RestartLabel, Counter>::default();
+    let depth = Family::<ChildLabel, Gauge>::default();
+    let provider = registry.sub_registry_with_prefix("muster_provider");
+    provider.register("calls", "calls", calls.clone());
+    provider.register("errors", "errors", errors.clone());
+    provider.register("throttles", "throttles", throttles.clone());
+    registry.register("muster_child_restarts", "restarts", restarts.clone());
+    registry.register("muster_mailbox_depth", "depth", depth.clone());
+    let restart = |reason: &str| RestartLabel {
+        child: "root/machines/pollers".into(),
+        reason: reason.into(),
+    };
+
+    let mut sampler = Sampler::new(muster.clone(), Arc::new(registry), clock);
+    let history = sampler.history();
+    calls.inc_by(1000);
+    restarts.get_or_create(&restart("failure")).inc_by(9);
+    let first = tokio::time::Instant::now();
+    sampler.sample().await;
+
+    calls.inc_by(40);
+    errors
+        .get_or_create(&KindLabel {
+            kind: "timeout".into(),
+        })
+        .inc_by(3);
+    errors
+        .get_or_create(&KindLabel {
+            kind: "throttled".into(),
+        })
+        .inc_by(1);
+    throttles.inc_by(2);
+    restarts.get_or_create(&restart("failure")).inc_by(2);
+    restarts.get_or_create(&restart("bounce")).inc_by(1);
+    restarts.get_or_create(&restart("done")).inc_by(50);
+    for n in 0..10 {
+        depth
+            .get_or_create(&ChildLabel {
+                child: format!("child-{n}"),
+            })
+            .set(n * 10);
+    }
+    // Four seconds from the first sample's start to the second's.
+    tokio::time::sleep_until(first + Duration::from_secs(4)).await;
+    sampler.sample().await;
+
+    let samples = history.since(None);
+    let provider = samples[1].provider.unwrap();
+    // Per second of the time between the samples (tokio's timer rounds a
+    // wake-up to the millisecond).
+    let near = |rate: f64, expected: f64| (rate - expected).abs() < expected * 0.001;
+    assert!(near(provider.calls, 10.0), "{provider:?}");
+    assert!(near(provider.errors, 1.0), "{provider:?}");
+    assert!(near(provider.throttles, 0.5), "{provider:?}");
+    // A failure and a bounce restart count; a child done and started
+    // again does not.
+    assert_eq!(samples[1].restarts, Some(3));
+    let deepest: Vec<(&str, u64)> = samples[1]
+        .mailboxes
+        .iter()
+        .map(|m| (&*m.child, m.depth))
+        .collect();
+    assert_eq!(
+        deepest,
+        [
+            ("child-9", 90),
+            ("child-8", 80),
+            ("child-7", 70),
+            ("child-6", 60),
+            ("child-5", 50),
+            ("child-4", 40),
+            ("child-3", 30),
+            ("child-2", 20),
+        ]
+    );
+
+    // Two samples at one instant: no rate rather than a division by zero.
+    sampler.sample().await;
+    let samples = history.since(None);
+    assert_eq!(samples[2].provider, None);
+    assert_eq!(samples[2].restarts, Some(0));
+    muster.shutdown();
+}
+
+/// The actix-web test service of the HTTP surface.
+trait TestService:
+    Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
+{
+}
+
+impl<S> TestService for S where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
+{
+}
+
+async fn service(muster: &Muster, registry: Registry, history: History) -> impl TestService {
+    let mut registry = registry;
+    let gauges = StateGauges::register(&mut registry);
+    let inspector = Inspector::new(muster.clone(), registry, gauges, None).with_history(history);
+    test::init_service(App::new().configure(|c| inspector.configure(c))).await
+}
+
+async fn get(app: &impl TestService, uri: &str) -> (StatusCode, Value) {
+    let response = test::call_service(app, test::TestRequest::get().uri(uri).to_request()).await;
+    let status = response.status();
+    let body = test::read_body(response).await;
+    let text = String::from_utf8_lossy(&body);
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, json)
+}
+
+async fn bad(app: &impl TestService, uri: &str, parameter: &str, message: &str) {
+    let (status, body) = get(app, uri).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+    assert_eq!(body["parameter"], parameter, "{uri}: {body}");
+    assert_eq!(body["error"], message, "{uri}");
+}
+
+fn strings(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_history_endpoint_answers_the_samples_after_the_one_asked() {
+    tokio::time::pause();
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let (muster, _sim, registry) = tree(2, clock.clone()).await;
+    connect_three(&muster, ModelUuid::from_u128(7)).await;
+    let mut sampler = Sampler::new(muster.clone(), Arc::new(Registry::default()), clock.clone());
+    for _ in 0..3 {
+        sampler.sample().await;
+        clock.advance(EVERY);
+        tokio::time::sleep(EVERY).await;
+    }
+    let app = service(&muster, registry, sampler.history()).await;
+
+    let (status, all) = get(&app, "/api/history").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all["every"], "2s");
+    assert_eq!(all["keep"], KEEP);
+    assert_eq!(all["latest"], 2);
+    let samples = all["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 3);
+    assert_eq!(samples[0]["at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(samples[2]["at"], "2023-11-14T22:13:24.000Z");
+    assert_eq!(samples[0]["agents"]["alive"], 2);
+    assert_eq!(samples[0]["agents"]["missing"], 1);
+    assert_eq!(samples[0]["machines"]["short"], 2);
+    assert_eq!(samples[0]["machines"]["manual"], 1);
+    assert!(samples[0]["provider"].is_null());
+    assert_eq!(samples[1]["provider"]["calls"], 0.0);
+    assert_eq!(samples[1]["restarts"], 0);
+
+    let (_, newer) = get(&app, "/api/history?after=0").await;
+    let seqs: Vec<u64> = newer["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+    let (_, none) = get(&app, "/api/history?after=2").await;
+    assert_eq!(none["samples"].as_array().unwrap().len(), 0);
+    assert_eq!(none["latest"], 2);
+
+    for value in ["-1", "", "abc", "1.5", "NaN", "1e3"] {
+        bad(
+            &app,
+            &format!("/api/history?after={value}"),
+            "after",
+            &format!(
+                "parameter `after`: {value:?} is not a sample number (a non-negative integer)"
+            ),
+        )
+        .await;
+    }
+    bad(
+        &app,
+        "/api/history?after=18446744073709551616",
+        "after",
+        "parameter `after`: 18446744073709551616 is too large (at most 18446744073709551615)",
+    )
+    .await;
+    muster.shutdown();
+}
+
+#[actix_web::test]
+async fn machines_come_a_page_at_a_time_in_natural_order() {
+    let clock = Arc::new(ManualClock::new(start_time()));
+    // machine-0 to machine-24 polled, machine-25 manual.
+    let (muster, _sim, registry) = tree(25, clock).await;
+    let app = service(&muster, registry, History::new()).await;
+
+    let (status, page) = get(&app, "/api/machines?limit=10").await;
+    assert_eq!(status, StatusCode::OK);
+    let tags: Vec<String> = (0..10).map(|n| format!("machine-{n}")).collect();
+    assert_eq!(strings(&page["machines"], "tag"), tags);
+    assert_eq!(
+        (page["total"].as_u64(), page["matched"].as_u64()),
+        (Some(26), Some(26))
+    );
+    assert_eq!(
+        (page["offset"].as_u64(), page["limit"].as_u64()),
+        (Some(0), Some(10))
+    );
+    assert_eq!(page["phases"]["short"], 25);
+    assert_eq!(page["phases"]["long"], 0);
+    assert_eq!(page["phases"]["manual"], 1);
+
+    let (_, page) = get(&app, "/api/machines?offset=10&limit=10").await;
+    let tags: Vec<String> = (10..20).map(|n| format!("machine-{n}")).collect();
+    assert_eq!(strings(&page["machines"], "tag"), tags);
+
+    // The filter is part of the tag, any case, spaces trimmed.
+    let (_, page) = get(&app, "/api/machines?filter=%20MACHINE-2%20").await;
+    assert_eq!(
+        strings(&page["machines"], "tag"),
+        [
+            "machine-2",
+            "machine-20",
+            "machine-21",
+            "machine-22",
+            "machine-23",
+            "machine-24",
+            "machine-25"
+        ]
+    );
+    assert_eq!(page["matched"], 7);
+    assert_eq!(page["total"], 26);
+    assert!(page["limit"].is_null());
+
+    let (_, page) = get(&app, "/api/machines?phase=manual").await;
+    assert_eq!(strings(&page["machines"], "tag"), ["machine-25"]);
+    assert_eq!(
+        page["phases"]["short"], 25,
+        "the counts are of every machine"
+    );
+    let (_, page) = get(&app, "/api/machines?phase=short&filter=machine-2&offset=5").await;
+    assert_eq!(strings(&page["machines"], "tag"), ["machine-24"]);
+    let (_, page) = get(&app, "/api/machines?offset=1000").await;
+    assert_eq!(page["machines"].as_array().unwrap().len(), 0);
+    assert_eq!(page["matched"], 26);
+
+    // Without parameters, every machine, as before.
+    let (_, page) = get(&app, "/api/machines").await;
+    assert_eq!(page["machines"].as_array().unwrap().len(), 26);
+
+    for (query, parameter, message) in [
+        (
+            "limit=-1",
+            "limit",
+            "parameter `limit`: \"-1\" is not a non-negative integer",
+        ),
+        (
+            "limit=",
+            "limit",
+            "parameter `limit`: \"\" is not a non-negative integer",
+        ),
+        (
+            "offset=NaN",
+            "offset",
+            "parameter `offset`: \"NaN\" is not a non-negative integer",
+        ),
+        (
+            "offset=1e308",
+            "offset",
+            "parameter `offset`: \"1e308\" is not a non-negative integer",
+        ),
+        (
+            "phase=medium",
+            "phase",
+            "parameter `phase`: \"medium\" is not one of short, long, manual",
+        ),
+        (
+            "phase=",
+            "phase",
+            "parameter `phase`: \"\" is not one of short, long, manual",
+        ),
+    ] {
+        bad(&app, &format!("/api/machines?{query}"), parameter, message).await;
+    }
+    let long = "m".repeat(300);
+    bad(
+        &app,
+        &format!("/api/machines?filter={long}"),
+        "filter",
+        "parameter `filter`: at most 256 bytes, got 300",
+    )
+    .await;
+    muster.shutdown();
+}
+
+#[actix_web::test]
+async fn models_and_agents_come_a_page_at_a_time() {
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let (muster, _sim, registry) = tree(0, clock).await;
+    let (small, large) = (ModelUuid::from_u128(1), ModelUuid::from_u128(2));
+    connect_three(&muster, small).await;
+    for n in 1..=12u64 {
+        muster
+            .presence()
+            .connect(
+                &server(0),
+                &large,
+                &agent(&format!("unit-wordpress-{n}")),
+                100 + n,
+                false,
+                "",
+            )
+            .await
+            .unwrap();
+    }
+    let app = service(&muster, registry, History::new()).await;
+
+    let (status, page) = get(&app, "/api/models?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(strings(&page["models"], "model"), [small.to_string()]);
+    assert_eq!(
+        (page["total"].as_u64(), page["matched"].as_u64()),
+        (Some(2), Some(2))
+    );
+    // The totals are of every model, not of the page.
+    assert_eq!(page["totals"]["alive"], 14);
+    assert_eq!(page["totals"]["missing"], 1);
+    assert_eq!(page["totals"]["agents"], 15);
+    assert_eq!(page["totals"]["connections"], 15);
+    let (_, page) = get(
+        &app,
+        &format!("/api/models?filter={}", &large.to_string()[30..]),
+    )
+    .await;
+    assert_eq!(strings(&page["models"], "model"), [large.to_string()]);
+    bad(
+        &app,
+        "/api/models?offset=x",
+        "offset",
+        "parameter `offset`: \"x\" is not a non-negative integer",
+    )
+    .await;
+
+    let (_, page) = get(&app, &format!("/api/presence?model={large}&limit=5")).await;
+    let agents = strings(&page["agents"], "agent");
+    let expected: Vec<String> = (1..=5).map(|n| format!("unit-wordpress-{n}")).collect();
+    assert_eq!(agents, expected, "natural order");
+    assert_eq!(page["total"], 12);
+    assert_eq!(page["count"], 12, "the count is of the model's connections");
+    // The connections of the agents answered, and no others.
+    let mut connected = strings(&page["connections"], "agent");
+    connected.sort();
+    let mut expected = expected.clone();
+    expected.sort();
+    assert_eq!(connected, expected);
+
+    let (_, page) = get(
+        &app,
+        &format!("/api/presence?model={large}&filter=wordpress-1"),
+    )
+    .await;
+    assert_eq!(
+        strings(&page["agents"], "agent"),
+        [
+            "unit-wordpress-1",
+            "unit-wordpress-10",
+            "unit-wordpress-11",
+            "unit-wordpress-12"
+        ]
+    );
+    assert_eq!(page["matched"], 4);
+    assert_eq!(page["connections"].as_array().unwrap().len(), 4);
+    let (_, page) = get(&app, &format!("/api/presence?model={large}")).await;
+    assert_eq!(page["agents"].as_array().unwrap().len(), 12);
+    assert_eq!(page["connections"].as_array().unwrap().len(), 12);
+    bad(
+        &app,
+        &format!("/api/presence?model={large}&limit=ten"),
+        "limit",
+        "parameter `limit`: \"ten\" is not a non-negative integer",
+    )
+    .await;
+    muster.shutdown();
+}

@@ -16,5 +16,6 @@ pub mod paging;
 pub fn page() -> String {
     include_str!("index.html")
         .replace("/*STYLE*/", include_str!("dashboard.css"))
+        .replace("/*CHARTS*/", include_str!("charts.js"))
         .replace("/*SCRIPT*/", include_str!("dashboard.js"))
 }

@@ -266,6 +266,51 @@ async fn rates_are_per_second_and_restarts_per_interval() {
     muster.shutdown();
 }
 
+#[actix_web::test]
+async fn a_sample_sees_the_mailboxes_as_they_were_when_it_was_taken() {
+    tokio::time::pause();
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let (muster, _sim, registry) = tree(0, clock.clone()).await;
+    let mut sampler = Sampler::new(muster.clone(), Arc::new(registry), clock);
+    let history = sampler.history();
+    // Accepted into the router's mailbox, not yet handled: nothing here
+    // yields to the router.
+    for id in 0..500 {
+        muster
+            .presence()
+            .connect(
+                &server(0),
+                &ModelUuid::from_u128(1),
+                &agent("unit-app-0"),
+                id,
+                false,
+                "",
+            )
+            .await
+            .unwrap();
+    }
+    sampler.sample().await;
+    let depth = |sample: &musterd::history::Sample| {
+        sample
+            .mailboxes
+            .iter()
+            .find(|m| &*m.child == "root/presence/router")
+            .map(|m| m.depth)
+    };
+    let samples = history.since(None);
+    assert_eq!(depth(&samples[0]), Some(500), "{:?}", samples[0].mailboxes);
+    assert_eq!(
+        samples[0].mailboxes[0].child.as_ref(),
+        "root/presence/router"
+    );
+    // The sample's own question to presence was answered after the 500.
+    assert_eq!(samples[0].agents.unwrap().alive, 500);
+    tokio::time::sleep(EVERY).await;
+    sampler.sample().await;
+    assert_eq!(depth(&history.since(None)[1]), Some(0));
+    muster.shutdown();
+}
+
 /// The actix-web test service of the HTTP surface.
 trait TestService:
     Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>

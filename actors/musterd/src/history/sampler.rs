@@ -67,6 +67,15 @@ impl Sampler {
     pub async fn sample(&mut self) {
         let at = self.clock.now();
         let now = Instant::now();
+        // The registry first: asking presence for its counts goes through
+        // the router's mailbox, which would drain it before its depth is
+        // read.
+        let mut text = String::new();
+        // Encoding into a String fails only if a collector does; the
+        // counters of this sample are then unknown, not zero.
+        let reading = prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .ok()
+            .map(|()| exposition::read(&text));
         let agents = match self.muster.presence().connections().await {
             Ok(connections) => {
                 let counts = connections.count_by_status();
@@ -91,12 +100,6 @@ impl Sampler {
             }
             Err(_) => None,
         };
-        let mut text = String::new();
-        // Encoding into a String fails only if a collector does; the
-        // counters of this sample are then unknown, not zero.
-        let reading = prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .ok()
-            .map(|()| exposition::read(&text));
         let (provider, restarts) = match (&reading, &self.last) {
             (Some(reading), Some((then, before))) => {
                 let seconds = now.duration_since(*then).as_secs_f64();

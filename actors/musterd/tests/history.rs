@@ -1,90 +1,25 @@
-//! What the dashboard reads, served in-process against a real tree on the
-//! simulated cloud: the history and its sampler (on tokio's paused clock,
-//! wall-clock times from a manual clock), and the lists one page at a time.
+//! The dashboard's history: the sampler on tokio's paused clock (wall-clock
+//! times from a manual clock) against a real tree on the simulated cloud,
+//! and `/api/history` served in-process.
+
+mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::{App, test};
 use muster::clock::ManualClock;
-use muster::names::{AgentTag, MachineTag, ModelUuid};
-use muster::sim::{Sim, SimConfig};
-use muster_actors::{Backends, Muster, MusterConfig};
-use musterd::history::{EVERY, History, KEEP, MAILBOXES, Sampler};
-use musterd::http::{Inspector, StateGauges};
+use muster::names::ModelUuid;
+use musterd::history::{EVERY, KEEP, MAILBOXES, Sample, Sampler};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use serde_json::Value;
-use slog::{Logger, o};
 
-fn start_time() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-}
+use support::inprocess::{agent, bad, connect_three, get, server, service, start_time, tree};
 
-fn agent(text: &str) -> AgentTag {
-    text.parse().unwrap()
-}
-
-fn server(n: u32) -> MachineTag {
-    format!("machine-{n}").parse().unwrap()
-}
-
-/// A tree on the simulated cloud with `polled` provisioned machines and
-/// one manual one (the last tag), every machine listed by the handle.
-async fn tree(polled: usize, clock: Arc<ManualClock>) -> (Muster, Sim, Registry) {
-    let sim = Sim::new(SimConfig::default()).unwrap();
-    for _ in 0..polled {
-        sim.add_provisioned_machine();
-    }
-    sim.add_manual_machine();
-    let mut registry = Registry::default();
-    let muster = Muster::start(
-        &MusterConfig::default(),
-        Backends::sim(&sim, clock),
-        Logger::root(slog::Discard, o!()),
-        &mut registry,
-    )
-    .unwrap();
-    muster.presence().enable().await.unwrap();
-    for _ in 0..500 {
-        if muster.machines().machines().await.unwrap().len() == polled + 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        muster.machines().machines().await.unwrap().len(),
-        polled + 1
-    );
-    (muster, sim, registry)
-}
-
-/// Three connections of one model on two servers, the second server down:
-/// two alive, one missing.
-async fn connect_three(muster: &Muster, model: ModelUuid) {
-    let presence = muster.presence();
-    for (server_n, agent_tag, id) in [
-        (0, "machine-0", 1),
-        (0, "unit-wordpress-0", 2),
-        (1, "unit-mysql-0", 1),
-    ] {
-        presence
-            .connect(&server(server_n), &model, &agent(agent_tag), id, false, "")
-            .await
-            .unwrap();
-    }
-    presence.server_down(&server(1)).await.unwrap();
-}
-
-fn sum(
-    samples: &[musterd::history::Sample],
-    pick: impl Fn(&musterd::history::Sample) -> f64,
-) -> f64 {
+fn sum(samples: &[Sample], pick: impl Fn(&Sample) -> f64) -> f64 {
     samples.iter().map(pick).sum()
 }
 
@@ -290,7 +225,7 @@ async fn a_sample_sees_the_mailboxes_as_they_were_when_it_was_taken() {
             .unwrap();
     }
     sampler.sample().await;
-    let depth = |sample: &musterd::history::Sample| {
+    let depth = |sample: &Sample| {
         sample
             .mailboxes
             .iter()
@@ -312,47 +247,6 @@ async fn a_sample_sees_the_mailboxes_as_they_were_when_it_was_taken() {
 }
 
 /// The actix-web test service of the HTTP surface.
-trait TestService:
-    Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
-{
-}
-
-impl<S> TestService for S where
-    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
-{
-}
-
-async fn service(muster: &Muster, registry: Registry, history: History) -> impl TestService {
-    let mut registry = registry;
-    let gauges = StateGauges::register(&mut registry);
-    let inspector = Inspector::new(muster.clone(), registry, gauges, None).with_history(history);
-    test::init_service(App::new().configure(|c| inspector.configure(c))).await
-}
-
-async fn get(app: &impl TestService, uri: &str) -> (StatusCode, Value) {
-    let response = test::call_service(app, test::TestRequest::get().uri(uri).to_request()).await;
-    let status = response.status();
-    let body = test::read_body(response).await;
-    let text = String::from_utf8_lossy(&body);
-    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, json)
-}
-
-async fn bad(app: &impl TestService, uri: &str, parameter: &str, message: &str) {
-    let (status, body) = get(app, uri).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
-    assert_eq!(body["parameter"], parameter, "{uri}: {body}");
-    assert_eq!(body["error"], message, "{uri}");
-}
-
-fn strings(list: &Value, key: &str) -> Vec<String> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v[key].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[actix_web::test]
 async fn the_history_endpoint_answers_the_samples_after_the_one_asked() {
     tokio::time::pause();
@@ -412,202 +306,6 @@ async fn the_history_endpoint_answers_the_samples_after_the_one_asked() {
         "/api/history?after=18446744073709551616",
         "after",
         "parameter `after`: 18446744073709551616 is too large (at most 18446744073709551615)",
-    )
-    .await;
-    muster.shutdown();
-}
-
-#[actix_web::test]
-async fn machines_come_a_page_at_a_time_in_natural_order() {
-    let clock = Arc::new(ManualClock::new(start_time()));
-    // machine-0 to machine-24 polled, machine-25 manual.
-    let (muster, _sim, registry) = tree(25, clock).await;
-    let app = service(&muster, registry, History::new()).await;
-
-    let (status, page) = get(&app, "/api/machines?limit=10").await;
-    assert_eq!(status, StatusCode::OK);
-    let tags: Vec<String> = (0..10).map(|n| format!("machine-{n}")).collect();
-    assert_eq!(strings(&page["machines"], "tag"), tags);
-    assert_eq!(
-        (page["total"].as_u64(), page["matched"].as_u64()),
-        (Some(26), Some(26))
-    );
-    assert_eq!(
-        (page["offset"].as_u64(), page["limit"].as_u64()),
-        (Some(0), Some(10))
-    );
-    assert_eq!(page["phases"]["short"], 25);
-    assert_eq!(page["phases"]["long"], 0);
-    assert_eq!(page["phases"]["manual"], 1);
-
-    let (_, page) = get(&app, "/api/machines?offset=10&limit=10").await;
-    let tags: Vec<String> = (10..20).map(|n| format!("machine-{n}")).collect();
-    assert_eq!(strings(&page["machines"], "tag"), tags);
-
-    // The filter is part of the tag, any case, spaces trimmed.
-    let (_, page) = get(&app, "/api/machines?filter=%20MACHINE-2%20").await;
-    assert_eq!(
-        strings(&page["machines"], "tag"),
-        [
-            "machine-2",
-            "machine-20",
-            "machine-21",
-            "machine-22",
-            "machine-23",
-            "machine-24",
-            "machine-25"
-        ]
-    );
-    assert_eq!(page["matched"], 7);
-    assert_eq!(page["total"], 26);
-    assert!(page["limit"].is_null());
-
-    let (_, page) = get(&app, "/api/machines?phase=manual").await;
-    assert_eq!(strings(&page["machines"], "tag"), ["machine-25"]);
-    assert_eq!(
-        page["phases"]["short"], 25,
-        "the counts are of every machine"
-    );
-    let (_, page) = get(&app, "/api/machines?phase=short&filter=machine-2&offset=5").await;
-    assert_eq!(strings(&page["machines"], "tag"), ["machine-24"]);
-    let (_, page) = get(&app, "/api/machines?offset=1000").await;
-    assert_eq!(page["machines"].as_array().unwrap().len(), 0);
-    assert_eq!(page["matched"], 26);
-
-    // Without parameters, every machine, as before.
-    let (_, page) = get(&app, "/api/machines").await;
-    assert_eq!(page["machines"].as_array().unwrap().len(), 26);
-
-    for (query, parameter, message) in [
-        (
-            "limit=-1",
-            "limit",
-            "parameter `limit`: \"-1\" is not a non-negative integer",
-        ),
-        (
-            "limit=",
-            "limit",
-            "parameter `limit`: \"\" is not a non-negative integer",
-        ),
-        (
-            "offset=NaN",
-            "offset",
-            "parameter `offset`: \"NaN\" is not a non-negative integer",
-        ),
-        (
-            "offset=1e308",
-            "offset",
-            "parameter `offset`: \"1e308\" is not a non-negative integer",
-        ),
-        (
-            "phase=medium",
-            "phase",
-            "parameter `phase`: \"medium\" is not one of short, long, manual",
-        ),
-        (
-            "phase=",
-            "phase",
-            "parameter `phase`: \"\" is not one of short, long, manual",
-        ),
-    ] {
-        bad(&app, &format!("/api/machines?{query}"), parameter, message).await;
-    }
-    let long = "m".repeat(300);
-    bad(
-        &app,
-        &format!("/api/machines?filter={long}"),
-        "filter",
-        "parameter `filter`: at most 256 bytes, got 300",
-    )
-    .await;
-    muster.shutdown();
-}
-
-#[actix_web::test]
-async fn models_and_agents_come_a_page_at_a_time() {
-    let clock = Arc::new(ManualClock::new(start_time()));
-    let (muster, _sim, registry) = tree(0, clock).await;
-    let (small, large) = (ModelUuid::from_u128(1), ModelUuid::from_u128(2));
-    connect_three(&muster, small).await;
-    for n in 1..=12u64 {
-        muster
-            .presence()
-            .connect(
-                &server(0),
-                &large,
-                &agent(&format!("unit-wordpress-{n}")),
-                100 + n,
-                false,
-                "",
-            )
-            .await
-            .unwrap();
-    }
-    let app = service(&muster, registry, History::new()).await;
-
-    let (status, page) = get(&app, "/api/models?limit=1").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(strings(&page["models"], "model"), [small.to_string()]);
-    assert_eq!(
-        (page["total"].as_u64(), page["matched"].as_u64()),
-        (Some(2), Some(2))
-    );
-    // The totals are of every model, not of the page.
-    assert_eq!(page["totals"]["alive"], 14);
-    assert_eq!(page["totals"]["missing"], 1);
-    assert_eq!(page["totals"]["agents"], 15);
-    assert_eq!(page["totals"]["connections"], 15);
-    let (_, page) = get(
-        &app,
-        &format!("/api/models?filter={}", &large.to_string()[30..]),
-    )
-    .await;
-    assert_eq!(strings(&page["models"], "model"), [large.to_string()]);
-    bad(
-        &app,
-        "/api/models?offset=x",
-        "offset",
-        "parameter `offset`: \"x\" is not a non-negative integer",
-    )
-    .await;
-
-    let (_, page) = get(&app, &format!("/api/presence?model={large}&limit=5")).await;
-    let agents = strings(&page["agents"], "agent");
-    let expected: Vec<String> = (1..=5).map(|n| format!("unit-wordpress-{n}")).collect();
-    assert_eq!(agents, expected, "natural order");
-    assert_eq!(page["total"], 12);
-    assert_eq!(page["count"], 12, "the count is of the model's connections");
-    // The connections of the agents answered, and no others.
-    let mut connected = strings(&page["connections"], "agent");
-    connected.sort();
-    let mut expected = expected.clone();
-    expected.sort();
-    assert_eq!(connected, expected);
-
-    let (_, page) = get(
-        &app,
-        &format!("/api/presence?model={large}&filter=wordpress-1"),
-    )
-    .await;
-    assert_eq!(
-        strings(&page["agents"], "agent"),
-        [
-            "unit-wordpress-1",
-            "unit-wordpress-10",
-            "unit-wordpress-11",
-            "unit-wordpress-12"
-        ]
-    );
-    assert_eq!(page["matched"], 4);
-    assert_eq!(page["connections"].as_array().unwrap().len(), 4);
-    let (_, page) = get(&app, &format!("/api/presence?model={large}")).await;
-    assert_eq!(page["agents"].as_array().unwrap().len(), 12);
-    assert_eq!(page["connections"].as_array().unwrap().len(), 12);
-    bad(
-        &app,
-        &format!("/api/presence?model={large}&limit=ten"),
-        "limit",
-        "parameter `limit`: \"ten\" is not a non-negative integer",
     )
     .await;
     muster.shutdown();

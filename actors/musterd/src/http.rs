@@ -9,11 +9,16 @@
 //! | `/api/models` | every model with connections, with counts by status |
 //! | `/api/presence?model=UUID[&agent=TAG]` | one model's connections and agent statuses |
 //! | `/api/machines` | every machine: phase, interval, next poll, instance, addresses, error |
+//! | `/api/history[?after=N]` | the samples of the last 30 minutes (see [`crate::history`]) |
 //! | `/` | the dashboard: one page polling the JSON endpoints |
 //!
 //! When a token is configured every path but `/healthz` wants
 //! `Authorization: Bearer <token>`; a browser opening the dashboard gives it
 //! once as `?token=<token>` instead, and the page sends the header.
+//!
+//! The lists (`/api/models`, `/api/machines`, and the agents of
+//! `/api/presence`) take `offset`, `limit` and `filter` (see
+//! [`crate::dashboard::paging`]), names in natural order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, TcpListener};
@@ -36,14 +41,10 @@ use serde_json::json;
 use muster_actors::host::Muster;
 use muster_actors::machines::Tracking;
 
-/// The dashboard is one page with its style and script inlined, so that a
-/// browser given the token once (`/?token=…`) needs no other authorised
-/// fetch than the script's own API calls.
-fn dashboard_page() -> String {
-    include_str!("dashboard/index.html")
-        .replace("/*STYLE*/", include_str!("dashboard/dashboard.css"))
-        .replace("/*SCRIPT*/", include_str!("dashboard/dashboard.js"))
-}
+use crate::dashboard::machines::MachinesQuery;
+use crate::dashboard::natural::sort_naturally;
+use crate::dashboard::paging::{BadParameter, PageQuery};
+use crate::history::History;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
@@ -113,7 +114,9 @@ impl StateGauges {
     }
 }
 
-fn phase_name(machine: &muster_actors::machines::MachineState) -> &'static str {
+/// A machine's phase as the metrics and the API name it: `short`, `long`,
+/// or `manual` for a machine that is never polled.
+pub(crate) fn phase_name(machine: &muster_actors::machines::MachineState) -> &'static str {
     match (machine.tracking, machine.phase) {
         (Tracking::Manual, _) | (_, None) => "manual",
         (Tracking::Polled, Some(muster::poll::Phase::Short)) => "short",
@@ -123,30 +126,37 @@ fn phase_name(machine: &muster_actors::machines::MachineState) -> &'static str {
 
 /// What the HTTP surface serves: the tree's handle, the metrics registry
 /// (complete: nothing registers after the server starts), the state gauges
-/// in it, and the optional token.
+/// in it, the history, and the optional token.
 #[derive(Clone)]
 pub struct Inspector {
     muster: Muster,
     registry: Arc<Registry>,
     gauges: StateGauges,
+    history: History,
     token: Option<Arc<str>>,
 }
 
 impl Inspector {
     /// Serves `muster`; `registry` must already hold the tree's metrics and
-    /// `gauges`.
+    /// `gauges`. Its history is empty until [`Inspector::with_history`].
     pub fn new(
         muster: Muster,
-        registry: Registry,
+        registry: impl Into<Arc<Registry>>,
         gauges: StateGauges,
         token: Option<String>,
     ) -> Self {
         Inspector {
             muster,
-            registry: Arc::new(registry),
+            registry: registry.into(),
             gauges,
+            history: History::new(),
             token: token.map(Arc::from),
         }
+    }
+
+    /// Serves `history` as `/api/history`.
+    pub fn with_history(self, history: History) -> Self {
+        Inspector { history, ..self }
     }
 
     /// Routes and the token check, for an actix-web `App`.
@@ -160,6 +170,7 @@ impl Inspector {
                 .route("/api/models", web::get().to(models))
                 .route("/api/presence", web::get().to(presence))
                 .route("/api/machines", web::get().to(machines))
+                .route("/api/history", web::get().to(history))
                 .route("/", web::get().to(index))
                 .default_service(web::to(not_found)),
         );
@@ -203,6 +214,12 @@ fn error(status: actix_web::http::StatusCode, message: impl Into<String>) -> Htt
 
 fn bad_parameter(parameter: &str, message: impl Into<String>) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({ "error": message.into(), "parameter": parameter }))
+}
+
+impl From<BadParameter> for HttpResponse {
+    fn from(e: BadParameter) -> Self {
+        bad_parameter(e.parameter, e.message)
+    }
 }
 
 /// Compares without stopping at the first difference, so the time taken
@@ -296,7 +313,11 @@ struct ModelSummary {
     controller: usize,
 }
 
-async fn models(inspector: web::Data<Inspector>) -> HttpResponse {
+async fn models(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    let page = match PageQuery::parse(&query(&req)) {
+        Ok(page) => page,
+        Err(e) => return e.into(),
+    };
     let connections = match inspector.muster.presence().connections().await {
         Ok(c) => c,
         Err(e) => return unavailable(e),
@@ -325,7 +346,28 @@ async fn models(inspector: web::Data<Inspector>) -> HttpResponse {
             }
         })
         .collect();
-    HttpResponse::Ok().json(json!({ "models": models }))
+    let mut totals = json!({});
+    for (key, count) in [
+        (
+            "connections",
+            models.iter().map(|m| m.connections).sum::<usize>(),
+        ),
+        ("agents", models.iter().map(|m| m.agents).sum()),
+        ("alive", models.iter().map(|m| m.alive).sum()),
+        ("missing", models.iter().map(|m| m.missing).sum()),
+        ("controller", models.iter().map(|m| m.controller).sum()),
+    ] {
+        totals[key] = count.into();
+    }
+    let page = page.apply(models, |m| m.model.to_string().into());
+    HttpResponse::Ok().json(json!({
+        "models": page.items,
+        "total": page.total,
+        "matched": page.matched,
+        "offset": page.offset,
+        "limit": page.limit,
+        "totals": totals,
+    }))
 }
 
 /// Whether every connection of a view is a controller agent's.
@@ -346,6 +388,10 @@ struct AgentStatus {
 
 async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
     let query = query(&req);
+    let page = match PageQuery::parse(&query) {
+        Ok(page) => page,
+        Err(e) => return e.into(),
+    };
     let model: ModelUuid = match query.get("model") {
         None => return bad_parameter("model", "missing parameter `model` (a model UUID)"),
         Some(text) => match text.parse() {
@@ -368,7 +414,7 @@ async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResp
         Some(agent) => connections.for_agent(agent),
         None => connections,
     };
-    let agents: Vec<AgentStatus> = match &agent {
+    let mut agents: Vec<AgentStatus> = match &agent {
         // An agent asked for by name is answered even when unknown.
         Some(agent) => vec![AgentStatus {
             agent: agent.clone(),
@@ -385,25 +431,53 @@ async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResp
             })
             .collect(),
     };
+    sort_naturally(&mut agents, |a| a.agent.as_str());
+    let page = page.apply(agents, |a| a.agent.as_str().into());
+    // The connections of the agents answered: all of them when the list is
+    // not narrowed.
+    let connections = if page.items.len() == page.total {
+        view.values()
+    } else {
+        let listed: std::collections::HashSet<&AgentTag> =
+            page.items.iter().map(|a| &a.agent).collect();
+        let mut values = view.values();
+        values.retain(|v| listed.contains(&v.agent));
+        values
+    };
     HttpResponse::Ok().json(json!({
         "model": model,
         "count": view.count(),
-        "agents": agents,
-        "connections": view.values(),
+        "agents": page.items,
+        "total": page.total,
+        "matched": page.matched,
+        "offset": page.offset,
+        "limit": page.limit,
+        "connections": connections,
     }))
 }
 
-async fn machines(inspector: web::Data<Inspector>) -> HttpResponse {
+async fn machines(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    let asked = match MachinesQuery::parse(&query(&req)) {
+        Ok(asked) => asked,
+        Err(e) => return e.into(),
+    };
     match inspector.muster.machines().machines().await {
-        Ok(machines) => HttpResponse::Ok().json(json!({ "machines": machines })),
+        Ok(machines) => HttpResponse::Ok().json(asked.answer(machines)),
         Err(e) => unavailable(e),
+    }
+}
+
+async fn history(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    match crate::history::parse_after(&query(&req)) {
+        Ok(after) => HttpResponse::Ok().json(inspector.history.answer(after)),
+        Err(e) => e.into(),
     }
 }
 
 async fn index() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(dashboard_page())
+        .body(crate::dashboard::page())
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

@@ -1,7 +1,8 @@
 //! The daemon `musterd` as a library: its config file ([`config`]), its
-//! HTTP inspection surface and dashboard ([`http`]), the agents' WebSocket
-//! door ([`agents`]), the demo ([`demo`]), the load client ([`swarm`]) and
-//! its logger ([`logging`]), and [`run`], which hosts the tree of
+//! HTTP inspection surface ([`http`]) with the dashboard ([`dashboard`])
+//! and its recent history ([`history`]), the agents' WebSocket door
+//! ([`agents`]), the demo ([`demo`]), the load client ([`swarm`]) and its
+//! logger ([`logging`]), and [`run`], which hosts the tree of
 //! [`muster_actors`] with a config file until told to stop.
 //!
 //! A crate of its own, so that a controller embedding `muster-actors` does
@@ -14,7 +15,9 @@
 
 pub mod agents;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
+pub mod history;
 pub mod http;
 pub mod logging;
 pub mod swarm;
@@ -32,6 +35,7 @@ use slog::{Logger, error, info};
 
 use agents::{ConnectionIds, Door, DoorError, DoorMetrics};
 use config::{BackendKind, ConfigProblem, DaemonConfig};
+use history::Sampler;
 use http::{BindError, Inspector, StateGauges};
 
 /// The exit code of bad input: a config file that is unreadable, not TOML,
@@ -156,12 +160,16 @@ impl Hosted {
         for _ in 0..config.backend.machines {
             sim.add_provisioned_machine();
         }
-        let backends = Backends::sim(&sim, Arc::new(SystemClock));
+        let clock = Arc::new(SystemClock);
+        let backends = Backends::sim(&sim, clock.clone());
         let mut registry = Registry::default();
         let muster = Muster::start(&config.muster(), backends, logger.clone(), &mut registry)?;
         let gauges = StateGauges::register(&mut registry);
         let door_metrics = DoorMetrics::register(&mut registry);
-        let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone());
+        let registry = Arc::new(registry);
+        let history = Sampler::new(muster.clone(), registry.clone(), clock).spawn();
+        let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone())
+            .with_history(history);
         let server = match inspector.serve(listener) {
             Ok(server) => server,
             Err(e) => {

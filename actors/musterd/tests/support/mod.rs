@@ -1,9 +1,12 @@
 //! Helpers shared by the tests that start the real `musterd` binary: the
 //! process, killed if a test fails before it stops, its output read line by
-//! line, and bounded waits for a line or for its exit.
+//! line, and bounded waits for a line or for its exit; and, in
+//! [`inprocess`], a tree served in-process.
 
 // Each test binary uses a part of these.
 #![allow(dead_code)]
+
+pub mod inprocess;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};

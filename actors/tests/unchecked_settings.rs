@@ -1,16 +1,22 @@
-//! Settings past their ranges, built in code where nothing checks them: the
-//! parts of the tree that take them must neither panic nor overflow the
-//! clock (docs/spec.md §6.1.3). On a paused clock.
+//! Settings past their ranges, built in code: `Muster::start` refuses them
+//! all (docs/spec.md §6.1.1), and the parts of the tree that take them where
+//! nothing checks them neither panic nor overflow the clock (§6.1.6). On a
+//! paused clock.
 
 mod support;
 
 use std::time::Duration;
 
 use actix::prelude::*;
+use muster::clock::SystemClock;
 use muster::sim::{FaultConfig, Sim, SimConfig};
 use muster_actors::gateway::{Fetch, GatewayConfig, GetGatewayReport};
 use muster_actors::machines::{MachinesConfig, machines_child};
-use muster_actors::{ChildSpec, Mailbox, Metrics, Report, RestartConfig, Root, SupervisorSpec};
+use muster_actors::{
+    Backends, ChildSpec, Mailbox, Metrics, Muster, MusterConfig, Report, RestartConfig, Root,
+    StartError, SupervisorSpec,
+};
+use prometheus_client::registry::Registry;
 use slog::{Drain, Logger, o};
 use support::{Capture, minutes, sim_gateway};
 
@@ -34,6 +40,51 @@ fn no_panic(logs: &Capture) {
         .filter(|line| line.contains("panicked"))
         .collect();
     assert!(panics.is_empty(), "{panics:#?}");
+}
+
+#[actix::test]
+async fn muster_start_refuses_every_setting_out_of_range_by_its_key() {
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let mut config = MusterConfig::default();
+    config.supervision.shutdown_timeout = HUGE;
+    config.presence.router_mailbox = 0;
+    config.machines.poll.short_poll_backoff = f64::NAN;
+    config.machines.restart.error_delay = Duration::ZERO;
+    config.gateway.calls_per_second = 5e-324;
+    config.gateway.throttle_backoff = HUGE;
+    let backends = Backends::sim(&sim, std::sync::Arc::new(SystemClock));
+    let refused = Muster::start(
+        &config,
+        backends,
+        support::logger(),
+        &mut Registry::default(),
+    );
+    let Err(StartError::Config(error)) = refused else {
+        panic!("the config was not refused");
+    };
+    assert_eq!(
+        error.keys(),
+        [
+            "supervision.shutdown_timeout",
+            "presence.router_mailbox",
+            "machines.poll.short_poll_backoff",
+            "machines.restart.error_delay",
+            "gateway.calls_per_second",
+            "gateway.throttle_backoff",
+        ]
+    );
+    let message = StartError::Config(error).to_string();
+    assert!(
+        message.starts_with("invalid config: supervision.shutdown_timeout = \""),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "\": must be at most 1year; presence.router_mailbox = 0: \
+             must be at least 1 and at most 16777216; machines.poll.short_poll_backoff = nan: "
+        ),
+        "{message}"
+    );
 }
 
 struct Idle;

@@ -200,10 +200,12 @@ fn reason(message: &str, value: &DeValue<'_>) -> String {
                     "invalid duration {text:?} (expected e.g. \"3s\" or \"15m\"{or_none}){why}"
                 ))
             }
-            _ => shorten(&format!(
-                "{message} such as \"3s\", \"1m\" or \"250ms\"{}",
-                if none { " (or \"none\")" } else { "" }
-            )),
+            _ => {
+                let comma = if none { "," } else { "" };
+                shorten(&format!(
+                    "{message}{comma} such as \"3s\", \"1m\" or \"250ms\""
+                ))
+            }
         };
     }
     // serde names the private type a table is read into; the reader of the

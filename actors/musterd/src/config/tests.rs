@@ -107,6 +107,10 @@ fn bad_values_name_key_and_value() {
             "backend.sim.faults.retry_after = \"5\": invalid duration \"5\" (expected e.g. \"3s\" or \"15m\", or \"none\")",
         ),
         (
+            "[backend.sim.faults]\nretry_after = 5\n",
+            "backend.sim.faults.retry_after = 5: invalid type: integer `5`, expected a duration or \"none\", such as \"3s\", \"1m\" or \"250ms\"",
+        ),
+        (
             "[http]\nlisten = \"nope\"\n",
             "http.listen = \"nope\": invalid socket address syntax",
         ),

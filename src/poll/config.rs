@@ -46,8 +46,8 @@ impl Default for PollConfig {
 }
 
 impl Validate for PollConfig {
-    /// Every interval within [`INTERVALS`], the factor within [`BACKOFFS`],
-    /// and short poll <= cap <= long poll.
+    /// Every interval above zero and at most a year, the factor from 1 to
+    /// 100, and short poll <= cap <= long poll.
     fn check(&self, at: &mut Checker) {
         let short = at.duration("short_poll", self.short_poll, INTERVALS);
         at.number("short_poll_backoff", self.short_poll_backoff, BACKOFFS);

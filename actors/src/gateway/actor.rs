@@ -48,7 +48,9 @@ pub struct ProviderGateway {
 
 impl ProviderGateway {
     /// A gateway in front of `environ`; `credentials` is told when the cloud
-    /// denies access. The config must have passed [`GatewayConfig::validate`].
+    /// denies access. The config should have passed its
+    /// [`Validate`](muster::config::Validate) check; one that did not is
+    /// paced within the ranges rather than trusted.
     pub fn new(
         environ: Arc<dyn Environ>,
         credentials: Arc<dyn CredentialApi>,

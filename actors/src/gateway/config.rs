@@ -53,7 +53,7 @@ impl Default for GatewayConfig {
 /// What `calls_per_second` may be: from one call in a quarter of an hour
 /// to a million a second. Past either end the pacing interval stops being
 /// a duration the clock can hold.
-pub const CALLS_PER_SECOND: Numbers = Numbers::new(1e-3, 1e6);
+pub(super) const CALLS_PER_SECOND: Numbers = Numbers::new(1e-3, 1e6);
 
 /// What `max_batch` may be: clouds take at most hundreds of ids a call.
 const BATCH_SIZES: Counts = Counts::new(1, 10_000);
@@ -65,9 +65,9 @@ const BURSTS: Counts = Counts::new(1, 10_000);
 const CONCURRENT_BATCHES: Counts = Counts::new(1, 1_024);
 
 impl Validate for GatewayConfig {
-    /// Every count from 1 to its maximum, the rate within
-    /// [`CALLS_PER_SECOND`], every duration up to a year (`window` may be
-    /// zero), `throttle_backoff <= throttle_backoff_cap`.
+    /// Every count from 1 to its maximum, the rate from 0.001 to a million
+    /// calls a second, every duration up to a year (`window` may be zero),
+    /// `throttle_backoff <= throttle_backoff_cap`.
     fn check(&self, at: &mut Checker) {
         at.duration("window", self.window, Durations::up_to(YEAR));
         at.count("max_batch", self.max_batch, BATCH_SIZES);

@@ -1,7 +1,23 @@
-//! Wall-clock time, injected so that tests can move it.
+//! Wall-clock time, injected so that tests can move it; and deadlines on
+//! tokio's clock that no duration can overflow.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+/// The furthest a deadline is set from now: tokio's own horizon for its
+/// timers, beyond any setting, and near enough that no `Instant` overflows.
+pub const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `by` after `now`, but never further than [`FAR_FUTURE`]: whatever the
+/// duration (a setting nobody checked, a provider's retry-after), the
+/// deadline neither panics nor wraps.
+pub fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by.min(FAR_FUTURE))
+        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(now)
+}
 
 /// A source of wall-clock time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -59,6 +75,17 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_never_overflows() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(3)),
+            now + Duration::from_secs(3)
+        );
+        assert_eq!(later(now, Duration::MAX), now + FAR_FUTURE);
+        assert_eq!(later(now, Duration::from_secs(u64::MAX)), now + FAR_FUTURE);
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

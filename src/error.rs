@@ -1,4 +1,4 @@
-//! The errors of the instance poller's collaborators, and of its configuration.
+//! The errors of the instance poller's collaborators.
 //!
 //! The provider, the model facade and the credential API all fail with one
 //! [`PollError`], so that the poller can act on the kind of failure (back off,
@@ -149,26 +149,6 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A configuration value that was rejected, naming the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct ConfigError {
-    /// The field, as it is spelled in a configuration file.
-    pub field: &'static str,
-    /// What was wrong with it.
-    pub reason: String,
-}
-
-impl ConfigError {
-    /// The error for `field`.
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        ConfigError {
-            field,
-            reason: reason.into(),
-        }
-    }
-}
-
 /// Text that is not one of the values of an enumeration such as a status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{text:?} is not a valid {kind}")]
@@ -177,18 +157,6 @@ pub struct UnknownValue {
     pub text: String,
     /// What was expected, e.g. `instance status`.
     pub kind: &'static str,
-}
-
-/// Parses a human duration (`3s`, `1m 30s`, `15m`) for `field`. Whether zero
-/// is allowed is for the caller's validation to say.
-pub fn parse_duration(field: &'static str, text: &str) -> Result<Duration, ConfigError> {
-    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
-        ConfigError::new(
-            field,
-            format!("invalid duration {text:?} (expected e.g. \"3s\" or \"15m\"): {e}"),
-        )
-    })?;
-    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -218,23 +186,5 @@ mod tests {
         assert_eq!(other.to_string(), "fetching instances: connection reset");
         assert_eq!(other.kind(), ErrorKind::Other);
         assert!(std::error::Error::source(&other).is_some());
-    }
-
-    #[test]
-    fn durations_name_the_field_and_the_text() {
-        assert_eq!(
-            parse_duration("long_poll", "15m"),
-            Ok(Duration::from_secs(900))
-        );
-        for text in ["10", "-3s", "", "3 parsecs"] {
-            let err = parse_duration("short_poll", text).unwrap_err();
-            assert_eq!(err.field, "short_poll");
-            let message = err.to_string();
-            assert!(
-                message.starts_with("short_poll: invalid duration"),
-                "{message}"
-            );
-            assert!(message.contains(&format!("{text:?}")), "{message}");
-        }
     }
 }

@@ -7,6 +7,7 @@
 //! the tests run on. The crate `muster-actors` runs it as a supervision tree.
 
 pub mod clock;
+pub mod config;
 #[cfg(feature = "ec2")]
 pub mod ec2;
 pub mod error;

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use muster::clock::Clock;
-use muster::error::ConfigError;
+pub use muster::config::InvalidConfig;
+use muster::config::{Checker, Validate};
 use muster::model::{CredentialApi, ModelFacade};
 use muster::provider::Environ;
 use muster::sim::Sim;
@@ -63,42 +64,13 @@ pub struct MusterConfig {
     pub gateway: GatewayConfig,
 }
 
-impl MusterConfig {
-    /// Checks every section; the error names the key that is wrong.
-    pub fn validate(&self) -> Result<(), InvalidConfig> {
-        self.supervision
-            .validate()
-            .map_err(|e| InvalidConfig::new("supervision", e))?;
-        self.presence.validate()?;
-        self.machines
-            .validate()
-            .map_err(|e| InvalidConfig::new(e.field, e.reason))?;
-        Ok(self.gateway.validate()?)
-    }
-}
-
-/// A setting that is out of range, named by its key in the config file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct InvalidConfig {
-    /// The key, e.g. `machines.poll.short_poll`.
-    pub key: String,
-    /// What is wrong with its value.
-    pub reason: String,
-}
-
-impl InvalidConfig {
-    fn new(key: impl Into<String>, reason: impl ToString) -> Self {
-        InvalidConfig {
-            key: key.into(),
-            reason: reason.to_string(),
-        }
-    }
-}
-
-impl From<ConfigError> for InvalidConfig {
-    fn from(error: ConfigError) -> Self {
-        InvalidConfig::new(error.field, error.reason)
+impl Validate for MusterConfig {
+    /// Every section, under its own key: `machines.poll.short_poll`.
+    fn check(&self, at: &mut Checker) {
+        at.section("supervision", &self.supervision);
+        at.section("presence", &self.presence);
+        at.section("machines", &self.machines);
+        at.section("gateway", &self.gateway);
     }
 }
 
@@ -131,7 +103,7 @@ impl Backends {
 /// Why the tree did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A setting is out of range.
+    /// Settings are out of range: every one of them, each by its key.
     #[error("invalid config: {0}")]
     Config(#[from] InvalidConfig),
     /// The tree could not be built (for instance, no actix system runs).
@@ -171,8 +143,10 @@ pub struct Muster {
 impl Muster {
     /// Starts the tree on the current actix system, under a root of its
     /// own called `root`. The metrics go into `registry`; the logs into
-    /// `logger`. Nothing global is installed. A host with a supervision
-    /// tree of its own mounts muster in it with [`Muster::child`] instead.
+    /// `logger`. Nothing global is installed. A config with settings out of
+    /// range is refused with all of them, so a host that builds one in code
+    /// is held to the ranges a file is. A host with a supervision tree of
+    /// its own mounts muster in it with [`Muster::child`] instead.
     pub fn start(
         config: &MusterConfig,
         backends: Backends,

@@ -56,7 +56,7 @@ pub use host::{Backends, DEFAULT_RESTART_WAIT, InvalidConfig, Muster, MusterConf
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised};
 pub use metrics::{MailboxStats, Metrics};
 pub use supervisor::{
-    ChildReport, ChildSpec, ChildState, ConfigError, DynamicPolicy, Exit, ExitSlot, Kept, Report,
-    Reporter, RestartConfig, RestartCounts, RestartPolicy, Root, StartCtx, StatePolicy,
-    StatusWatch, SupervisorError, SupervisorRef, SupervisorSpec, SupervisorStatus, TreeError,
+    ChildReport, ChildSpec, ChildState, DynamicPolicy, Exit, ExitSlot, Kept, Report, Reporter,
+    RestartConfig, RestartCounts, RestartPolicy, Root, StartCtx, StatePolicy, StatusWatch,
+    SupervisorError, SupervisorRef, SupervisorSpec, SupervisorStatus, TreeError,
 };

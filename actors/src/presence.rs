@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use actix::prelude::*;
 use futures::future::join_all;
 use muster::clock::Clock;
+use muster::config::{Checker, MAILBOXES, Validate};
 use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::presence::{
     Connections, PresenceError, ServerTable, ServerView, StatusCounts, Value, validate_snapshot,
@@ -59,25 +60,12 @@ impl Default for PresenceConfig {
     }
 }
 
-impl PresenceConfig {
-    /// Checks every setting; the error names the first one that is wrong.
-    pub fn validate(&self) -> Result<(), muster::error::ConfigError> {
-        use muster::error::ConfigError;
-        if self.router_mailbox == 0 {
-            return Err(ConfigError::new(
-                "presence.router_mailbox",
-                "must be at least 1",
-            ));
-        }
-        if self.server_mailbox == 0 {
-            return Err(ConfigError::new(
-                "presence.server_mailbox",
-                "must be at least 1",
-            ));
-        }
-        self.restart
-            .validate()
-            .map_err(|e| ConfigError::new("presence.restart", e.to_string()))
+impl Validate for PresenceConfig {
+    /// Both mailboxes within [`MAILBOXES`], and the restart timing.
+    fn check(&self, at: &mut Checker) {
+        at.count("router_mailbox", self.router_mailbox, MAILBOXES);
+        at.count("server_mailbox", self.server_mailbox, MAILBOXES);
+        at.section("restart", &self.restart);
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::join_all;
+use muster::config::Validate;
 use muster::error::{ErrorKind, PollError};
 use muster::names::MachineTag;
 use muster::provider::{InstanceId, InstanceStatus};

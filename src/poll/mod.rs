@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::later;
 use crate::model::MachineStatus;
 use crate::provider::InstanceStatus;
 
@@ -62,16 +63,6 @@ pub enum Rule {
     /// No rule matched (a long-phase machine that is not settled, e.g. its
     /// agent is down): it stays in the long phase.
     Unchanged,
-}
-
-/// Never later than this from now: keeps a huge configured interval from
-/// overflowing an `Instant` (tokio uses the same horizon for its timers).
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-
-fn later(now: Instant, by: Duration) -> Instant {
-    now.checked_add(by.min(FAR_FUTURE))
-        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
-        .unwrap_or(now)
 }
 
 /// The poll schedule of one machine.

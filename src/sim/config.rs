@@ -5,29 +5,35 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ConfigError, parse_duration};
+use crate::config::{Checker, Counts, Durations, Validate, YEAR};
+
+/// What each of the simulation's delays may be.
+const DELAYS: Durations = Durations::up_to(YEAR);
+
+/// What the cloud's own rate limit may be, in calls per second.
+const CALL_LIMITS: Counts = Counts::new(1, 1_000_000);
 
 /// How the simulated cloud behaves.
 ///
 /// In a configuration file the durations are human strings (`"2s"`,
-/// `"500ms"`) and any field left out takes its default; reading one validates
-/// it, so a bad value is refused with the field's name.
+/// `"500ms"`) and any field left out takes its default. Reading one checks
+/// nothing but the spelling: [`Validate`] checks the ranges.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawSimConfig")]
+#[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
     /// The seed of the fault injector: one seed, one run.
     pub seed: u64,
     /// How long a new instance stays pending.
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(with = "humantime_serde")]
     pub pending_for: Duration,
     /// How long it then stays allocating, before it runs.
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(with = "humantime_serde")]
     pub allocating_for: Duration,
     /// How long after it runs the provider reports its addresses.
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(with = "humantime_serde")]
     pub address_delay: Duration,
     /// How long after it runs the machine agent starts.
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(with = "humantime_serde")]
     pub agent_start_delay: Duration,
     /// Whether the provider answers network-interface calls; without it the
     /// poller falls back to the instances' plain addresses.
@@ -53,17 +59,21 @@ impl Default for SimConfig {
     }
 }
 
-impl SimConfig {
-    /// Checks the fault settings; every duration, zero included, is valid.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.faults.validate()
+impl Validate for SimConfig {
+    /// Every delay, zero included, up to a year; the faults' own ranges.
+    fn check(&self, at: &mut Checker) {
+        at.duration("pending_for", self.pending_for, DELAYS);
+        at.duration("allocating_for", self.allocating_for, DELAYS);
+        at.duration("address_delay", self.address_delay, DELAYS);
+        at.duration("agent_start_delay", self.agent_start_delay, DELAYS);
+        at.section("faults", &self.faults);
     }
 }
 
 /// The faults the simulated cloud injects, drawn from the seeded generator
 /// in the order of the calls, so a run with one seed repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawFaultConfig")]
+#[serde(default, deny_unknown_fields)]
 pub struct FaultConfig {
     /// The chance, from 0 to 1, that a provider call fails.
     pub error_rate: f64,
@@ -71,14 +81,14 @@ pub struct FaultConfig {
     pub throttle_rate: f64,
     /// What a throttled call says to wait; `None` (`"none"` in a file) says
     /// nothing.
-    #[serde(serialize_with = "serialize_retry_after")]
+    #[serde(with = "retry_after")]
     pub retry_after: Option<Duration>,
     /// The chance that the provider leaves one instance out of an answer.
     pub partial_rate: f64,
     /// The chance that an API server call about a machine fails.
     pub model_error_rate: f64,
     /// How long every provider call takes.
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(with = "humantime_serde")]
     pub latency: Duration,
     /// The most provider calls the cloud takes in one second, as clouds
     /// rate-limit their APIs; the calls past it are throttled until the
@@ -101,124 +111,72 @@ impl Default for FaultConfig {
     }
 }
 
-impl FaultConfig {
-    /// Checks that every rate is a number from 0 to 1 and that a call limit
-    /// lets at least one call through.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_calls_per_second == Some(0) {
-            return Err(ConfigError::new(
-                "faults.max_calls_per_second",
-                "must be at least 1 (leave it out for no limit)",
-            ));
+impl Validate for FaultConfig {
+    /// Every rate from 0 to 1, every delay up to a year, and a call limit
+    /// that lets at least one call through.
+    fn check(&self, at: &mut Checker) {
+        at.rate("error_rate", self.error_rate);
+        at.rate("throttle_rate", self.throttle_rate);
+        if let Some(wait) = self.retry_after {
+            at.duration("retry_after", wait, DELAYS);
         }
-        for (field, rate) in [
-            ("faults.error_rate", self.error_rate),
-            ("faults.throttle_rate", self.throttle_rate),
-            ("faults.partial_rate", self.partial_rate),
-            ("faults.model_error_rate", self.model_error_rate),
-        ] {
-            // Written so that NaN fails too.
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(ConfigError::new(
-                    field,
-                    format!("must be a rate from 0 to 1, got {rate}"),
-                ));
+        at.rate("partial_rate", self.partial_rate);
+        at.rate("model_error_rate", self.model_error_rate);
+        at.duration("latency", self.latency, DELAYS);
+        if let Some(limit) = self.max_calls_per_second
+            && !CALL_LIMITS.contains(limit.into())
+        {
+            at.problem(
+                "max_calls_per_second",
+                Some(limit.to_string()),
+                format!("{CALL_LIMITS} (leave it out for no limit)"),
+            );
+        }
+    }
+}
+
+/// `retry_after` in a file: a human duration, or `"none"` for a throttled
+/// call that says nothing.
+mod retry_after {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(wait) => humantime_serde::serialize(wait, serializer),
+            None => serializer.serialize_str("none"),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        struct Wait;
+
+        impl Visitor<'_> for Wait {
+            type Value = Option<Duration>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration or \"none\"")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                if text == "none" {
+                    return Ok(None);
+                }
+                humantime::parse_duration(text)
+                    .map(Some)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(text), &self))
             }
         }
-        Ok(())
-    }
-}
 
-/// Writes `None` as `"none"`, the text that reads back as `None`.
-fn serialize_retry_after<S: serde::Serializer>(
-    value: &Option<Duration>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(wait) => humantime_serde::serialize(wait, serializer),
-        None => serializer.serialize_str("none"),
-    }
-}
-
-/// [`SimConfig`] as a configuration file spells it, before validation.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSimConfig {
-    seed: Option<u64>,
-    pending_for: Option<String>,
-    allocating_for: Option<String>,
-    address_delay: Option<String>,
-    agent_start_delay: Option<String>,
-    networking: Option<bool>,
-    faults: Option<FaultConfig>,
-}
-
-fn duration_or(
-    field: &'static str,
-    text: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    text.map_or(Ok(default), |text| parse_duration(field, &text))
-}
-
-impl TryFrom<RawSimConfig> for SimConfig {
-    type Error = ConfigError;
-
-    fn try_from(raw: RawSimConfig) -> Result<Self, ConfigError> {
-        let d = SimConfig::default();
-        let config = SimConfig {
-            seed: raw.seed.unwrap_or(d.seed),
-            pending_for: duration_or("pending_for", raw.pending_for, d.pending_for)?,
-            allocating_for: duration_or("allocating_for", raw.allocating_for, d.allocating_for)?,
-            address_delay: duration_or("address_delay", raw.address_delay, d.address_delay)?,
-            agent_start_delay: duration_or(
-                "agent_start_delay",
-                raw.agent_start_delay,
-                d.agent_start_delay,
-            )?,
-            networking: raw.networking.unwrap_or(d.networking),
-            faults: raw.faults.unwrap_or(d.faults),
-        };
-        config.validate()?;
-        Ok(config)
-    }
-}
-
-/// [`FaultConfig`] as a configuration file spells it, before validation.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFaultConfig {
-    error_rate: Option<f64>,
-    throttle_rate: Option<f64>,
-    /// `"none"` says a throttled call gives no retry-after.
-    retry_after: Option<String>,
-    partial_rate: Option<f64>,
-    model_error_rate: Option<f64>,
-    latency: Option<String>,
-    max_calls_per_second: Option<u32>,
-}
-
-impl TryFrom<RawFaultConfig> for FaultConfig {
-    type Error = ConfigError;
-
-    fn try_from(raw: RawFaultConfig) -> Result<Self, ConfigError> {
-        let d = FaultConfig::default();
-        let retry_after = match raw.retry_after.as_deref().map(str::trim) {
-            None => d.retry_after,
-            Some("none") => None,
-            Some(text) => Some(parse_duration("faults.retry_after", text)?),
-        };
-        let config = FaultConfig {
-            error_rate: raw.error_rate.unwrap_or(d.error_rate),
-            throttle_rate: raw.throttle_rate.unwrap_or(d.throttle_rate),
-            retry_after,
-            partial_rate: raw.partial_rate.unwrap_or(d.partial_rate),
-            model_error_rate: raw.model_error_rate.unwrap_or(d.model_error_rate),
-            latency: duration_or("faults.latency", raw.latency, d.latency)?,
-            max_calls_per_second: raw.max_calls_per_second.or(d.max_calls_per_second),
-        };
-        config.validate()?;
-        Ok(config)
+        deserializer.deserialize_str(Wait)
     }
 }
 
@@ -254,39 +212,61 @@ mod tests {
     }
 
     #[test]
-    fn refuses_bad_values_naming_field_and_text() {
-        for (json, field, text) in [
-            (r#"{"pending_for": "10"}"#, "pending_for", r#""10""#),
-            (r#"{"address_delay": "-3s"}"#, "address_delay", r#""-3s""#),
-            (
-                r#"{"faults": {"latency": "fast"}}"#,
-                "faults.latency",
-                r#""fast""#,
-            ),
-            (
-                r#"{"faults": {"retry_after": "5"}}"#,
-                "faults.retry_after",
-                r#""5""#,
-            ),
-            (
-                r#"{"faults": {"error_rate": 1.5}}"#,
-                "faults.error_rate",
-                "got 1.5",
-            ),
-            (
-                r#"{"faults": {"partial_rate": -0.1}}"#,
-                "faults.partial_rate",
-                "got -0.1",
-            ),
+    fn text_that_is_not_a_duration_does_not_read() {
+        for (json, text) in [
+            (r#"{"pending_for": "10"}"#, r#""10""#),
+            (r#"{"address_delay": "-3s"}"#, r#""-3s""#),
+            (r#"{"faults": {"latency": "fast"}}"#, r#""fast""#),
+            (r#"{"faults": {"retry_after": "5"}}"#, r#""5""#),
         ] {
             let err = serde_json::from_str::<SimConfig>(json)
                 .unwrap_err()
                 .to_string();
-            assert!(err.starts_with(&format!("{field}: ")), "{err}");
             assert!(err.contains(text), "{err}");
+            assert!(err.contains("expected a duration"), "{err}");
         }
         let err = serde_json::from_str::<SimConfig>(r#"{"boot": "1s"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `boot`"), "{err}");
+    }
+
+    #[test]
+    fn every_value_out_of_range_is_named_with_its_key() {
+        let config = SimConfig {
+            pending_for: Duration::MAX,
+            faults: FaultConfig {
+                error_rate: 1.5,
+                throttle_rate: f64::NAN,
+                partial_rate: -0.1,
+                retry_after: Some(Duration::from_secs(u64::MAX)),
+                max_calls_per_second: Some(0),
+                ..FaultConfig::default()
+            },
+            ..SimConfig::default()
+        };
+        let error = config.validate().unwrap_err();
+        assert_eq!(
+            error.keys(),
+            [
+                "pending_for",
+                "faults.error_rate",
+                "faults.throttle_rate",
+                "faults.retry_after",
+                "faults.partial_rate",
+                "faults.max_calls_per_second",
+            ],
+            "{error}"
+        );
+        let lines = error.lines();
+        assert_eq!(
+            lines[1],
+            "faults.error_rate = 1.5: must be a rate from 0 to 1"
+        );
+        assert_eq!(
+            lines[5],
+            "faults.max_calls_per_second = 0: must be at least 1 and at most 1000000 \
+             (leave it out for no limit)"
+        );
+        assert_eq!(SimConfig::default().validate(), Ok(()));
     }
 
     #[test]
@@ -294,10 +274,6 @@ mod tests {
         let config: SimConfig =
             serde_json::from_str(r#"{"pending_for": "0s", "faults": {"latency": "0s"}}"#).unwrap();
         assert_eq!(config.pending_for, Duration::ZERO);
-        let nan = FaultConfig {
-            throttle_rate: f64::NAN,
-            ..FaultConfig::default()
-        };
-        assert_eq!(nan.validate().unwrap_err().field, "faults.throttle_rate");
+        assert_eq!(config.validate(), Ok(()));
     }
 }

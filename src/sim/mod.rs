@@ -31,7 +31,8 @@ use tokio::time::Instant;
 
 pub use config::{FaultConfig, SimConfig};
 
-use crate::error::{ConfigError, ErrorKind, PollError};
+use crate::config::{InvalidConfig, Validate};
+use crate::error::{ErrorKind, PollError};
 use crate::model::{CredentialApi, Life, MachineStatus, ModelFacade};
 use crate::names::MachineTag;
 use crate::provider::{
@@ -212,7 +213,7 @@ struct SimInstance {
 
 impl Sim {
     /// A simulated cloud with no machines; the configuration is validated.
-    pub fn new(config: SimConfig) -> Result<Sim, ConfigError> {
+    pub fn new(config: SimConfig) -> Result<Sim, InvalidConfig> {
         config.validate()?;
         let state = State {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
@@ -245,7 +246,7 @@ impl Sim {
     /// Changes the faults injected from now on, e.g. to end a spell of
     /// provider errors; a bad setting is refused, naming the field, and the
     /// faults in force stay.
-    pub fn set_faults(&self, faults: FaultConfig) -> Result<(), ConfigError> {
+    pub fn set_faults(&self, faults: FaultConfig) -> Result<(), InvalidConfig> {
         faults.validate()?;
         self.shared.with(|state| state.faults = faults);
         Ok(())

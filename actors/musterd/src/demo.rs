@@ -639,7 +639,7 @@ mod tests {
             ..DemoOptions::default()
         };
         let config = options.config();
-        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        muster::config::Validate::validate(&config).unwrap();
         let ms = Duration::from_millis;
         assert_eq!(config.machines.poll.short_poll, ms(150));
         assert_eq!(config.machines.poll.short_poll_cap, ms(3000));

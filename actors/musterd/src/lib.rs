@@ -23,18 +23,19 @@ pub mod logging;
 pub mod swarm;
 
 use std::future::Future;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
 use muster::clock::SystemClock;
+use muster::config::{ConfigError, InvalidConfig};
 use muster::sim::Sim;
 use muster_actors::{Backends, Muster, StartError, TreeError};
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info};
 
 use agents::{ConnectionIds, Door, DoorError, DoorMetrics};
-use config::{BackendKind, ConfigProblem, DaemonConfig};
+use config::{BackendKind, DaemonConfig};
 use history::Sampler;
 use http::{BindError, Inspector, StateGauges};
 
@@ -57,12 +58,12 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     /// The config file has problems; each names its key.
-    #[error("{}", .problems.iter().map(|p| format!("{}: {p}", .path)).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", .problems.lines().iter().map(|p| format!("{}: {p}", .path)).collect::<Vec<_>>().join("\n"))]
     Config {
         /// The file.
         path: String,
         /// Every problem found.
-        problems: Vec<ConfigProblem>,
+        problems: InvalidConfig,
     },
     /// A command-line option is out of range.
     #[error("{0}")]
@@ -78,7 +79,7 @@ pub enum DaemonError {
     Start(#[from] StartError),
     /// The simulated backend refused its settings.
     #[error("backend.sim: {0}")]
-    Backend(muster::error::ConfigError),
+    Backend(InvalidConfig),
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(std::io::Error),
@@ -103,25 +104,35 @@ impl DaemonError {
     }
 }
 
-/// Reads and checks a config file, and the TLS files it names.
+/// Reads and checks a config file, and the TLS files it names. Reads at
+/// most one byte past [`MAX_FILE_BYTES`](config::MAX_FILE_BYTES), so that
+/// an endless file (`/dev/zero`) is refused at once.
 pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Unreadable {
+    let unreadable = |source| DaemonError::Unreadable {
         path: shown.clone(),
         source,
-    })?;
-    let config = DaemonConfig::from_toml(&text).map_err(|problems| DaemonError::Config {
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(config::MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(unreadable)?;
+    let config = DaemonConfig::from_bytes(&bytes).map_err(|problems| DaemonError::Config {
         path: shown.clone(),
         problems,
     })?;
     if let Err(problem) = agents::tls::acceptor(&config.agents) {
+        let problem = ConfigError::new(
+            problem.key,
+            Some(format!("{:?}", problem.path)),
+            problem.reason,
+        );
         return Err(DaemonError::Config {
             path: shown,
-            problems: vec![ConfigProblem {
-                key: problem.key.into(),
-                value: Some(format!("{:?}", problem.path)),
-                reason: problem.reason,
-            }],
+            problems: problem.into(),
         });
     }
     Ok(config)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use futures::channel::oneshot;
+use muster::clock::later;
 use muster::error::PollError;
 use muster::model::CredentialApi;
 use muster::provider::Environ;
@@ -56,7 +57,9 @@ pub struct ProviderGateway {
 
 impl ProviderGateway {
     /// A gateway in front of `environ`; `credentials` is told when the cloud
-    /// denies access. The config must have passed [`GatewayConfig::validate`].
+    /// denies access. The config should have passed its
+    /// [`Validate`](muster::config::Validate) check; one that did not is
+    /// paced within the ranges rather than trusted.
     pub fn new(
         environ: Arc<dyn Environ>,
         credentials: Arc<dyn CredentialApi>,
@@ -141,7 +144,7 @@ impl ProviderGateway {
         {
             return;
         }
-        let due = (since + self.config.window).max(now);
+        let due = later(since, self.config.window).max(now);
         if let Some((at, handle)) = self.timer {
             if at <= due {
                 return;
@@ -192,7 +195,8 @@ impl ProviderGateway {
                 let wait = retry_after
                     .unwrap_or_else(|| throttle_wait(&self.config, self.throttled_in_a_row));
                 self.throttled_in_a_row = self.throttled_in_a_row.saturating_add(1);
-                self.slots.block_until(Instant::now() + wait);
+                // The provider's retry-after is not ours to trust.
+                self.slots.block_until(later(Instant::now(), wait));
                 warn!(self.log, "provider throttled the gateway";
                     "wait" => %humantime::format_duration(wait),
                     "requests" => batch.len());

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use futures::channel::oneshot;
+use muster::clock::later;
 use muster::error::PollError;
 use muster::provider::{Instance, InstanceId, NetworkInterface};
 use tokio::time::Instant;
@@ -42,7 +43,10 @@ impl Queue {
     /// Whether the request at the head of the queue may go now: it has
     /// waited its window, or a full batch is waiting.
     pub(super) fn head_ready(&self, now: Instant, window: Duration, max_batch: usize) -> bool {
-        self.0.len() >= max_batch || self.oldest().is_some_and(|since| now >= since + window)
+        self.0.len() >= max_batch
+            || self
+                .oldest()
+                .is_some_and(|since| now >= later(since, window))
     }
 
     /// The oldest requests, at most `max_batch` of them.

@@ -1,8 +1,8 @@
-//! The gateway's settings and their validation.
+//! The gateway's settings and their ranges.
 
 use std::time::Duration;
 
-use muster::error::ConfigError;
+use muster::config::{Checker, Counts, Durations, MAILBOXES, Numbers, Validate, YEAR};
 use serde::{Deserialize, Serialize};
 
 /// How the gateway batches and paces provider calls.
@@ -50,47 +50,47 @@ impl Default for GatewayConfig {
     }
 }
 
-impl GatewayConfig {
-    /// Checks every setting; the error names the first one that is wrong.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive = [
-            ("gateway.call_timeout", self.call_timeout),
-            ("gateway.throttle_backoff", self.throttle_backoff),
-            ("gateway.throttle_backoff_cap", self.throttle_backoff_cap),
-        ];
-        for (field, value) in positive {
-            if value.is_zero() {
-                return Err(ConfigError::new(field, "must be a positive duration"));
-            }
+/// What `calls_per_second` may be: from one call in a quarter of an hour
+/// to a million a second. Past either end the pacing interval stops being
+/// a duration the clock can hold.
+pub(super) const CALLS_PER_SECOND: Numbers = Numbers::new(1e-3, 1e6);
+
+/// What `max_batch` may be: clouds take at most hundreds of ids a call.
+const BATCH_SIZES: Counts = Counts::new(1, 10_000);
+
+/// What `burst` may be.
+const BURSTS: Counts = Counts::new(1, 10_000);
+
+/// What `max_concurrent_batches` may be.
+const CONCURRENT_BATCHES: Counts = Counts::new(1, 1_024);
+
+impl Validate for GatewayConfig {
+    /// Every count from 1 to its maximum, the rate from 0.001 to a million
+    /// calls a second, every duration up to a year (`window` may be zero),
+    /// `throttle_backoff <= throttle_backoff_cap`.
+    fn check(&self, at: &mut Checker) {
+        at.duration("window", self.window, Durations::up_to(YEAR));
+        at.count("max_batch", self.max_batch, BATCH_SIZES);
+        at.number("calls_per_second", self.calls_per_second, CALLS_PER_SECOND);
+        at.count("burst", self.burst, BURSTS);
+        at.count(
+            "max_concurrent_batches",
+            self.max_concurrent_batches,
+            CONCURRENT_BATCHES,
+        );
+        let waits = Durations::positive(YEAR);
+        at.duration("call_timeout", self.call_timeout, waits);
+        at.count("mailbox", self.mailbox, MAILBOXES);
+        let backoff = at.duration("throttle_backoff", self.throttle_backoff, waits);
+        let cap = at.duration("throttle_backoff_cap", self.throttle_backoff_cap, waits);
+        if backoff && cap {
+            at.not_longer(
+                "throttle_backoff",
+                self.throttle_backoff,
+                "throttle_backoff_cap",
+                self.throttle_backoff_cap,
+            );
         }
-        if self.max_batch == 0 {
-            return Err(ConfigError::new("gateway.max_batch", "must be at least 1"));
-        }
-        if !(self.calls_per_second.is_finite() && self.calls_per_second > 0.0) {
-            return Err(ConfigError::new(
-                "gateway.calls_per_second",
-                format!("must be a positive number, not {}", self.calls_per_second),
-            ));
-        }
-        if self.mailbox == 0 {
-            return Err(ConfigError::new("gateway.mailbox", "must be at least 1"));
-        }
-        if self.burst == 0 {
-            return Err(ConfigError::new("gateway.burst", "must be at least 1"));
-        }
-        if self.max_concurrent_batches == 0 {
-            return Err(ConfigError::new(
-                "gateway.max_concurrent_batches",
-                "must be at least 1",
-            ));
-        }
-        if self.throttle_backoff > self.throttle_backoff_cap {
-            return Err(ConfigError::new(
-                "gateway.throttle_backoff",
-                "must not exceed gateway.throttle_backoff_cap",
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -101,28 +101,50 @@ mod tests {
     #[test]
     fn each_bad_setting_is_named() {
         type Spoil = fn(&mut GatewayConfig);
-        let cases: [(&str, Spoil); 8] = [
-            ("gateway.max_batch", |c| c.max_batch = 0),
-            ("gateway.mailbox", |c| c.mailbox = 0),
-            ("gateway.calls_per_second", |c| c.calls_per_second = 0.0),
-            ("gateway.calls_per_second", |c| {
-                c.calls_per_second = f64::NAN
-            }),
-            ("gateway.burst", |c| c.burst = 0),
-            ("gateway.call_timeout", |c| c.call_timeout = Duration::ZERO),
-            ("gateway.max_concurrent_batches", |c| {
-                c.max_concurrent_batches = 0
-            }),
-            ("gateway.throttle_backoff", |c| {
+        const HUGE: Duration = Duration::from_secs(u64::MAX);
+        let cases: [(&str, Spoil); 18] = [
+            ("max_batch", |c| c.max_batch = 0),
+            ("max_batch", |c| c.max_batch = usize::MAX),
+            ("mailbox", |c| c.mailbox = 0),
+            ("mailbox", |c| c.mailbox = (1 << 24) + 1),
+            ("calls_per_second", |c| c.calls_per_second = 0.0),
+            ("calls_per_second", |c| c.calls_per_second = f64::NAN),
+            ("calls_per_second", |c| c.calls_per_second = 5e-324),
+            ("calls_per_second", |c| c.calls_per_second = 1e308),
+            ("burst", |c| c.burst = 0),
+            ("burst", |c| c.burst = u32::MAX),
+            ("call_timeout", |c| c.call_timeout = Duration::ZERO),
+            ("call_timeout", |c| c.call_timeout = HUGE),
+            ("max_concurrent_batches", |c| c.max_concurrent_batches = 0),
+            ("window", |c| c.window = HUGE),
+            ("throttle_backoff", |c| {
                 c.throttle_backoff = Duration::from_secs(120)
+            }),
+            ("throttle_backoff", |c| c.throttle_backoff = HUGE),
+            ("throttle_backoff_cap", |c| c.throttle_backoff_cap = HUGE),
+            ("throttle_backoff_cap", |c| {
+                c.throttle_backoff_cap = Duration::ZERO
             }),
         ];
         for (field, spoil) in cases {
             let mut config = GatewayConfig::default();
             spoil(&mut config);
             let error = config.validate().unwrap_err();
-            assert_eq!(error.field, field, "{error}");
+            assert_eq!(error.keys(), [field], "{error}");
         }
         GatewayConfig::default().validate().unwrap();
+        let zero_window = GatewayConfig {
+            window: Duration::ZERO,
+            ..GatewayConfig::default()
+        };
+        zero_window.validate().unwrap();
+        let slow = GatewayConfig {
+            calls_per_second: 5e-324,
+            ..GatewayConfig::default()
+        };
+        assert_eq!(
+            slow.validate().unwrap_err().to_string(),
+            "calls_per_second = 5e-324: must be a number from 0.001 to 1000000"
+        );
     }
 }

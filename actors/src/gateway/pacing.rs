@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use muster::clock::later;
 use tokio::time::Instant;
 
-use super::config::GatewayConfig;
+use super::config::{CALLS_PER_SECOND, GatewayConfig};
 
 /// Paces calls: `burst` calls may go at once, then one every
 /// `1 / calls_per_second`, so no window of `t` seconds holds more than
@@ -22,12 +23,15 @@ pub(super) struct RateSlots {
 }
 
 impl RateSlots {
-    /// Slots at `config`'s rate, with the whole burst free at `now`.
+    /// Slots at `config`'s rate, with the whole burst free at `now`. A
+    /// config that was never checked is brought within range rather than
+    /// trusted: a rate of 5e-324 would make the interval overflow.
     pub(super) fn new(config: &GatewayConfig, now: Instant) -> Self {
-        let emission = Duration::from_secs_f64(1.0 / config.calls_per_second);
+        let rate = CALLS_PER_SECOND.clamp(config.calls_per_second);
+        let emission = Duration::from_secs_f64(1.0 / rate);
         RateSlots {
             emission,
-            tolerance: emission * (config.burst - 1),
+            tolerance: emission.saturating_mul(config.burst.saturating_sub(1)),
             next: now,
             blocked_until: now,
         }
@@ -40,7 +44,7 @@ impl RateSlots {
             .checked_sub(self.tolerance)
             .map_or(now, |start| start.max(now))
             .max(self.blocked_until);
-        self.next = next.max(start) + self.emission;
+        self.next = later(next.max(start), self.emission);
         start
     }
 
@@ -123,6 +127,44 @@ mod tests {
                 .count();
             assert!(in_window <= 4, "{in_window} calls within a second");
         }
+    }
+
+    #[test]
+    fn settings_past_their_range_pace_without_panicking() {
+        let now = Instant::now();
+        let huge = Duration::from_secs(u64::MAX);
+        for (rate, burst) in [
+            (5e-324, u32::MAX),
+            (0.0, 0),
+            (-1.0, 1),
+            (f64::NAN, 5),
+            (f64::INFINITY, u32::MAX),
+            (1e308, 1),
+        ] {
+            let config = GatewayConfig {
+                calls_per_second: rate,
+                burst,
+                throttle_backoff: huge,
+                throttle_backoff_cap: huge,
+                ..GatewayConfig::default()
+            };
+            let mut slots = RateSlots::new(&config, now);
+            slots.block_until(later(now, huge));
+            for _ in 0..1000 {
+                assert!(slots.reserve(now) >= now);
+            }
+            assert!(slots.blocked_for(now).is_some());
+            assert_eq!(throttle_wait(&config, u32::MAX), huge);
+        }
+        // The slowest rate allowed paces at its own interval.
+        let slowest = GatewayConfig {
+            calls_per_second: 5e-324,
+            burst: 1,
+            ..GatewayConfig::default()
+        };
+        let mut slots = RateSlots::new(&slowest, now);
+        slots.reserve(now);
+        assert_eq!(slots.reserve(now) - now, Duration::from_secs(1000));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The settings of the machine subtree and their validation.
+//! The settings of the machine subtree and their ranges.
 
 use std::time::Duration;
 
+use muster::config::{Checker, MAILBOXES, Validate};
 use muster::poll::PollConfig;
 use serde::{Deserialize, Serialize};
 
@@ -35,35 +36,11 @@ impl Default for MachinesConfig {
     }
 }
 
-/// A [`MachinesConfig`] value that was rejected; `field` is its full name
-/// in a configuration file, e.g. `machines.poll.short_poll`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct MachinesConfigError {
-    /// The field, with its `machines.` prefix.
-    pub field: String,
-    /// What was wrong with it.
-    pub reason: String,
-}
-
-impl MachinesConfig {
-    /// Checks the poll schedule, the restart timing and the mailbox size;
-    /// the error names the first field out of range.
-    pub fn validate(&self) -> Result<(), MachinesConfigError> {
-        self.poll.validate().map_err(|e| MachinesConfigError {
-            field: format!("machines.poll.{}", e.field),
-            reason: e.reason,
-        })?;
-        self.restart.validate().map_err(|e| MachinesConfigError {
-            field: format!("machines.restart.{}", e.field),
-            reason: e.problem,
-        })?;
-        if self.poller_mailbox == 0 {
-            return Err(MachinesConfigError {
-                field: "machines.poller_mailbox".to_owned(),
-                reason: "must be at least 1, got 0".to_owned(),
-            });
-        }
-        Ok(())
+impl Validate for MachinesConfig {
+    /// The poll schedule, the restart timing and the mailbox size.
+    fn check(&self, at: &mut Checker) {
+        at.section("poll", &self.poll);
+        at.section("restart", &self.restart);
+        at.count("poller_mailbox", self.poller_mailbox, MAILBOXES);
     }
 }

@@ -49,7 +49,7 @@ mod registry;
 mod subtree;
 mod watcher;
 
-pub use config::{MachinesConfig, MachinesConfigError};
+pub use config::MachinesConfig;
 pub use handle::{MachineState, MachinesHandle, Tracking};
 pub use poller::{MachinePoller, Reset};
 pub use subtree::{POLLERS_GROUP, WATCHER_CHILD, machines_child};

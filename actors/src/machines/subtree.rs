@@ -30,7 +30,8 @@ pub const WATCHER_CHILD: &str = "watcher";
 /// tag). `gateway` is the gateway's stable mailbox: pollers do not take it
 /// as an input, so a gateway restart does not restart them; a poll that
 /// cannot reach it is a failed poll. The config should have passed
-/// [`MachinesConfig::validate`]; the restart timing is checked here too.
+/// its [`Validate`](muster::config::Validate) check; the restart timing is
+/// checked here too.
 pub fn machines_child(
     name: &str,
     config: MachinesConfig,

@@ -92,7 +92,9 @@ impl MachineWatcher {
             return;
         }
         let delay = self.retry_delay;
-        self.retry_delay = (delay * 2).min(config.short_poll_cap.max(config.short_poll));
+        self.retry_delay = delay
+            .saturating_mul(2)
+            .min(config.short_poll_cap.max(config.short_poll));
         self.retry_timer = Some(ctx.run_later(delay, |act, ctx| {
             act.retry_timer = None;
             let tags = std::mem::take(&mut act.retry).into_iter().collect();

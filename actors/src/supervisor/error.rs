@@ -1,15 +1,16 @@
 //! What can go wrong with a supervisor's specification, with a request to a
 //! supervisor, and with a whole tree.
 
-use super::policy::ConfigError;
+use muster::config::InvalidConfig;
+
 use crate::mailbox::SendError;
 
 /// What went wrong with a supervisor's specification or a request to it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SupervisorError {
-    /// A restart config field is out of range.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    /// A restart config has settings out of range.
+    #[error("invalid restart config: {0}")]
+    Config(#[from] InvalidConfig),
     /// A child's name is empty or holds a `/` (paths use it).
     #[error("child name {0:?} is not valid: it must be non-empty and hold no '/'")]
     BadName(String),

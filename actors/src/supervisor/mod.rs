@@ -75,7 +75,7 @@ pub use context::{Kept, StartCtx};
 pub use error::{SupervisorError, TreeError};
 pub use exit::{Exit, ExitSlot};
 pub use handle::SupervisorRef;
-pub use policy::{ConfigError, RestartConfig, RestartPolicy, StatePolicy};
+pub use policy::{RestartConfig, RestartPolicy, StatePolicy};
 pub use report::{ChildReport, ChildState, Report, Reporter, RestartCounts};
 pub use root::Root;
 pub(crate) use spec::check_name;

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use muster::config::{Checker, Counts, Durations, Numbers, Validate, YEAR};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -84,43 +85,38 @@ impl Default for RestartConfig {
     }
 }
 
-/// A field of [`RestartConfig`] that is out of range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid restart config: {field} {problem}")]
-pub struct ConfigError {
-    /// The field's name.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
+/// What a restart delay may be.
+const DELAYS: Durations = Durations::positive(YEAR);
+
+/// What the restart backoff factor may be.
+const FACTORS: Numbers = Numbers::new(1.0, 100.0);
+
+/// What `max_restarts` may be.
+const RESTARTS: Counts = Counts::new(0, 1_000_000);
+
+impl Validate for RestartConfig {
+    /// Every duration up to a year, those that are delays or windows above
+    /// zero; the factor from 1 to 100; `max_delay >= error_delay`.
+    fn check(&self, at: &mut Checker) {
+        let error = at.duration("error_delay", self.error_delay, DELAYS);
+        at.duration("bounce_delay", self.bounce_delay, Durations::up_to(YEAR));
+        at.number("backoff_factor", self.backoff_factor, FACTORS);
+        at.duration("backoff_reset_time", self.backoff_reset_time, DELAYS);
+        let max = at.duration("max_delay", self.max_delay, DELAYS);
+        if error && max {
+            at.not_shorter("max_delay", self.max_delay, "error_delay", self.error_delay);
+        }
+        at.count("max_restarts", self.max_restarts, RESTARTS);
+        at.duration("restart_window", self.restart_window, DELAYS);
+        at.duration(
+            "shutdown_timeout",
+            self.shutdown_timeout,
+            Durations::up_to(YEAR),
+        );
+    }
 }
 
 impl RestartConfig {
-    /// Checks every field; the error names the first one out of range.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |field, problem: &str| {
-            Err(ConfigError {
-                field,
-                problem: problem.to_owned(),
-            })
-        };
-        if self.error_delay.is_zero() {
-            return err("error_delay", "must be positive");
-        }
-        if !self.backoff_factor.is_finite() || self.backoff_factor < 1.0 {
-            return err("backoff_factor", "must be a finite number >= 1");
-        }
-        if self.backoff_reset_time.is_zero() {
-            return err("backoff_reset_time", "must be positive");
-        }
-        if self.max_delay < self.error_delay {
-            return err("max_delay", "must not be less than error_delay");
-        }
-        if self.restart_window.is_zero() {
-            return err("restart_window", "must be positive");
-        }
-        Ok(())
-    }
-
     /// The delay before the next restart after `recent_failures` recent
     /// failures (at least one): `error_delay × factor^(n−1)`, capped at
     /// `max_delay`, then jittered by ±10 %.
@@ -129,7 +125,10 @@ impl RestartConfig {
         let base = self.error_delay.as_secs_f64() * self.backoff_factor.powi(exp);
         let capped = base.min(self.max_delay.as_secs_f64());
         let jitter: f64 = rng.random_range(0.9..=1.1);
-        Duration::from_secs_f64(capped * jitter)
+        // An unchecked config (a factor of NaN, a delay of u64::MAX
+        // seconds) must not panic here: past what a Duration holds, the
+        // delay is the longest one configured.
+        Duration::try_from_secs_f64(capped * jitter).unwrap_or(self.max_delay)
     }
 }
 
@@ -194,13 +193,69 @@ mod tests {
             ..RestartConfig::default()
         };
         let e = bad.validate().unwrap_err();
-        assert_eq!(e.field, "backoff_factor");
-        assert!(e.to_string().contains("backoff_factor"));
+        assert_eq!(e.keys(), ["backoff_factor"]);
+        assert_eq!(
+            e.to_string(),
+            "backoff_factor = 0.5: must be a number from 1 to 100"
+        );
         let bad = RestartConfig {
             max_delay: Duration::from_secs(1),
             ..RestartConfig::default()
         };
-        assert_eq!(bad.validate().unwrap_err().field, "max_delay");
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "max_delay = \"1s\": must not be shorter than error_delay (1s < 3s)"
+        );
+    }
+
+    #[test]
+    fn every_setting_out_of_range_is_named() {
+        let huge = Duration::from_secs(u64::MAX);
+        let bad = RestartConfig {
+            error_delay: Duration::ZERO,
+            bounce_delay: huge,
+            backoff_factor: f64::INFINITY,
+            backoff_reset_time: Duration::ZERO,
+            max_delay: huge,
+            max_restarts: u32::MAX,
+            restart_window: Duration::ZERO,
+            shutdown_timeout: huge,
+            jitter_seed: Some(u64::MAX),
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().keys(),
+            [
+                "error_delay",
+                "bounce_delay",
+                "backoff_factor",
+                "backoff_reset_time",
+                "max_delay",
+                "max_restarts",
+                "restart_window",
+                "shutdown_timeout",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unchecked_config_gives_a_delay_without_panicking() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let huge = RestartConfig {
+            error_delay: Duration::MAX,
+            max_delay: Duration::MAX,
+            backoff_factor: f64::NAN,
+            ..RestartConfig::default()
+        };
+        for n in [1, 2, u32::MAX] {
+            assert!(huge.failure_delay(n, &mut rng) <= Duration::MAX);
+        }
+        let zero = RestartConfig {
+            error_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            backoff_factor: f64::INFINITY,
+            ..RestartConfig::default()
+        };
+        assert_eq!(zero.failure_delay(40, &mut rng), Duration::ZERO);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use muster::config::Validate;
+
 use super::context::{KeptSlot, StartCtx};
 use super::error::SupervisorError;
 use super::exit::Exit;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{AsyncContext, Context, SpawnHandle};
+use muster::clock::later;
 use tokio::time::Instant;
 
 use super::actor::Supervisor;
@@ -43,14 +44,15 @@ impl Timers {
 }
 
 impl Supervisor {
-    /// Sets a timer that fires `after` from now.
+    /// Sets a timer that fires `after` from now; a duration past what the
+    /// clock holds fires in the far future instead of panicking.
     pub(super) fn set_timer(
         &mut self,
         after: Duration,
         timer: Timer,
         ctx: &mut Context<Self>,
     ) -> TimerKey {
-        let key = (Instant::now() + after, self.timers.seq);
+        let key = (later(Instant::now(), after), self.timers.seq);
         self.timers.seq += 1;
         self.timers.queue.insert(key, timer);
         self.arm(ctx);

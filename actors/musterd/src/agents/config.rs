@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use muster::config::{Checker, Counts, Durations, Validate, duration_value};
 use muster::names::MachineTag;
 use serde::{Deserialize, Serialize};
 
@@ -93,49 +94,47 @@ impl AgentsConfig {
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some() && self.tls_key.is_some()
     }
+}
 
-    /// Every setting out of range, as (key, reason) pairs, keys in full
-    /// (`agents.ping_interval`).
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        let mut problem =
-            |key: &str, reason: String| problems.push((format!("agents.{key}"), reason));
-        let most = humantime::format_duration(MAX_DURATION);
-        let within = |value: Duration, least: Duration| value >= least && value <= MAX_DURATION;
+/// What `ping_interval`, `idle_timeout` and `login_timeout` may be.
+const TIMEOUTS: Durations = Durations::between(Duration::from_millis(100), MAX_DURATION);
+
+/// What `max_connections` may be.
+const CONNECTIONS: Counts = Counts::new(1, MAX_CONNECTIONS as u64);
+
+/// What `max_frame` may be.
+const FRAMES: Counts = Counts::new(MIN_FRAME as u64, MAX_FRAME as u64);
+
+impl Validate for AgentsConfig {
+    /// A door off loopback guarded by a token or TLS; the token not blank
+    /// and at most [`MAX_TOKEN`] bytes; every duration within its range,
+    /// the idle timeout longer than the ping interval; the TLS files set
+    /// together.
+    fn check(&self, at: &mut Checker) {
         if !self.listen.ip().is_loopback() && self.token.is_none() && !self.tls() {
-            problem(
+            let reason = format!(
+                "{} is not a loopback address: set {} or {} and {}, so that what agents \
+                 send does not cross the network unguarded",
+                self.listen.ip(),
+                at.key("token"),
+                at.key("tls_cert"),
+                at.key("tls_key"),
+            );
+            at.problem(
                 "listen",
-                format!(
-                    "{} is not a loopback address: set agents.token or agents.tls_cert and \
-                     agents.tls_key, so that what agents send does not cross the network \
-                     unguarded",
-                    self.listen.ip()
-                ),
+                Some(format!("{:?}", self.listen.to_string())),
+                reason,
             );
         }
         if let Some(token) = &self.token {
-            if token.trim().is_empty() {
-                problem(
-                    "token",
-                    "must not be empty (leave it out for no token)".into(),
-                );
-            } else if token.len() > MAX_TOKEN {
-                problem(
-                    "token",
-                    format!("must be at most {MAX_TOKEN} bytes, got {}", token.len()),
-                );
-            }
+            at.token("token", token, MAX_TOKEN);
         }
-        let ms = Duration::from_millis(100);
-        let ping_ok = within(self.ping_interval, ms);
-        if !ping_ok {
-            problem("ping_interval", format!("must be from 100ms to {most}"));
-        }
-        if !within(self.idle_timeout, ms) {
-            problem("idle_timeout", format!("must be from 100ms to {most}"));
-        } else if ping_ok && self.idle_timeout <= self.ping_interval {
-            problem(
+        let ping = at.duration("ping_interval", self.ping_interval, TIMEOUTS);
+        let idle = at.duration("idle_timeout", self.idle_timeout, TIMEOUTS);
+        if ping && idle && self.idle_timeout <= self.ping_interval {
+            at.problem(
                 "idle_timeout",
+                Some(duration_value(self.idle_timeout)),
                 format!(
                     "must be longer than ping_interval ({} <= {}), or an agent that only \
                      answers pings is closed",
@@ -144,43 +143,38 @@ impl AgentsConfig {
                 ),
             );
         }
-        if !within(self.login_timeout, ms) {
-            problem("login_timeout", format!("must be from 100ms to {most}"));
-        }
-        if self.activity_interval > MAX_DURATION {
-            problem(
+        at.duration("login_timeout", self.login_timeout, TIMEOUTS);
+        let activity = Durations::up_to(MAX_DURATION);
+        if !activity.contains(self.activity_interval) {
+            at.problem(
                 "activity_interval",
-                format!("must be at most {most} (0 reports every frame)"),
+                Some(duration_value(self.activity_interval)),
+                format!("{activity} (0 reports every frame)"),
             );
         }
-        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
-            problem(
-                "max_connections",
-                format!("must be from 1 to {MAX_CONNECTIONS}"),
-            );
-        }
-        if !(MIN_FRAME..=MAX_FRAME).contains(&self.max_frame) {
-            problem(
-                "max_frame",
-                format!("must be from {MIN_FRAME} to {MAX_FRAME} bytes"),
-            );
-        }
+        at.count("max_connections", self.max_connections, CONNECTIONS);
+        at.count("max_frame", self.max_frame, FRAMES);
+        let both = format!(
+            "set with both {} and {}, or neither",
+            at.key("tls_cert"),
+            at.key("tls_key")
+        );
         for (key, path, other) in [
             ("tls_cert", &self.tls_cert, &self.tls_key),
             ("tls_key", &self.tls_key, &self.tls_cert),
         ] {
+            let shown = || {
+                path.as_ref()
+                    .map(|p| format!("{:?}", p.display().to_string()))
+            };
             match (path, other) {
                 (Some(path), _) if path.as_os_str().is_empty() => {
-                    problem(key, "must not be empty (leave it out for no TLS)".into())
+                    at.problem(key, shown(), "must not be empty (leave it out for no TLS)")
                 }
-                (Some(_), None) => problem(
-                    key,
-                    "set with both agents.tls_cert and agents.tls_key, or neither".into(),
-                ),
+                (Some(_), None) => at.problem(key, shown(), both.clone()),
                 _ => {}
             }
         }
-        problems
     }
 }
 
@@ -188,13 +182,19 @@ impl AgentsConfig {
 mod tests {
     use super::*;
 
+    /// The keys of the problems of `config` as the `[agents]` section.
     fn keys(config: &AgentsConfig) -> Vec<String> {
-        config.problems().into_iter().map(|(key, _)| key).collect()
+        let mut at = Checker::new();
+        at.section("agents", config);
+        at.finish().map_or_else(
+            |e| e.keys().into_iter().map(str::to_owned).collect(),
+            |()| Vec::new(),
+        )
     }
 
     #[test]
     fn the_defaults_are_valid() {
-        assert!(AgentsConfig::default().problems().is_empty());
+        assert_eq!(AgentsConfig::default().validate(), Ok(()));
     }
 
     #[test]
@@ -350,7 +350,7 @@ mod tests {
         for (text, want) in [
             (
                 "[agents]\nping_interval = \"0s\"\n",
-                "agents.ping_interval = \"0s\": must be from 100ms to 1day",
+                "agents.ping_interval = \"0s\": must be at least 100ms and at most 1day",
             ),
             (
                 "[agents]\nping_interval = \"99999999999999999999s\"\n",
@@ -374,7 +374,7 @@ mod tests {
             ),
             (
                 "[agents]\nmax_connections = 0\n",
-                "agents.max_connections = 0: must be from 1 to 10000000",
+                "agents.max_connections = 0: must be at least 1 and at most 10000000",
             ),
             (
                 "[agents]\nactivity_interval = 1\n",
@@ -389,9 +389,9 @@ mod tests {
                 "agents.port = 17070: unknown field `port`",
             ),
         ] {
-            let problems = DaemonConfig::from_toml(text).unwrap_err();
+            let problems = DaemonConfig::from_toml(text).unwrap_err().lines();
             assert_eq!(problems.len(), 1, "{text}: {problems:?}");
-            let got = problems[0].to_string();
+            let got = &problems[0];
             assert!(got.starts_with(want), "{text}: {got}");
         }
     }

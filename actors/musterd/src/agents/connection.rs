@@ -21,6 +21,7 @@ use super::ending::{Ending, TRY_AGAIN, broken, end, going_away};
 use super::login::{self, NOT_RECORDING, Refusal, TIMED_OUT};
 use super::metrics::DoorMetrics;
 use super::record::{Coalesce, Recorded};
+use muster::clock::later;
 use muster_actors::presence::PresenceHandle;
 
 /// The path agents connect to.
@@ -57,7 +58,7 @@ pub(super) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: String, start
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let deadline = started + shared.config.login_timeout;
+    let deadline = later(started, shared.config.login_timeout);
     // tungstenite's callback answers its refusal as a whole HTTP response.
     #[allow(clippy::result_large_err)]
     let check_path = |request: &Request, response: Response| {
@@ -197,11 +198,11 @@ where
     let now = Instant::now();
     let mut heard = now;
     let mut activity = Coalesce::new(config.activity_interval, now);
-    let mut next_ping = now + config.ping_interval;
+    let mut next_ping = later(now, config.ping_interval);
     // One timer for both the pings and the idle timeout: frames only move
     // the idle deadline later, so it is checked when the timer fires
     // rather than the timer being reset on every frame.
-    let timer = sleep_until(next_ping.min(heard + config.idle_timeout));
+    let timer = sleep_until(next_ping.min(later(heard, config.idle_timeout)));
     tokio::pin!(timer);
     loop {
         tokio::select! {
@@ -228,7 +229,7 @@ where
             },
             () = &mut timer => {
                 let now = Instant::now();
-                let idle = heard + config.idle_timeout;
+                let idle = later(heard, config.idle_timeout);
                 if now >= idle {
                     return Ending::Close(Refusal::new(
                         TIMED_OUT,
@@ -239,7 +240,7 @@ where
                     ));
                 }
                 if now >= next_ping {
-                    next_ping = now + config.ping_interval;
+                    next_ping = later(now, config.ping_interval);
                     // An agent that does not read its socket holds up the
                     // write; it is silent, so the idle deadline ends it.
                     match timeout_at(idle, ws.send(Message::Ping(Default::default()))).await {
@@ -270,7 +271,7 @@ pub(super) async fn refuse<S>(shared: Arc<Shared>, stream: S, started: Instant)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let deadline = started + shared.config.login_timeout;
+    let deadline = later(started, shared.config.login_timeout);
     let max = shared.config.max_connections;
     shared.metrics.login("http_503");
     #[allow(clippy::result_large_err)]

@@ -52,7 +52,10 @@ mod ticks;
 pub use actix;
 pub use muster;
 
-pub use host::{Backends, DEFAULT_RESTART_WAIT, InvalidConfig, Muster, MusterConfig, StartError};
+pub use host::{
+    Backends, CloudAccount, DEFAULT_RESTART_WAIT, Fleet, InvalidConfig, ModelBackends, ModelHandle,
+    ModelInfo, Muster, MusterConfig, StartError,
+};
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised};
 pub use metrics::{MailboxStats, Metrics};
 pub use supervisor::{

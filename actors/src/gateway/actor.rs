@@ -1,27 +1,33 @@
 //! [`ProviderGateway`]: the actor that queues the pollers' requests, sends
 //! a batch whenever one may go, answers each poller, waits out throttling
-//! and pauses while the cloud denies the model's credential.
+//! and pauses a model's polling while the cloud denies its credential.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures::StreamExt;
 use futures::channel::oneshot;
 use muster::clock::later;
 use muster::error::PollError;
 use muster::model::CredentialApi;
-use muster::provider::Environ;
+use muster::names::ModelUuid;
+use muster::provider::{Environ, InstanceId};
 use slog::{Logger, debug, info, warn};
 use tokio::time::Instant;
 
-use super::batch::{Batch, Queue, Waiting};
+use super::batch::{Batch, ModelKey, Queue, Waiting};
 use super::call::{Answer, BatchOutcome, call_provider};
 use super::config::GatewayConfig;
-use super::messages::{CredentialValid, Fetch, Fetched, GatewayReport, GetGatewayReport};
+use super::messages::{
+    CredentialValid, Fetch, Fetched, GatewayModel, GatewayReport, GetGatewayReport,
+    ModelCredentialValid, ModelFetch,
+};
 use super::metrics::{GatewayMetrics, Tally};
 use super::pacing::{RateSlots, throttle_wait};
 use crate::supervisor::Kept;
 
-/// Whether the cloud is accepting the model's credential.
+/// Whether the cloud is accepting a model's credential.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Credential {
     #[default]
@@ -30,34 +36,51 @@ enum Credential {
     Denied { invalidated: bool },
 }
 
-/// What the gateway keeps across its restarts: whether polling is paused
-/// because the cloud denied the model's credential, and whether the gateway
-/// already invalidated it. A restart says nothing about the credential, so
-/// a restarted gateway stays paused, and does not invalidate it again.
+/// What the gateway keeps across its restarts: for each model it serves,
+/// whether polling is paused because the cloud denied its credential, and
+/// whether the gateway already invalidated it. A restart says nothing about
+/// a credential, so a restarted gateway stays paused, and does not
+/// invalidate it again.
 #[derive(Debug, Default)]
 pub struct GatewayState {
-    credential: Credential,
+    credentials: BTreeMap<ModelKey, Credential>,
+    /// What this gateway added to the shared `queued_requests` gauge, so
+    /// that a restart, which loses the queue, takes it back.
+    queued_shown: i64,
 }
 
 /// The provider gateway actor. See the [module documentation](super).
 pub struct ProviderGateway {
     environ: Arc<dyn Environ>,
-    credentials: Arc<dyn CredentialApi>,
+    /// The credential API of each model served.
+    credentials: BTreeMap<ModelKey, Arc<dyn CredentialApi>>,
     config: GatewayConfig,
     metrics: GatewayMetrics,
     log: Logger,
+    /// The requests that may go: those of models whose credential is valid.
     queue: Queue,
+    /// The requests of models paused for a denied credential, in the
+    /// order they arrived.
+    parked: BTreeMap<ModelKey, Vec<Waiting>>,
     timer: Option<(Instant, SpawnHandle)>,
     slots: RateSlots,
     throttled_in_a_row: u32,
     kept: Kept<GatewayState>,
     in_flight: usize,
     tally: Tally,
+    /// Invalidations made by this incarnation, by model.
+    invalidations: BTreeMap<ModelKey, u64>,
+}
+
+/// What a credential watch or the host says of one model's credential.
+struct CredentialWord {
+    model: ModelKey,
+    valid: bool,
 }
 
 impl ProviderGateway {
-    /// A gateway in front of `environ`; `credentials` is told when the cloud
-    /// denies access. The config should have passed its
+    /// A gateway in front of `environ` for one model; `credentials` is told
+    /// when the cloud denies access. The config should have passed its
     /// [`Validate`](muster::config::Validate) check; one that did not is
     /// paced within the ranges rather than trusted.
     pub fn new(
@@ -67,19 +90,52 @@ impl ProviderGateway {
         metrics: GatewayMetrics,
         log: Logger,
     ) -> Self {
+        let mut gateway = ProviderGateway::serving(environ, config, metrics, log);
+        gateway.credentials.insert(None, credentials);
+        gateway
+    }
+
+    /// A gateway in front of `environ` for the models of one cloud account,
+    /// each with its credential API. Their requests share batches and the
+    /// rate limit; a denial of the account's credential is told to each
+    /// model's credential API, once per denial, and pauses each model until
+    /// its own credential is valid again. Pollers of these models ask with
+    /// [`ModelFetch`].
+    pub fn for_models(
+        environ: Arc<dyn Environ>,
+        models: impl IntoIterator<Item = (ModelUuid, Arc<dyn CredentialApi>)>,
+        config: GatewayConfig,
+        metrics: GatewayMetrics,
+        log: Logger,
+    ) -> Self {
+        let mut gateway = ProviderGateway::serving(environ, config, metrics, log);
+        for (model, credentials) in models {
+            gateway.credentials.insert(Some(model), credentials);
+        }
+        gateway
+    }
+
+    fn serving(
+        environ: Arc<dyn Environ>,
+        config: GatewayConfig,
+        metrics: GatewayMetrics,
+        log: Logger,
+    ) -> Self {
         ProviderGateway {
             environ,
-            credentials,
+            credentials: BTreeMap::new(),
             slots: RateSlots::new(&config, Instant::now()),
             config,
             metrics,
             log,
             queue: Queue::default(),
+            parked: BTreeMap::new(),
             timer: None,
             throttled_in_a_row: 0,
             kept: Kept::default(),
             in_flight: 0,
             tally: Tally::default(),
+            invalidations: BTreeMap::new(),
         }
     }
 
@@ -92,35 +148,121 @@ impl ProviderGateway {
         self
     }
 
-    fn credential(&self) -> Credential {
-        self.kept.lock().credential
+    fn credential(&self, model: ModelKey) -> Credential {
+        self.kept
+            .lock()
+            .credentials
+            .get(&model)
+            .copied()
+            .unwrap_or_default()
     }
 
-    fn set_credential(&self, credential: Credential) {
-        self.kept.lock().credential = credential;
+    /// Records a model's credential, and counts it in the paused gauge
+    /// when it starts or stops being paused. The gauge is shared by every
+    /// gateway and outlives this one, as the kept state does.
+    fn set_credential(&self, model: ModelKey, credential: Credential) {
+        let mut kept = self.kept.lock();
+        let before = kept
+            .credentials
+            .insert(model, credential)
+            .unwrap_or_default();
+        match (before == Credential::Valid, credential == Credential::Valid) {
+            (true, false) => {
+                self.metrics.paused.inc();
+            }
+            (false, true) => {
+                self.metrics.paused.dec();
+            }
+            _ => {}
+        }
+    }
+
+    /// Every request waiting, those of paused models included.
+    fn waiting(&self) -> usize {
+        self.queue.len() + self.parked.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Brings this gateway's share of the shared `queued_requests` gauge
+    /// to what waits now.
+    fn show_queued(&self) {
+        let now = self.waiting() as i64;
+        let mut kept = self.kept.lock();
+        self.metrics.queued.inc_by(now - kept.queued_shown);
+        kept.queued_shown = now;
     }
 
     /// What the gateway is doing now.
     pub fn report(&self) -> GatewayReport {
         let now = Instant::now();
+        let models: Vec<GatewayModel> = self
+            .credentials
+            .keys()
+            .map(|&model| GatewayModel {
+                model,
+                paused: self.credential(model) != Credential::Valid,
+                invalidations: self.invalidations.get(&model).copied().unwrap_or(0),
+                queued: self.queue.count_of(model) + self.parked.get(&model).map_or(0, Vec::len),
+            })
+            .collect();
         GatewayReport {
-            queued: self.queue.len(),
+            queued: self.waiting(),
             in_flight: self.in_flight,
-            credential_paused: self.credential() != Credential::Valid,
+            credential_paused: models.iter().any(|m| m.paused),
             credential_invalidations: self.tally.invalidations,
             throttled_for: self.slots.blocked_for(now),
             calls: self.tally.calls.clone(),
             ids: self.tally.ids.clone(),
             errors: self.tally.errors.clone(),
             throttles: self.tally.throttles,
+            models,
         }
+    }
+
+    /// Queues a poller's request, or parks it while its model is paused;
+    /// a model the gateway does not serve is answered at once.
+    fn enqueue(
+        &mut self,
+        model: ModelKey,
+        id: InstanceId,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<Fetched, PollError>> {
+        if !self.credentials.contains_key(&model) {
+            let served = match model {
+                Some(model) => format!("the gateway serves no model {model}"),
+                None => "the gateway serves only models named by UUID".to_owned(),
+            };
+            return Box::pin(std::future::ready(Err(PollError::other(
+                "fetching instance",
+                served,
+            ))));
+        }
+        let (reply, answer) = oneshot::channel();
+        let waiting = Waiting {
+            model,
+            id,
+            since: Instant::now(),
+            reply,
+        };
+        if self.credential(model) == Credential::Valid {
+            self.queue.push(waiting);
+        } else {
+            self.parked.entry(model).or_default().push(waiting);
+        }
+        self.dispatch(ctx);
+        Box::pin(async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(PollError::other(
+                    "fetching instance",
+                    "the provider gateway stopped before answering",
+                ))
+            })
+        })
     }
 
     /// Sends every batch that may go now, and sets a timer for the next.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        while self.credential() == Credential::Valid
-            && self.in_flight < self.config.max_concurrent_batches
+        while self.in_flight < self.config.max_concurrent_batches
             && self
                 .queue
                 .head_ready(now, self.config.window, self.config.max_batch)
@@ -128,20 +270,18 @@ impl ProviderGateway {
             let requests = self.queue.take(self.config.max_batch);
             self.send(requests, now, ctx);
         }
-        self.metrics.queued.set(self.queue.len() as i64);
+        self.show_queued();
         self.arm_timer(now, ctx);
     }
 
     /// Wakes the gateway when the head of the queue has waited its window.
-    /// While every batch slot is taken or polling is paused, a finishing
-    /// batch or a valid credential wakes it instead.
+    /// While every batch slot is taken, a finishing batch wakes it instead;
+    /// a paused model's requests wait outside the queue for its credential.
     fn arm_timer(&mut self, now: Instant, ctx: &mut Context<Self>) {
         let Some(since) = self.queue.oldest() else {
             return;
         };
-        if self.credential() != Credential::Valid
-            || self.in_flight >= self.config.max_concurrent_batches
-        {
+        if self.in_flight >= self.config.max_concurrent_batches {
             return;
         }
         let due = later(since, self.config.window).max(now);
@@ -200,54 +340,99 @@ impl ProviderGateway {
                 warn!(self.log, "provider throttled the gateway";
                     "wait" => %humantime::format_duration(wait),
                     "requests" => batch.len());
-                self.queue.requeue(batch.into_requests());
+                self.requeue(batch.into_requests());
             }
             Err(PollError::Unauthorised(reason)) => {
+                self.requeue(batch.into_requests());
                 self.deny_credential(reason, ctx);
-                self.queue.requeue(batch.into_requests());
             }
             Err(error) => batch.fail(&error),
         }
     }
 
-    /// The cloud denied access: pause polling and, once per denial,
-    /// invalidate the model's credential so the controller shows it.
+    /// The cloud denied access. The models a gateway serves share its
+    /// cloud account and credential, so each is paused and, once per
+    /// denial, its credential invalidated so the controller shows it.
     fn deny_credential(&mut self, reason: String, ctx: &mut Context<Self>) {
-        if self.credential() != (Credential::Denied { invalidated: true }) {
-            warn!(self.log, "cloud denied access; polling paused until the credential is valid again";
-                "reason" => &reason);
-            self.set_credential(Credential::Denied { invalidated: true });
-            self.metrics.paused.set(1);
+        let models: Vec<ModelKey> = self.credentials.keys().copied().collect();
+        let mut invalidated = Vec::new();
+        for model in models {
+            if self.credential(model) == (Credential::Denied { invalidated: true }) {
+                continue;
+            }
+            self.set_credential(model, Credential::Denied { invalidated: true });
+            self.pause(model);
             self.tally.count_invalidation(&self.metrics);
+            *self.invalidations.entry(model).or_default() += 1;
+            invalidated.push(model);
             let log = self.log.clone();
-            let invalidate = self.credentials.invalidate_model_credential(reason);
+            let invalidate = self.credentials[&model].invalidate_model_credential(reason.clone());
             ctx.spawn(
                 async move {
                     if let Err(error) = invalidate.await {
                         warn!(log, "could not invalidate stored cloud credential";
-                            "error" => %error);
+                            "model" => model.map(|m| m.to_string()), "error" => %error);
                     }
                 }
                 .into_actor(self),
             );
         }
+        if !invalidated.is_empty() {
+            let models: Vec<String> = invalidated
+                .iter()
+                .filter_map(|m| m.map(|m| m.to_string()))
+                .collect();
+            warn!(self.log, "cloud denied access; polling paused until the credential is valid again";
+                "reason" => &reason, "models" => models.join(","));
+        }
     }
 
-    /// The host or the credential watch says whether the credential is
-    /// valid: a valid one resumes polling, an invalid one pauses it.
-    fn credential_changed(&mut self, valid: bool, ctx: &mut Context<Self>) {
-        match (valid, self.credential()) {
+    /// Puts a batch's requests back at the head of the queue, in their
+    /// order; those of a model paused meanwhile wait with it.
+    fn requeue(&mut self, requests: Vec<Waiting>) {
+        self.queue.requeue(requests);
+        for model in self.credentials.keys().copied().collect::<Vec<_>>() {
+            if self.credential(model) != Credential::Valid {
+                self.pause(model);
+            }
+        }
+    }
+
+    /// Moves a model's requests out of the queue, to wait for its
+    /// credential.
+    fn pause(&mut self, model: ModelKey) {
+        let requests = self.queue.extract(model);
+        if !requests.is_empty() {
+            let parked = self.parked.entry(model).or_default();
+            let mut all = requests;
+            all.append(parked);
+            all.sort_by_key(|waiting| waiting.since);
+            *parked = all;
+        }
+    }
+
+    /// The host or a credential watch says whether a model's credential is
+    /// valid: a valid one resumes its polling, an invalid one pauses it.
+    fn credential_changed(&mut self, word: CredentialWord, ctx: &mut Context<Self>) {
+        let CredentialWord { model, valid } = word;
+        if !self.credentials.contains_key(&model) {
+            return;
+        }
+        let shown = model.map(|m| m.to_string());
+        match (valid, self.credential(model)) {
             (true, Credential::Denied { .. }) => {
+                let parked = self.parked.remove(&model).unwrap_or_default();
                 info!(self.log, "model credential valid again; polling resumes";
-                    "queued" => self.queue.len());
-                self.set_credential(Credential::Valid);
-                self.metrics.paused.set(0);
+                    "model" => shown, "queued" => parked.len());
+                self.set_credential(model, Credential::Valid);
+                self.queue.merge(parked);
                 self.dispatch(ctx);
             }
             (false, Credential::Valid) => {
-                warn!(self.log, "model credential is not valid; polling paused");
-                self.set_credential(Credential::Denied { invalidated: false });
-                self.metrics.paused.set(1);
+                warn!(self.log, "model credential is not valid; polling paused"; "model" => shown);
+                self.set_credential(model, Credential::Denied { invalidated: false });
+                self.pause(model);
+                self.show_queued();
             }
             _ => {}
         }
@@ -258,17 +443,24 @@ impl Actor for ProviderGateway {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.add_stream(self.credentials.watch_credential_validity());
+        // A new incarnation starts with an empty queue.
+        self.show_queued();
+        for (&model, credentials) in &self.credentials {
+            let watch = credentials
+                .watch_credential_validity()
+                .map(move |valid| CredentialWord { model, valid });
+            ctx.add_stream(watch);
+        }
     }
 }
 
-impl StreamHandler<bool> for ProviderGateway {
-    fn handle(&mut self, valid: bool, ctx: &mut Context<Self>) {
-        self.credential_changed(valid, ctx);
+impl StreamHandler<CredentialWord> for ProviderGateway {
+    fn handle(&mut self, word: CredentialWord, ctx: &mut Context<Self>) {
+        self.credential_changed(word, ctx);
     }
 
-    /// The credential watch ending is no reason to stop polling; the host
-    /// can still say the credential is valid through [`CredentialValid`].
+    /// A credential watch ending is no reason to stop polling; the host can
+    /// still say the credential is valid through [`CredentialValid`].
     fn finished(&mut self, _ctx: &mut Context<Self>) {
         debug!(self.log, "credential validity watch ended");
     }
@@ -278,21 +470,15 @@ impl Handler<Fetch> for ProviderGateway {
     type Result = ResponseFuture<Result<Fetched, PollError>>;
 
     fn handle(&mut self, fetch: Fetch, ctx: &mut Context<Self>) -> Self::Result {
-        let (reply, answer) = oneshot::channel();
-        self.queue.push(Waiting {
-            id: fetch.id,
-            since: Instant::now(),
-            reply,
-        });
-        self.dispatch(ctx);
-        Box::pin(async move {
-            answer.await.unwrap_or_else(|_| {
-                Err(PollError::other(
-                    "fetching instance",
-                    "the provider gateway stopped before answering",
-                ))
-            })
-        })
+        self.enqueue(None, fetch.id, ctx)
+    }
+}
+
+impl Handler<ModelFetch> for ProviderGateway {
+    type Result = ResponseFuture<Result<Fetched, PollError>>;
+
+    fn handle(&mut self, fetch: ModelFetch, ctx: &mut Context<Self>) -> Self::Result {
+        self.enqueue(Some(fetch.model), fetch.id, ctx)
     }
 }
 
@@ -300,7 +486,30 @@ impl Handler<CredentialValid> for ProviderGateway {
     type Result = ();
 
     fn handle(&mut self, valid: CredentialValid, ctx: &mut Context<Self>) {
-        self.credential_changed(valid.0, ctx);
+        let models: Vec<ModelKey> = self.credentials.keys().copied().collect();
+        for model in models {
+            self.credential_changed(
+                CredentialWord {
+                    model,
+                    valid: valid.0,
+                },
+                ctx,
+            );
+        }
+    }
+}
+
+impl Handler<ModelCredentialValid> for ProviderGateway {
+    type Result = ();
+
+    fn handle(&mut self, word: ModelCredentialValid, ctx: &mut Context<Self>) {
+        self.credential_changed(
+            CredentialWord {
+                model: Some(word.model),
+                valid: word.valid,
+            },
+            ctx,
+        );
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use muster::model::Machine;
-use muster::names::MachineTag;
+use muster::names::{MachineTag, ModelUuid};
 
 use crate::gateway::ProviderGateway;
 use crate::mailbox::{Mailbox, SendError};
@@ -17,15 +17,22 @@ use super::registry::PollerRef;
 /// The pollers of the machines supervisor, and the gateway they poll
 /// through.
 pub(super) struct PollerGroup {
+    /// The model, when its gateway serves many.
+    model: Option<ModelUuid>,
     supervisor: SupervisorRef,
     gateway: Mailbox<ProviderGateway>,
 }
 
 impl PollerGroup {
     /// The group of `supervisor`, whose pollers reach the cloud through
-    /// `gateway`.
-    pub(super) fn new(supervisor: SupervisorRef, gateway: Mailbox<ProviderGateway>) -> Self {
+    /// `gateway`, asking for `model` when it is given.
+    pub(super) fn new(
+        model: Option<ModelUuid>,
+        supervisor: SupervisorRef,
+        gateway: Mailbox<ProviderGateway>,
+    ) -> Self {
         PollerGroup {
+            model,
             supervisor,
             gateway,
         }
@@ -43,8 +50,10 @@ impl PollerGroup {
         let machine = machine.clone();
         let status = poller.status.clone();
         let gateway = self.gateway.clone();
+        let model = self.model;
         ChildSpec::actor(tag.to_string(), &poller.mailbox, move |cx| {
             Ok(MachinePoller::new(
+                model,
                 tag.clone(),
                 machine.clone(),
                 status.clone(),

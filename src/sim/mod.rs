@@ -17,6 +17,7 @@
 //! [`Machine`]: crate::model::Machine
 //! [`CredentialApi`]: crate::model::CredentialApi
 
+mod account;
 mod api;
 mod config;
 
@@ -29,6 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub use account::SimAccount;
 pub use config::{FaultConfig, SimConfig};
 
 use crate::config::{InvalidConfig, Validate};
@@ -162,6 +164,9 @@ impl std::fmt::Debug for Sim {
 
 struct Shared {
     config: SimConfig,
+    /// What this model's instance ids start with after `i-`, so that the
+    /// models of one [`SimAccount`] never share one.
+    instance_prefix: String,
     state: Mutex<State>,
     /// Bumped on every change a machine watcher reports.
     changes: watch::Sender<u64>,
@@ -214,6 +219,11 @@ struct SimInstance {
 impl Sim {
     /// A simulated cloud with no machines; the configuration is validated.
     pub fn new(config: SimConfig) -> Result<Sim, InvalidConfig> {
+        Sim::with_instance_prefix(config, String::new())
+    }
+
+    /// A simulated cloud whose instance ids are `i-PREFIX…`.
+    fn with_instance_prefix(config: SimConfig, prefix: String) -> Result<Sim, InvalidConfig> {
         config.validate()?;
         let state = State {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
@@ -231,6 +241,7 @@ impl Sim {
         Ok(Sim {
             shared: Arc::new(Shared {
                 config,
+                instance_prefix: prefix,
                 state: Mutex::new(state),
                 changes: watch::Sender::new(0),
                 credential_valid: watch::Sender::new(true),
@@ -334,7 +345,10 @@ impl Sim {
     pub fn provision(&self, tag: &MachineTag) -> Result<InstanceId, SimError> {
         let now = Instant::now();
         self.shared.with(|state| {
-            let id = InstanceId::new(format!("i-{:08x}", state.next_instance));
+            let id = InstanceId::new(format!(
+                "i-{}{:08x}",
+                self.shared.instance_prefix, state.next_instance
+            ));
             let machine = state.machine_mut(tag)?;
             if machine.instance.is_some() {
                 return Err(SimError::AlreadyProvisioned(tag.clone()));
@@ -439,6 +453,11 @@ impl Sim {
     /// The reasons given to the credential API, oldest first.
     pub fn invalidation_reasons(&self) -> Vec<String> {
         self.shared.with(|state| state.invalidation_reasons.clone())
+    }
+
+    /// Whether the provider holds an instance with this id.
+    fn knows(&self, id: &InstanceId) -> bool {
+        self.shared.with(|state| state.instances.contains_key(id))
     }
 
     /// The tags of the machines in the model, in order.

@@ -311,12 +311,12 @@ async fn a_bad_configuration_or_credential_file_is_refused_before_any_call() {
     let dir = TempDir::new();
     let mut bad = config(&dir, "http://127.0.0.1:9");
     bad.region = " ".into();
-    assert_eq!(Ec2Environ::new(&bad).await.unwrap_err().field, "region");
+    assert_eq!(Ec2Environ::new(&bad).await.unwrap_err().key, "region");
 
     let mut missing = config(&dir, "http://127.0.0.1:9");
     missing.credential_file = Some(dir.0.join("absent"));
     let error = Ec2Environ::new(&missing).await.unwrap_err();
-    assert_eq!(error.field, "credential_file");
+    assert_eq!(error.key, "credential_file");
     assert!(error.reason.contains("absent"), "{error}");
 
     let file = dir.0.join("secret-only");

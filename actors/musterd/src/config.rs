@@ -7,6 +7,7 @@
 //! each naming its key and, where there is one, the value; the ranges are
 //! those of each section's [`Validate`], checked once for the whole file.
 
+pub mod models;
 mod read;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use muster::sim::SimConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::agents::AgentsConfig;
+use models::ModelConfig;
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::host::MusterConfig;
 use muster_actors::machines::MachinesConfig;
@@ -41,18 +43,23 @@ pub struct DaemonConfig {
     pub http: HttpConfig,
     /// The agents' WebSocket door.
     pub agents: AgentsConfig,
+    /// The models polled, each on its cloud and region (`[[models]]`);
+    /// none, for one model on the simulated cloud.
+    pub models: Vec<ModelConfig>,
 }
 
-/// Which cloud and model the tree talks to.
+/// The simulated cloud: what every model on `cloud = "sim"` runs on, and
+/// the one model polled when the file names none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
-    /// The kind of backend; only the embedded simulation exists so far.
+    /// The kind of backend of the one model polled when `[[models]]` names
+    /// none; only the embedded simulation.
     pub kind: BackendKind,
-    /// How many machines the simulated model holds at start, each
+    /// How many machines each simulated model holds at start, each
     /// provisioned then (the demo adds its own over time instead).
     pub machines: usize,
-    /// Settings of the simulated cloud, used when `kind = "sim"`.
+    /// Settings of the simulated cloud, for every simulated model.
     pub sim: SimConfig,
 }
 
@@ -170,6 +177,7 @@ impl Validate for DaemonConfig {
         at.section("backend", &self.backend);
         at.section("http", &self.http);
         at.section("agents", &self.agents);
+        models::check_list(&self.models, at);
     }
 }
 

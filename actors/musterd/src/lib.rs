@@ -17,6 +17,7 @@ pub mod agents;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod fleet;
 pub mod history;
 pub mod http;
 pub mod logging;
@@ -80,6 +81,9 @@ pub enum DaemonError {
     /// The simulated backend refused its settings.
     #[error("backend.sim: {0}")]
     Backend(InvalidConfig),
+    /// The models could not be set up.
+    #[error(transparent)]
+    Fleet(#[from] fleet::FleetError),
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(std::io::Error),
@@ -143,8 +147,11 @@ pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
 pub struct Hosted {
     /// The tree's handle.
     pub muster: Muster,
-    /// The simulated cloud, when that is the backend.
+    /// The simulated cloud of the one model polled when the config names
+    /// no `[[models]]`.
     pub sim: Option<Sim>,
+    /// The simulated models among the config's `[[models]]`, by UUID.
+    pub sims: fleet::Sims,
     /// Where the HTTP surface listens (the real port when 0 was asked for).
     pub listen: std::net::SocketAddr,
     /// The agents' door.
@@ -163,18 +170,30 @@ impl Hosted {
         let listener = http::bind(config.http.listen)?;
         let listen = listener.local_addr().map_err(DaemonError::Http)?;
         let door = Door::bind(&config.agents)?;
-        let sim = match config.backend.kind {
-            BackendKind::Sim => {
-                Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
-            }
-        };
-        for _ in 0..config.backend.machines {
-            sim.add_provisioned_machine();
-        }
         let clock = Arc::new(SystemClock);
-        let backends = Backends::sim(&sim, clock.clone());
         let mut registry = Registry::default();
-        let muster = Muster::start(&config.muster(), backends, logger.clone(), &mut registry)?;
+        let (muster, sim, sims) = if config.models.is_empty() {
+            let sim = match config.backend.kind {
+                BackendKind::Sim => {
+                    Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
+                }
+            };
+            for _ in 0..config.backend.machines {
+                sim.add_provisioned_machine();
+            }
+            let backends = Backends::sim(&sim, clock.clone());
+            let muster = Muster::start(&config.muster(), backends, logger.clone(), &mut registry)?;
+            (muster, Some(sim), fleet::Sims::new())
+        } else {
+            let (fleet, sims) = fleet::build(config, clock.clone())?;
+            for sim in sims.values() {
+                for _ in 0..config.backend.machines {
+                    sim.add_provisioned_machine();
+                }
+            }
+            let muster = Muster::start(&config.muster(), fleet, logger.clone(), &mut registry)?;
+            (muster, None, sims)
+        };
         let gauges = StateGauges::register(&mut registry);
         let door_metrics = DoorMetrics::register(&mut registry);
         let registry = Arc::new(registry);
@@ -200,7 +219,8 @@ impl Hosted {
         );
         Ok(Hosted {
             muster,
-            sim: Some(sim),
+            sim,
+            sims,
             listen,
             door,
             ids,

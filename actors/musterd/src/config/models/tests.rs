@@ -93,8 +93,10 @@ fn ec2_without_the_feature_says_how_to_build_it() {
     let text = format!("[[models]]\nuuid = \"{A}\"\ncloud = \"ec2\"\nregion = \"us-east-1\"\n");
     assert_eq!(
         problems(&text),
-        ["models[0].cloud = \"ec2\": this musterd was built without EC2; build one that \
-          speaks it with `cargo build --release -p musterd --features ec2`"]
+        [
+            "models[0].cloud = \"ec2\": this musterd was built without EC2; build one that \
+          speaks it with `cargo build --release -p musterd --features ec2`"
+        ]
     );
 }
 
@@ -141,21 +143,53 @@ fn models_of_one_cloud_region_endpoint_and_credential_share_an_account() {
     let names: Vec<&str> = accounts.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
         names,
-        ["sim-local", "ec2-us-east-1", "ec2-us-east-1-2", "ec2-us-east-1-3", "ec2-eu-west-1"]
+        [
+            "sim-local",
+            "ec2-us-east-1",
+            "ec2-us-east-1-2",
+            "ec2-us-east-1-3",
+            "ec2-eu-west-1"
+        ]
     );
     assert_eq!(
         of_model,
-        [Some(0), Some(1), Some(0), Some(2), Some(3), Some(4), Some(1)]
+        [
+            Some(0),
+            Some(1),
+            Some(0),
+            Some(2),
+            Some(3),
+            Some(4),
+            Some(1)
+        ]
     );
 }
 
 #[test]
 fn any_value_in_any_field_is_refused_by_its_key_or_read() {
     for value in [
-        "0", "-1", "nan", "inf", "-inf", "5e-324", "1e308", "\"\"", "\" \"",
-        "\"18446744073709551615s\"", "true", "[]", "{}",
+        "0",
+        "-1",
+        "nan",
+        "inf",
+        "-inf",
+        "5e-324",
+        "1e308",
+        "\"\"",
+        "\" \"",
+        "\"18446744073709551615s\"",
+        "true",
+        "[]",
+        "{}",
     ] {
-        for field in ["uuid", "name", "cloud", "region", "endpoint", "credential_file"] {
+        for field in [
+            "uuid",
+            "name",
+            "cloud",
+            "region",
+            "endpoint",
+            "credential_file",
+        ] {
             let text = format!("[[models]]\n{field} = {value}\n");
             match DaemonConfig::from_toml(&text) {
                 Ok(config) => config.validate().unwrap(),

@@ -462,7 +462,12 @@ async fn machines(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResp
         Err(e) => return e.into(),
     };
     match inspector.muster.machines().machines().await {
-        Ok(machines) => HttpResponse::Ok().json(asked.answer(machines)),
+        Ok(machines) => {
+            let mut answer = asked.answer(machines);
+            // So that a page can name each machine's model.
+            answer["models"] = json!(inspector.muster.models());
+            HttpResponse::Ok().json(answer)
+        }
         Err(e) => unavailable(e),
     }
 }

@@ -204,7 +204,7 @@ impl Muster {
     /// Tells the gateway whether the model's credential is valid: `true`
     /// resumes polling paused by a denied credential.
     pub fn credential_valid(&self, valid: bool) -> Result<(), SendError> {
-        self.gateway.do_send(CredentialValid(valid))
+        Ok(self.gateway.do_send(CredentialValid(valid))?)
     }
 
     /// The supervision tree, with each actor's state, restarts and mailbox.

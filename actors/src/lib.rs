@@ -30,7 +30,7 @@ pub use actix;
 pub use muster;
 
 pub use host::{Backends, InvalidConfig, Muster, MusterConfig, StartError};
-pub use mailbox::{Envelope, Mailbox, SendError, Supervised};
+pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};
 pub use supervisor::{
     ChildReport, ChildSpec, ChildState, ConfigError, DynamicPolicy, Exit, ExitSlot, Kept, Report,

@@ -557,7 +557,7 @@ impl PresenceHandle {
     }
 
     fn event(&self, server: &MachineTag, event: ServerEvent) -> Result<(), SendError> {
-        self.router.do_send(Request::Event(server.clone(), event))
+        Ok(self.router.do_send(Request::Event(server.clone(), event))?)
     }
 }
 

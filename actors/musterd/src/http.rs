@@ -283,49 +283,12 @@ async fn report(inspector: web::Data<Inspector>) -> HttpResponse {
     }
 }
 
-/// One model in `/api/models`.
-#[derive(Debug, Serialize)]
-struct ModelSummary {
-    model: ModelUuid,
-    connections: usize,
-    agents: usize,
-    alive: usize,
-    missing: usize,
-    /// Agents seen only on controller-agent connections, which never count
-    /// towards an agent's status.
-    controller: usize,
-}
-
 async fn models(inspector: web::Data<Inspector>) -> HttpResponse {
-    let connections = match inspector.muster.presence().connections().await {
-        Ok(c) => c,
-        Err(e) => return unavailable(e),
-    };
-    let models: Vec<ModelSummary> = connections
-        .models()
-        .iter()
-        .map(|model| {
-            let view = connections.for_model(model);
-            let agents = view.agents();
-            let controller = agents
-                .iter()
-                .filter(|a| only_controller(&view.for_agent(a)))
-                .count();
-            let statuses: Vec<Status> = agents
-                .iter()
-                .map(|a| view.agent_status(a).unwrap_or_default())
-                .collect();
-            ModelSummary {
-                model: *model,
-                connections: view.count(),
-                agents: agents.len(),
-                alive: statuses.iter().filter(|s| **s == Status::Alive).count(),
-                missing: statuses.iter().filter(|s| **s == Status::Missing).count(),
-                controller,
-            }
-        })
-        .collect();
-    HttpResponse::Ok().json(json!({ "models": models }))
+    // Kept as events arrive: O(models), however many connections.
+    match inspector.muster.presence().model_counts().await {
+        Ok(models) => HttpResponse::Ok().json(json!({ "models": models })),
+        Err(e) => unavailable(e),
+    }
 }
 
 /// Whether every connection of a view is a controller agent's.

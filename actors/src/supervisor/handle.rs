@@ -108,6 +108,22 @@ impl SupervisorRef {
         }
     }
 
+    /// Which of `names` are not dynamic children of the supervisor, in the
+    /// order given: one lookup per name, so asking about a few costs little
+    /// however many children there are (a [`report`](Self::report) lists,
+    /// and asks, every one of them).
+    pub fn absent_dynamic_children(
+        &self,
+        names: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<String>, SendError>> + use<> {
+        self.0.call(move |sup: &mut Supervisor, _ctx| {
+            names
+                .into_iter()
+                .filter(|name| !sup.is_dynamic_child(name))
+                .collect()
+        })
+    }
+
     /// The supervisor's report, with its children's own reports.
     pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
         let (tx, rx) = oneshot::channel();

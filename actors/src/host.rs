@@ -32,7 +32,7 @@ use crate::mailbox::{Mailbox, SendError};
 use crate::metrics::Metrics;
 use crate::presence::{PresenceConfig, PresenceHandle, presence_child};
 use crate::supervisor::{
-    ChildSpec, Report, RestartConfig, Root, SupervisorError, SupervisorSpec, TreeError,
+    ChildSpec, Health, Report, RestartConfig, Root, SupervisorError, SupervisorSpec, TreeError,
 };
 
 /// Every setting of the tree. Each section has its defaults, so an empty
@@ -210,6 +210,14 @@ impl Muster {
     /// The supervision tree, with each actor's state, restarts and mailbox.
     pub async fn report(&self) -> Result<Report, SendError> {
         self.root.report().await
+    }
+
+    /// The tree's health (see [`Root::health`]): whether it runs and which
+    /// static children are down. Sends no message and walks nothing, so a
+    /// health probe costs the same however many machines and connections
+    /// the tree holds.
+    pub fn health(&self) -> Health {
+        self.root.health()
     }
 
     /// Stops the tree gracefully: children in reverse start order, each

@@ -33,7 +33,7 @@ pub use host::{Backends, InvalidConfig, Muster, MusterConfig, StartError};
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};
 pub use supervisor::{
-    ChildReport, ChildSpec, ChildState, ConfigError, DynamicPolicy, Exit, ExitSlot, Kept, Report,
-    Reporter, RestartConfig, RestartCounts, RestartPolicy, Root, StartCtx, StatePolicy,
-    SupervisorError, SupervisorRef, SupervisorSpec, TreeError,
+    ChildReport, ChildSpec, ChildState, ConfigError, DownChild, DynamicPolicy, Exit, ExitSlot,
+    Health, Kept, Report, Reporter, RestartConfig, RestartCounts, RestartPolicy, Root, StartCtx,
+    StatePolicy, SupervisorError, SupervisorRef, SupervisorSpec, TreeError, TreeState,
 };

@@ -196,7 +196,12 @@ fn walk(connections: &Connections) -> Vec<ModelCounts> {
                 missing: statuses.iter().filter(|s| **s == Status::Missing).count(),
                 controller: agents
                     .iter()
-                    .filter(|a| view.for_agent(a).values().iter().all(|v| v.controller_agent))
+                    .filter(|a| {
+                        view.for_agent(a)
+                            .values()
+                            .iter()
+                            .all(|v| v.controller_agent)
+                    })
                     .count(),
             }
         })
@@ -213,7 +218,14 @@ async fn model_counts_agree_with_a_walk_of_every_connection() {
         let model = &models[(id % 2) as usize];
         let controller = id % 7 == 0;
         presence
-            .connect(&server((id % 3) as u32), model, &unit(id % 12), id, controller, "")
+            .connect(
+                &server((id % 3) as u32),
+                model,
+                &unit(id % 12),
+                id,
+                controller,
+                "",
+            )
             .await
             .unwrap();
     }

@@ -717,7 +717,9 @@ async fn a_refused_message_is_handed_back_and_can_be_sent_again() {
         start_root(SupervisorSpec::new(config()).child(worker("w", &mb, &log, |_| Plan::Run)));
     sleep(Duration::from_millis(1)).await;
     mb.do_send(Ping).unwrap();
-    let refused = mb.do_send(Quit(Exit::failed("lost its database"))).unwrap_err();
+    let refused = mb
+        .do_send(Quit(Exit::failed("lost its database")))
+        .unwrap_err();
     assert_eq!(
         refused.to_string(),
         "root/w is overloaded: its mailbox is full (1 messages)"

@@ -125,6 +125,18 @@ async fn healthz_and_report() {
 }
 
 #[actix_web::test]
+async fn healthz_answers_503_naming_what_is_down() {
+    let (app, muster) = service(None).await;
+    assert_eq!(get(&app, "/healthz").await, (StatusCode::OK, "ok\n".into()));
+    muster.shutdown();
+    muster.wait().await.unwrap();
+    assert_eq!(
+        get(&app, "/healthz").await,
+        (StatusCode::SERVICE_UNAVAILABLE, "tree stopped\n".into())
+    );
+}
+
+#[actix_web::test]
 async fn presence_by_model_and_agent() {
     let (app, muster) = service(None).await;
     let model = ModelUuid::from_u128(MODEL);

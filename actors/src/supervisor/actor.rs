@@ -11,6 +11,7 @@ use slog::{Logger, info, o};
 
 use super::context::Output;
 use super::exit::{Exit, ExitSlot};
+use super::health::{HealthBoard, HealthPost};
 use super::lifecycle::Child;
 use super::policy::{Intensity, RestartConfig};
 use super::shutdown::Shutdown;
@@ -48,6 +49,8 @@ pub struct Supervisor {
     pub(super) shutdown: Option<Shutdown>,
     pub(super) addr: Option<Addr<Supervisor>>,
     pub(super) timers: Timers,
+    /// Its place on the tree's health board.
+    pub(super) health: HealthPost,
 }
 
 /// An instance of a child ended with `exit`.
@@ -69,12 +72,14 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.addr = Some(ctx.address());
         info!(self.logger, "supervisor started"; "children" => self.pending.len());
+        self.health.statics = self.pending.iter().map(|s| s.name.clone()).collect();
         for spec in std::mem::take(&mut self.pending) {
             let name = spec.name.clone();
             let decl = self.children.len();
             self.insert(spec, false, decl);
             self.start_child(&name, ctx);
         }
+        self.post_health();
     }
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> actix::Running {
@@ -85,6 +90,7 @@ impl Actor for Supervisor {
         if self.shutdown.is_none() {
             self.begin_shutdown(None, ctx);
         }
+        self.post_health();
         if self.shutdown.as_ref().is_some_and(|s| s.done) {
             actix::Running::Stop
         } else {
@@ -95,6 +101,7 @@ impl Actor for Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
+        self.withdraw_health();
         // Normally every child has stopped before its supervisor does. A
         // supervisor that panicked, or was killed, must not leave its
         // children running with nobody to watch them.
@@ -117,6 +124,7 @@ impl Handler<ChildExited> for Supervisor {
         });
         if current {
             self.exited(&msg.name, msg.exit, ctx);
+            self.post_health();
         }
     }
 }
@@ -129,6 +137,7 @@ impl Supervisor {
         metrics: Metrics,
         exit: ExitSlot,
         seed: u64,
+        health: HealthBoard,
     ) -> Self {
         let seed = spec.config.jitter_seed.unwrap_or(seed);
         let group_label = spec
@@ -155,6 +164,7 @@ impl Supervisor {
             shutdown: None,
             addr: None,
             timers: Timers::default(),
+            health: HealthPost::new(health),
         }
     }
 

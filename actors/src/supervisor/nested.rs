@@ -59,6 +59,7 @@ impl Starter for SupervisorStarter {
             cx.metrics.clone(),
             cx.exit.clone(),
             cx.seed,
+            cx.health.clone(),
         );
         cx.set_output(self.handle.clone());
         Ok(spawn_actor(sup, mailbox, cx.exit.clone(), notify))

@@ -1,6 +1,7 @@
 //! The root of a supervision tree, as its host holds it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use actix::ActorContext;
 use slog::Logger;
@@ -10,6 +11,7 @@ use super::actor::Supervisor;
 use super::error::{SupervisorError, TreeError};
 use super::exit::{Exit, ExitSlot};
 use super::handle::SupervisorRef;
+use super::health::{Health, HealthBoard, TreeState};
 use super::report::Report;
 use super::spec::{SupervisorSpec, check_name};
 use super::task::{Notify, spawn_actor};
@@ -22,6 +24,8 @@ use crate::metrics::{Meter, Metrics};
 pub struct Root {
     handle: SupervisorRef,
     exit: watch::Receiver<Option<Exit>>,
+    name: Arc<str>,
+    health: HealthBoard,
 }
 
 impl Root {
@@ -43,13 +47,27 @@ impl Root {
         let seed = spec.config.jitter_seed.unwrap_or_else(rand::random);
         let exit = ExitSlot::default();
         Meter::bind(handle.0.meter(), name, &metrics, name);
-        let sup = Supervisor::new(name, spec, logger, metrics, exit.clone(), seed);
+        let health = HealthBoard::default();
+        let sup = Supervisor::new(
+            name,
+            spec,
+            logger,
+            metrics,
+            exit.clone(),
+            seed,
+            health.clone(),
+        );
         let (tx, rx) = watch::channel(None);
         let notify: Notify = Box::new(move |exit| {
             let _ = tx.send(Some(exit));
         });
         spawn_actor(sup, &handle.0, exit, notify);
-        Ok(Root { handle, exit: rx })
+        Ok(Root {
+            handle,
+            exit: rx,
+            name: Arc::from(name),
+            health,
+        })
     }
 
     /// The root supervisor's handle.
@@ -60,6 +78,25 @@ impl Root {
     /// The tree's report.
     pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
         self.handle.report()
+    }
+
+    /// The tree's health: whether it runs, and which static children,
+    /// anywhere in it, are failed or waiting for an input. Read from what
+    /// the supervisors posted as their children changed: no message, no
+    /// walk of the tree, the same cost under a hundred thousand dynamic
+    /// children as under none.
+    pub fn health(&self) -> Health {
+        match self.exit.borrow().clone() {
+            Some(Exit::Fatal(error) | Exit::Failed(error)) => Health {
+                tree: TreeState::GaveUp(error),
+                down: Vec::new(),
+            },
+            Some(_) => Health {
+                tree: TreeState::Stopped,
+                down: Vec::new(),
+            },
+            None => self.health.read(&self.name),
+        }
     }
 
     /// Asks the tree to shut down: children stop in reverse start order,

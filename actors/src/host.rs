@@ -32,7 +32,8 @@ use crate::mailbox::{Mailbox, SendError};
 use crate::metrics::Metrics;
 use crate::presence::{PresenceConfig, PresenceHandle, presence_child};
 use crate::supervisor::{
-    ChildSpec, Health, Report, RestartConfig, Root, SupervisorError, SupervisorSpec, TreeError,
+    ChildSpec, Health, Report, ReportOptions, RestartConfig, Root, SupervisorError,
+    SupervisorSpec, TreeError,
 };
 
 /// Every setting of the tree. Each section has its defaults, so an empty
@@ -207,9 +208,17 @@ impl Muster {
         Ok(self.gateway.do_send(CredentialValid(valid))?)
     }
 
-    /// The supervision tree, with each actor's state, restarts and mailbox.
+    /// The supervision tree, with each actor's state, restarts and mailbox:
+    /// a row for every child, each of thousands of pollers included.
     pub async fn report(&self) -> Result<Report, SendError> {
         self.root.report().await
+    }
+
+    /// The supervision tree, gathered as `options` say: with
+    /// [`ReportOptions::folding_over`], the pollers and the presence
+    /// servers come as counts once there are more of them than that.
+    pub async fn report_with(&self, options: ReportOptions) -> Result<Report, SendError> {
+        self.root.report_with(options).await
     }
 
     /// The tree's health (see [`Root::health`]): whether it runs and which

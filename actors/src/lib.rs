@@ -33,7 +33,8 @@ pub use host::{Backends, InvalidConfig, Muster, MusterConfig, StartError};
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};
 pub use supervisor::{
-    ChildReport, ChildSpec, ChildState, ConfigError, DownChild, DynamicPolicy, Exit, ExitSlot,
-    Health, Kept, Report, Reporter, RestartConfig, RestartCounts, RestartPolicy, Root, StartCtx,
-    StatePolicy, SupervisorError, SupervisorRef, SupervisorSpec, TreeError, TreeState,
+    ChildReport, ChildSpec, ChildState, ConfigError, DownChild, DynamicPolicy, DynamicSummary,
+    Exit, ExitSlot, Health, Kept, Report, ReportOptions, Reporter, RestartConfig, RestartCounts,
+    RestartPolicy, Root, StartCtx, StateCounts, StatePolicy, SupervisorError, SupervisorRef,
+    SupervisorSpec, TreeError, TreeState,
 };

@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `/healthz` | `ok` while the tree runs with every static child up (never needs the token) |
 //! | `/metrics` | Prometheus text |
-//! | `/api/report` | the supervision tree |
+//! | `/api/report[?children=all\|summary]` | the supervision tree; dynamic groups over 100 children folded into counts unless `all` |
 //! | `/api/models` | every model with connections, with counts by status |
 //! | `/api/presence?model=UUID[&agent=TAG]` | one model's connections and agent statuses |
 //! | `/api/machines` | every machine: phase, interval, next poll, instance, addresses, error |
@@ -33,6 +33,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde_json::json;
 
+use muster_actors::ReportOptions;
 use muster_actors::host::Muster;
 use muster_actors::machines::Tracking;
 
@@ -280,8 +281,24 @@ fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
     )
 }
 
-async fn report(inspector: web::Data<Inspector>) -> HttpResponse {
-    match inspector.muster.report().await {
+/// Dynamic groups larger than this come folded into counts unless
+/// `?children=all` asks for every row: thousands of pollers would make a
+/// page of megabytes.
+pub const REPORT_FOLD_OVER: usize = 100;
+
+async fn report(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    let options = match query(&req).get("children").map(String::as_str) {
+        None => ReportOptions::folding_over(REPORT_FOLD_OVER),
+        Some("all") => ReportOptions::every_child(),
+        Some("summary") => ReportOptions::folding_over(0),
+        Some(other) => {
+            return bad_parameter(
+                "children",
+                format!("parameter `children`: {other:?} is not `all` or `summary`"),
+            );
+        }
+    };
+    match inspector.muster.report_with(options).await {
         Ok(report) => HttpResponse::Ok().json(report),
         Err(e) => unavailable(e),
     }

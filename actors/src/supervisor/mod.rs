@@ -75,6 +75,9 @@ pub use exit::{Exit, ExitSlot};
 pub use handle::SupervisorRef;
 pub use health::{DownChild, Health, TreeState};
 pub use policy::{ConfigError, RestartConfig, RestartPolicy, StatePolicy};
-pub use report::{ChildReport, ChildState, Report, Reporter, RestartCounts};
+pub use report::{
+    ChildReport, ChildState, DynamicSummary, Report, ReportOptions, Reporter, RestartCounts,
+    StateCounts,
+};
 pub use root::Root;
 pub use spec::{ChildSpec, DynamicPolicy, SupervisorSpec};

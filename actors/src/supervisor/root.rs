@@ -12,7 +12,7 @@ use super::error::{SupervisorError, TreeError};
 use super::exit::{Exit, ExitSlot};
 use super::handle::SupervisorRef;
 use super::health::{Health, HealthBoard, TreeState};
-use super::report::Report;
+use super::report::{Report, ReportOptions};
 use super::spec::{SupervisorSpec, check_name};
 use super::task::{Notify, spawn_actor};
 use crate::mailbox::SendError;
@@ -75,9 +75,17 @@ impl Root {
         &self.handle
     }
 
-    /// The tree's report.
+    /// The tree's report, a row for every child.
     pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
         self.handle.report()
+    }
+
+    /// The tree's report, gathered as `options` say.
+    pub fn report_with(
+        &self,
+        options: ReportOptions,
+    ) -> impl Future<Output = Result<Report, SendError>> + use<> {
+        self.handle.report_with(options)
     }
 
     /// The tree's health: whether it runs, and which static children,

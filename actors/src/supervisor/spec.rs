@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::context::{KeptSlot, StartCtx};
 use super::error::SupervisorError;
 use super::exit::Exit;
+use super::handle::SupervisorRef;
 use super::policy::{RestartConfig, RestartPolicy, StatePolicy};
 use super::report::Reporter;
 use super::task::{ActorStarter, Starter};
@@ -26,6 +27,8 @@ pub struct ChildSpec {
     pub(super) kept: Arc<KeptSlot>,
     pub(super) reporter: Option<Reporter>,
     pub(super) is_supervisor: bool,
+    /// A nested supervisor's handle, through which its report is asked.
+    pub(super) nested: Option<SupervisorRef>,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -73,6 +76,7 @@ impl ChildSpec {
             kept: Arc::new(Mutex::new(None)),
             reporter: None,
             is_supervisor,
+            nested: None,
         }
     }
 

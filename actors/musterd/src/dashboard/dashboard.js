@@ -49,7 +49,8 @@ function actorRow(child, depth) {
 }
 
 // Rows for a supervisor's children, nested supervisors indented under
-// their name; a large dynamic group (the pollers) is summed in one row.
+// their name; a large dynamic group (the pollers) is summed in one row,
+// here or, past the server's own limit, already by /api/report.
 function treeRows(report, depth, rows) {
   const children = report.children || [];
   const dynamic = children.filter(c => c.dynamic);
@@ -59,21 +60,27 @@ function treeRows(report, depth, rows) {
     rows.push(actorRow(child, depth));
     if (child.report && child.report.children) treeRows(child.report, depth + 1, rows);
   }
-  if (fold) {
-    const states = {};
-    let depthSum = 0, restarts = 0;
+  let group = null;
+  if (report.dynamic) {
+    const d = report.dynamic;
+    group = { count: d.children, states: d.states, depth: d.mailbox_depth, restarts: restartsOf(d) };
+  } else if (fold) {
+    group = { count: dynamic.length, states: {}, depth: 0, restarts: 0 };
     for (const c of dynamic) {
-      states[c.state] = (states[c.state] || 0) + 1;
-      depthSum += (c.mailbox && c.mailbox.depth) || 0;
-      restarts += restartsOf(c);
+      group.states[c.state] = (group.states[c.state] || 0) + 1;
+      group.depth += (c.mailbox && c.mailbox.depth) || 0;
+      group.restarts += restartsOf(c);
     }
-    const summary = Object.entries(states).map(([s, n]) => n + " " + s).join(", ");
+  }
+  if (group) {
+    const summary = Object.entries(group.states).filter(([, n]) => n > 0)
+      .map(([s, n]) => n + " " + s).join(", ");
     rows.push(el("tr", { class: "actor group" },
-      el("td", { style: "padding-left:" + (0.5 + depth * 1.2) + "em" }, dynamic.length + " dynamic children"),
+      el("td", { style: "padding-left:" + (0.5 + depth * 1.2) + "em" }, group.count + " dynamic children"),
       el("td", {}, summary),
-      el("td", {}, depthSum),
+      el("td", {}, group.depth),
       el("td", {}, "-"),
-      el("td", { class: "restarts" }, restarts),
+      el("td", { class: "restarts" }, group.restarts),
       el("td", {}, "")));
   }
   return rows;

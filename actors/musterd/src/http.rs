@@ -15,7 +15,7 @@
 //! `Authorization: Bearer <token>`; a browser opening the dashboard gives it
 //! once as `?token=<token>` instead, and the page sends the header.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
@@ -35,7 +35,6 @@ use serde_json::json;
 
 use muster_actors::ReportOptions;
 use muster_actors::host::Muster;
-use muster_actors::machines::Tracking;
 
 /// The dashboard is one page with its style and script inlined, so that a
 /// browser given the token once (`/?token=…`) needs no other authorised
@@ -98,27 +97,20 @@ impl StateGauges {
                     .set(counts.get(status) as i64);
             }
         }
-        if let Ok(machines) = muster.machines().machines().await {
-            let mut counts: BTreeMap<&str, i64> = [("short", 0), ("long", 0), ("manual", 0)].into();
-            for machine in &machines {
-                *counts.entry(phase_name(machine)).or_default() += 1;
-            }
-            for (phase, n) in counts {
-                self.machines
-                    .get_or_create(&PhaseLabel {
-                        phase: phase.to_owned(),
-                    })
-                    .set(n);
-            }
+        // Counted in place: building every machine's state would cost as
+        // much as /api/machines on every scrape.
+        let counts = muster.machines().count_by_phase();
+        for (phase, n) in [
+            ("short", counts.short),
+            ("long", counts.long),
+            ("manual", counts.manual),
+        ] {
+            self.machines
+                .get_or_create(&PhaseLabel {
+                    phase: phase.to_owned(),
+                })
+                .set(n as i64);
         }
-    }
-}
-
-fn phase_name(machine: &muster_actors::machines::MachineState) -> &'static str {
-    match (machine.tracking, machine.phase) {
-        (Tracking::Manual, _) | (_, None) => "manual",
-        (Tracking::Polled, Some(muster::poll::Phase::Short)) => "short",
-        (Tracking::Polled, Some(muster::poll::Phase::Long)) => "long",
     }
 }
 

@@ -258,6 +258,12 @@ fn same_answers(
         "count_by_status {:?}",
         path
     );
+    prop_assert_eq!(
+        ours.agent_statuses(),
+        theirs.agent_statuses(),
+        "agent_statuses {:?}",
+        path
+    );
     let stranger: AgentTag = "unit-stranger-9".parse().unwrap();
     for agent in pools.agents.iter().chain([&stranger]) {
         prop_assert_eq!(

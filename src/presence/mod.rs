@@ -82,6 +82,19 @@ pub struct Value {
     pub last_seen: SystemTime,
 }
 
+/// One agent of a model as a view sees it: its status by
+/// [`Connections::agent_status`], and whether it is seen only on
+/// controller-agent connections (its status is then Unknown).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentPresence {
+    /// The agent.
+    pub agent: AgentTag,
+    /// Its status.
+    pub status: Status,
+    /// Whether every connection of it is a controller agent's.
+    pub controller: bool,
+}
+
 /// What a presence operation or query refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PresenceError {

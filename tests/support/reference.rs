@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use muster::clock::Clock;
 use muster::names::{AgentTag, MachineTag, ModelUuid};
-use muster::presence::{ModelCounts, PresenceError, Status, Value};
+use muster::presence::{AgentPresence, ModelCounts, PresenceError, Status, Value};
 
 /// The linear recorder.
 #[derive(Debug)]
@@ -234,6 +234,25 @@ impl Connections {
             }
         }
         Ok(result)
+    }
+
+    /// `agent_status` for each agent, and whether all its connections are
+    /// controller-agent ones.
+    pub fn agent_statuses(&self) -> Result<Vec<AgentPresence>, PresenceError> {
+        self.agents()
+            .into_iter()
+            .map(|agent| {
+                Ok(AgentPresence {
+                    status: self.agent_status(&agent)?,
+                    controller: self.for_agent(&agent).values.iter().all(|v| v.controller_agent),
+                    agent,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|agents| match self.model {
+                None => Err(PresenceError::AgentAmbiguous),
+                Some(_) => Ok(agents),
+            })
     }
 
     /// Each model's counts, the long way: every agent of every model, its

@@ -351,13 +351,15 @@ async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResp
             status: view.agent_status(agent).unwrap_or_default(),
             controller: only_controller(&view),
         }],
+        // One pass over the model, not one per agent.
         None => view
-            .agents()
+            .agent_statuses()
+            .unwrap_or_default()
             .into_iter()
-            .map(|agent| AgentStatus {
-                status: view.agent_status(&agent).unwrap_or_default(),
-                controller: only_controller(&view.for_agent(&agent)),
-                agent,
+            .map(|a| AgentStatus {
+                agent: a.agent,
+                status: a.status,
+                controller: a.controller,
             })
             .collect(),
     };

@@ -3,6 +3,7 @@
 //! over the models instead of a walk over every connection.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -93,10 +94,57 @@ impl std::fmt::Debug for Tally {
     }
 }
 
+/// FxHash (rustc's hasher), one multiply per word, with a finaliser. The
+/// keys are model UUIDs and agent tags the controller assigns, not strings
+/// a client picks, so a flooding-resistant hash would only slow every
+/// connect down.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        for &byte in chunks.remainder() {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // MurmurHash3's finaliser: the multiply above only carries a word's
+        // low bits upwards, and a UUID read as words varies in its high
+        // bits, which would leave the table's bucket bits all alike.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 /// Every model's counts.
 #[derive(Default)]
 pub(super) struct Counts {
-    models: HashMap<ModelUuid, Model>,
+    models: FxMap<ModelUuid, Model>,
 }
 
 /// One model's counts, with each agent's connections so that a change to
@@ -108,7 +156,7 @@ struct Model {
     alive: usize,
     missing: usize,
     controller: usize,
-    agents: HashMap<AgentTag, AgentConnections>,
+    agents: FxMap<AgentTag, AgentConnections>,
 }
 
 /// One agent's connections in one model, over every server. `u32` keeps
@@ -177,14 +225,26 @@ impl Model {
     /// Applies `change` to `agent`'s connections and moves the agent to
     /// the count it now belongs in.
     fn change(&mut self, agent: &AgentTag, change: impl FnOnce(&mut AgentConnections)) {
-        // Cloning a tag only counts a reference to its text.
-        let connections = self.agents.entry(agent.clone()).or_default();
-        let before = connections.standing();
-        change(connections);
-        let after = connections.standing();
-        if after.is_none() {
-            self.agents.remove(agent);
-        }
+        let (before, after) = match self.agents.get_mut(agent) {
+            Some(connections) => {
+                let before = connections.standing();
+                change(connections);
+                let after = connections.standing();
+                if after.is_none() {
+                    self.agents.remove(agent);
+                }
+                (before, after)
+            }
+            None => {
+                let mut connections = AgentConnections::default();
+                change(&mut connections);
+                let after = connections.standing();
+                if after.is_some() {
+                    self.agents.insert(agent.clone(), connections);
+                }
+                (None, after)
+            }
+        };
         if before != after {
             if let Some(before) = before {
                 *self.standing_count(before) -= 1;

@@ -32,8 +32,8 @@ use crate::mailbox::{Mailbox, SendError};
 use crate::metrics::Metrics;
 use crate::presence::{PresenceConfig, PresenceHandle, presence_child};
 use crate::supervisor::{
-    ChildSpec, Health, Report, ReportOptions, RestartConfig, Root, SupervisorError,
-    SupervisorSpec, TreeError,
+    ChildSpec, Health, Report, ReportOptions, RestartConfig, Root, SupervisorError, SupervisorSpec,
+    TreeError,
 };
 
 /// Every setting of the tree. Each section has its defaults, so an empty

@@ -216,7 +216,7 @@ async fn model_counts_agree_with_a_walk_of_every_connection() {
     let models = [ModelUuid::from_u128(1), ModelUuid::from_u128(2)];
     for id in 0..90u64 {
         let model = &models[(id % 2) as usize];
-        let controller = id % 7 == 0;
+        let controller = id.is_multiple_of(7);
         presence
             .connect(
                 &server((id % 3) as u32),

@@ -71,10 +71,17 @@ async fn large_dynamic_groups_fold_into_counts_in_every_supervisor() {
 
     let full = root.report().await.unwrap();
     let inner_rows = &full.child("inner").unwrap().report.as_ref().unwrap()["children"];
-    assert_eq!(inner_rows.as_array().unwrap().len(), 6, "keeper and 5 members");
+    assert_eq!(
+        inner_rows.as_array().unwrap().len(),
+        6,
+        "keeper and 5 members"
+    );
     assert!(full.dynamic.is_none());
 
-    let folded = root.report_with(ReportOptions::folding_over(3)).await.unwrap();
+    let folded = root
+        .report_with(ReportOptions::folding_over(3))
+        .await
+        .unwrap();
     let names: Vec<&str> = folded.children.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["lone", "inner"]);
     assert_eq!(folded.dynamic, None, "the root has no dynamic children");

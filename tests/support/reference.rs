@@ -244,7 +244,11 @@ impl Connections {
             .map(|agent| {
                 Ok(AgentPresence {
                     status: self.agent_status(&agent)?,
-                    controller: self.for_agent(&agent).values.iter().all(|v| v.controller_agent),
+                    controller: self
+                        .for_agent(&agent)
+                        .values
+                        .iter()
+                        .all(|v| v.controller_agent),
                     agent,
                 })
             })

@@ -325,7 +325,7 @@ impl ServerTable {
     }
 
     /// Takes every entry out of the tally; the entries stay.
-    fn uncount_all(&mut self) {
+    fn uncount_all(&self) {
         let Some(tally) = &self.tally else {
             return;
         };

@@ -40,7 +40,7 @@ use crate::config::{DaemonConfig, HttpConfig};
 use crate::{DaemonError, Hosted};
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::host::Muster;
-use muster_actors::supervisor::RestartConfig;
+use muster_actors::supervisor::{ReportOptions, RestartConfig};
 
 /// How the demo is sized and run.
 #[derive(Debug, Clone)]
@@ -354,17 +354,15 @@ impl Summary {
                 }
             }
         }
-        if let Ok(connections) = muster.presence().connections().await {
-            for model in connections.models() {
-                let view = connections.for_model(&model);
-                for agent in view.agents() {
-                    // An agent in a view is unknown only when every
-                    // connection of it is a controller agent's, whose
-                    // status never counts: leave it out.
-                    let status = view.agent_status(&agent).unwrap_or_default();
-                    if status != Status::Unknown {
-                        *summary.agents.entry(status.to_string()).or_default() += 1;
-                    }
+        // The per-model counts, not a walk of every agent: controller
+        // agents, whose status never counts, are left out.
+        if let Ok(models) = muster.presence().model_counts().await {
+            for (status, n) in [
+                (Status::Alive, models.iter().map(|m| m.alive).sum::<usize>()),
+                (Status::Missing, models.iter().map(|m| m.missing).sum()),
+            ] {
+                if n > 0 {
+                    summary.agents.insert(status.to_string(), n);
                 }
             }
         }
@@ -374,7 +372,8 @@ impl Summary {
             summary.errors = gateway.errors.values().sum();
             summary.throttles = gateway.throttles;
         }
-        if let Ok(report) = muster.report().await {
+        // Pollers folded into counts: their restarts are added up there.
+        if let Ok(report) = muster.report_with(ReportOptions::folding_over(0)).await {
             summary.restarts = serde_json::to_value(report)
                 .map(|v| restarts(&v))
                 .unwrap_or(0);
@@ -418,7 +417,13 @@ fn restarts(report: &serde_json::Value) -> u64 {
                 .sum();
             own + child.get("report").map_or(0, restarts)
         })
-        .sum()
+        .sum::<u64>()
+        + report.get("dynamic").map_or(0, |group| {
+            ["failure", "bounce", "dependency"]
+                .iter()
+                .filter_map(|k| group.get("restarts")?.get(k)?.as_u64())
+                .sum()
+        })
 }
 
 /// The scenario's clock: world time from real time and the speed.
@@ -631,6 +636,22 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restarts_add_up_rows_nested_reports_and_folded_groups() {
+        let report = serde_json::json!({
+            "children": [
+                {"restarts": {"failure": 1, "bounce": 2, "done": 5, "dependency": 0}},
+                {"restarts": {"failure": 0, "bounce": 0, "done": 0, "dependency": 1},
+                 "report": {
+                     "children": [{"restarts": {"failure": 3, "bounce": 0, "done": 0, "dependency": 0}}],
+                     "dynamic": {"restarts": {"failure": 40, "bounce": 0, "done": 9, "dependency": 2}},
+                 }},
+            ],
+        });
+        // Normal exits of permanent children are not counted.
+        assert_eq!(restarts(&report), 1 + 2 + 1 + 3 + 40 + 2);
+    }
 
     #[test]
     fn speed_divides_every_duration_of_the_world() {

@@ -3,9 +3,9 @@
 //!
 //! | path | answer |
 //! | --- | --- |
-//! | `/healthz` | `ok` while the tree runs (never needs the token) |
+//! | `/healthz` | `ok` while the tree runs with every static child up (never needs the token) |
 //! | `/metrics` | Prometheus text |
-//! | `/api/report` | the supervision tree |
+//! | `/api/report[?children=all\|summary]` | the supervision tree; dynamic groups over 100 children folded into counts unless `all` |
 //! | `/api/models` | every model with connections, with counts by status |
 //! | `/api/presence?model=UUID[&agent=TAG]` | one model's connections and agent statuses |
 //! | `/api/machines` | every machine: phase, interval, next poll, instance, addresses, error |
@@ -20,7 +20,7 @@
 //! `/api/presence`) take `offset`, `limit` and `filter` (see
 //! [`crate::dashboard::paging`]), names in natural order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
@@ -38,8 +38,8 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde_json::json;
 
+use muster_actors::ReportOptions;
 use muster_actors::host::Muster;
-use muster_actors::machines::Tracking;
 
 use crate::dashboard::machines::MachinesQuery;
 use crate::dashboard::natural::sort_naturally;
@@ -98,18 +98,19 @@ impl StateGauges {
                     .set(counts.get(status) as i64);
             }
         }
-        if let Ok(machines) = muster.machines().machines().await {
-            let mut counts: BTreeMap<&str, i64> = [("short", 0), ("long", 0), ("manual", 0)].into();
-            for machine in &machines {
-                *counts.entry(phase_name(machine)).or_default() += 1;
-            }
-            for (phase, n) in counts {
-                self.machines
-                    .get_or_create(&PhaseLabel {
-                        phase: phase.to_owned(),
-                    })
-                    .set(n);
-            }
+        // Counted in place: building every machine's state would cost as
+        // much as /api/machines on every scrape.
+        let counts = muster.machines().count_by_phase();
+        for (phase, n) in [
+            ("short", counts.short),
+            ("long", counts.long),
+            ("manual", counts.manual),
+        ] {
+            self.machines
+                .get_or_create(&PhaseLabel {
+                    phase: phase.to_owned(),
+                })
+                .set(n as i64);
         }
     }
 }
@@ -118,9 +119,9 @@ impl StateGauges {
 /// or `manual` for a machine that is never polled.
 pub(crate) fn phase_name(machine: &muster_actors::machines::MachineState) -> &'static str {
     match (machine.tracking, machine.phase) {
-        (Tracking::Manual, _) | (_, None) => "manual",
-        (Tracking::Polled, Some(muster::poll::Phase::Short)) => "short",
-        (Tracking::Polled, Some(muster::poll::Phase::Long)) => "long",
+        (muster_actors::machines::Tracking::Manual, _) | (_, None) => "manual",
+        (_, Some(muster::poll::Phase::Short)) => "short",
+        (_, Some(muster::poll::Phase::Long)) => "long",
     }
 }
 
@@ -264,12 +265,16 @@ async fn check_token(
 }
 
 async fn healthz(inspector: web::Data<Inspector>) -> HttpResponse {
-    match inspector.muster.report().await {
-        Ok(_) => HttpResponse::Ok().content_type("text/plain").body("ok\n"),
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body(format!("tree not answering: {e}\n")),
-    }
+    // Read from what the supervisors keep: no message, no walk of the tree.
+    let health = inspector.muster.health();
+    let mut response = if health.is_healthy() {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    response
+        .content_type("text/plain")
+        .body(format!("{health}\n"))
 }
 
 async fn metrics(inspector: web::Data<Inspector>) -> HttpResponse {
@@ -293,24 +298,27 @@ fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
     )
 }
 
-async fn report(inspector: web::Data<Inspector>) -> HttpResponse {
-    match inspector.muster.report().await {
+/// Dynamic groups larger than this come folded into counts unless
+/// `?children=all` asks for every row: thousands of pollers would make a
+/// page of megabytes.
+pub const REPORT_FOLD_OVER: usize = 100;
+
+async fn report(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    let options = match query(&req).get("children").map(String::as_str) {
+        None => ReportOptions::folding_over(REPORT_FOLD_OVER),
+        Some("all") => ReportOptions::every_child(),
+        Some("summary") => ReportOptions::folding_over(0),
+        Some(other) => {
+            return bad_parameter(
+                "children",
+                format!("parameter `children`: {other:?} is not `all` or `summary`"),
+            );
+        }
+    };
+    match inspector.muster.report_with(options).await {
         Ok(report) => HttpResponse::Ok().json(report),
         Err(e) => unavailable(e),
     }
-}
-
-/// One model in `/api/models`.
-#[derive(Debug, Serialize)]
-struct ModelSummary {
-    model: ModelUuid,
-    connections: usize,
-    agents: usize,
-    alive: usize,
-    missing: usize,
-    /// Agents seen only on controller-agent connections, which never count
-    /// towards an agent's status.
-    controller: usize,
 }
 
 async fn models(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
@@ -318,34 +326,11 @@ async fn models(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpRespon
         Ok(page) => page,
         Err(e) => return e.into(),
     };
-    let connections = match inspector.muster.presence().connections().await {
-        Ok(c) => c,
+    // Kept as events arrive: O(models), however many connections.
+    let models = match inspector.muster.presence().model_counts().await {
+        Ok(models) => models,
         Err(e) => return unavailable(e),
     };
-    let models: Vec<ModelSummary> = connections
-        .models()
-        .iter()
-        .map(|model| {
-            let view = connections.for_model(model);
-            let agents = view.agents();
-            let controller = agents
-                .iter()
-                .filter(|a| only_controller(&view.for_agent(a)))
-                .count();
-            let statuses: Vec<Status> = agents
-                .iter()
-                .map(|a| view.agent_status(a).unwrap_or_default())
-                .collect();
-            ModelSummary {
-                model: *model,
-                connections: view.count(),
-                agents: agents.len(),
-                alive: statuses.iter().filter(|s| **s == Status::Alive).count(),
-                missing: statuses.iter().filter(|s| **s == Status::Missing).count(),
-                controller,
-            }
-        })
-        .collect();
     let mut totals = json!({});
     for (key, count) in [
         (
@@ -421,13 +406,15 @@ async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResp
             status: view.agent_status(agent).unwrap_or_default(),
             controller: only_controller(&view),
         }],
+        // One pass over the model, not one per agent.
         None => view
-            .agents()
+            .agent_statuses()
+            .unwrap_or_default()
             .into_iter()
-            .map(|agent| AgentStatus {
-                status: view.agent_status(&agent).unwrap_or_default(),
-                controller: only_controller(&view.for_agent(&agent)),
-                agent,
+            .map(|a| AgentStatus {
+                agent: a.agent,
+                status: a.status,
+                controller: a.controller,
             })
             .collect(),
     };

@@ -125,6 +125,83 @@ async fn healthz_and_report() {
 }
 
 #[actix_web::test]
+async fn healthz_answers_503_naming_what_is_down() {
+    let (app, muster) = service(None).await;
+    assert_eq!(get(&app, "/healthz").await, (StatusCode::OK, "ok\n".into()));
+    muster.shutdown();
+    muster.wait().await.unwrap();
+    assert_eq!(
+        get(&app, "/healthz").await,
+        (StatusCode::SERVICE_UNAVAILABLE, "tree stopped\n".into())
+    );
+}
+
+#[actix_web::test]
+async fn the_report_folds_dynamic_groups_when_asked_or_past_a_hundred() {
+    let (app, muster) = service(None).await;
+    let presence_of = |report: &Value| report["children"][1]["report"].clone();
+
+    // Two presence servers: listed by default, as under `all`.
+    for uri in ["/api/report", "/api/report?children=all"] {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let presence = presence_of(&json(&body));
+        let rows: Vec<&str> = presence["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(rows, ["router", "machine-0", "machine-1"], "{uri}");
+        assert!(presence.get("dynamic").is_none(), "{uri}");
+    }
+
+    let (status, body) = get(&app, "/api/report?children=summary").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let presence = presence_of(&json(&body));
+    assert_eq!(presence["children"].as_array().unwrap().len(), 1);
+    assert_eq!(presence["dynamic"]["group"], "servers");
+    assert_eq!(presence["dynamic"]["children"], 2);
+    assert_eq!(presence["dynamic"]["states"]["started"], 2);
+
+    // Past a hundred servers, the default folds them too.
+    let model = ModelUuid::from_u128(MODEL);
+    for n in 2..=100 {
+        let server = tag(&format!("machine-{n}"));
+        muster
+            .presence()
+            .connect(&server, &model, &agent("unit-wordpress-0"), 1, false, "")
+            .await
+            .unwrap();
+    }
+    // Behind every connect: the router has asked for each server's actor.
+    assert_eq!(muster.presence().connections().await.unwrap().count(), 102);
+    let (_, body) = get(&app, "/api/report").await;
+    let presence = presence_of(&json(&body));
+    assert_eq!(presence["dynamic"]["children"], 101, "{presence}");
+    assert_eq!(presence["children"].as_array().unwrap().len(), 1);
+    let (_, body) = get(&app, "/api/report?children=all").await;
+    assert_eq!(
+        presence_of(&json(&body))["children"]
+            .as_array()
+            .unwrap()
+            .len(),
+        102
+    );
+
+    let (status, body) = get(&app, "/api/report?children=some").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json(&body),
+        serde_json::json!({
+            "error": "parameter `children`: \"some\" is not `all` or `summary`",
+            "parameter": "children",
+        })
+    );
+    muster.shutdown();
+}
+
+#[actix_web::test]
 async fn presence_by_model_and_agent() {
     let (app, muster) = service(None).await;
     let model = ModelUuid::from_u128(MODEL);

@@ -536,7 +536,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("muster_mailbox_handling_seconds_bucket{le=\"1.048576\",child=\"g/m\"} 0"),
+            text.contains(
+                "muster_mailbox_handling_seconds_bucket{le=\"1.048576\",child=\"g/m\"} 0"
+            ),
             "{text}"
         );
         assert!(

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
 use crate::agents::AgentsConfig;
+use crate::token::validate_token;
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::host::MusterConfig;
 use muster_actors::machines::MachinesConfig;
@@ -195,16 +196,8 @@ impl DaemonConfig {
         if let Err(e) = self.backend.sim.validate() {
             problems.push((format!("backend.sim.{}", e.field), e.reason));
         }
-        if self
-            .http
-            .token
-            .as_deref()
-            .is_some_and(|t| t.trim().is_empty())
-        {
-            problems.push((
-                "http.token".into(),
-                "must not be empty (leave it out for no token)".into(),
-            ));
+        if let Some(Err(reason)) = self.http.token.as_deref().map(validate_token) {
+            problems.push(("http.token".into(), reason));
         }
         problems.extend(self.agents.problems());
         // The tree's own check is the last word: anything it refuses that

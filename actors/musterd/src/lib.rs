@@ -18,6 +18,7 @@ pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod swarm;
+pub mod token;
 
 use std::future::Future;
 use std::io::Write;

@@ -8,12 +8,14 @@ use std::time::Duration;
 use muster::names::MachineTag;
 use serde::{Deserialize, Serialize};
 
+use crate::token::validate_token;
+
 /// The default listen address of the agents' door.
 pub const DEFAULT_AGENTS_LISTEN: &str = "127.0.0.1:17070";
 
 /// The longest shared agent secret, in bytes: it travels in every login
 /// frame, which must fit in the smallest `max_frame`.
-pub const MAX_TOKEN: usize = 1024;
+pub const MAX_TOKEN: usize = crate::token::MAX_TOKEN;
 
 /// The smallest `max_frame`: a login with the longest user data and token,
 /// every byte of them escaped in JSON, still fits.
@@ -113,18 +115,8 @@ impl AgentsConfig {
                 ),
             );
         }
-        if let Some(token) = &self.token {
-            if token.trim().is_empty() {
-                problem(
-                    "token",
-                    "must not be empty (leave it out for no token)".into(),
-                );
-            } else if token.len() > MAX_TOKEN {
-                problem(
-                    "token",
-                    format!("must be at most {MAX_TOKEN} bytes, got {}", token.len()),
-                );
-            }
+        if let Some(Err(reason)) = self.token.as_deref().map(validate_token) {
+            problem("token", reason);
         }
         let ms = Duration::from_millis(100);
         let ping_ok = within(self.ping_interval, ms);

@@ -5,6 +5,7 @@
 // Each test binary uses a part of these.
 #![allow(dead_code)]
 
+pub mod breaking;
 pub mod inspector;
 
 use std::io::{BufRead, BufReader, Read};

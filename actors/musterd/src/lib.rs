@@ -291,14 +291,7 @@ impl Hosted {
                 }
             }
         };
-        tokio::select! {
-            biased;
-            result = stopping => result,
-            signal = next_signal(signals) => {
-                warn!(logger, "stopping at once"; "signal" => signal);
-                Err(DaemonError::Interrupted(signal))
-            }
-        }
+        unless_signalled(stopping, logger, signals).await
     }
 
     /// Closes the agents' door (every agent's disconnect recorded), then
@@ -313,6 +306,23 @@ impl Hosted {
         self.muster.wait().await?;
         info!(logger, "stopped");
         Ok(())
+    }
+}
+
+/// `stopping`, unless a signal from `signals` comes first: then the
+/// daemon stops at once, with [`DaemonError::Interrupted`].
+async fn unless_signalled(
+    stopping: impl Future<Output = Result<(), DaemonError>>,
+    logger: &Logger,
+    signals: &mut (impl Stream<Item = &'static str> + Unpin),
+) -> Result<(), DaemonError> {
+    tokio::select! {
+        biased;
+        result = stopping => result,
+        signal = next_signal(signals) => {
+            warn!(logger, "stopping at once"; "signal" => signal);
+            Err(DaemonError::Interrupted(signal))
+        }
     }
 }
 
@@ -358,4 +368,44 @@ async fn serve(
     };
     let ending = hosted.serve_until(&mut signals, announce).await;
     hosted.finish(ending, &logger, &mut signals).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logger() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
+    }
+
+    #[tokio::test]
+    async fn a_second_signal_cuts_a_graceful_stop_short() {
+        let mut signals = futures::stream::iter(["SIGINT"]);
+        let stopping = std::future::pending();
+        match unless_signalled(stopping, &logger(), &mut signals).await {
+            Err(e @ DaemonError::Interrupted("SIGINT")) => {
+                assert_eq!(e.exit_code(), EXIT_FAILURE);
+                assert_eq!(
+                    e.to_string(),
+                    "stopped at once by SIGINT, before the tree had stopped"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_graceful_stop_ends_as_it_ends_without_another_signal() {
+        // No more signals to come: the stop is waited for.
+        let mut signals = futures::stream::empty();
+        let stopped = unless_signalled(async { Ok(()) }, &logger(), &mut signals).await;
+        assert!(stopped.is_ok());
+        let failed = unless_signalled(
+            async { Err(DaemonError::TreeStopped) },
+            &logger(),
+            &mut futures::stream::pending(),
+        )
+        .await;
+        assert!(matches!(failed, Err(DaemonError::TreeStopped)));
+    }
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod logging;
+pub mod registry;
 pub mod swarm;
 
 use std::future::Future;

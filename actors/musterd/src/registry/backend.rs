@@ -9,7 +9,7 @@ use muster::names::{MachineTag, ModelUuid};
 use muster::provider::{Address, InstanceStatusInfo, NetworkInterface};
 use tokio::sync::watch;
 
-use super::record::{Credential, MachineRecord, PutOutcome, Registration};
+use super::record::{Credential, MachineRecord, PutOutcome, Registered, Registration};
 
 /// A failure of the storage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +64,14 @@ pub trait RegistryBackend: Send + Sync + 'static {
         &self,
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<MachineRecord>, BackendError>>;
+
+    /// Every machine of the model without what was recorded for it, in
+    /// machine-number order: what a machine watcher reads after each
+    /// change, so it costs less than [`Self::list`].
+    fn registrations(
+        &self,
+        model: ModelUuid,
+    ) -> BoxFuture<'static, Result<Vec<Registered>, BackendError>>;
 
     /// Records the instance status of the machine's `incarnation`; answers
     /// `false`, writing nothing, when that incarnation is no longer

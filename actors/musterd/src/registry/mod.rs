@@ -46,7 +46,7 @@ pub use body::{
     parse_machine_id, parse_model_uuid, parse_registration,
 };
 pub use facade::ModelRegistry;
-pub use record::{Credential, MachineRecord, PutOutcome, Recorded, Registration};
+pub use record::{Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration};
 pub use sqlite::{SCHEMA_VERSION, SqliteBackend, SqliteOptions};
 pub use watch::COALESCE;
 
@@ -199,6 +199,16 @@ impl Registry {
     /// Every machine of `model`, in machine-number order.
     pub async fn machines(&self, model: ModelUuid) -> Result<Vec<MachineRecord>, RegistryError> {
         let list = self.inner.backend.list(model);
+        list.await.map_err(|source| RegistryError {
+            what: format!("listing the machines of model {model}"),
+            source,
+        })
+    }
+
+    /// Every machine of `model` without what was recorded for it, in
+    /// machine-number order.
+    pub async fn registrations(&self, model: ModelUuid) -> Result<Vec<Registered>, RegistryError> {
+        let list = self.inner.backend.registrations(model);
         list.await.map_err(|source| RegistryError {
             what: format!("listing the machines of model {model}"),
             source,

@@ -75,6 +75,20 @@ impl MachineRecord {
     }
 }
 
+/// A machine's registration without what was recorded for it: what the
+/// machine watcher compares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registered {
+    /// The machine's tag, `machine-3`.
+    pub tag: MachineTag,
+    /// Which registration of the machine this is (see
+    /// [`MachineRecord::incarnation`]).
+    pub incarnation: u64,
+    /// What was registered.
+    #[serde(flatten)]
+    pub registration: Registration,
+}
+
 /// What the pollers record about a machine's instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recorded {

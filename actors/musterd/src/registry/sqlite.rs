@@ -24,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::watch;
 
 use super::backend::{BackendError, RegistryBackend};
-use super::record::{Credential, MachineRecord, PutOutcome, Recorded, Registration};
+use super::record::{Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration};
 
 /// The schema this build reads and writes, kept in the database's
 /// `user_version`. A database at 0 (new) is set up; an older one would be
@@ -264,6 +264,13 @@ fn corrupt(tag: &str, what: &str, e: impl std::fmt::Display) -> BackendError {
     BackendError::Corrupt(format!("machine {tag}: {what}: {e}"))
 }
 
+/// The tag of a stored machine id.
+fn tag_of(machine: &str) -> Result<MachineTag, BackendError> {
+    format!("machine-{machine}")
+        .parse()
+        .map_err(|e| corrupt(machine, "id", e))
+}
+
 /// The registration columns as stored, before they are checked.
 struct StoredRegistration {
     instance_id: Option<String>,
@@ -329,9 +336,7 @@ impl StoredMachine {
 
     fn decode(self) -> Result<MachineRecord, BackendError> {
         let machine = self.machine;
-        let tag: MachineTag = format!("machine-{machine}")
-            .parse()
-            .map_err(|e| corrupt(&machine, "id", e))?;
+        let tag = tag_of(&machine)?;
         let status = self
             .instance_status
             .parse::<InstanceStatus>()
@@ -547,6 +552,34 @@ impl RegistryBackend for SqliteBackend {
             rows.map(|row| {
                 row.map_err(BackendError::from)
                     .and_then(StoredMachine::decode)
+            })
+            .collect()
+        })
+    }
+
+    fn registrations(
+        &self,
+        model: ModelUuid,
+    ) -> BoxFuture<'static, Result<Vec<Registered>, BackendError>> {
+        self.run(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT incarnation, machine, instance_id, life, agent_status, manual \
+                 FROM machines WHERE model = ?1 ORDER BY length(machine), machine",
+            )?;
+            let rows = statement.query_map([model.to_string()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    StoredRegistration::read(row, 2)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (incarnation, machine, stored) = row?;
+                Ok(Registered {
+                    tag: tag_of(&machine)?,
+                    incarnation: incarnation as u64,
+                    registration: stored.decode(&machine)?,
+                })
             })
             .collect()
         })

@@ -70,6 +70,13 @@ impl RegistryBackend for Failing {
         self.inner.list(model)
     }
 
+    fn registrations(
+        &self,
+        model: ModelUuid,
+    ) -> BoxFuture<'static, Result<Vec<Registered>, BackendError>> {
+        self.inner.registrations(model)
+    }
+
     fn record_status(
         &self,
         model: ModelUuid,

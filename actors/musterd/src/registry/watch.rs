@@ -90,7 +90,7 @@ impl Watcher {
     async fn snapshot(&self) -> Result<BTreeMap<MachineTag, Watched>, PollError> {
         let machines = self
             .registry
-            .machines(self.model)
+            .registrations(self.model)
             .await
             .map_err(|e| PollError::other(e.what, e.source))?;
         Ok(machines

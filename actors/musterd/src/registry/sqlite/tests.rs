@@ -254,6 +254,16 @@ async fn a_model_lists_in_machine_number_order() {
         .map(MachineRecord::id)
         .collect();
     assert_eq!(ids, ["0", "2", "9", "10", "100"]);
+    let listed = backend.list(model()).await.unwrap();
+    let registered: Vec<Registered> = listed
+        .into_iter()
+        .map(|m| Registered {
+            tag: m.tag,
+            incarnation: m.incarnation,
+            registration: m.registration,
+        })
+        .collect();
+    assert_eq!(backend.registrations(model()).await.unwrap(), registered);
 }
 
 #[tokio::test]

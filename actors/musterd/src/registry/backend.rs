@@ -6,10 +6,12 @@ use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 use muster::names::{MachineTag, ModelUuid};
-use muster::provider::{Address, InstanceStatusInfo, NetworkInterface};
+use muster::provider::{InstanceStatusInfo, NetworkInterface};
 use tokio::sync::watch;
 
-use super::record::{Credential, MachineRecord, PutOutcome, Registered, Registration};
+use super::record::{
+    AddressesChanged, Credential, MachineRecord, PutOutcome, Registered, Registration,
+};
 
 /// A failure of the storage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,7 +98,7 @@ pub trait RegistryBackend: Send + Sync + 'static {
         incarnation: u64,
         interfaces: Vec<NetworkInterface>,
         at: SystemTime,
-    ) -> BoxFuture<'static, Result<Option<(Vec<Address>, bool)>, BackendError>>;
+    ) -> BoxFuture<'static, Result<Option<AddressesChanged>, BackendError>>;
 
     /// The model's credential; valid when nothing was ever stored for it.
     fn credential(&self, model: ModelUuid) -> BoxFuture<'static, Result<Credential, BackendError>>;

@@ -36,7 +36,7 @@ use std::time::SystemTime;
 
 use muster::clock::Clock;
 use muster::names::{MachineTag, ModelUuid};
-use muster::provider::{Address, InstanceStatusInfo, NetworkInterface};
+use muster::provider::{InstanceStatusInfo, NetworkInterface};
 use serde::Serialize;
 use slog::{Logger, warn};
 
@@ -46,7 +46,9 @@ pub use body::{
     parse_machine_id, parse_model_uuid, parse_registration,
 };
 pub use facade::ModelRegistry;
-pub use record::{Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration};
+pub use record::{
+    AddressesChanged, Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration,
+};
 pub use sqlite::{SCHEMA_VERSION, SqliteBackend, SqliteOptions};
 pub use watch::COALESCE;
 
@@ -272,7 +274,7 @@ impl Registry {
         tag: MachineTag,
         incarnation: u64,
         interfaces: Vec<NetworkInterface>,
-    ) -> Result<Option<(Vec<Address>, bool)>, RegistryError> {
+    ) -> Result<Option<AddressesChanged>, RegistryError> {
         let what = format!(
             "recording the network config of {}",
             machine_of(model, &tag)

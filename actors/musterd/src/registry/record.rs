@@ -115,6 +115,10 @@ impl Default for Recorded {
     }
 }
 
+/// A machine's provider addresses after a network config was recorded, and
+/// whether they changed.
+pub type AddressesChanged = (Vec<Address>, bool);
+
 /// What registering a machine did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum PutOutcome {

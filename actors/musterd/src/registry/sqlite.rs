@@ -8,58 +8,27 @@
 //! tasks: a paused test clock does not jump ahead while a write is under
 //! way, so tests on virtual time see the writes they made.
 
+mod schema;
+mod statements;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use muster::model::{Life, MachineStatus};
 use muster::names::{MachineTag, ModelUuid};
-use muster::provider::{
-    Address, InstanceId, InstanceStatus, InstanceStatusInfo, NetworkInterface, addresses_of,
-};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use muster::provider::{InstanceStatusInfo, NetworkInterface};
+use rusqlite::Connection;
 use tokio::sync::watch;
 
+pub use schema::SCHEMA_VERSION;
+
 use super::backend::{BackendError, RegistryBackend};
-use super::record::{Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration};
-
-/// The schema this build reads and writes, kept in the database's
-/// `user_version`. A database at 0 (new) is set up; an older one would be
-/// migrated step by step; a newer one is refused.
-pub const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA_V1: &str = "
-CREATE TABLE machines (
-    -- AUTOINCREMENT: an incarnation is never used twice, even after the
-    -- machine with the highest one is removed.
-    incarnation      INTEGER PRIMARY KEY AUTOINCREMENT,
-    model            TEXT NOT NULL,
-    machine          TEXT NOT NULL,
-    instance_id      TEXT,
-    life             TEXT NOT NULL,
-    agent_status     TEXT NOT NULL,
-    manual           INTEGER NOT NULL,
-    registered_at    INTEGER NOT NULL,
-    instance_status  TEXT NOT NULL DEFAULT 'pending',
-    instance_message TEXT NOT NULL DEFAULT '',
-    addresses        TEXT NOT NULL DEFAULT '[]',
-    interfaces       TEXT NOT NULL DEFAULT '[]',
-    recorded_at      INTEGER,
-    UNIQUE (model, machine)
-);
-CREATE TABLE credentials (
-    model      TEXT PRIMARY KEY,
-    valid      INTEGER NOT NULL,
-    reason     TEXT NOT NULL,
-    changed_at INTEGER NOT NULL
-) WITHOUT ROWID;
-";
-
-const COLUMNS: &str = "incarnation, machine, instance_id, life, agent_status, manual, \
-    registered_at, instance_status, instance_message, addresses, interfaces, recorded_at";
+use super::record::{
+    AddressesChanged, Credential, MachineRecord, PutOutcome, Registered, Registration,
+};
 
 /// How the SQLite file is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +105,7 @@ impl SqliteBackend {
         // cut may lose the last commits, never the file.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(options.busy_timeout)?;
-        migrate(&mut conn)?;
+        schema::migrate(&mut conn)?;
         if let Some(max_size) = options.max_size {
             let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
             let page_size = u64::try_from(page_size).unwrap_or(1).max(1);
@@ -192,37 +161,6 @@ impl SqliteBackend {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), BackendError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    match version {
-        0 => {
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        }
-        SCHEMA_VERSION => {}
-        newer if newer > SCHEMA_VERSION => {
-            return Err(BackendError::Storage(format!(
-                "the registry's schema version is {newer}, newer than this musterd \
-                 reads ({SCHEMA_VERSION})"
-            )));
-        }
-        other => {
-            return Err(BackendError::Storage(format!(
-                "the registry's schema version {other} is not one musterd wrote"
-            )));
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-impl From<rusqlite::Error> for BackendError {
-    fn from(e: rusqlite::Error) -> Self {
-        BackendError::Storage(e.to_string())
-    }
-}
-
 /// Each model's change counter.
 #[derive(Default)]
 struct Versions(Mutex<HashMap<ModelUuid, watch::Sender<u64>>>);
@@ -250,248 +188,6 @@ impl Versions {
     }
 }
 
-/// A time as stored: milliseconds since the Unix epoch.
-fn to_millis(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn from_millis(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
-}
-
-fn corrupt(tag: &str, what: &str, e: impl std::fmt::Display) -> BackendError {
-    BackendError::Corrupt(format!("machine {tag}: {what}: {e}"))
-}
-
-/// The tag of a stored machine id.
-fn tag_of(machine: &str) -> Result<MachineTag, BackendError> {
-    format!("machine-{machine}")
-        .parse()
-        .map_err(|e| corrupt(machine, "id", e))
-}
-
-/// The registration columns as stored, before they are checked.
-struct StoredRegistration {
-    instance_id: Option<String>,
-    life: String,
-    agent_status: String,
-    manual: bool,
-}
-
-impl StoredRegistration {
-    /// Reads columns `first..first + 4` of `row`.
-    fn read(row: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
-        Ok(StoredRegistration {
-            instance_id: row.get(first)?,
-            life: row.get(first + 1)?,
-            agent_status: row.get(first + 2)?,
-            manual: row.get(first + 3)?,
-        })
-    }
-
-    fn decode(self, machine: &str) -> Result<Registration, BackendError> {
-        Ok(Registration {
-            instance_id: self.instance_id.map(InstanceId::from),
-            life: self
-                .life
-                .parse::<Life>()
-                .map_err(|e| corrupt(machine, "life", e))?,
-            agent_status: self
-                .agent_status
-                .parse::<MachineStatus>()
-                .map_err(|e| corrupt(machine, "agent status", e))?,
-            manual: self.manual,
-        })
-    }
-}
-
-/// A row of [`COLUMNS`] as stored.
-struct StoredMachine {
-    incarnation: i64,
-    machine: String,
-    registration: StoredRegistration,
-    registered_at: i64,
-    instance_status: String,
-    instance_message: String,
-    addresses: String,
-    interfaces: String,
-    recorded_at: Option<i64>,
-}
-
-impl StoredMachine {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(StoredMachine {
-            incarnation: row.get(0)?,
-            machine: row.get(1)?,
-            registration: StoredRegistration::read(row, 2)?,
-            registered_at: row.get(6)?,
-            instance_status: row.get(7)?,
-            instance_message: row.get(8)?,
-            addresses: row.get(9)?,
-            interfaces: row.get(10)?,
-            recorded_at: row.get(11)?,
-        })
-    }
-
-    fn decode(self) -> Result<MachineRecord, BackendError> {
-        let machine = self.machine;
-        let tag = tag_of(&machine)?;
-        let status = self
-            .instance_status
-            .parse::<InstanceStatus>()
-            .map_err(|e| corrupt(&machine, "instance status", e))?;
-        Ok(MachineRecord {
-            tag,
-            incarnation: self.incarnation as u64,
-            registration: self.registration.decode(&machine)?,
-            registered_at: from_millis(self.registered_at),
-            recorded: Recorded {
-                instance_status: InstanceStatusInfo::new(status, self.instance_message),
-                addresses: serde_json::from_str(&self.addresses)
-                    .map_err(|e| corrupt(&machine, "addresses", e))?,
-                interfaces: serde_json::from_str(&self.interfaces)
-                    .map_err(|e| corrupt(&machine, "interfaces", e))?,
-                recorded_at: self.recorded_at.map(from_millis),
-            },
-        })
-    }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<String, BackendError> {
-    serde_json::to_string(value).map_err(|e| BackendError::Storage(e.to_string()))
-}
-
-fn put(
-    conn: &mut Connection,
-    model: &str,
-    machine: &str,
-    registration: &Registration,
-    at: SystemTime,
-) -> Result<PutOutcome, BackendError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let existing = tx
-        .prepare_cached(
-            "SELECT incarnation, instance_id, life, agent_status, manual FROM machines \
-             WHERE model = ?1 AND machine = ?2",
-        )?
-        .query_row(params![model, machine], |row| {
-            Ok((row.get::<_, i64>(0)?, StoredRegistration::read(row, 1)?))
-        })
-        .optional()?;
-    let instance_id = registration.instance_id.as_ref().map(InstanceId::as_str);
-    let insert = |tx: &rusqlite::Transaction<'_>| -> Result<(), BackendError> {
-        tx.prepare_cached(
-            "INSERT INTO machines \
-             (model, machine, instance_id, life, agent_status, manual, registered_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            model,
-            machine,
-            instance_id,
-            registration.life.as_str(),
-            registration.agent_status.as_str(),
-            registration.manual,
-            to_millis(at),
-        ])?;
-        Ok(())
-    };
-    let outcome = match existing {
-        None => {
-            insert(&tx)?;
-            PutOutcome::Created
-        }
-        Some((incarnation, stored)) => {
-            let old = stored.decode(machine)?;
-            if old.replaced_by(registration) {
-                tx.prepare_cached("DELETE FROM machines WHERE incarnation = ?1")?
-                    .execute([incarnation])?;
-                insert(&tx)?;
-                PutOutcome::Replaced
-            } else if old == *registration {
-                PutOutcome::Unchanged
-            } else {
-                tx.prepare_cached(
-                    "UPDATE machines SET instance_id = ?2, life = ?3, agent_status = ?4 \
-                     WHERE incarnation = ?1",
-                )?
-                .execute(params![
-                    incarnation,
-                    instance_id,
-                    registration.life.as_str(),
-                    registration.agent_status.as_str(),
-                ])?;
-                PutOutcome::Updated
-            }
-        }
-    };
-    tx.commit()?;
-    Ok(outcome)
-}
-
-fn record_network(
-    conn: &mut Connection,
-    model: &str,
-    machine: &str,
-    incarnation: i64,
-    interfaces: &[NetworkInterface],
-    at: SystemTime,
-) -> Result<Option<(Vec<Address>, bool)>, BackendError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let stored: Option<String> = tx
-        .prepare_cached(
-            "SELECT addresses FROM machines \
-             WHERE incarnation = ?1 AND model = ?2 AND machine = ?3",
-        )?
-        .query_row(params![incarnation, model, machine], |row| row.get(0))
-        .optional()?;
-    let Some(stored) = stored else {
-        return Ok(None);
-    };
-    let before: Vec<Address> =
-        serde_json::from_str(&stored).map_err(|e| corrupt(machine, "addresses", e))?;
-    let addresses = addresses_of(interfaces);
-    let changed = addresses != before;
-    tx.prepare_cached(
-        "UPDATE machines SET addresses = ?2, interfaces = ?3, recorded_at = ?4 \
-         WHERE incarnation = ?1",
-    )?
-    .execute(params![
-        incarnation,
-        json(&addresses)?,
-        json(&interfaces)?,
-        to_millis(at)
-    ])?;
-    tx.commit()?;
-    Ok(Some((addresses, changed)))
-}
-
-fn set_credential(
-    conn: &mut Connection,
-    model: &str,
-    valid: bool,
-    reason: &str,
-    at: SystemTime,
-) -> Result<bool, BackendError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let before: Option<bool> = tx
-        .prepare_cached("SELECT valid FROM credentials WHERE model = ?1")?
-        .query_row([model], |row| row.get(0))
-        .optional()?;
-    let changed = before.unwrap_or(true) != valid;
-    if changed {
-        let reason = if valid { "" } else { reason };
-        tx.prepare_cached(
-            "INSERT INTO credentials (model, valid, reason, changed_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (model) DO UPDATE SET valid = ?2, reason = ?3, changed_at = ?4",
-        )?
-        .execute(params![model, valid, reason, to_millis(at)])?;
-    }
-    tx.commit()?;
-    Ok(changed)
-}
-
 impl RegistryBackend for SqliteBackend {
     fn put(
         &self,
@@ -502,7 +198,7 @@ impl RegistryBackend for SqliteBackend {
     ) -> BoxFuture<'static, Result<PutOutcome, BackendError>> {
         let changed: fn(&PutOutcome) -> bool = |outcome| outcome.changed();
         self.run_changing(model, changed, move |conn| {
-            put(conn, &model.to_string(), &tag.id(), &registration, at)
+            statements::put(conn, &model.to_string(), &tag.id(), &registration, at)
         })
     }
 
@@ -514,12 +210,7 @@ impl RegistryBackend for SqliteBackend {
         self.run_changing(
             model,
             |deleted| *deleted,
-            move |conn| {
-                let deleted = conn
-                    .prepare_cached("DELETE FROM machines WHERE model = ?1 AND machine = ?2")?
-                    .execute(params![model.to_string(), tag.id()])?;
-                Ok(deleted > 0)
-            },
+            move |conn| statements::delete(conn, &model.to_string(), &tag.id()),
         )
     }
 
@@ -528,61 +219,21 @@ impl RegistryBackend for SqliteBackend {
         model: ModelUuid,
         tag: MachineTag,
     ) -> BoxFuture<'static, Result<Option<MachineRecord>, BackendError>> {
-        self.run(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM machines WHERE model = ?1 AND machine = ?2"
-            ))?
-            .query_row(params![model.to_string(), tag.id()], StoredMachine::read)
-            .optional()?
-            .map(StoredMachine::decode)
-            .transpose()
-        })
+        self.run(move |conn| statements::get(conn, &model.to_string(), &tag.id()))
     }
 
     fn list(
         &self,
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<MachineRecord>, BackendError>> {
-        self.run(move |conn| {
-            let mut statement = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM machines WHERE model = ?1 \
-                 ORDER BY length(machine), machine"
-            ))?;
-            let rows = statement.query_map([model.to_string()], StoredMachine::read)?;
-            rows.map(|row| {
-                row.map_err(BackendError::from)
-                    .and_then(StoredMachine::decode)
-            })
-            .collect()
-        })
+        self.run(move |conn| statements::list(conn, &model.to_string()))
     }
 
     fn registrations(
         &self,
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<Registered>, BackendError>> {
-        self.run(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT incarnation, machine, instance_id, life, agent_status, manual \
-                 FROM machines WHERE model = ?1 ORDER BY length(machine), machine",
-            )?;
-            let rows = statement.query_map([model.to_string()], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    StoredRegistration::read(row, 2)?,
-                ))
-            })?;
-            rows.map(|row| {
-                let (incarnation, machine, stored) = row?;
-                Ok(Registered {
-                    tag: tag_of(&machine)?,
-                    incarnation: incarnation as u64,
-                    registration: stored.decode(&machine)?,
-                })
-            })
-            .collect()
-        })
+        self.run(move |conn| statements::registrations(conn, &model.to_string()))
     }
 
     fn record_status(
@@ -594,21 +245,15 @@ impl RegistryBackend for SqliteBackend {
         at: SystemTime,
     ) -> BoxFuture<'static, Result<bool, BackendError>> {
         self.run(move |conn| {
-            let updated = conn
-                .prepare_cached(
-                    "UPDATE machines \
-                     SET instance_status = ?4, instance_message = ?5, recorded_at = ?6 \
-                     WHERE incarnation = ?1 AND model = ?2 AND machine = ?3",
-                )?
-                .execute(params![
-                    incarnation as i64,
-                    model.to_string(),
-                    tag.id(),
-                    status.status.as_str(),
-                    status.message,
-                    to_millis(at),
-                ])?;
-            Ok(updated > 0)
+            let incarnation = stored_incarnation(incarnation);
+            statements::record_status(
+                conn,
+                &model.to_string(),
+                &tag.id(),
+                incarnation,
+                &status,
+                at,
+            )
         })
     }
 
@@ -619,13 +264,14 @@ impl RegistryBackend for SqliteBackend {
         incarnation: u64,
         interfaces: Vec<NetworkInterface>,
         at: SystemTime,
-    ) -> BoxFuture<'static, Result<Option<(Vec<Address>, bool)>, BackendError>> {
+    ) -> BoxFuture<'static, Result<Option<AddressesChanged>, BackendError>> {
         self.run(move |conn| {
-            record_network(
+            let incarnation = stored_incarnation(incarnation);
+            statements::record_network(
                 conn,
                 &model.to_string(),
                 &tag.id(),
-                incarnation as i64,
+                incarnation,
                 &interfaces,
                 at,
             )
@@ -633,21 +279,7 @@ impl RegistryBackend for SqliteBackend {
     }
 
     fn credential(&self, model: ModelUuid) -> BoxFuture<'static, Result<Credential, BackendError>> {
-        self.run(move |conn| {
-            let stored = conn
-                .prepare_cached(
-                    "SELECT valid, reason, changed_at FROM credentials WHERE model = ?1",
-                )?
-                .query_row([model.to_string()], |row| {
-                    Ok(Credential {
-                        valid: row.get(0)?,
-                        reason: row.get(1)?,
-                        changed_at: Some(from_millis(row.get(2)?)),
-                    })
-                })
-                .optional()?;
-            Ok(stored.unwrap_or_default())
-        })
+        self.run(move |conn| statements::credential(conn, &model.to_string()))
     }
 
     fn set_credential(
@@ -660,7 +292,7 @@ impl RegistryBackend for SqliteBackend {
         self.run_changing(
             model,
             |changed| *changed,
-            move |conn| set_credential(conn, &model.to_string(), valid, &reason, at),
+            move |conn| statements::set_credential(conn, &model.to_string(), valid, &reason, at),
         )
     }
 
@@ -671,6 +303,12 @@ impl RegistryBackend for SqliteBackend {
     fn location(&self) -> String {
         self.location.clone()
     }
+}
+
+/// An incarnation as stored; one too large for the column is none that
+/// was ever handed out, and matches no row.
+fn stored_incarnation(incarnation: u64) -> i64 {
+    i64::try_from(incarnation).unwrap_or(-1)
 }
 
 #[cfg(test)]

@@ -10,13 +10,34 @@ use tokio::sync::watch;
 
 use super::*;
 
-/// The in-memory backend, whose writes fail while `fail` is set.
+/// The in-memory backend, whose writes fail while `fail` is set and whose
+/// listings and credential reads fail while `fail_reads` is.
 struct Failing {
     inner: SqliteBackend,
     fail: AtomicBool,
+    fail_reads: AtomicBool,
 }
 
 impl Failing {
+    fn new() -> Arc<Failing> {
+        Arc::new(Failing {
+            inner: SqliteBackend::in_memory().unwrap(),
+            fail: AtomicBool::new(false),
+            fail_reads: AtomicBool::new(false),
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        f: BoxFuture<'static, Result<T, BackendError>>,
+    ) -> BoxFuture<'static, Result<T, BackendError>> {
+        if self.fail_reads.load(Ordering::SeqCst) {
+            futures::future::ready(Err(BackendError::Storage("disk I/O error".into()))).boxed()
+        } else {
+            f
+        }
+    }
+
     fn check(&self) -> Result<(), BackendError> {
         if self.fail.load(Ordering::SeqCst) {
             Err(BackendError::Storage("disk I/O error".into()))
@@ -74,7 +95,7 @@ impl RegistryBackend for Failing {
         &self,
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<Registered>, BackendError>> {
-        self.inner.registrations(model)
+        self.read(self.inner.registrations(model))
     }
 
     fn record_status(
@@ -98,7 +119,7 @@ impl RegistryBackend for Failing {
         incarnation: u64,
         interfaces: Vec<NetworkInterface>,
         at: SystemTime,
-    ) -> BoxFuture<'static, Result<Option<(Vec<Address>, bool)>, BackendError>> {
+    ) -> BoxFuture<'static, Result<Option<AddressesChanged>, BackendError>> {
         self.write(
             self.inner
                 .record_network(model, tag, incarnation, interfaces, at),
@@ -106,7 +127,7 @@ impl RegistryBackend for Failing {
     }
 
     fn credential(&self, model: ModelUuid) -> BoxFuture<'static, Result<Credential, BackendError>> {
-        self.inner.credential(model)
+        self.read(self.inner.credential(model))
     }
 
     fn set_credential(
@@ -169,10 +190,7 @@ fn tag(n: u32) -> MachineTag {
 
 #[tokio::test]
 async fn a_failed_write_is_logged_counted_and_kept_for_the_report() {
-    let backend = Arc::new(Failing {
-        inner: SqliteBackend::in_memory().unwrap(),
-        fail: AtomicBool::new(false),
-    });
+    let backend = Failing::new();
     let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let clock = Arc::new(ManualClock::new(start));
     let lines = Lines::default();
@@ -243,4 +261,58 @@ async fn a_failed_write_is_logged_counted_and_kept_for_the_report() {
     let json = serde_json::to_value(registry.report()).unwrap();
     assert_eq!(json["last_write_error"]["error"], "disk I/O error");
     assert_eq!(json["location"], "failing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_read_ends_the_machine_watch_and_the_credential_stream_starts_valid() {
+    use futures::StreamExt;
+    use muster::model::CredentialApi;
+
+    let backend = Failing::new();
+    let registry = Registry::new(
+        backend.clone(),
+        Arc::new(muster::clock::SystemClock),
+        discard(),
+    );
+    let facade = registry.model(model());
+    let mut batches = facade.watch_model_machines();
+    assert_eq!(
+        batches.next().await.unwrap().unwrap(),
+        Vec::<MachineTag>::new()
+    );
+    backend.fail_reads.store(true, Ordering::SeqCst);
+    registry
+        .register(model(), tag(1), Registration::default())
+        .await
+        .unwrap();
+    let error = batches.next().await.unwrap().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("listing the machines of model {}: disk I/O error", model())
+    );
+    assert!(
+        batches.next().await.is_none(),
+        "the watch ends after its error"
+    );
+
+    registry
+        .set_credential_valid(model(), false, "denied".into())
+        .await
+        .unwrap();
+    let mut validity = facade.watch_credential_validity();
+    assert_eq!(validity.next().await, Some(true));
+    backend.fail_reads.store(false, Ordering::SeqCst);
+    registry
+        .set_credential_valid(model(), true, String::new())
+        .await
+        .unwrap();
+    registry
+        .set_credential_valid(model(), false, "denied".into())
+        .await
+        .unwrap();
+    assert_eq!(validity.next().await, Some(false));
+}
+
+fn discard() -> Logger {
+    Logger::root(slog::Discard, o!())
 }

@@ -1,6 +1,12 @@
-use muster::provider::AddressScope;
+use std::time::UNIX_EPOCH;
 
+use muster::model::Life;
+use muster::provider::{Address, AddressScope, InstanceId, InstanceStatus};
+use rusqlite::Connection;
+
+use super::statements::{from_millis, to_millis};
 use super::*;
+use crate::registry::Recorded;
 
 fn model() -> ModelUuid {
     ModelUuid::from_u128(1)

@@ -49,7 +49,7 @@ pub use facade::ModelRegistry;
 pub use record::{
     AddressesChanged, Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration,
 };
-pub use sqlite::{SCHEMA_VERSION, SqliteBackend, SqliteOptions};
+pub use sqlite::{LONGEST_BUSY_TIMEOUT, SCHEMA_VERSION, SqliteBackend, SqliteOptions};
 pub use watch::COALESCE;
 
 /// An operation of the registry that failed: what it was doing, and the

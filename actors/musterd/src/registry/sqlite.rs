@@ -30,11 +30,16 @@ use super::record::{
     AddressesChanged, Credential, MachineRecord, PutOutcome, Registered, Registration,
 };
 
+/// The longest busy timeout SQLite takes: `i32::MAX` milliseconds, about
+/// 24.8 days.
+pub const LONGEST_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
 /// How the SQLite file is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// How long a write waits for another connection's lock on the file
-    /// before it fails as locked. Default 5 s.
+    /// before it fails as locked. Default 5 s; at most
+    /// [`LONGEST_BUSY_TIMEOUT`], longer is taken as that.
     pub busy_timeout: Duration,
     /// The largest the database may grow to, in bytes; a write that would
     /// grow it further fails as full. Never below the size it has already.
@@ -51,7 +56,12 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The registry's storage in SQLite. See the [module documentation](self).
+/// The registry's storage in SQLite (docs/spec.md §9.1): one file in WAL
+/// mode, or one database in memory, behind one connection.
+///
+/// Each call runs on tokio's blocking pool, one at a time: callers wait
+/// for the connection asynchronously, and the actix thread never waits on
+/// the disk. Call it from within a tokio runtime (actix's is one).
 pub struct SqliteBackend {
     conn: Arc<tokio::sync::Mutex<Connection>>,
     versions: Arc<Versions>,
@@ -104,7 +114,7 @@ impl SqliteBackend {
         // A crash loses nothing committed in WAL mode with NORMAL; a power
         // cut may lose the last commits, never the file.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(options.busy_timeout)?;
+        conn.busy_timeout(options.busy_timeout.min(LONGEST_BUSY_TIMEOUT))?;
         schema::migrate(&mut conn)?;
         if let Some(max_size) = options.max_size {
             let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;

@@ -316,3 +316,36 @@ async fn a_failed_read_ends_the_machine_watch_and_the_credential_stream_starts_v
 fn discard() -> Logger {
     Logger::root(slog::Discard, o!())
 }
+
+#[tokio::test]
+async fn a_machine_record_serialises_as_one_flat_object() {
+    let clock = Arc::new(ManualClock::new(
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    ));
+    let registry = Registry::in_memory(clock, discard()).unwrap();
+    let registration = Registration {
+        instance_id: Some(InstanceId::from("i-1")),
+        ..Registration::default()
+    };
+    registry
+        .register(model(), tag(3), registration)
+        .await
+        .unwrap();
+    let record = registry.machine(model(), tag(3)).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_value(&record).unwrap(),
+        serde_json::json!({
+            "tag": "machine-3",
+            "incarnation": record.incarnation,
+            "instance_id": "i-1",
+            "life": "alive",
+            "agent_status": "pending",
+            "manual": false,
+            "registered_at": "2023-11-14T22:13:20Z",
+            "instance_status": {"status": "pending", "message": ""},
+            "addresses": [],
+            "interfaces": [],
+            "recorded_at": null,
+        })
+    );
+}

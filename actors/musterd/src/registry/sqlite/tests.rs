@@ -104,6 +104,31 @@ fn a_file_that_is_not_a_registry_is_refused_naming_its_path() {
 }
 
 #[tokio::test]
+async fn extreme_options_open_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, (busy_timeout, max_size)) in [
+        (Duration::MAX, Some(u64::MAX)),
+        (Duration::ZERO, Some(0)),
+        (Duration::from_nanos(1), Some(1)),
+        (LONGEST_BUSY_TIMEOUT + Duration::from_millis(1), None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let options = SqliteOptions {
+            busy_timeout,
+            max_size,
+        };
+        let backend = SqliteBackend::open(&dir.path().join(format!("{n}.db")), &options)
+            .unwrap_or_else(|e| panic!("{options:?}: {e}"));
+        // A limit is never below the size the new file has, whose pages
+        // have room for a first registration.
+        let put = backend.put(model(), tag(1), Registration::default(), at(0));
+        assert_eq!(put.await, Ok(PutOutcome::Created), "{options:?}");
+    }
+}
+
+#[tokio::test]
 async fn registering_creates_updates_and_replaces() {
     let backend = SqliteBackend::in_memory().unwrap();
     let put = |registration: Registration| backend.put(model(), tag(3), registration, at(0));

@@ -20,6 +20,7 @@ pub mod demo;
 pub mod history;
 pub mod http;
 pub mod logging;
+pub mod registry;
 pub mod swarm;
 pub mod token;
 

@@ -212,7 +212,7 @@ impl ModelHandle {
             valid,
         };
         self.gate
-            .call_again(|| std::future::ready(self.gateway.do_send(word)))
+            .call_again(|| std::future::ready(self.gateway.do_send(word).map_err(SendError::from)))
             .await
     }
 }

@@ -14,6 +14,10 @@
 //! per cloud account, and `models`, a supervisor with each model's
 //! machines subtree (docs/spec.md §10).
 
+use std::sync::Arc;
+
+use muster::clock::Clock;
+
 use crate::gateway::{GatewayConfig, GatewayMetrics, GatewayState, ProviderGateway};
 use crate::machines::{MachinesHandle, machines_child, model_machines_child};
 use crate::mailbox::Mailbox;
@@ -39,6 +43,16 @@ pub enum TreeBackends {
     One(Backends),
     /// Many models through a gateway per cloud account (docs/spec.md §10).
     Many(Fleet),
+}
+
+impl TreeBackends {
+    /// The wall clock that stamps presence.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        match self {
+            TreeBackends::One(backends) => &backends.clock,
+            TreeBackends::Many(fleet) => &fleet.clock,
+        }
+    }
 }
 
 impl From<Backends> for TreeBackends {
@@ -91,10 +105,7 @@ pub(super) fn build(
     backends: TreeBackends,
     gateway_metrics: GatewayMetrics,
 ) -> Result<(SupervisorSpec, Handles), SupervisorError> {
-    let clock = match &backends {
-        TreeBackends::One(backends) => backends.clock.clone(),
-        TreeBackends::Many(fleet) => fleet.clock.clone(),
-    };
+    let clock = backends.clock().clone();
     let (presence_child, presence) = presence_child("presence", &config.presence, clock)?;
     let (gateways_child, machines_child, parts) = match backends {
         TreeBackends::One(backends) => one(config, backends, gateway_metrics)?,

@@ -104,6 +104,17 @@ fn state_of(
     }
 }
 
+/// How many machines are in each poll phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseCounts {
+    /// Polled machines in the short phase.
+    pub short: usize,
+    /// Polled machines in the long phase.
+    pub long: usize,
+    /// Manual machines, never polled.
+    pub manual: usize,
+}
+
 /// One model's record of its machines.
 #[derive(Clone)]
 struct Part {
@@ -184,6 +195,26 @@ impl MachinesHandle {
                 Ok(all)
             })
             .await
+    }
+
+    /// How many machines are in each phase, over every model of the
+    /// handle: one look at each machine's phase, without building its
+    /// state as [`machines`](Self::machines) does.
+    pub fn count_by_phase(&self) -> PhaseCounts {
+        let mut counts = PhaseCounts::default();
+        for part in self.parts.iter() {
+            let registry = lock(&part.registry);
+            for tracked in registry.machines.values() {
+                match &tracked.poller {
+                    None => counts.manual += 1,
+                    Some(poller) => match lock(&poller.status).state.phase() {
+                        Phase::Short => counts.short += 1,
+                        Phase::Long => counts.long += 1,
+                    },
+                }
+            }
+        }
+        counts
     }
 
     /// One machine; `None` when it is not tracked (unknown, dead, removed,

@@ -9,6 +9,7 @@
 
 pub mod models;
 mod read;
+pub mod store;
 
 use std::net::SocketAddr;
 
@@ -24,6 +25,7 @@ use muster_actors::host::MusterConfig;
 use muster_actors::machines::MachinesConfig;
 use muster_actors::presence::PresenceConfig;
 use muster_actors::supervisor::RestartConfig;
+use store::StoreConfig;
 
 /// Everything `musterd run` reads from its config file. Every section and
 /// every key may be left out; what is left out takes its default.
@@ -44,6 +46,8 @@ pub struct DaemonConfig {
     pub http: HttpConfig,
     /// The agents' WebSocket door.
     pub agents: AgentsConfig,
+    /// Where the machine registry of the `[[models]]` is kept.
+    pub store: StoreConfig,
     /// The models polled, each on its cloud and region (`[[models]]`);
     /// none, for one model on the simulated cloud.
     pub models: Vec<ModelConfig>,
@@ -175,7 +179,43 @@ impl Validate for DaemonConfig {
         at.section("backend", &self.backend);
         at.section("http", &self.http);
         at.section("agents", &self.agents);
+        at.section("store", &self.store);
         models::check_list(&self.models, at);
+        self.check_write_api(at);
+    }
+}
+
+impl DaemonConfig {
+    /// The write API of the registry (served with `[[models]]`) changes
+    /// what musterd polls: off a loopback address it is served only behind
+    /// a token.
+    fn check_write_api(&self, at: &mut Checker) {
+        if !self.models.is_empty()
+            && self.http.token.is_none()
+            && !self.http.listen.ip().is_loopback()
+        {
+            at.problem(
+                "http.token",
+                None,
+                format!(
+                    "must be set: with [[models]] the HTTP surface takes writes, and                      http.listen = \"{}\" is not a loopback address",
+                    self.http.listen
+                ),
+            );
+        }
+    }
+
+    /// Takes the relative paths of the file (the store, the models'
+    /// credential files) from `folder`, the config file's.
+    pub fn resolve_paths(&mut self, folder: &std::path::Path) {
+        self.store.resolve(folder);
+        for model in &mut self.models {
+            if let Some(file) = &mut model.credential_file
+                && file.is_relative()
+            {
+                *file = folder.join(&*file);
+            }
+        }
     }
 }
 

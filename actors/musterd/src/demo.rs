@@ -259,6 +259,8 @@ impl DemoOptions {
             token: self.token.clone(),
         };
         config.agents.listen = self.agents_listen;
+        // The demo's machines last as long as it does.
+        config.store.path = crate::config::store::IN_MEMORY.into();
         config.models = demo_models(self.seed)
             .into_iter()
             .enumerate()
@@ -677,13 +679,14 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     options.validate()?;
     let config = options.config();
-    let hosted = Hosted::start(&config, &logger)?;
+    let hosted = Hosted::start(&config, &logger).await?;
     let muster = hosted.muster.clone();
     let [controller, workloads @ ..] = demo_models(options.seed).map(|uuid| {
         hosted
             .sims
-            .get(&uuid)
-            .cloned()
+            .iter()
+            .find(|(model, _)| *model == uuid)
+            .map(|(_, sim)| sim.clone())
             .expect("the demo's models are simulated")
     });
     let sims = DemoSims {

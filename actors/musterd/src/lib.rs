@@ -88,6 +88,9 @@ pub enum DaemonError {
     /// The models could not be set up.
     #[error(transparent)]
     Fleet(#[from] fleet::FleetError),
+    /// The machine registry could not be opened.
+    #[error("store.path: {0}")]
+    Store(registry::BackendError),
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(std::io::Error),
@@ -135,10 +138,21 @@ pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
                 .read_to_end(&mut bytes)
         })
         .map_err(unreadable)?;
-    let config = DaemonConfig::from_bytes(&bytes).map_err(|problems| DaemonError::Config {
+    let mut config = DaemonConfig::from_bytes(&bytes).map_err(|problems| DaemonError::Config {
         path: shown.clone(),
         problems,
     })?;
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    config.resolve_paths(folder);
+    if let Err(problems) = config::models::check_files(&config.models) {
+        return Err(DaemonError::Config {
+            path: shown,
+            problems,
+        });
+    }
     if let Err(problem) = agents::tls::acceptor(&config.agents) {
         let problem = ConfigError::new(
             problem.key,
@@ -153,6 +167,23 @@ pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
     Ok(config)
 }
 
+/// The machine registry the config's `[store]` names.
+fn open_store(
+    store: &config::store::StoreConfig,
+    clock: Arc<dyn Clock>,
+    logger: &Logger,
+) -> Result<registry::Registry, DaemonError> {
+    let log = logger.new(slog::o!("part" => "registry"));
+    let opened = if store.in_memory() {
+        registry::Registry::in_memory(clock, log)
+    } else {
+        registry::Registry::open(&store.path, &store.options(), clock, log)
+    };
+    let opened = opened.map_err(DaemonError::Store)?;
+    info!(logger, "machine registry open"; "location" => opened.location());
+    Ok(opened)
+}
+
 /// The tree with its HTTP surface and the agents' door, started from a
 /// config, and what [`Hosted::stop`] takes down.
 pub struct Hosted {
@@ -163,6 +194,9 @@ pub struct Hosted {
     pub sim: Option<Sim>,
     /// The simulated models among the config's `[[models]]`, by UUID.
     pub sims: fleet::Sims,
+    /// The machine registry of the `[[models]]`.
+    pub registry: Option<registry::Registry>,
+    mirror: Option<tokio::task::JoinHandle<()>>,
     /// Where the HTTP surface listens (the real port when 0 was asked for).
     pub listen: std::net::SocketAddr,
     /// The agents' door.
@@ -194,33 +228,79 @@ async fn next_signal(signals: &mut (impl Stream<Item = &'static str> + Unpin)) -
     }
 }
 
+/// The listen addresses, bound before anything starts, so that a port in
+/// use is found first.
+struct Bound {
+    listener: std::net::TcpListener,
+    listen: std::net::SocketAddr,
+    door: agents::BoundDoor,
+}
+
+impl Bound {
+    fn bind(config: &DaemonConfig) -> Result<Bound, DaemonError> {
+        let listener = http::bind(config.http.listen)?;
+        let listen = listener.local_addr().map_err(DaemonError::Http)?;
+        let door = Door::bind(&config.agents)?;
+        Ok(Bound {
+            listener,
+            listen,
+            door,
+        })
+    }
+}
+
+/// What the daemon runs besides the tree: the backends' simulations, the
+/// machine registry and its simulated controller.
+#[derive(Default)]
+struct Extras {
+    sim: Option<Sim>,
+    sims: fleet::Sims,
+    registry: Option<registry::Registry>,
+    mirror: Option<tokio::task::JoinHandle<()>>,
+}
+
 impl Hosted {
-    /// Binds both listen addresses, then starts the simulated backend of
-    /// the config, the tree, the HTTP surface and the agents' door on the
+    /// Binds both listen addresses, then starts the backends of the config
+    /// (the machine registry and the models' clouds, or one simulated
+    /// model), the tree, the HTTP surface and the agents' door on the
     /// current actix system. A port in use is found before anything starts.
-    pub fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
+    pub async fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
+        let bound = Bound::bind(config)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        if !config.models.is_empty() {
-            let (fleet, sims) = fleet::build(config, clock)?;
-            for sim in sims.values() {
-                for _ in 0..config.backend.machines {
-                    sim.add_provisioned_machine();
+        if config.models.is_empty() {
+            let sim = match config.backend.kind {
+                BackendKind::Sim => {
+                    Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
                 }
+            };
+            for _ in 0..config.backend.machines {
+                sim.add_provisioned_machine();
             }
-            let mut hosted = Hosted::start_with(config, fleet, None, logger)?;
-            hosted.sims = sims;
-            return Ok(hosted);
+            let backends = Backends::sim(&sim, clock);
+            let extras = Extras {
+                sim: Some(sim),
+                ..Extras::default()
+            };
+            return Hosted::launch(config, bound, backends.into(), extras, logger);
         }
-        let sim = match config.backend.kind {
-            BackendKind::Sim => {
-                Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
+        let store = open_store(&config.store, clock.clone(), logger)?;
+        let (fleet, sims) = fleet::build(config, &store, clock).await?;
+        for (_, sim) in &sims {
+            for _ in 0..config.backend.machines {
+                sim.add_provisioned_machine();
             }
+        }
+        let mut mirror = fleet::mirror::SimMirror::new(sims.clone(), store.clone(), logger.clone());
+        // The simulated machines are in the registry before the watchers
+        // read it.
+        mirror.sync().await;
+        let extras = Extras {
+            sim: None,
+            sims,
+            registry: Some(store),
+            mirror: Some(mirror.spawn()),
         };
-        for _ in 0..config.backend.machines {
-            sim.add_provisioned_machine();
-        }
-        let backends = Backends::sim(&sim, clock);
-        Hosted::start_with(config, backends, Some(sim), logger)
+        Hosted::launch(config, bound, fleet.into(), extras, logger)
     }
 
     /// [`Hosted::start`] with the tree talking to `backends` (one model's,
@@ -232,10 +312,26 @@ impl Hosted {
         sim: Option<Sim>,
         logger: &Logger,
     ) -> Result<Hosted, DaemonError> {
-        let backends = backends.into();
-        let listener = http::bind(config.http.listen)?;
-        let listen = listener.local_addr().map_err(DaemonError::Http)?;
-        let door = Door::bind(&config.agents)?;
+        let bound = Bound::bind(config)?;
+        let extras = Extras {
+            sim,
+            ..Extras::default()
+        };
+        Hosted::launch(config, bound, backends.into(), extras, logger)
+    }
+
+    fn launch(
+        config: &DaemonConfig,
+        bound: Bound,
+        backends: TreeBackends,
+        extras: Extras,
+        logger: &Logger,
+    ) -> Result<Hosted, DaemonError> {
+        let Bound {
+            listener,
+            listen,
+            door,
+        } = bound;
         let clock = backends.clock().clone();
         let mut registry = Registry::default();
         let muster = Muster::start(&config.muster(), backends, logger.clone(), &mut registry)?;
@@ -244,7 +340,8 @@ impl Hosted {
         let registry = Arc::new(registry);
         let history = Sampler::new(muster.clone(), registry.clone(), clock).spawn();
         let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone())
-            .with_history(history);
+            .with_history(history)
+            .with_registry(extras.registry.clone());
         let server = match inspector.serve(listener) {
             Ok(server) => server,
             Err(e) => {
@@ -264,8 +361,10 @@ impl Hosted {
         );
         Ok(Hosted {
             muster,
-            sim,
-            sims: fleet::Sims::new(),
+            sim: extras.sim,
+            sims: extras.sims,
+            registry: extras.registry,
+            mirror: extras.mirror,
             listen,
             door,
             ids,
@@ -340,6 +439,9 @@ impl Hosted {
     /// Closes the agents' door (every agent's disconnect recorded), then
     /// stops the HTTP surface, then the tree, gracefully.
     pub async fn stop(self, logger: &Logger) -> Result<(), DaemonError> {
+        if let Some(mirror) = &self.mirror {
+            mirror.abort();
+        }
         self.door.stop().await;
         self.server.stop(true).await;
         if let Ok(Err(e)) = self.served.await {
@@ -378,7 +480,7 @@ pub async fn run(
     out: impl Write,
     signals: impl Stream<Item = &'static str> + Unpin,
 ) -> Result<(), DaemonError> {
-    let hosted = Hosted::start(&config, &logger)?;
+    let hosted = Hosted::start(&config, &logger).await?;
     serve(hosted, logger, out, signals).await
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use muster::config::{Checker, Validate};
+use muster::config::{Checker, InvalidConfig, Validate};
 use muster::names::ModelUuid;
 use serde::{Deserialize, Serialize};
 
@@ -142,12 +142,39 @@ impl Validate for ModelConfig {
     }
 }
 
+/// Reads the credential file each model on EC2 names, so that one that
+/// cannot be read is a problem of the config file, found before anything
+/// starts; the secret read is dropped at once.
+pub fn check_files(models: &[ModelConfig]) -> Result<(), InvalidConfig> {
+    let mut at = Checker::new();
+    for (n, model) in models.iter().enumerate() {
+        if let (Some(Cloud::Ec2), Some(file)) = (model.cloud, &model.credential_file)
+            && let Err(reason) = ec2::read_credentials(file)
+        {
+            at.problem(
+                &format!("models[{n}].credential_file"),
+                Some(quoted(&file.display().to_string())),
+                reason,
+            );
+        }
+    }
+    at.finish()
+}
+
 #[cfg(feature = "ec2")]
 mod ec2 {
+    use std::path::Path;
+
     use muster::config::Checker;
     use muster::ec2::Ec2Config;
+    use muster::ec2::credentials::read_credential_file;
 
     use super::ModelConfig;
+
+    /// Whether the file holds an access key, and why not.
+    pub(super) fn read_credentials(file: &Path) -> Result<(), String> {
+        read_credential_file(file).map(drop).map_err(|e| e.reason)
+    }
 
     /// The endpoint and the credential file's name as the EC2 provider
     /// takes them.
@@ -179,9 +206,16 @@ mod ec2 {
 
 #[cfg(not(feature = "ec2"))]
 mod ec2 {
+    use std::path::Path;
+
     use muster::config::Checker;
 
     use super::ModelConfig;
+
+    /// Never called: a model on EC2 is refused whole without the feature.
+    pub(super) fn read_credentials(_file: &Path) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Never called: a model on EC2 is refused whole without the feature.
     pub(super) fn check(_model: &ModelConfig, _at: &mut Checker) {}

@@ -73,6 +73,10 @@ pub(super) async fn report(req: HttpRequest, inspector: web::Data<Inspector>) ->
         Ok(report) => match serde_json::to_value(report) {
             Ok(mut report) => {
                 round_report_durations(&mut report);
+                // A write the registry failed is shown beside the tree.
+                if let Some(machines) = &inspector.machines {
+                    report["registry"] = json!(machines.report());
+                }
                 HttpResponse::Ok().json(report)
             }
             Err(e) => error(

@@ -119,4 +119,3 @@ fn answer(mut stream: TcpStream, status: u16, body: &str) {
         body.len()
     );
 }
-

@@ -5,10 +5,10 @@
 
 #[path = "../../../tests/ec2/canned_server.rs"]
 mod canned_server;
-#[path = "../../../tests/ec2/moto.rs"]
-mod moto;
 #[path = "models_support/mod.rs"]
 mod models_support;
+#[path = "../../../tests/ec2/moto.rs"]
+mod moto;
 #[path = "models_support/moto_query.rs"]
 mod moto_query;
 
@@ -81,7 +81,14 @@ const TWO_SIMS: &str = "[[models]]\nuuid = \"7a8b9c0d-1e2f-4a3b-9c4d-5e6f7a8b9c0
 
 /// The tree of `config`'s models on an in-memory registry, served
 /// in-process, with the simulations.
-async fn start(config: &DaemonConfig) -> (Muster, Registry, Vec<(ModelUuid, Sim)>, impl TestService) {
+async fn start(
+    config: &DaemonConfig,
+) -> (
+    Muster,
+    Registry,
+    Vec<(ModelUuid, Sim)>,
+    impl TestService + use<>,
+) {
     let registry = Registry::in_memory(Arc::new(SystemClock), logger()).unwrap();
     let (fleet, sims) = musterd::fleet::build(config, &registry, Arc::new(SystemClock))
         .await
@@ -101,11 +108,19 @@ async fn register_sim(registry: &Registry, model: ModelUuid, sim: &Sim, n: usize
         agent_status: muster::model::MachineStatus::Started,
         ..Registration::default()
     };
-    registry.register(model, tag(n), registration).await.unwrap();
+    registry
+        .register(model, tag(n), registration)
+        .await
+        .unwrap();
 }
 
 /// Waits, at most 30 s, until `check` holds of machine `tag` of `model`.
-async fn until(app: &impl TestService, model: ModelUuid, tag: &str, check: impl Fn(&Value) -> bool) -> Value {
+async fn until(
+    app: &impl TestService,
+    model: ModelUuid,
+    tag: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let seen = machine(app, model, tag).await;
@@ -114,7 +129,10 @@ async fn until(app: &impl TestService, model: ModelUuid, tag: &str, check: impl 
         {
             return seen.clone();
         }
-        assert!(Instant::now() < deadline, "{tag} of {model} never got there: {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{tag} of {model} never got there: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -131,29 +149,60 @@ async fn moto_instances_registered_over_http_reach_running_stop_and_go() {
     let credentials = Credentials::new();
     let (muster, _registry, _sims, app) = start(&config(&url, &credentials, QUICK, "")).await;
     let model = uuid(EC2);
+    // machine-0's agent is down, so it stays in the short phase and is
+    // polled on; the others settle in the long phase.
     for (n, id) in ids.iter().enumerate() {
-        let body = format!(r#"{{"instance_id": "{id}", "agent_status": "started"}}"#);
+        let agent = if n == 0 { "down" } else { "started" };
+        let body = format!(r#"{{"instance_id": "{id}", "agent_status": "{agent}"}}"#);
         let (status, answer) = put(&app, &format!("/api/models/{EC2}/machines/{n}"), &body).await;
         assert_eq!(status.as_u16(), 201, "{answer}");
     }
+    for n in 1..3 {
+        until(&app, model, &format!("machine-{n}"), |m| {
+            m["phase"] == "long"
+        })
+        .await;
+    }
+    // The controller says so when an instance goes: the agent is down, and
+    // the machine goes back to the short phase, as §2.2.5 says.
+    let agent_down = |n: usize| {
+        let body = format!(r#"{{"instance_id": "{}", "agent_status": "down"}}"#, ids[n]);
+        (format!("/api/models/{EC2}/machines/{n}"), body)
+    };
     // Running, with moto's own private address among its addresses.
     let private = moto_query::private_ip(&url, &ids[0]);
     let running = until(&app, model, "machine-0", |m| {
         m["instance_status"]["status"] == "running"
-            && m["addresses"].as_array().unwrap().iter().any(|a| a["value"] == private.as_str())
+            && m["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["value"] == private.as_str())
     })
     .await;
     assert_eq!(running["instance_id"], ids[0].as_str());
-    let scopes: Vec<&Value> = running["addresses"].as_array().unwrap().iter().map(|a| &a["scope"]).collect();
+    let scopes: Vec<&Value> = running["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["scope"])
+        .collect();
     assert!(scopes.contains(&&Value::from("local-cloud")), "{running}");
 
     // A stopped instance is recorded stopped.
     moto_query::stop(&url, &ids[1]);
-    until(&app, model, "machine-1", |m| m["instance_status"]["status"] == "stopped").await;
+    let (uri, body) = agent_down(1);
+    put(&app, &uri, &body).await;
+    until(&app, model, "machine-1", |m| {
+        m["instance_status"]["status"] == "stopped"
+    })
+    .await;
 
     // A terminated instance and an id moto never made are left out of the
     // answers, and the batch they share with machine-0 is answered.
     moto_query::terminate(&url, &ids[2]);
+    let (uri, body) = agent_down(2);
+    put(&app, &uri, &body).await;
     let (status, _) = put(
         &app,
         &format!("/api/models/{EC2}/machines/3"),
@@ -173,14 +222,21 @@ async fn moto_instances_registered_over_http_reach_running_stop_and_go() {
     let before = polls(&running);
     let later = until(&app, model, "machine-0", |m| polls(m) > before).await;
     assert!(later["last_error"].is_null(), "{later}");
+    // A call of unknown ids only is moto's "none of them": counted, and
+    // answered as unknown; no call failed otherwise.
     let gateway = muster.gateway().await.unwrap();
-    assert!(gateway.errors.is_empty(), "{gateway:?}");
+    assert!(
+        gateway.errors.keys().all(|kind| kind == "no-instances"),
+        "{gateway:?}"
+    );
     muster.shutdown();
 }
 
 #[actix_web::test]
 async fn machines_of_one_account_cost_one_instance_call_per_hundred_a_round() {
-    let Some(mut moto) = Moto::start() else { return };
+    let Some(mut moto) = Moto::start() else {
+        return;
+    };
     let url = moto.url();
     let ids = moto_query::run_instances(&url, 250);
     let credentials = Credentials::new();
@@ -194,7 +250,10 @@ async fn machines_of_one_account_cost_one_instance_call_per_hundred_a_round() {
             instance_id: Some(id.as_str().into()),
             ..Registration::default()
         };
-        registry.register(uuid(EC2), tag(n), registration).await.unwrap();
+        registry
+            .register(uuid(EC2), tag(n), registration)
+            .await
+            .unwrap();
     }
     let (fleet, _) = musterd::fleet::build(&config, &registry, Arc::new(SystemClock))
         .await
@@ -239,9 +298,19 @@ async fn throttling_backs_off_and_fails_no_poll() {
     // calls: a handful in three seconds, not one every poll.
     let requests = server.requests();
     assert!((3..=8).contains(&requests), "{requests} calls in 3 s");
-    let (_, throttled) = muster.gateways().await.unwrap().into_iter().find(|(name, _)| name == "ec2-us-east-1").unwrap();
+    let (_, throttled) = muster
+        .gateways()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(name, _)| name == "ec2-us-east-1")
+        .unwrap();
     assert_eq!(throttled.throttles as usize, requests);
-    assert_eq!(throttled.queued, 1, "the request waits rather than fails");
+    assert_eq!(
+        throttled.queued + throttled.in_flight,
+        1,
+        "the request waits rather than fails"
+    );
     let ec2 = machine(&app, uuid(EC2), "machine-0").await.unwrap();
     assert_eq!(polls(&ec2), 0, "{ec2}");
     assert!(ec2["last_error"].is_null(), "{ec2}");
@@ -306,10 +375,16 @@ async fn one_denied_credential_of_three_models_leaves_the_other_two_polling() {
             agent_status: muster::model::MachineStatus::Down,
             ..Registration::default()
         };
-        registry.register(model, tag(0), registration).await.unwrap();
+        registry
+            .register(model, tag(0), registration)
+            .await
+            .unwrap();
     }
     for model in [uuid(EC2), uuid(SIM_A), uuid(SIM_B)] {
-        until(&app, model, "machine-0", |m| m["instance_status"]["status"] == "running").await;
+        until(&app, model, "machine-0", |m| {
+            m["instance_status"]["status"] == "running"
+        })
+        .await;
     }
     // Simulated model A's credential is refused by its cloud.
     a.revoke_credential();
@@ -323,7 +398,10 @@ async fn one_denied_credential_of_three_models_leaves_the_other_two_polling() {
     let ec2_before = polls(&machine(&app, uuid(EC2), "machine-0").await.unwrap());
     let b_before = polls(&machine(&app, uuid(SIM_B), "machine-0").await.unwrap());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(polls(&machine(&app, uuid(SIM_A), "machine-0").await.unwrap()), frozen);
+    assert_eq!(
+        polls(&machine(&app, uuid(SIM_A), "machine-0").await.unwrap()),
+        frozen
+    );
     assert!(polls(&machine(&app, uuid(EC2), "machine-0").await.unwrap()) > ec2_before);
     assert!(polls(&machine(&app, uuid(SIM_B), "machine-0").await.unwrap()) > b_before);
     for model in [uuid(EC2), uuid(SIM_B)] {

@@ -95,7 +95,7 @@ pub async fn service(
     metrics: Metrics,
     registry: &Registry,
     token: Option<&str>,
-) -> impl TestService {
+) -> impl TestService + use<> {
     let mut metrics = metrics;
     let gauges = StateGauges::register(&mut metrics);
     let inspector = Inspector::new(muster.clone(), metrics, gauges, token.map(str::to_owned))

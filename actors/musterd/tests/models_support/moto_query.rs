@@ -1,6 +1,7 @@
 //! Instances made, stopped and ended in moto through EC2's query protocol
 //! itself, so that musterd's tests need no SDK of their own: moto checks
-//! no signature.
+//! no signature, but routes a request to a service by the one its
+//! `Authorization` header's credential scope names.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,6 +21,8 @@ fn query(url: &str, action: &str, params: &[(String, String)]) -> String {
     write!(
         stream,
         "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ec2/aws4_request, \
+         SignedHeaders=host, Signature=0\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
         form.len()
     )
@@ -77,7 +80,11 @@ pub fn private_ip(url: &str, id: &str) -> String {
 
 /// Stops the instance.
 pub fn stop(url: &str, id: &str) {
-    query(url, "StopInstances", &[("InstanceId.1".into(), id.to_owned())]);
+    query(
+        url,
+        "StopInstances",
+        &[("InstanceId.1".into(), id.to_owned())],
+    );
 }
 
 /// Terminates the instance.

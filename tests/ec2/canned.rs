@@ -2,6 +2,7 @@
 //! every request with one canned EC2 error, and from endpoints that refuse
 //! or never answer.
 
+use std::net::TcpListener;
 use std::time::Duration;
 
 use muster::ec2::errors::UNAUTHORISED_CODES;

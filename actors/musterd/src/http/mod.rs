@@ -92,7 +92,7 @@ impl Inspector {
     }
 
     /// Serves the machine registry of the models (`/api/models/{uuid}/…`,
-    /// see [`registry_api`]), and shows it in `/api/report`.
+    /// docs/spec.md §10.5), and shows it in `/api/report`.
     pub fn with_registry(self, machines: Option<MachineRegistry>) -> Self {
         Inspector { machines, ..self }
     }

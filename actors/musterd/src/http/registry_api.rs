@@ -45,9 +45,22 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
-/// A refusal naming the field it is about.
-fn refused(status: StatusCode, error: BodyError) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": error.error, "field": error.field }))
+/// A request refused: its status, what was wrong and the field it was in.
+struct Refusal(StatusCode, BodyError);
+
+impl From<Refusal> for HttpResponse {
+    fn from(Refusal(status, error): Refusal) -> Self {
+        HttpResponse::build(status).json(json!({ "error": error.error, "field": error.field }))
+    }
+}
+
+fn refused(status: StatusCode, error: BodyError) -> Refusal {
+    Refusal(status, error)
+}
+
+/// The answer of a handler, or its refusal.
+fn answer(result: Result<HttpResponse, Refusal>) -> HttpResponse {
+    result.unwrap_or_else(HttpResponse::from)
 }
 
 fn field(name: &str, error: String) -> BodyError {
@@ -58,10 +71,7 @@ fn field(name: &str, error: String) -> BodyError {
 }
 
 /// The registry and the model of the path, when musterd polls it.
-fn model<'a>(
-    inspector: &'a Inspector,
-    uuid: &str,
-) -> Result<(&'a Registry, ModelUuid), HttpResponse> {
+fn model<'a>(inspector: &'a Inspector, uuid: &str) -> Result<(&'a Registry, ModelUuid), Refusal> {
     let uuid = parse_model_uuid(uuid).map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
     match &inspector.machines {
         Some(registry) if inspector.muster.model(&uuid).is_some() => Ok((registry, uuid)),
@@ -77,13 +87,19 @@ fn model<'a>(
 
 /// A failure of the registry itself (the disk full, the file locked): it
 /// is logged and kept for `/api/report` by the registry.
-fn failed(error: impl std::fmt::Display) -> HttpResponse {
-    HttpResponse::InternalServerError().json(json!({ "error": error.to_string(), "field": null }))
+fn failed(error: impl std::fmt::Display) -> Refusal {
+    Refusal(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        BodyError {
+            error: error.to_string(),
+            field: None,
+        },
+    )
 }
 
 /// Reads the body, at most [`MAX_BODY_BYTES`] of it: a larger one is
 /// refused without being read to its end.
-async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
+async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, Refusal> {
     let too_large = |size: String| {
         refused(
             StatusCode::BAD_REQUEST,
@@ -115,7 +131,7 @@ async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, H
             )
         })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large("more than that".to_owned()).map_into_boxed_body());
+            return Err(too_large("more than that".to_owned()));
         }
         body.extend_from_slice(&chunk);
     }
@@ -138,37 +154,35 @@ async fn put(
     inspector: web::Data<Inspector>,
 ) -> HttpResponse {
     let (uuid, id) = path.into_inner();
-    let (registry, model) = match model(&inspector, &uuid) {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    answer(register(&req, &uuid, &id, payload, &inspector).await)
+}
+
+async fn register(
+    req: &HttpRequest,
+    uuid: &str,
+    id: &str,
+    payload: web::Payload,
+    inspector: &Inspector,
+) -> Result<HttpResponse, Refusal> {
+    let (registry, model) = model(inspector, uuid)?;
+    let tag = parse_machine_id(id).map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
+    let body = body(req, payload).await?;
+    let registration =
+        parse_registration(&body).map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
+    let outcome = registry
+        .register(model, tag.clone(), registration)
+        .await
+        .map_err(failed)?;
+    let status = if outcome == PutOutcome::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    let tag = match parse_machine_id(&id) {
-        Ok(tag) => tag,
-        Err(e) => return refused(StatusCode::BAD_REQUEST, e),
-    };
-    let body = match body(&req, payload).await {
-        Ok(body) => body,
-        Err(answer) => return answer,
-    };
-    let registration = match parse_registration(&body) {
-        Ok(registration) => registration,
-        Err(e) => return refused(StatusCode::BAD_REQUEST, e),
-    };
-    match registry.register(model, tag.clone(), registration).await {
-        Ok(outcome) => {
-            let status = if outcome == PutOutcome::Created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            HttpResponse::build(status).json(json!({
-                "model": model,
-                "id": tag.id(),
-                "outcome": outcome_name(outcome),
-            }))
-        }
-        Err(e) => failed(e),
-    }
+    Ok(HttpResponse::build(status).json(json!({
+        "model": model,
+        "id": tag.id(),
+        "outcome": outcome_name(outcome),
+    })))
 }
 
 async fn delete(
@@ -176,24 +190,22 @@ async fn delete(
     inspector: web::Data<Inspector>,
 ) -> HttpResponse {
     let (uuid, id) = path.into_inner();
-    let (registry, model) = match model(&inspector, &uuid) {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
-    let tag = match parse_machine_id(&id) {
-        Ok(tag) => tag,
-        Err(e) => return refused(StatusCode::BAD_REQUEST, e),
-    };
-    match registry.remove(model, tag.clone()).await {
-        Ok(true) => HttpResponse::NoContent().finish(),
-        Ok(false) => refused(
+    answer(remove(&uuid, &id, &inspector).await)
+}
+
+async fn remove(uuid: &str, id: &str, inspector: &Inspector) -> Result<HttpResponse, Refusal> {
+    let (registry, model) = model(inspector, uuid)?;
+    let tag = parse_machine_id(id).map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
+    if registry.remove(model, tag.clone()).await.map_err(failed)? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(refused(
             StatusCode::NOT_FOUND,
             field(
                 "id",
                 format!("machine {} of model {model} is not registered", tag.id()),
             ),
-        ),
-        Err(e) => failed(e),
+        ))
     }
 }
 
@@ -239,30 +251,31 @@ async fn list(
     path: web::Path<String>,
     inspector: web::Data<Inspector>,
 ) -> HttpResponse {
-    let (registry, model) = match model(&inspector, &path.into_inner()) {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+    answer(machines(&req, &path.into_inner(), &inspector).await)
+}
+
+async fn machines(
+    req: &HttpRequest,
+    uuid: &str,
+    inspector: &Inspector,
+) -> Result<HttpResponse, Refusal> {
+    let (registry, model) = model(inspector, uuid)?;
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .unwrap_or_default();
     let page = match PageQuery::parse(&query) {
         Ok(page) => page,
         Err(e) => {
-            return HttpResponse::BadRequest()
-                .json(json!({ "error": e.message, "parameter": e.parameter }));
+            return Ok(HttpResponse::BadRequest()
+                .json(json!({ "error": e.message, "parameter": e.parameter })));
         }
     };
-    let records = match registry.machines(model).await {
-        Ok(records) => records,
-        Err(e) => return failed(e),
-    };
+    let mut records = registry.machines(model).await.map_err(failed)?;
     let tracked = match inspector.muster.model(&model) {
         Some(handle) => handle.machines().machines().await.unwrap_or_default(),
         None => Vec::new(),
     };
     let mut tracked: HashMap<_, _> = tracked.into_iter().map(|m| (m.tag.clone(), m)).collect();
-    let mut records = records;
     sort_naturally(&mut records, |r| r.tag.as_str());
     let page = page.apply(records, |r| r.tag.as_str().into());
     let machines: Vec<Value> = page
@@ -273,14 +286,14 @@ async fn list(
             row(model, record, state)
         })
         .collect();
-    HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().json(json!({
         "model": model,
         "machines": machines,
         "total": page.total,
         "matched": page.matched,
         "offset": page.offset,
         "limit": page.limit,
-    }))
+    })))
 }
 
 async fn not_a_write(req: HttpRequest) -> HttpResponse {

@@ -67,10 +67,6 @@ async fn a_fatal_exit_stops_the_whole_tree_and_the_host_learns_it() {
     let err = root.wait().await.unwrap_err();
     assert_eq!(err, TreeError::Fatal("root/inner/x: disk gone".into()));
     assert!(!a.is_running() && !y.is_running() && !inner_ref.mailbox().is_running());
-    let stops: Vec<String> = log
-        .events()
-        .into_iter()
-        .filter(|e| e.ends_with(":stopped"))
-        .collect();
+    let stops = log.stops();
     assert_eq!(stops, ["x:stopped", "y:stopped", "a:stopped"]);
 }

@@ -9,7 +9,7 @@ use muster_actors::{
 use tokio::time::sleep;
 
 use super::support::start_root;
-use super::worker::{Boom, Log, Ping, Plan, Quit, Worker, worker};
+use super::worker::{Boom, Log, Ping, Plan, Quit, Worker, first, worker};
 use super::{config, report};
 
 #[actix::test]
@@ -49,15 +49,8 @@ async fn a_panic_in_started_is_a_failure_and_the_child_restarts() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::new(16);
-    let root = start_root(
-        SupervisorSpec::new(config()).child(worker("w", &mb, &log, |n| {
-            if n == 1 {
-                Plan::PanicInStarted
-            } else {
-                Plan::Run
-            }
-        })),
-    );
+    let child = worker("w", &mb, &log, first(Plan::PanicInStarted));
+    let root = start_root(SupervisorSpec::new(config()).child(child));
     sleep(Duration::from_secs(4)).await;
     assert_eq!(log.count("w:start"), 2);
     let w = report(&root).await.child("w").cloned().unwrap();
@@ -71,15 +64,8 @@ async fn a_panic_in_an_interval_callback_is_a_failure_and_the_child_restarts() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::new(16);
-    let root = start_root(
-        SupervisorSpec::new(config()).child(worker("w", &mb, &log, |n| {
-            if n == 1 {
-                Plan::PanicOnTick(3)
-            } else {
-                Plan::Run
-            }
-        })),
-    );
+    let child = worker("w", &mb, &log, first(Plan::PanicOnTick(3)));
+    let root = start_root(SupervisorSpec::new(config()).child(child));
     sleep(Duration::from_millis(3500)).await;
     let w = report(&root).await.child("w").cloned().unwrap();
     assert_eq!(w.state, ChildState::Failed);
@@ -94,15 +80,8 @@ async fn a_panic_in_stopping_is_a_failure_too() {
     tokio::time::pause();
     let log = Log::default();
     let mb = Mailbox::new(8);
-    let root = start_root(
-        SupervisorSpec::new(config()).child(worker("w", &mb, &log, |n| {
-            if n == 1 {
-                Plan::PanicInStopping
-            } else {
-                Plan::Run
-            }
-        })),
-    );
+    let child = worker("w", &mb, &log, first(Plan::PanicInStopping));
+    let root = start_root(SupervisorSpec::new(config()).child(child));
     sleep(Duration::from_millis(1)).await;
     mb.do_send(Quit(Exit::Bounce)).unwrap();
     sleep(Duration::from_millis(1)).await;

@@ -8,7 +8,7 @@ use muster_actors::{
 use tokio::time::{Instant, sleep};
 
 use super::support::start_root;
-use super::worker::{Log, Ping, Plan, Quit, Worker, worker};
+use super::worker::{Log, Ping, Plan, Quit, Worker, first, worker};
 use super::{config, report};
 
 fn gaps(times: &[Instant]) -> Vec<f64> {
@@ -78,15 +78,7 @@ async fn restart_policies_decide_what_follows_an_exit() {
     tokio::time::pause();
     let log = Log::default();
     let mbs: Vec<Mailbox<Worker>> = (0..5).map(|_| Mailbox::new(8)).collect();
-    let once = |exit: Exit| {
-        move |n: u64| {
-            if n == 1 {
-                Plan::ExitAfter(Duration::from_secs(1), exit.clone())
-            } else {
-                Plan::Run
-            }
-        }
-    };
+    let once = |exit: Exit| first(Plan::ExitAfter(Duration::from_secs(1), exit));
     let root = start_root(
         SupervisorSpec::new(config())
             .child(worker("perm-done", &mbs[0], &log, once(Exit::Done)))

@@ -30,11 +30,7 @@ async fn shutdown_stops_children_in_reverse_start_order_killing_the_slow() {
         took >= Duration::from_secs(5) && took <= Duration::from_millis(5002),
         "{took:?}"
     );
-    let stops: Vec<String> = log
-        .events()
-        .into_iter()
-        .filter(|e| e.ends_with(":stopped"))
-        .collect();
+    let stops = log.stops();
     // b never got to `stopped`: it was killed, and a stopped only after that.
     assert_eq!(stops, ["c:stopped", "a:stopped"]);
     assert!(log.times("a:stopped")[0] - begun >= Duration::from_secs(5));

@@ -31,6 +31,13 @@ impl Log {
     pub fn events(&self) -> Vec<String> {
         self.0.lock().unwrap().iter().map(|e| e.0.clone()).collect()
     }
+    /// The `name:stopped` events, in the order they happened.
+    pub fn stops(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.ends_with(":stopped"))
+            .collect()
+    }
 }
 
 /// What a worker does once started.
@@ -42,6 +49,11 @@ pub enum Plan {
     PanicOnTick(u32),
     IgnoreStop,
     PanicInStopping,
+}
+
+/// `plan` on the first start, [`Plan::Run`] on every later one.
+pub fn first(plan: Plan) -> impl Fn(u64) -> Plan + Send + 'static {
+    move |n| if n == 1 { plan.clone() } else { Plan::Run }
 }
 
 /// A test child: runs its plan and logs `name:started` and `name:stopped`.

@@ -4,6 +4,13 @@ use prometheus_client::registry::Registry;
 
 use super::{BUCKETS_NS, Meter, Metrics};
 
+/// The registry in the text format, as a scrape reads it.
+fn scrape(registry: &Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text
+}
+
 #[test]
 fn the_handling_time_histogram_ends_with_an_inf_bucket() {
     let mut registry = Registry::default();
@@ -13,8 +20,7 @@ fn the_handling_time_histogram_ends_with_an_inf_bucket() {
     assert!(meter.admit());
     // Slower than the last finite bound: counted in `+Inf` alone.
     meter.handled(2_000_000_000);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let text = scrape(&registry);
     let buckets: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("muster_mailbox_handling_seconds_bucket"))
@@ -46,8 +52,7 @@ fn gone_members_stay_in_their_group_totals() {
         meter.handled(3_000);
         if i == 2 {
             assert!(meter.admit());
-            let mut text = String::new();
-            prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+            let text = scrape(&registry);
             assert!(
                 text.contains("muster_mailbox_sent_total{child=\"g/*\"} 4"),
                 "{text}"
@@ -64,8 +69,7 @@ fn gone_members_stay_in_their_group_totals() {
             );
         }
     }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let text = scrape(&registry);
     assert!(
         text.contains("muster_mailbox_sent_total{child=\"g/*\"} 4"),
         "{text}"

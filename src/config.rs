@@ -261,24 +261,6 @@ impl Checker {
         }
     }
 
-    /// Checks a token, which is compared byte for byte: not blank, no
-    /// whitespace around it (which no one types on purpose), and at most
-    /// `max_bytes` long. True when it is fine.
-    pub fn token(&mut self, field: &str, value: &str, max_bytes: usize) -> bool {
-        let reason = if value.trim().is_empty() {
-            "must not be empty (leave it out for no token)".to_owned()
-        } else if value.trim() != value {
-            "must not begin or end with whitespace".to_owned()
-        } else if value.len() > max_bytes {
-            format!("must be at most {max_bytes} bytes, got {}", value.len())
-        } else {
-            return true;
-        };
-        // The token itself stays out of the message.
-        self.problem(field, None, reason);
-        false
-    }
-
     /// The problems found, if any.
     pub fn finish(self) -> Result<(), InvalidConfig> {
         if self.problems.is_empty() {

@@ -45,6 +45,14 @@ pub enum PollError {
         /// How long the cloud asked the caller to wait, when it said.
         retry_after: Option<Duration>,
     },
+    /// A call that did not answer in time and was abandoned.
+    #[error("{call} timed out: no answer after {}", humantime::format_duration(*.after))]
+    Timeout {
+        /// What was called, e.g. `provider call`.
+        call: String,
+        /// How long it was given.
+        after: Duration,
+    },
     /// Any other failure, with what was being done when it happened.
     #[error("{context}: {source}")]
     Other {
@@ -87,6 +95,7 @@ impl PollError {
             PollError::NoInstances => ErrorKind::NoInstances,
             PollError::Unauthorised(_) => ErrorKind::Unauthorised,
             PollError::Throttled { .. } => ErrorKind::Throttled,
+            PollError::Timeout { .. } => ErrorKind::Timeout,
             PollError::Other { .. } => ErrorKind::Other,
         }
     }
@@ -123,12 +132,28 @@ pub enum ErrorKind {
     Unauthorised,
     /// See [`PollError::Throttled`].
     Throttled,
+    /// See [`PollError::Timeout`].
+    Timeout,
     /// See [`PollError::Other`].
     Other,
 }
 
 impl ErrorKind {
-    /// A short lowercase name, for logs and metrics.
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::NotFound,
+        ErrorKind::NotProvisioned,
+        ErrorKind::NotSupported,
+        ErrorKind::PartialInstances,
+        ErrorKind::NoInstances,
+        ErrorKind::Unauthorised,
+        ErrorKind::Throttled,
+        ErrorKind::Timeout,
+        ErrorKind::Other,
+    ];
+
+    /// The kind's one name, in kebab case (`partial-instances`): what logs,
+    /// reports and metric labels show.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NotFound => "not-found",
@@ -138,6 +163,7 @@ impl ErrorKind {
             ErrorKind::NoInstances => "no-instances",
             ErrorKind::Unauthorised => "unauthorised",
             ErrorKind::Throttled => "throttled",
+            ErrorKind::Timeout => "timeout",
             ErrorKind::Other => "other",
         }
     }
@@ -182,9 +208,33 @@ mod tests {
             .to_string(),
             "request throttled by the provider, retry after 5s"
         );
+        let timeout = PollError::Timeout {
+            call: "provider call".into(),
+            after: Duration::from_secs(30),
+        };
+        assert_eq!(
+            timeout.to_string(),
+            "provider call timed out: no answer after 30s"
+        );
+        assert_eq!(timeout.kind(), ErrorKind::Timeout);
         let other = PollError::other("fetching instances", "connection reset");
         assert_eq!(other.to_string(), "fetching instances: connection reset");
         assert_eq!(other.kind(), ErrorKind::Other);
         assert!(std::error::Error::source(&other).is_some());
+    }
+
+    #[test]
+    fn each_kind_has_one_distinct_kebab_case_name() {
+        let names: std::collections::BTreeSet<&str> =
+            ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+        assert_eq!(ErrorKind::PartialInstances.as_str(), "partial-instances");
+        assert_eq!(ErrorKind::NotFound.to_string(), "not-found");
+        for name in names {
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{name}"
+            );
+        }
     }
 }

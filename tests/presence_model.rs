@@ -1,6 +1,7 @@
 //! Random sequences of every presence operation, run on the recorder and on
 //! the linear reference model side by side: every query must agree after
-//! every step, on fresh views and on a view taken earlier.
+//! every step, on fresh views and on a view taken earlier, and so must the
+//! per-model counts the recorder keeps as changes arrive.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -257,6 +258,12 @@ fn same_answers(
         "count_by_status {:?}",
         path
     );
+    prop_assert_eq!(
+        ours.agent_statuses(),
+        theirs.agent_statuses(),
+        "agent_statuses {:?}",
+        path
+    );
     let stranger: AgentTag = "unit-stranger-9".parse().unwrap();
     for agent in pools.agents.iter().chain([&stranger]) {
         prop_assert_eq!(
@@ -412,6 +419,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(ours.is_enabled(), theirs.is_enabled());
         same_views(&pools, &ours.connections(), &theirs.connections())?;
+        prop_assert_eq!(
+            ours.model_counts(),
+            theirs.connections().model_counts(),
+            "model_counts after {:?}",
+            op
+        );
         for server in &pools.servers {
             let expected = theirs.connections().for_server(server).values();
             let counts = ours

@@ -43,8 +43,8 @@ use crate::mailbox::{Mailbox, SendError};
 use crate::metrics::Metrics;
 use crate::presence::{PresenceConfig, PresenceHandle};
 use crate::supervisor::{
-    ChildSpec, Exit, Report, RestartConfig, Root, StatusWatch, SupervisorError, SupervisorRef,
-    TreeError, check_name,
+    ChildSpec, ChildState, Exit, Health, Report, ReportOptions, RestartConfig, Root, StatusWatch,
+    SupervisorError, SupervisorRef, TreeError, TreeState, check_name,
 };
 
 pub use extend::Extensions;
@@ -280,15 +280,56 @@ impl Muster {
     /// resumes polling paused by a denied credential.
     pub async fn credential_valid(&self, valid: bool) -> Result<(), SendError> {
         self.gate
-            .call_again(|| std::future::ready(self.gateway.do_send(CredentialValid(valid))))
+            .call_again(|| {
+                std::future::ready(
+                    self.gateway
+                        .do_send(CredentialValid(valid))
+                        .map_err(SendError::from),
+                )
+            })
             .await
     }
 
     /// Muster's supervision tree, with each actor's state, restarts and
-    /// mailbox. Mounted in a host's tree, the host's own report holds this
+    /// mailbox: a row for every child, each of thousands of pollers
+    /// included. Mounted in a host's tree, the host's own report holds this
     /// one too, nested under muster's child.
     pub async fn report(&self) -> Result<Report, SendError> {
         self.gate.call_again(|| self.supervisor.report()).await
+    }
+
+    /// Muster's supervision tree, gathered as `options` say: with
+    /// [`ReportOptions::folding_over`], the pollers and the presence
+    /// servers come as counts once there are more of them than that.
+    pub async fn report_with(&self, options: ReportOptions) -> Result<Report, SendError> {
+        self.gate
+            .call_again(|| self.supervisor.report_with(options))
+            .await
+    }
+
+    /// Muster's health. For a tree started with [`Muster::start`], that of
+    /// the tree (see [`Root::health`]): whether it runs and which static
+    /// children are down. Mounted with [`Muster::child`], whether muster's
+    /// supervisor runs; its down children are on the host's own
+    /// [`Root::health`], which covers the host's whole tree. Sends no
+    /// message and walks nothing, so a health probe costs the same however
+    /// many machines and connections muster holds.
+    pub fn health(&self) -> Health {
+        if let Some(root) = &self.root {
+            return root.health();
+        }
+        let status = self.status.get();
+        let tree = match (status.state, status.last_exit) {
+            (ChildState::Started, _) => TreeState::Running,
+            (ChildState::Stopping, _) => TreeState::Stopping,
+            (_, Some(Exit::Failed(error) | Exit::Fatal(error))) => TreeState::GaveUp(error),
+            (ChildState::Starting, None) => TreeState::Starting,
+            _ => TreeState::Stopped,
+        };
+        Health {
+            tree,
+            down: Vec::new(),
+        }
     }
 
     /// Stops a tree started with [`Muster::start`] gracefully: children in

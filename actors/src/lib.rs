@@ -58,10 +58,11 @@ pub use muster;
 pub use host::{
     Backends, DEFAULT_RESTART_WAIT, Extensions, InvalidConfig, Muster, MusterConfig, StartError,
 };
-pub use mailbox::{Envelope, Mailbox, SendError, Supervised};
+pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};
 pub use supervisor::{
-    ChildReport, ChildSpec, ChildState, DynamicPolicy, Exit, ExitSlot, Kept, Report, Reporter,
-    RestartConfig, RestartCounts, RestartPolicy, Root, StartCtx, StatePolicy, StatusWatch,
-    SupervisorError, SupervisorRef, SupervisorSpec, SupervisorStatus, TreeError,
+    ChildReport, ChildSpec, ChildState, DownChild, DynamicPolicy, DynamicSummary, Exit, ExitSlot,
+    Health, Kept, Report, ReportOptions, Reporter, RestartConfig, RestartCounts, RestartPolicy,
+    Root, StartCtx, StateCounts, StatePolicy, StatusWatch, SupervisorError, SupervisorRef,
+    SupervisorSpec, SupervisorStatus, TreeError, TreeState,
 };

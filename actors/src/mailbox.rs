@@ -13,7 +13,8 @@
 //!
 //! A message sent while the actor is not running (between a failure and its
 //! restart, or after it stopped for good) is refused at once with
-//! [`SendError::NotRunning`], and messages still queued when an actor fails
+//! [`SendError::NotRunning`]; [`Mailbox::do_send`] hands a refused message
+//! back in its [`TrySendError`]. Messages still queued when an actor fails
 //! are dropped (and counted). A mailbox made with [`Mailbox::keeping`] keeps
 //! them instead and hands them, in order, to the next instance: the choice
 //! for an actor whose state is kept across restarts, so that a failure loses
@@ -169,6 +170,55 @@ pub enum SendError {
     },
 }
 
+/// A message [`Mailbox::do_send`] refused, handed back with why, as
+/// tokio's `TrySendError` hands back what it could not send: the sender
+/// decides whether to send it again later, keep it, or drop it.
+pub struct TrySendError<M> {
+    message: M,
+    error: SendError,
+}
+
+impl<M> TrySendError<M> {
+    /// Why the message was refused: [`SendError::Overloaded`] or
+    /// [`SendError::NotRunning`].
+    pub fn error(&self) -> &SendError {
+        &self.error
+    }
+
+    /// The refused message.
+    pub fn into_message(self) -> M {
+        self.message
+    }
+
+    /// The refused message and why.
+    pub fn into_parts(self) -> (M, SendError) {
+        (self.message, self.error)
+    }
+}
+
+impl<M> From<TrySendError<M>> for SendError {
+    fn from(refused: TrySendError<M>) -> Self {
+        refused.error
+    }
+}
+
+impl<M> fmt::Debug for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The message need not be Debug; why it was refused is what matters.
+        f.debug_struct("TrySendError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> fmt::Display for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<M> std::error::Error for TrySendError<M> {}
+
 struct Slot<A: Actor> {
     generation: u64,
     addr: Option<Addr<A>>,
@@ -236,17 +286,22 @@ impl<A: Supervised> Mailbox<A> {
     }
 
     /// Sends `msg` without waiting for the answer. Fails at once when the
-    /// mailbox is full or the actor is not running.
-    pub fn do_send<M>(&self, msg: M) -> Result<(), SendError>
+    /// mailbox is full or the actor is not running, and then hands `msg`
+    /// back in the error, so that nothing is lost unless the sender drops
+    /// it.
+    pub fn do_send<M>(&self, msg: M) -> Result<(), TrySendError<M>>
     where
         A: Handler<M>,
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        self.push(Box::new(move |act: &mut A, ctx: &mut Context<A>| {
-            let response = <A as Handler<M>>::handle(act, msg, ctx);
-            response.handle(ctx, None);
-        }))
+        self.push(msg, |msg| {
+            Box::new(move |act: &mut A, ctx: &mut Context<A>| {
+                let response = <A as Handler<M>>::handle(act, msg, ctx);
+                response.handle(ctx, None);
+            })
+        })
+        .map_err(|(message, error)| TrySendError { message, error })
     }
 
     /// Sends `msg` and waits for the handler's answer. The mailbox's checks
@@ -258,10 +313,14 @@ impl<A: Supervised> Mailbox<A> {
         M::Result: Send,
     {
         let (tx, rx) = oneshot::channel();
-        let pushed = self.push(Box::new(move |act: &mut A, ctx: &mut Context<A>| {
-            let response = <A as Handler<M>>::handle(act, msg, ctx);
-            response.handle(ctx, Some(tx));
-        }));
+        let pushed = self
+            .push(msg, |msg| {
+                Box::new(move |act: &mut A, ctx: &mut Context<A>| {
+                    let response = <A as Handler<M>>::handle(act, msg, ctx);
+                    response.handle(ctx, Some(tx));
+                })
+            })
+            .map_err(|(_, error)| error);
         let meter = self.shared.meter.clone();
         async move {
             pushed?;
@@ -279,9 +338,13 @@ impl<A: Supervised> Mailbox<A> {
         R: Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let pushed = self.push(Box::new(move |act: &mut A, ctx: &mut Context<A>| {
-            let _ = tx.send(f(act, ctx));
-        }));
+        let pushed = self
+            .push(f, |f| {
+                Box::new(move |act: &mut A, ctx: &mut Context<A>| {
+                    let _ = tx.send(f(act, ctx));
+                })
+            })
+            .map_err(|(_, error)| error);
         let meter = self.shared.meter.clone();
         async move {
             pushed?;
@@ -317,34 +380,38 @@ impl<A: Supervised> Mailbox<A> {
         f(slot.addr.as_ref())
     }
 
-    fn push(&self, job: Job<A>) -> Result<(), SendError> {
+    /// Queues the job `make` builds from `payload`, or hands `payload` back
+    /// with why it was refused. The job is built only once admitted, so a
+    /// refused message is still the sender's.
+    fn push<T>(&self, payload: T, make: impl FnOnce(T) -> Job<A>) -> Result<(), (T, SendError)> {
         let meter = &self.shared.meter;
+        let overloaded = || SendError::Overloaded {
+            child: meter.name(),
+            capacity: meter.capacity,
+        };
         self.read_addr(|addr| {
             if let (None, Some(held)) = (addr, &self.shared.held) {
                 if !meter.admit() {
-                    return Err(SendError::Overloaded {
-                        child: meter.name(),
-                        capacity: meter.capacity,
-                    });
+                    return Err((payload, overloaded()));
                 }
-                lock(held).push_back(job);
+                lock(held).push_back(make(payload));
                 return Ok(());
             }
             let Some(addr) = addr else {
                 meter.refuse_not_running();
-                return Err(SendError::NotRunning {
-                    child: meter.name(),
-                });
+                return Err((
+                    payload,
+                    SendError::NotRunning {
+                        child: meter.name(),
+                    },
+                ));
             };
             if !meter.admit() {
-                return Err(SendError::Overloaded {
-                    child: meter.name(),
-                    capacity: meter.capacity,
-                });
+                return Err((payload, overloaded()));
             }
             // The actix queue is unbounded for do_send; the meter bounds it.
             addr.do_send(Envelope {
-                job: Some(job),
+                job: Some(make(payload)),
                 meter: Some(meter.clone()),
                 held: self.shared.held.clone(),
             });

@@ -312,7 +312,9 @@ impl Collector for Groups {
             let buckets: Vec<(f64, u64)> = BUCKETS_NS
                 .iter()
                 .map(|ns| *ns as f64 / 1e9)
-                .chain(std::iter::once(f64::MAX))
+                // The top bucket is `+Inf`, as Prometheus' quantiles and
+                // the OpenMetrics parser want.
+                .chain(std::iter::once(f64::INFINITY))
                 .zip(group.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
                 .collect();
             family
@@ -511,6 +513,39 @@ impl Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_handling_time_histogram_ends_with_an_inf_bucket() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let meter = Arc::new(Meter::new(4));
+        Meter::bind(&meter, "g/m", &metrics, "g/m");
+        assert!(meter.admit());
+        // Slower than the last finite bound: counted in `+Inf` alone.
+        meter.handled(2_000_000_000);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("muster_mailbox_handling_seconds_bucket"))
+            .collect();
+        assert_eq!(buckets.len(), BUCKETS_NS.len() + 1, "{text}");
+        assert_eq!(
+            buckets.last().copied(),
+            Some("muster_mailbox_handling_seconds_bucket{le=\"+Inf\",child=\"g/m\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "muster_mailbox_handling_seconds_bucket{le=\"1.048576\",child=\"g/m\"} 0"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("muster_mailbox_handling_seconds_count{child=\"g/m\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn gone_members_stay_in_their_group_totals() {

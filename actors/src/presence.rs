@@ -33,7 +33,8 @@ use muster::clock::Clock;
 use muster::config::{Checker, MAILBOXES, Validate};
 use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::presence::{
-    Connections, PresenceError, ServerTable, ServerView, StatusCounts, Value, validate_snapshot,
+    Connections, ModelCounts, PresenceError, ServerTable, ServerView, StatusCounts, Tally, Value,
+    validate_snapshot,
 };
 use serde::{Deserialize, Serialize};
 use slog::{Logger, debug, info, warn};
@@ -142,6 +143,11 @@ impl ServerEvent {
 #[rtype(result = "ServerView")]
 struct ViewTable;
 
+/// Answers once a server actor has applied every event sent before it.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct CaughtUp;
+
 /// One API server's connections, as an actor. Its table is kept across
 /// restarts.
 pub struct ServerPresence {
@@ -190,6 +196,12 @@ impl Handler<ServerEvent> for ServerPresence {
     }
 }
 
+impl Handler<CaughtUp> for ServerPresence {
+    type Result = ();
+
+    fn handle(&mut self, _: CaughtUp, _ctx: &mut Context<Self>) {}
+}
+
 impl Handler<ViewTable> for ServerPresence {
     type Result = MessageResult<ViewTable>;
 
@@ -210,6 +222,8 @@ struct ServerSlot {
 struct RouterState {
     enabled: bool,
     servers: BTreeMap<MachineTag, ServerSlot>,
+    /// The per-model counts every server's table keeps up to date.
+    tally: Tally,
     taps: tap::Taps,
 }
 
@@ -274,14 +288,16 @@ impl PresenceActor {
 
     /// The server's slot, made (and its actor started) on first use.
     fn server(&mut self, tag: &MachineTag, ctx: &mut Context<Self>) -> ServerSlot {
-        if let Some(slot) = self.state.lock().servers.get(tag) {
+        let mut state = self.state.lock();
+        if let Some(slot) = state.servers.get(tag) {
             return slot.clone();
         }
         let slot = ServerSlot {
             mailbox: Mailbox::keeping(self.server_mailbox),
-            table: Kept::new(ServerTable::new(tag.clone())),
+            table: Kept::new(ServerTable::with_tally(tag.clone(), &state.tally)),
         };
-        self.state.lock().servers.insert(tag.clone(), slot.clone());
+        state.servers.insert(tag.clone(), slot.clone());
+        drop(state);
         self.start_server(tag, &slot, ctx);
         slot
     }
@@ -496,6 +512,37 @@ impl Handler<SnapshotOf> for PresenceActor {
     }
 }
 
+/// Asks the router for the per-model counts.
+#[derive(Debug, Clone, Copy)]
+struct GetModelCounts;
+
+impl Message for GetModelCounts {
+    type Result = Result<Vec<ModelCounts>, SendError>;
+}
+
+impl Handler<GetModelCounts> for PresenceActor {
+    type Result = ResponseFuture<Result<Vec<ModelCounts>, SendError>>;
+
+    fn handle(&mut self, _: GetModelCounts, _ctx: &mut Context<Self>) -> Self::Result {
+        let state = self.state.lock();
+        let tally = state.tally.clone();
+        // The counts are read once every server has applied the events sent
+        // before this question, as a view would be.
+        let caught_up: Vec<_> = state
+            .servers
+            .values()
+            .map(|slot| slot.mailbox.send(CaughtUp))
+            .collect();
+        Box::pin(async move {
+            join_all(caught_up)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, _>>()?;
+            Ok(tally.models())
+        })
+    }
+}
+
 /// Asks the router for a server actor's mailbox.
 struct ServerMailbox(MachineTag);
 
@@ -643,6 +690,14 @@ impl PresenceHandle {
         Ok(Connections::from_views(views))
     }
 
+    /// Every model with connections, with its counts of connections and
+    /// agents by status (see `Recorder::model_counts`), sorted by UUID. The
+    /// counts are kept as events arrive, so this costs O(models) however
+    /// many connections there are; it sees every change made before it.
+    pub async fn model_counts(&self) -> Result<Vec<ModelCounts>, SendError> {
+        self.router.send(GetModelCounts).await?
+    }
+
     /// Connections per server and status.
     pub async fn report(&self) -> Result<PresenceReport, SendError> {
         self.gate.call(|| self.router.send(GetReport)).await
@@ -689,7 +744,7 @@ impl PresenceHandle {
     async fn event(&self, server: &MachineTag, event: ServerEvent) -> Result<(), SendError> {
         let request = Request::Event(server.clone(), event);
         self.gate
-            .call(|| std::future::ready(self.router.do_send(request)))
+            .call(|| std::future::ready(self.router.do_send(request).map_err(SendError::from)))
             .await
     }
 }

@@ -12,8 +12,10 @@ use muster::names::MachineTag;
 use muster::provider::{InstanceId, InstanceStatus};
 use muster::sim::{FaultConfig, Sim, SimConfig};
 use muster_actors::gateway::{
-    CredentialValid, Fetch, Fetched, GatewayConfig, GetGatewayReport, ProviderGateway,
+    CredentialValid, Fetch, Fetched, GatewayConfig, GatewayMetrics, GetGatewayReport,
+    ProviderGateway,
 };
+use prometheus_client::registry::Registry;
 use support::{logger, sim_gateway};
 
 fn start(sim: &Sim, config: GatewayConfig) -> Addr<ProviderGateway> {
@@ -234,9 +236,46 @@ async fn a_call_that_hangs_is_cut_off() {
     let gateway = start(&sim, GatewayConfig::default());
     let answers = fetch_all(&gateway, [id]).await;
     let error = answers[0].as_ref().unwrap_err();
-    assert!(error.to_string().contains("timed out"), "{error}");
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(
+        error.to_string(),
+        "provider call timed out: no answer after 30s"
+    );
     let report = gateway.send(GetGatewayReport).await.unwrap();
     assert_eq!(report.errors["timeout"], 1);
+}
+
+#[actix::test]
+async fn error_kinds_have_one_name_in_the_report_and_the_metrics() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig {
+        networking: false,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let (_, id) = sim.add_provisioned_machine();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut registry = Registry::default();
+    let gateway = ProviderGateway::new(
+        sim.environ(),
+        sim.credential_api(),
+        GatewayConfig::default(),
+        GatewayMetrics::new(&mut registry),
+        logger(),
+    )
+    .start();
+    fetch_all(&gateway, [id]).await;
+
+    let report = gateway.send(GetGatewayReport).await.unwrap();
+    let kinds: Vec<&str> = report.errors.keys().map(String::as_str).collect();
+    assert_eq!(kinds, [ErrorKind::NotSupported.as_str()]);
+    assert_eq!(kinds, ["not-supported"]);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(r#"muster_provider_errors_total{kind="not-supported"} 1"#),
+        "{text}"
+    );
 }
 
 #[actix::test]

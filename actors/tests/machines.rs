@@ -702,6 +702,30 @@ async fn the_handle_lists_machines_sorted_and_serialises_them() {
     assert_eq!(json["instance_status"]["status"], "running");
 }
 
+#[actix::test]
+async fn phase_counts_agree_with_the_listing() {
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    for _ in 0..3 {
+        sim.add_provisioned_machine();
+    }
+    sim.add_manual_machine();
+    let tree = start(&sim);
+    for wait in [Duration::from_millis(100), minutes(1)] {
+        sleep(wait).await;
+        let machines = tree.handle.machines().await.unwrap();
+        let of = |phase: Option<Phase>| machines.iter().filter(|m| m.phase == phase).count();
+        let counts = tree.handle.count_by_phase();
+        assert_eq!(
+            (counts.short, counts.long, counts.manual),
+            (of(Some(Phase::Short)), of(Some(Phase::Long)), of(None))
+        );
+        assert_eq!(counts.short + counts.long + counts.manual, 4);
+        assert_eq!(counts.manual, 1);
+    }
+    assert_eq!(tree.handle.count_by_phase().long, 3);
+}
+
 #[test]
 fn the_handle_can_be_shared_between_threads() {
     fn shared<T: Clone + Send + Sync + 'static>() {}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use muster::clock::SystemClock;
 use muster::names::ModelUuid;
-use muster::presence::{Status, StatusCounts};
+use muster::presence::{Connections, ModelCounts, Status, StatusCounts, Value};
 use muster_actors::presence::PresenceConfig;
 use muster_actors::{ChildState, SendError};
 use support::{presence_tree, server, unit};
@@ -172,4 +172,94 @@ async fn a_restarted_router_keeps_its_servers_and_its_enabled_flag() {
     let router_report = &json["children"][0]["report"]["children"][0];
     assert_eq!(router_report["name"], "router");
     assert_eq!(router_report["restarts"]["failure"], 1);
+}
+
+/// Each model's counts the long way, as `/api/models` once computed them:
+/// every agent's status by `agent_status`, and whether all its connections
+/// are controller-agent ones.
+fn walk(connections: &Connections) -> Vec<ModelCounts> {
+    connections
+        .models()
+        .into_iter()
+        .map(|model| {
+            let view = connections.for_model(&model);
+            let agents = view.agents();
+            let statuses: Vec<Status> = agents
+                .iter()
+                .map(|a| view.agent_status(a).unwrap())
+                .collect();
+            ModelCounts {
+                model,
+                connections: view.count(),
+                agents: agents.len(),
+                alive: statuses.iter().filter(|s| **s == Status::Alive).count(),
+                missing: statuses.iter().filter(|s| **s == Status::Missing).count(),
+                controller: agents
+                    .iter()
+                    .filter(|a| {
+                        view.for_agent(a)
+                            .values()
+                            .iter()
+                            .all(|v| v.controller_agent)
+                    })
+                    .count(),
+            }
+        })
+        .collect()
+}
+
+#[actix::test]
+async fn model_counts_agree_with_a_walk_of_every_connection() {
+    tokio::time::pause();
+    let (presence, _root) = presence_tree(&PresenceConfig::default(), Arc::new(SystemClock));
+    presence.enable().await.unwrap();
+    let models = [ModelUuid::from_u128(1), ModelUuid::from_u128(2)];
+    for id in 0..90u64 {
+        let model = &models[(id % 2) as usize];
+        let controller = id.is_multiple_of(7);
+        presence
+            .connect(
+                &server((id % 3) as u32),
+                model,
+                &unit(id % 12),
+                id,
+                controller,
+                "",
+            )
+            .await
+            .unwrap();
+    }
+    // An agent seen only on a controller-agent connection.
+    presence
+        .connect(&server(0), &models[0], &unit(99), 500, true, "")
+        .await
+        .unwrap();
+    presence.server_down(&server(1)).await.unwrap();
+    let snapshot = vec![Value {
+        model: models[0],
+        server: server(2),
+        agent: unit(40),
+        controller_agent: false,
+        connection_id: 1_000,
+        status: Status::Alive,
+        user_data: String::new(),
+        last_seen: std::time::SystemTime::UNIX_EPOCH,
+    }];
+    presence.update_server(&server(2), snapshot).await.unwrap();
+    for id in [0, 3, 6] {
+        presence.disconnect(&server(0), id).await.unwrap();
+    }
+    // Asked right after the changes: the counts see all of them.
+    let counts = presence.model_counts().await.unwrap();
+    assert_eq!(counts, walk(&presence.connections().await.unwrap()));
+    assert!(
+        counts
+            .iter()
+            .any(|c| c.alive > 0 && c.missing > 0 && c.controller > 0),
+        "{counts:?}"
+    );
+    assert_eq!(counts.iter().map(|c| c.connections).sum::<usize>(), 89);
+
+    presence.disable().await.unwrap();
+    assert_eq!(presence.model_counts().await.unwrap(), vec![]);
 }

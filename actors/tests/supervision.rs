@@ -354,7 +354,10 @@ async fn a_child_missing_an_input_waits_until_the_input_starts() {
     assert_eq!(rb.state, ChildState::Stopped);
     assert_eq!(rb.last_exit, Some(Exit::missing("a")));
     assert_eq!(log.count("b:attempt"), 2);
-    assert!(matches!(b.do_send(Ping), Err(SendError::NotRunning { .. })));
+    assert!(matches!(
+        b.do_send(Ping).map_err(SendError::from),
+        Err(SendError::NotRunning { .. })
+    ));
     sleep(Duration::from_secs(10)).await;
     // a restarted after its error delay; b started right after it.
     assert_eq!(log.count("a:start"), 2);
@@ -375,7 +378,10 @@ async fn uninstall_removes_the_child_for_good() {
     sleep(Duration::from_secs(600)).await;
     assert_eq!(log.count("a:start"), 1);
     assert!(report(&root).await.child("a").is_none());
-    assert!(matches!(a.do_send(Ping), Err(SendError::NotRunning { .. })));
+    assert!(matches!(
+        a.do_send(Ping).map_err(SendError::from),
+        Err(SendError::NotRunning { .. })
+    ));
 }
 
 #[actix::test]
@@ -458,7 +464,7 @@ async fn a_panic_in_a_handler_is_a_failure_and_the_child_restarts() {
     assert_eq!(w.state, ChildState::Failed);
     assert_eq!(w.last_error.as_deref(), Some("panicked: boom"));
     assert!(matches!(
-        mb.do_send(Ping),
+        mb.do_send(Ping).map_err(SendError::from),
         Err(SendError::NotRunning { .. })
     ));
     // The rest of the tree kept running.
@@ -664,7 +670,7 @@ async fn a_full_mailbox_refuses_with_overloaded_at_once() {
     let mb = Mailbox::new(3);
     let before = Mailbox::<Worker>::new(3);
     assert!(matches!(
-        before.do_send(Ping),
+        before.do_send(Ping).map_err(SendError::from),
         Err(SendError::NotRunning { .. })
     ));
     let _root =
@@ -673,7 +679,7 @@ async fn a_full_mailbox_refuses_with_overloaded_at_once() {
     for _ in 0..3 {
         mb.do_send(Ping).unwrap();
     }
-    let err = mb.do_send(Ping).unwrap_err();
+    let err = SendError::from(mb.do_send(Ping).unwrap_err());
     assert_eq!(
         err,
         SendError::Overloaded {
@@ -694,6 +700,38 @@ async fn a_full_mailbox_refuses_with_overloaded_at_once() {
     assert_eq!(mb.send(Ping).await, Ok(4));
     let stats = mb.stats();
     assert_eq!((stats.sent, stats.refused_overloaded), (4, 2));
+}
+
+#[actix::test]
+async fn a_refused_message_is_handed_back_and_can_be_sent_again() {
+    tokio::time::pause();
+    let log = Log::default();
+    let mb = Mailbox::new(1);
+    let down = Mailbox::<Worker>::new(1);
+    let refused = down.do_send(Quit(Exit::failed("first"))).unwrap_err();
+    assert!(matches!(refused.error(), SendError::NotRunning { .. }));
+    let Quit(exit) = refused.into_message();
+    assert_eq!(exit, Exit::failed("first"));
+
+    let root =
+        start_root(SupervisorSpec::new(config()).child(worker("w", &mb, &log, |_| Plan::Run)));
+    sleep(Duration::from_millis(1)).await;
+    mb.do_send(Ping).unwrap();
+    let refused = mb
+        .do_send(Quit(Exit::failed("lost its database")))
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "root/w is overloaded: its mailbox is full (1 messages)"
+    );
+    let (quit, error) = refused.into_parts();
+    assert!(matches!(error, SendError::Overloaded { capacity: 1, .. }));
+    sleep(Duration::from_millis(1)).await;
+    // Sent again once there is room, the very message takes effect.
+    mb.do_send(quit).unwrap();
+    sleep(Duration::from_millis(1)).await;
+    let w = report(&root).await.child("w").unwrap().clone();
+    assert_eq!(w.last_error.as_deref(), Some("lost its database"));
 }
 
 #[actix::test]
@@ -1077,7 +1115,7 @@ async fn a_keeping_mailbox_of_a_child_that_stays_down_fills_and_refuses() {
         mb.do_send(Ping).unwrap();
     }
     assert!(matches!(
-        mb.do_send(Ping),
+        mb.do_send(Ping).map_err(SendError::from),
         Err(SendError::Overloaded { capacity: 4, .. })
     ));
 }

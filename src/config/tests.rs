@@ -173,24 +173,6 @@ fn values_are_written_as_a_file_writes_them() {
 }
 
 #[test]
-fn a_token_is_checked_without_showing_it() {
-    let mut at = Checker::new();
-    assert!(at.token("ok", "s3cret", 16));
-    assert!(!at.token("blank", " \t", 16));
-    assert!(!at.token("padded", " s3cret", 16));
-    assert!(!at.token("long", &"x".repeat(17), 16));
-    let error = at.finish().unwrap_err();
-    assert_eq!(
-        error.lines(),
-        [
-            "blank: must not be empty (leave it out for no token)",
-            "padded: must not begin or end with whitespace",
-            "long: must be at most 16 bytes, got 17",
-        ]
-    );
-}
-
-#[test]
 fn a_problem_of_the_whole_input_has_no_key() {
     let problem = ConfigError::new("", None, "not a TOML file");
     assert_eq!(problem.to_string(), "not a TOML file");

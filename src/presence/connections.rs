@@ -7,7 +7,7 @@ use super::entry::Entry;
 use super::group::Group;
 use super::table::StatusCounts;
 use super::view::ServerView;
-use super::{PresenceError, Status, Value};
+use super::{AgentPresence, PresenceError, Status, Value};
 use crate::names::{AgentTag, MachineTag, ModelUuid};
 
 /// What a view is narrowed to. Filters are stored, not applied: narrowing is
@@ -181,6 +181,37 @@ impl Connections {
             }
         });
         Ok(status)
+    }
+
+    /// Every agent of the view, sorted, with its status and whether it is
+    /// seen only on controller-agent connections: the answers of
+    /// [`agent_status`](Connections::agent_status) for each of
+    /// [`agents`](Connections::agents), in one pass over the connections
+    /// instead of one pass per agent.
+    ///
+    /// Fails like `agent_status` on a view not limited to a model.
+    pub fn agent_statuses(&self) -> Result<Vec<AgentPresence>, PresenceError> {
+        if self.filter.model.is_none() {
+            return Err(PresenceError::AgentAmbiguous);
+        }
+        let mut agents: BTreeMap<&AgentTag, (Status, bool)> = BTreeMap::new();
+        self.for_each_entry(|_, _, entry| {
+            let (status, only_controller) = agents
+                .entry(&entry.agent)
+                .or_insert((Status::Unknown, true));
+            if !entry.controller_agent {
+                *status = (*status).max(entry.status);
+                *only_controller = false;
+            }
+        });
+        Ok(agents
+            .into_iter()
+            .map(|(agent, (status, controller))| AgentPresence {
+                agent: agent.clone(),
+                status,
+                controller,
+            })
+            .collect())
     }
 
     /// The connections, sorted by (server, connection id).

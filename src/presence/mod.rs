@@ -15,6 +15,7 @@ mod group;
 mod index;
 mod slab;
 mod table;
+mod tally;
 mod view;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use crate::names::{AgentTag, MachineTag, ModelUuid};
 
 pub use connections::Connections;
 pub use table::{ServerTable, StatusCounts};
+pub use tally::{ModelCounts, Tally};
 pub use view::ServerView;
 
 /// The presence of an agent, ordered `Unknown < Missing < Alive` so that the
@@ -80,6 +82,19 @@ pub struct Value {
     pub last_seen: SystemTime,
 }
 
+/// One agent of a model as a view sees it: its status by
+/// [`Connections::agent_status`], and whether it is seen only on
+/// controller-agent connections (its status is then Unknown).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentPresence {
+    /// The agent.
+    pub agent: AgentTag,
+    /// Its status.
+    pub status: Status,
+    /// Whether every connection of it is a controller agent's.
+    pub controller: bool,
+}
+
 /// What a presence operation or query refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PresenceError {
@@ -125,6 +140,8 @@ pub struct Recorder {
     clock: Arc<dyn Clock>,
     enabled: bool,
     servers: BTreeMap<MachineTag, ServerTable>,
+    /// Every server table counts its models here.
+    tally: Tally,
 }
 
 impl Recorder {
@@ -134,6 +151,7 @@ impl Recorder {
             clock,
             enabled: false,
             servers: BTreeMap::new(),
+            tally: Tally::new(),
         }
     }
 
@@ -237,6 +255,13 @@ impl Recorder {
             .collect()
     }
 
+    /// The counts of every model with connections, over every server,
+    /// sorted by UUID: the same answers a walk of
+    /// [`connections`](Recorder::connections) gives, in O(models).
+    pub fn model_counts(&self) -> Vec<ModelCounts> {
+        self.tally.models()
+    }
+
     /// The table of one server, if the recorder has seen that server.
     pub fn server_table(&self, server: &MachineTag) -> Option<&ServerTable> {
         self.servers.get(server)
@@ -245,6 +270,6 @@ impl Recorder {
     fn table(&mut self, server: &MachineTag) -> &mut ServerTable {
         self.servers
             .entry(server.clone())
-            .or_insert_with(|| ServerTable::new(server.clone()))
+            .or_insert_with(|| ServerTable::with_tally(server.clone(), &self.tally))
     }
 }

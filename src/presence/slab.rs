@@ -64,12 +64,12 @@ impl Models {
         Some(group)
     }
 
-    /// Every group, each chunk made unique first.
-    pub(super) fn groups_mut(&mut self) -> impl Iterator<Item = &mut Group> {
+    /// Every model and its group, each chunk made unique first.
+    pub(super) fn groups_mut(&mut self) -> impl Iterator<Item = (&ModelUuid, &mut Group)> {
         self.chunks
             .iter_mut()
             .flat_map(|chunk| Arc::make_mut(chunk).iter_mut().flatten())
-            .map(|(_, group)| group)
+            .map(|(model, group)| (&*model, group))
     }
 
     /// Every model and its group, taken out of the slab.

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::entry::{Entry, UserData};
 use super::index::{Index, Slot};
 use super::slab::Models;
+use super::tally::{Counts, Tally};
 use super::view::ServerView;
 use super::{PresenceError, Status, Value, validate_snapshot};
 use crate::names::{AgentTag, MachineTag, ModelUuid};
@@ -57,6 +58,7 @@ pub struct ServerTable {
     models: Arc<Models>,
     index: Index,
     missing: usize,
+    tally: Option<Tally>,
 }
 
 impl ServerTable {
@@ -67,7 +69,23 @@ impl ServerTable {
             models: Arc::default(),
             index: Index::default(),
             missing: 0,
+            tally: None,
         }
+    }
+
+    /// An empty table for `server` that keeps `tally` up to date: every
+    /// connection it records, changes, forgets, clears, or drops with
+    /// itself is counted there. Tables of several servers share one tally
+    /// to count their models over all of them.
+    pub fn with_tally(server: MachineTag, tally: &Tally) -> Self {
+        let mut table = ServerTable::new(server);
+        table.tally = Some(tally.clone());
+        table
+    }
+
+    /// The tally this table counts its connections in, if any.
+    pub fn tally(&self) -> Option<&Tally> {
+        self.tally.as_ref()
     }
 
     /// The server whose connections this table holds.
@@ -101,12 +119,17 @@ impl ServerTable {
         now: SystemTime,
     ) {
         if let Some(slot) = self.index.get(id) {
+            let model = self.models.slot(slot.model).map(|(model, _)| *model);
             if let Some(entry) = entry_mut(&mut self.models, slot) {
-                if entry.status == Status::Missing {
+                let was = entry.status;
+                if was == Status::Missing {
                     self.missing -= 1;
                 }
                 entry.status = Status::Alive;
                 entry.last_seen = now;
+                if let (Some(tally), Some(model)) = (&self.tally, model) {
+                    tally.lock().status_changed(&model, entry, was);
+                }
             }
             return;
         }
@@ -120,6 +143,7 @@ impl ServerTable {
         };
         if let Some(slot) = insert(Arc::make_mut(&mut self.models), model, entry) {
             self.index.insert(id, slot);
+            self.count_added(slot);
         }
     }
 
@@ -129,14 +153,17 @@ impl ServerTable {
             return false;
         };
         let models = Arc::make_mut(&mut self.models);
+        let model = models.slot(slot.model).map(|(model, _)| *model);
         let Some(group) = models.group_mut(slot.model) else {
             return true;
         };
-        if group
-            .remove(slot.pos)
-            .is_some_and(|e| e.status == Status::Missing)
-        {
-            self.missing -= 1;
+        if let Some(removed) = group.remove(slot.pos) {
+            if removed.status == Status::Missing {
+                self.missing -= 1;
+            }
+            if let (Some(tally), Some(model)) = (&self.tally, model) {
+                tally.lock().removed(&model, &removed);
+            }
         }
         if group.len() == 0 {
             models.release(slot.model);
@@ -176,9 +203,13 @@ impl ServerTable {
         if self.missing == self.index.len() {
             return;
         }
-        for group in Arc::make_mut(&mut self.models).groups_mut() {
+        let mut counts = self.tally.as_ref().map(Tally::lock);
+        for (model, group) in Arc::make_mut(&mut self.models).groups_mut() {
             for entry in group.iter_mut() {
-                entry.status = Status::Missing;
+                let was = std::mem::replace(&mut entry.status, Status::Missing);
+                if let Some(counts) = counts.as_mut() {
+                    counts.status_changed(model, entry, was);
+                }
             }
         }
         self.missing = self.index.len();
@@ -201,12 +232,20 @@ impl ServerTable {
         now: SystemTime,
     ) -> Result<(), PresenceError> {
         validate_snapshot(&self.server, &values)?;
-        let old = std::mem::replace(self, ServerTable::new(self.server.clone()));
-        let models = Arc::try_unwrap(old.models).unwrap_or_else(|shared| (*shared).clone());
+        let models = std::mem::take(&mut self.models);
+        self.index = Index::default();
+        self.missing = 0;
+        let models = Arc::try_unwrap(models).unwrap_or_else(|shared| (*shared).clone());
+        // A clone of the handle, so that the lock does not hold `self`.
+        let tally = self.tally.clone();
+        let mut counts = tally.as_ref().map(Tally::lock);
         for (model, mut group) in models.into_groups() {
             for entry in group.drain() {
                 if entry.status == Status::Alive {
+                    // Kept, and already counted.
                     self.insert_new(&model, entry);
+                } else if let Some(counts) = counts.as_mut() {
+                    counts.removed(&model, &entry);
                 }
             }
         }
@@ -215,18 +254,19 @@ impl ServerTable {
                 if let Some(entry) = entry_mut(&mut self.models, slot) {
                     entry.last_seen = now;
                 }
-            } else {
-                self.insert_new(
-                    &value.model,
-                    Entry {
-                        agent: value.agent,
-                        id: value.connection_id,
-                        user_data: UserData::from(value.user_data),
-                        last_seen: now,
-                        status: Status::Alive,
-                        controller_agent: value.controller_agent,
-                    },
-                );
+            } else if let Some(slot) = self.insert_new(
+                &value.model,
+                Entry {
+                    agent: value.agent,
+                    id: value.connection_id,
+                    user_data: UserData::from(value.user_data),
+                    last_seen: now,
+                    status: Status::Alive,
+                    controller_agent: value.controller_agent,
+                },
+            ) && let Some(counts) = counts.as_mut()
+            {
+                count_added(counts, &self.models, slot);
             }
         }
         Ok(())
@@ -234,7 +274,10 @@ impl ServerTable {
 
     /// Drops every entry.
     pub fn clear(&mut self) {
-        *self = ServerTable::new(self.server.clone());
+        self.uncount_all();
+        self.models = Arc::default();
+        self.index = Index::default();
+        self.missing = 0;
     }
 
     /// The connection with this id, if known.
@@ -262,15 +305,52 @@ impl ServerTable {
         }
     }
 
-    /// Adds an entry whose id is not in the table.
-    fn insert_new(&mut self, model: &ModelUuid, entry: Entry) {
+    /// Adds an entry whose id is not in the table, without counting it in
+    /// the tally; answers where it went.
+    fn insert_new(&mut self, model: &ModelUuid, entry: Entry) -> Option<Slot> {
         let (id, missing) = (entry.id, entry.status == Status::Missing);
-        if let Some(slot) = insert(Arc::make_mut(&mut self.models), model, entry) {
-            self.index.insert(id, slot);
-            if missing {
-                self.missing += 1;
+        let slot = insert(Arc::make_mut(&mut self.models), model, entry)?;
+        self.index.insert(id, slot);
+        if missing {
+            self.missing += 1;
+        }
+        Some(slot)
+    }
+
+    /// Counts the entry at `slot` in the tally.
+    fn count_added(&self, slot: Slot) {
+        if let Some(tally) = &self.tally {
+            count_added(&mut tally.lock(), &self.models, slot);
+        }
+    }
+
+    /// Takes every entry out of the tally; the entries stay.
+    fn uncount_all(&self) {
+        let Some(tally) = &self.tally else {
+            return;
+        };
+        let mut counts = tally.lock();
+        for (model, group) in self.models.iter() {
+            for entry in group.iter() {
+                counts.removed(model, entry);
             }
         }
+    }
+}
+
+impl Drop for ServerTable {
+    /// A dropped table's connections leave the tally with it.
+    fn drop(&mut self) {
+        self.uncount_all();
+    }
+}
+
+/// Counts the entry at `slot` of `models` in `counts`.
+fn count_added(counts: &mut Counts, models: &Models, slot: Slot) {
+    if let Some((model, group)) = models.slot(slot.model)
+        && let Some(entry) = group.get(slot.pos)
+    {
+        counts.added(model, entry);
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use muster::clock::Clock;
 use muster::names::{AgentTag, MachineTag, ModelUuid};
-use muster::presence::{PresenceError, Status, Value};
+use muster::presence::{AgentPresence, ModelCounts, PresenceError, Status, Value};
 
 /// The linear recorder.
 #[derive(Debug)]
@@ -234,6 +234,66 @@ impl Connections {
             }
         }
         Ok(result)
+    }
+
+    /// `agent_status` for each agent, and whether all its connections are
+    /// controller-agent ones.
+    pub fn agent_statuses(&self) -> Result<Vec<AgentPresence>, PresenceError> {
+        self.agents()
+            .into_iter()
+            .map(|agent| {
+                Ok(AgentPresence {
+                    status: self.agent_status(&agent)?,
+                    controller: self
+                        .for_agent(&agent)
+                        .values
+                        .iter()
+                        .all(|v| v.controller_agent),
+                    agent,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|agents| match self.model {
+                None => Err(PresenceError::AgentAmbiguous),
+                Some(_) => Ok(agents),
+            })
+    }
+
+    /// Each model's counts, the long way: every agent of every model, its
+    /// status by `agent_status`, and whether all its connections are
+    /// controller-agent ones. Sorted by model.
+    pub fn model_counts(&self) -> Vec<ModelCounts> {
+        self.models()
+            .into_iter()
+            .map(|model| {
+                let view = self.for_model(&model);
+                let agents = view.agents();
+                let mut counts = ModelCounts {
+                    model,
+                    connections: view.count(),
+                    agents: agents.len(),
+                    alive: 0,
+                    missing: 0,
+                    controller: 0,
+                };
+                for agent in &agents {
+                    let only_controller = view
+                        .for_agent(agent)
+                        .values
+                        .iter()
+                        .all(|v| v.controller_agent);
+                    if only_controller {
+                        counts.controller += 1;
+                    }
+                    match view.agent_status(agent) {
+                        Ok(Status::Alive) => counts.alive += 1,
+                        Ok(Status::Missing) => counts.missing += 1,
+                        _ => {}
+                    }
+                }
+                counts
+            })
+            .collect()
     }
 
     /// The values sorted by (server, connection id).

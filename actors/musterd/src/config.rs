@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agents::AgentsConfig;
 use crate::cluster::ClusterConfig;
+use crate::token::validate_token;
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::host::MusterConfig;
 use muster_actors::machines::MachinesConfig;
@@ -96,9 +97,6 @@ impl Default for HttpConfig {
 /// The largest config file read, in bytes: a config is a few kilobytes, and
 /// a file past this is refused before more of it is read.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
-
-/// The longest `http.token`, in bytes.
-pub const MAX_HTTP_TOKEN: usize = 1024;
 
 /// How many machines the simulated model may hold at start.
 const START_MACHINES: Counts = Counts::new(0, 1_000_000);
@@ -190,11 +188,14 @@ impl Validate for BackendConfig {
 }
 
 impl Validate for HttpConfig {
-    /// A token, when set, neither blank nor padded, at most
-    /// [`MAX_HTTP_TOKEN`] bytes.
+    /// A token, when set, that follows the rule of every token
+    /// ([`validate_token`]).
     fn check(&self, at: &mut Checker) {
         if let Some(token) = &self.token {
-            at.token("token", token, MAX_HTTP_TOKEN);
+            // The token itself stays out of the message.
+            if let Err(reason) = validate_token(token) {
+                at.problem("token", None, reason);
+            }
         }
     }
 }

@@ -22,14 +22,16 @@
 //! restart delays and the gateway's pacing (whose rate it multiplies).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use futures::Stream;
 use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::presence::{Status, Value};
 use muster::sim::{FaultConfig, Sim, SimConfig};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use slog::{Logger, info, warn};
@@ -37,10 +39,18 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use crate::agents::ConnectionIds;
 use crate::config::{DaemonConfig, HttpConfig};
-use crate::{DaemonError, Hosted};
+use crate::token::validate_token;
+use crate::{DaemonError, Ending, Hosted};
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::host::Muster;
-use muster_actors::supervisor::RestartConfig;
+use muster_actors::supervisor::{ReportOptions, RestartConfig};
+
+/// What a query value keeps as it is: RFC 3986's unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// How the demo is sized and run.
 #[derive(Debug, Clone)]
@@ -99,33 +109,88 @@ fn scaled_restart(config: &RestartConfig, speed: f64, seed: u64) -> RestartConfi
     }
 }
 
+/// The slowest and the fastest `--speed`: slower, the world's longest
+/// waits would outgrow what the tree takes; faster, every wait of the world
+/// would be below the 1 ms floor.
+pub const SPEEDS: RangeInclusive<f64> = 0.01..=1000.0;
+
+/// The fewest and the most `--machines`: the three API servers at least.
+pub const MACHINES: RangeInclusive<usize> = 3..=100_000;
+
+/// The fewest and the most `--agents`: the three controller agents at
+/// least.
+pub const AGENTS: RangeInclusive<usize> = 3..=1_000_000;
+
+fn within<T: PartialOrd + std::fmt::Display + std::fmt::Debug>(
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<T, String> {
+    // NaN is in no range.
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            // Debug writes 1e300 short, where Display writes every digit.
+            "must be from {} to {}, got {value:?}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// Reads `--speed`: a number in [`SPEEDS`].
+pub fn parse_speed(text: &str) -> Result<f64, String> {
+    let speed: f64 = text.trim().parse().map_err(|_| {
+        format!(
+            "not a number; must be from {} to {}",
+            SPEEDS.start(),
+            SPEEDS.end()
+        )
+    })?;
+    within(speed, &SPEEDS)
+}
+
+fn parse_count(text: &str, range: &RangeInclusive<usize>) -> Result<usize, String> {
+    let count: usize = text.trim().parse().map_err(|_| {
+        format!(
+            "not a whole number; must be from {} to {}",
+            range.start(),
+            range.end()
+        )
+    })?;
+    within(count, range)
+}
+
+/// Reads `--machines`: a whole number in [`MACHINES`].
+pub fn parse_machines(text: &str) -> Result<usize, String> {
+    parse_count(text, &MACHINES)
+}
+
+/// Reads `--agents`: a whole number in [`AGENTS`].
+pub fn parse_agents(text: &str) -> Result<usize, String> {
+    parse_count(text, &AGENTS)
+}
+
 impl DemoOptions {
-    /// Checks the options; the error names the flag.
+    /// Checks the options, as the command line checks them; the error
+    /// names the flag.
     pub fn validate(&self) -> Result<(), DaemonError> {
-        if !(self.speed.is_finite() && self.speed > 0.0) {
-            return Err(DaemonError::Option(format!(
-                "--speed: must be a positive number, got {}",
-                self.speed
-            )));
-        }
-        if self.machines < 3 {
-            return Err(DaemonError::Option(format!(
-                "--machines: at least 3 (the API servers), got {}",
-                self.machines
-            )));
-        }
-        if self.agents < 3 {
-            return Err(DaemonError::Option(format!(
-                "--agents: at least 3 (the controller agents), got {}",
-                self.agents
-            )));
+        let flag = |flag: &str, reason: String| DaemonError::Option(format!("{flag}: {reason}"));
+        within(self.speed, &SPEEDS).map_err(|r| flag("--speed", r))?;
+        within(self.machines, &MACHINES).map_err(|r| flag("--machines", r))?;
+        within(self.agents, &AGENTS).map_err(|r| flag("--agents", r))?;
+        if let Some(token) = &self.token {
+            validate_token(token).map_err(|r| flag("--token", r))?;
         }
         if !self.agents_listen.ip().is_loopback() {
-            return Err(DaemonError::Option(format!(
-                "--agents-listen: the demo's door has neither token nor TLS, so it stays on \
-                 a loopback address, got {}",
-                self.agents_listen.ip()
-            )));
+            return Err(flag(
+                "--agents-listen",
+                format!(
+                    "the demo's door has neither token nor TLS, so it stays on a loopback \
+                     address, got {}",
+                    self.agents_listen.ip()
+                ),
+            ));
         }
         Ok(())
     }
@@ -354,17 +419,15 @@ impl Summary {
                 }
             }
         }
-        if let Ok(connections) = muster.presence().connections().await {
-            for model in connections.models() {
-                let view = connections.for_model(&model);
-                for agent in view.agents() {
-                    // An agent in a view is unknown only when every
-                    // connection of it is a controller agent's, whose
-                    // status never counts: leave it out.
-                    let status = view.agent_status(&agent).unwrap_or_default();
-                    if status != Status::Unknown {
-                        *summary.agents.entry(status.to_string()).or_default() += 1;
-                    }
+        // The per-model counts, not a walk of every agent: controller
+        // agents, whose status never counts, are left out.
+        if let Ok(models) = muster.presence().model_counts().await {
+            for (status, n) in [
+                (Status::Alive, models.iter().map(|m| m.alive).sum::<usize>()),
+                (Status::Missing, models.iter().map(|m| m.missing).sum()),
+            ] {
+                if n > 0 {
+                    summary.agents.insert(status.to_string(), n);
                 }
             }
         }
@@ -374,7 +437,8 @@ impl Summary {
             summary.errors = gateway.errors.values().sum();
             summary.throttles = gateway.throttles;
         }
-        if let Ok(report) = muster.report().await {
+        // Pollers folded into counts: their restarts are added up there.
+        if let Ok(report) = muster.report_with(ReportOptions::folding_over(0)).await {
             summary.restarts = serde_json::to_value(report)
                 .map(|v| restarts(&v))
                 .unwrap_or(0);
@@ -418,7 +482,13 @@ fn restarts(report: &serde_json::Value) -> u64 {
                 .sum();
             own + child.get("report").map_or(0, restarts)
         })
-        .sum()
+        .sum::<u64>()
+        + report.get("dynamic").map_or(0, |group| {
+            ["failure", "bounce", "dependency"]
+                .iter()
+                .filter_map(|k| group.get("restarts")?.get(k)?.as_u64())
+                .sum()
+        })
 }
 
 /// The scenario's clock: world time from real time and the speed.
@@ -540,14 +610,18 @@ async fn scenario(
     }
 }
 
-/// Runs the demo until `stop` resolves or the duration is over, printing a
-/// summary line every second to `out`, the first line saying where the
-/// dashboard is. Call it on an actix system.
+/// How long the `final:` line may wait for the tree's counts.
+const FINAL_WAIT: Duration = Duration::from_secs(2);
+
+/// Runs the demo until a signal comes from `signals`, the duration is over
+/// or the tree stops on its own, printing a summary line every second to
+/// `out`, the first line saying where the dashboard is. Call it on an actix
+/// system.
 pub async fn run(
     options: DemoOptions,
     logger: Logger,
     mut out: impl Write,
-    stop: impl Future<Output = &'static str>,
+    mut signals: impl Stream<Item = &'static str> + Unpin,
 ) -> Result<(), DaemonError> {
     options.validate()?;
     let config = options.config();
@@ -557,80 +631,94 @@ pub async fn run(
         .sim
         .clone()
         .expect("the demo runs on the simulated cloud");
-    let _ = muster.presence().enable().await;
-    let token = options
-        .token
-        .as_ref()
-        .map(|t| format!("?token={t}"))
-        .unwrap_or_default();
-    hosted.print_addresses(&mut out, &token);
-    let _ = writeln!(
-        out,
-        "demo: {} machines, {} agents, 3 API servers, seed {}, speed {}x; one summary a second (add --log-level warning for the tree's logs)",
-        options.machines, options.agents, options.seed, options.speed
-    );
-    let _ = out.flush();
-    let (events, mut event) = tokio::sync::mpsc::unbounded_channel();
     let start = Instant::now();
-    let timeline = Timeline {
-        start,
-        speed: options.speed,
-    };
     let world_clock = Timeline {
         start,
         speed: options.speed,
     };
-    let play = tokio::task::spawn_local(scenario(
-        options.clone(),
-        muster.clone(),
-        sim,
-        hosted.ids.clone(),
-        logger.clone(),
-        events,
-        timeline,
-    ));
-    let summaries = async {
-        let mut tick = interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let summary = Summary::read(&muster).await;
-            let _ = writeln!(out, "{}", summary.line(world_clock.world()));
-            while let Ok(text) = event.try_recv() {
-                let _ = writeln!(out, "  event: {text}");
+    let work = async {
+        let _ = muster.presence().enable().await;
+        let token = options
+            .token
+            .as_deref()
+            .map(|t| format!("?token={}", utf8_percent_encode(t, QUERY_VALUE)))
+            .unwrap_or_default();
+        hosted.print_addresses(&mut out, &token);
+        let _ = writeln!(
+            out,
+            "demo: {} machines, {} agents, 3 API servers, seed {}, speed {}x; one summary a second (add --log-level warning for the tree's logs)",
+            options.machines, options.agents, options.seed, options.speed
+        );
+        let _ = out.flush();
+        let (events, mut event) = tokio::sync::mpsc::unbounded_channel();
+        let timeline = Timeline {
+            start,
+            speed: options.speed,
+        };
+        let play = scenario(
+            options.clone(),
+            muster.clone(),
+            sim,
+            hosted.ids.clone(),
+            logger.clone(),
+            events,
+            timeline,
+        );
+        let summaries = async {
+            let mut tick = interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let summary = Summary::read(&muster).await;
+                let _ = writeln!(out, "{}", summary.line(world_clock.world()));
+                while let Ok(text) = event.try_recv() {
+                    let _ = writeln!(out, "  event: {text}");
+                }
+                let _ = out.flush();
             }
-            let _ = out.flush();
-        }
-    };
-    let over = async {
-        match options.duration {
-            Some(d) => {
-                tokio::time::sleep(d).await;
-                "duration over"
+        };
+        let over = async {
+            match options.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
-            None => std::future::pending().await,
+        };
+        tokio::select! {
+            () = play => {}
+            () = summaries => {}
+            () = over => {}
         }
+        "duration over"
     };
-    let result = tokio::select! {
-        reason = stop => { info!(logger, "shutting down"; "signal" => reason); Ok(()) }
-        reason = over => { info!(logger, "shutting down"; "reason" => reason); Ok(()) }
-        result = muster.wait() => result.map_err(DaemonError::from),
-        () = summaries => Ok(()),
-    };
-    play.abort();
-    let _ = writeln!(
-        out,
-        "final: {}",
-        Summary::read(&muster).await.line(world_clock.world())
-    );
-    let _ = out.flush();
-    result?;
-    hosted.stop(&logger).await
+    let ending = hosted.serve_until(&mut signals, work).await;
+    if !matches!(ending, Ending::Tree(_))
+        && let Ok(summary) = tokio::time::timeout(FINAL_WAIT, Summary::read(&muster)).await
+    {
+        let _ = writeln!(out, "final: {}", summary.line(world_clock.world()));
+        let _ = out.flush();
+    }
+    hosted.finish(ending, &logger, &mut signals).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restarts_add_up_rows_nested_reports_and_folded_groups() {
+        let report = serde_json::json!({
+            "children": [
+                {"restarts": {"failure": 1, "bounce": 2, "done": 5, "dependency": 0}},
+                {"restarts": {"failure": 0, "bounce": 0, "done": 0, "dependency": 1},
+                 "report": {
+                     "children": [{"restarts": {"failure": 3, "bounce": 0, "done": 0, "dependency": 0}}],
+                     "dynamic": {"restarts": {"failure": 40, "bounce": 0, "done": 9, "dependency": 2}},
+                 }},
+            ],
+        });
+        // Normal exits of permanent children are not counted.
+        assert_eq!(restarts(&report), 1 + 2 + 1 + 3 + 40 + 2);
+    }
 
     #[test]
     fn speed_divides_every_duration_of_the_world() {
@@ -692,10 +780,82 @@ mod tests {
                 },
                 "--agents-listen",
             ),
+            (
+                DemoOptions {
+                    speed: 1e20,
+                    ..DemoOptions::default()
+                },
+                "--speed",
+            ),
+            (
+                DemoOptions {
+                    machines: 100_001,
+                    ..DemoOptions::default()
+                },
+                "--machines",
+            ),
+            (
+                DemoOptions {
+                    agents: usize::MAX,
+                    ..DemoOptions::default()
+                },
+                "--agents",
+            ),
+            (
+                DemoOptions {
+                    token: Some("s3cret ".into()),
+                    ..DemoOptions::default()
+                },
+                "--token",
+            ),
         ] {
             let error = options.validate().unwrap_err();
             assert!(error.to_string().starts_with(flag), "{error}");
             assert_eq!(error.exit_code(), crate::EXIT_BAD_INPUT);
+        }
+    }
+
+    #[test]
+    fn the_flags_read_numbers_in_range_only() {
+        assert_eq!(parse_speed("2.5"), Ok(2.5));
+        assert_eq!(parse_speed(" 1000 "), Ok(1000.0));
+        assert_eq!(
+            parse_speed("1e300"),
+            Err("must be from 0.01 to 1000, got 1e300".into())
+        );
+        assert_eq!(
+            parse_speed("NaN"),
+            Err("must be from 0.01 to 1000, got NaN".into())
+        );
+        assert!(parse_speed("").unwrap_err().starts_with("not a number"));
+        assert_eq!(parse_machines("100000"), Ok(100_000));
+        assert_eq!(
+            parse_machines("2"),
+            Err("must be from 3 to 100000, got 2".into())
+        );
+        assert_eq!(parse_agents("3"), Ok(3));
+        assert!(
+            parse_agents("-1")
+                .unwrap_err()
+                .starts_with("not a whole number")
+        );
+    }
+
+    #[test]
+    fn the_tree_takes_the_config_of_every_speed_in_range() {
+        for speed in [*SPEEDS.start(), 0.5, 1.0, 7.0, *SPEEDS.end()] {
+            let options = DemoOptions {
+                speed,
+                ..DemoOptions::default()
+            };
+            assert!(options.validate().is_ok());
+            let config = options.config();
+            if let Err(problems) = muster::config::Validate::validate(&config) {
+                panic!("{speed}: {problems}");
+            }
+            if let Err(problems) = muster::config::Validate::validate(&config.muster()) {
+                panic!("{speed}: {problems}");
+            }
         }
     }
 

@@ -22,19 +22,22 @@ pub mod demo;
 pub mod history;
 pub mod http;
 pub mod logging;
+pub mod registry;
 pub mod swarm;
+pub mod token;
 
 use std::future::Future;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use muster::clock::{Clock, SystemClock};
+use futures::{Stream, StreamExt};
+use muster::clock::SystemClock;
 use muster::config::{ConfigError, InvalidConfig};
 use muster::sim::Sim;
 use muster_actors::{Backends, Extensions, Muster, StartError, TreeError};
 use prometheus_client::registry::Registry;
-use slog::{Logger, error, info};
+use slog::{Logger, error, info, warn};
 
 use agents::{ConnectionIds, Door, DoorError, DoorMetrics};
 use cluster::{BridgeConfig, ClusterMetrics, CredentialsProblem, NatsAuth, bridge_child};
@@ -95,6 +98,13 @@ pub enum DaemonError {
     /// The tree stopped with an error.
     #[error("the tree failed: {0}")]
     Tree(#[from] TreeError),
+    /// The tree stopped on its own without an error, which the daemon
+    /// never asks of it but at its own stop.
+    #[error("the tree stopped on its own")]
+    TreeStopped,
+    /// A second signal came before the graceful stop was over.
+    #[error("stopped at once by {0}, before the tree had stopped")]
+    Interrupted(&'static str),
 }
 
 impl DaemonError {
@@ -176,14 +186,32 @@ pub struct Hosted {
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// What ended a daemon's run.
+#[derive(Debug)]
+pub enum Ending {
+    /// A signal, named.
+    Signal(&'static str),
+    /// The work given to [`Hosted::serve_until`] is over (the demo's
+    /// `--duration`), named.
+    Done(&'static str),
+    /// The tree stopped on its own: with its error, or without one although
+    /// nobody asked it to.
+    Tree(Result<(), TreeError>),
+}
+
+/// The next signal of `signals`; never, once they are over.
+async fn next_signal(signals: &mut (impl Stream<Item = &'static str> + Unpin)) -> &'static str {
+    match signals.next().await {
+        Some(signal) => signal,
+        None => std::future::pending().await,
+    }
+}
+
 impl Hosted {
-    /// Binds both listen addresses, then starts the backend, the tree, the
-    /// HTTP surface and the agents' door on the current actix system. A
-    /// port in use is found before anything starts.
+    /// Binds both listen addresses, then starts the simulated backend of
+    /// the config, the tree, the HTTP surface and the agents' door on the
+    /// current actix system. A port in use is found before anything starts.
     pub fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
-        let listener = http::bind(config.http.listen)?;
-        let listen = listener.local_addr().map_err(DaemonError::Http)?;
-        let door = Door::bind(&config.agents)?;
         let sim = match config.backend.kind {
             BackendKind::Sim => {
                 Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
@@ -192,8 +220,22 @@ impl Hosted {
         for _ in 0..config.backend.machines {
             sim.add_provisioned_machine();
         }
-        let clock = Arc::new(SystemClock);
-        let backends = Backends::sim(&sim, clock.clone());
+        let backends = Backends::sim(&sim, Arc::new(SystemClock));
+        Hosted::start_with(config, backends, Some(sim), logger)
+    }
+
+    /// [`Hosted::start`] with the tree talking to `backends` (`sim`, when
+    /// they are a simulated cloud's) instead of the config's backend.
+    pub fn start_with(
+        config: &DaemonConfig,
+        backends: Backends,
+        sim: Option<Sim>,
+        logger: &Logger,
+    ) -> Result<Hosted, DaemonError> {
+        let listener = http::bind(config.http.listen)?;
+        let listen = listener.local_addr().map_err(DaemonError::Http)?;
+        let door = Door::bind(&config.agents)?;
+        let clock = backends.clock.clone();
         let mut registry = Registry::default();
         let mut extensions = Extensions::new();
         if let Some(cluster) = &config.cluster {
@@ -204,7 +246,7 @@ impl Hosted {
                 cluster: cluster.clone(),
                 auth: NatsAuth::read(cluster)?,
                 metrics: ClusterMetrics::register(&mut registry),
-                clock: clock.clone() as Arc<dyn Clock>,
+                clock: clock.clone(),
             }));
         }
         let muster = Muster::start_with(
@@ -239,7 +281,7 @@ impl Hosted {
         );
         Ok(Hosted {
             muster,
-            sim: Some(sim),
+            sim,
             listen,
             door,
             ids,
@@ -257,6 +299,60 @@ impl Hosted {
         let _ = out.flush();
     }
 
+    /// Does `work` (which may wait on the tree for ever, as when the tree
+    /// gave up before presence started) until the first of: a signal from
+    /// `signals`, the tree stopping, `work` being over. Whatever is
+    /// waiting when one of them comes is dropped, so nothing the tree
+    /// cannot answer keeps the daemon up.
+    pub async fn serve_until(
+        &self,
+        signals: &mut (impl Stream<Item = &'static str> + Unpin),
+        work: impl Future<Output = &'static str>,
+    ) -> Ending {
+        tokio::select! {
+            // A tree that failed is reported even if a signal came too.
+            biased;
+            result = self.muster.wait() => Ending::Tree(result),
+            signal = next_signal(signals) => Ending::Signal(signal),
+            reason = work => Ending::Done(reason),
+        }
+    }
+
+    /// Stops after `ending`: gracefully after a signal or the end of the
+    /// work (`Ok`); after the tree stopped on its own, the door and the
+    /// HTTP surface, then the tree's error. Another signal meanwhile stops
+    /// waiting for a graceful stop.
+    pub async fn finish(
+        self,
+        ending: Ending,
+        logger: &Logger,
+        signals: &mut (impl Stream<Item = &'static str> + Unpin),
+    ) -> Result<(), DaemonError> {
+        let stopping = async {
+            match ending {
+                Ending::Signal(signal) => {
+                    info!(logger, "shutting down"; "signal" => signal);
+                    self.stop(logger).await
+                }
+                Ending::Done(reason) => {
+                    info!(logger, "shutting down"; "reason" => reason);
+                    self.stop(logger).await
+                }
+                Ending::Tree(result) => {
+                    let error = match result {
+                        Err(e) => DaemonError::Tree(e),
+                        Ok(()) => DaemonError::TreeStopped,
+                    };
+                    error!(logger, "shutting down"; "error" => %error);
+                    self.door.stop().await;
+                    self.server.stop(true).await;
+                    Err(error)
+                }
+            }
+        };
+        unless_signalled(stopping, logger, signals).await
+    }
+
     /// Closes the agents' door (every agent's disconnect recorded), then
     /// stops the HTTP surface, then the tree, gracefully.
     pub async fn stop(self, logger: &Logger) -> Result<(), DaemonError> {
@@ -272,33 +368,103 @@ impl Hosted {
     }
 }
 
-/// `musterd run`: hosts the tree with `config` until `stop` resolves (a
-/// signal) or the tree stops on its own, then shuts down gracefully. Says
-/// what it serves on `out`, once presence records. Call it on an actix
-/// system.
+/// `stopping`, unless a signal from `signals` comes first: then the
+/// daemon stops at once, with [`DaemonError::Interrupted`].
+async fn unless_signalled(
+    stopping: impl Future<Output = Result<(), DaemonError>>,
+    logger: &Logger,
+    signals: &mut (impl Stream<Item = &'static str> + Unpin),
+) -> Result<(), DaemonError> {
+    tokio::select! {
+        biased;
+        result = stopping => result,
+        signal = next_signal(signals) => {
+            warn!(logger, "stopping at once"; "signal" => signal);
+            Err(DaemonError::Interrupted(signal))
+        }
+    }
+}
+
+/// `musterd run`: hosts the tree with `config` until a signal comes from
+/// `signals` or the tree stops on its own, then shuts down. Says what it
+/// serves on `out`, once presence records. Call it on an actix system.
 pub async fn run(
     config: DaemonConfig,
     logger: Logger,
-    mut out: impl Write,
-    stop: impl Future<Output = &'static str>,
+    out: impl Write,
+    signals: impl Stream<Item = &'static str> + Unpin,
 ) -> Result<(), DaemonError> {
     let hosted = Hosted::start(&config, &logger)?;
-    // Only API-server hosts record presence; this daemon is one.
-    if let Err(e) = hosted.muster.presence().enable().await {
-        error!(logger, "could not enable presence"; "error" => %e);
+    serve(hosted, logger, out, signals).await
+}
+
+/// [`run`] with the tree talking to `backends` instead of the config's
+/// backend.
+pub async fn run_with(
+    config: DaemonConfig,
+    backends: Backends,
+    logger: Logger,
+    out: impl Write,
+    signals: impl Stream<Item = &'static str> + Unpin,
+) -> Result<(), DaemonError> {
+    let hosted = Hosted::start_with(&config, backends, None, &logger)?;
+    serve(hosted, logger, out, signals).await
+}
+
+async fn serve(
+    hosted: Hosted,
+    logger: Logger,
+    mut out: impl Write,
+    mut signals: impl Stream<Item = &'static str> + Unpin,
+) -> Result<(), DaemonError> {
+    let announce = async {
+        // Only API-server hosts record presence; this daemon is one.
+        if let Err(e) = hosted.muster.presence().enable().await {
+            error!(logger, "could not enable presence"; "error" => %e);
+        }
+        hosted.print_addresses(&mut out, "");
+        std::future::pending().await
+    };
+    let ending = hosted.serve_until(&mut signals, announce).await;
+    hosted.finish(ending, &logger, &mut signals).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logger() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
     }
-    hosted.print_addresses(&mut out, "");
-    let muster = hosted.muster.clone();
-    tokio::select! {
-        signal = stop => info!(logger, "shutting down"; "signal" => signal),
-        result = muster.wait() => {
-            if let Err(e) = result {
-                error!(logger, "tree failed"; "error" => %e);
-                hosted.door.stop().await;
-                hosted.server.stop(true).await;
-                return Err(e.into());
+
+    #[tokio::test]
+    async fn a_second_signal_cuts_a_graceful_stop_short() {
+        let mut signals = futures::stream::iter(["SIGINT"]);
+        let stopping = std::future::pending();
+        match unless_signalled(stopping, &logger(), &mut signals).await {
+            Err(e @ DaemonError::Interrupted("SIGINT")) => {
+                assert_eq!(e.exit_code(), EXIT_FAILURE);
+                assert_eq!(
+                    e.to_string(),
+                    "stopped at once by SIGINT, before the tree had stopped"
+                );
             }
+            other => panic!("{other:?}"),
         }
     }
-    hosted.stop(&logger).await
+
+    #[tokio::test]
+    async fn a_graceful_stop_ends_as_it_ends_without_another_signal() {
+        // No more signals to come: the stop is waited for.
+        let mut signals = futures::stream::empty();
+        let stopped = unless_signalled(async { Ok(()) }, &logger(), &mut signals).await;
+        assert!(stopped.is_ok());
+        let failed = unless_signalled(
+            async { Err(DaemonError::TreeStopped) },
+            &logger(),
+            &mut futures::stream::pending(),
+        )
+        .await;
+        assert!(matches!(failed, Err(DaemonError::TreeStopped)));
+    }
 }

@@ -1,11 +1,15 @@
 //! The daemon's logger: human-readable lines for a terminal, or JSON lines
-//! for a collector, behind an async drain; and a [`log`] adapter so that
-//! actix's own records go into the same logger.
+//! for a collector, behind an async drain; a [`log`] adapter so that
+//! actix's own records go into the same logger; and a panic hook that
+//! writes a panic as one record of it.
 //!
 //! Nothing here installs anything process-wide: the binary decides to
-//! install [`LogBridge`] with `log::set_boxed_logger`.
+//! install [`LogBridge`] with `log::set_boxed_logger` and [`panic_hook`]
+//! with `std::panic::set_hook`.
 
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::io::Write;
+use std::panic::{Location, PanicHookInfo};
 
 use clap::ValueEnum;
 use slog::{Drain, Level, Logger, o};
@@ -89,8 +93,59 @@ where
                 .build_with_guard()
         }
     };
-    let drain = drain.filter_level(level.slog()).fuse();
+    // A record that cannot be written once the drain has stopped (a panic
+    // reported after the guard is dropped) is lost, not a second panic.
+    let drain = drain.filter_level(level.slog()).ignore_res();
     (Logger::root(drain, o!()), guard)
+}
+
+/// A panic hook for the host that owns `logger`: each panic becomes one
+/// error record, `panicked`, with its `message`, where it happened (`at`),
+/// its `thread`, and its `backtrace` when `RUST_BACKTRACE` asks for one,
+/// instead of the default hook's lines written to standard error in the
+/// middle of the log's. A supervised child's panic is caught and restarted
+/// by its supervisor, which logs that too.
+pub fn panic_hook(logger: Logger) -> Box<dyn Fn(&PanicHookInfo<'_>) + Send + Sync + 'static> {
+    Box::new(move |info| {
+        let thread = std::thread::current();
+        log_panic(
+            &logger,
+            &panic_message(info.payload()),
+            info.location(),
+            thread.name().unwrap_or("unnamed"),
+            &Backtrace::capture(),
+        );
+    })
+}
+
+/// The text a panic was given, or a word on its payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a payload that is not a string".to_owned()
+    }
+}
+
+fn log_panic(
+    logger: &Logger,
+    message: &str,
+    location: Option<&Location<'_>>,
+    thread: &str,
+    backtrace: &Backtrace,
+) {
+    let at = location.map_or_else(String::new, |l| {
+        format!("{}:{}:{}", l.file(), l.line(), l.column())
+    });
+    if backtrace.status() == BacktraceStatus::Captured {
+        slog::error!(logger, "panicked";
+            "message" => message, "at" => at, "thread" => thread,
+            "backtrace" => %backtrace);
+    } else {
+        slog::error!(logger, "panicked"; "message" => message, "at" => at, "thread" => thread);
+    }
 }
 
 /// Forwards records of the [`log`] crate (actix and actix-web log through
@@ -190,6 +245,61 @@ mod tests {
         assert_eq!(lines[1]["msg"], "worker stopped");
         assert_eq!(lines[1]["target"], "actix_server");
         assert_eq!(lines[1]["level"], "WARN");
+    }
+
+    #[test]
+    fn a_panic_is_one_json_record() {
+        let out = Shared::default();
+        let (logger, guard) = logger(LogFormat::Json, LogLevel::Info, out.clone());
+        let location = Location::caller();
+        log_panic(
+            &logger,
+            "index out of bounds: the len is 3\nbut the index is \"7\"",
+            Some(location),
+            "actix-rt|system:0|arbiter:0",
+            &Backtrace::force_capture(),
+        );
+        log_panic(&logger, "no place", None, "main", &Backtrace::disabled());
+        drop(logger);
+        drop(guard);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["msg"], "panicked");
+        assert_eq!(lines[0]["level"], "ERRO");
+        assert_eq!(
+            lines[0]["message"],
+            "index out of bounds: the len is 3\nbut the index is \"7\""
+        );
+        assert_eq!(
+            lines[0]["at"],
+            format!(
+                "{}:{}:{}",
+                location.file(),
+                location.line(),
+                location.column()
+            )
+        );
+        assert_eq!(lines[0]["thread"], "actix-rt|system:0|arbiter:0");
+        assert!(
+            lines[0]["backtrace"]
+                .as_str()
+                .is_some_and(|b| !b.is_empty())
+        );
+        assert_eq!(lines[1]["at"], "");
+        assert!(lines[1].get("backtrace").is_none(), "{text}");
+    }
+
+    #[test]
+    fn a_record_after_the_drain_stopped_is_lost_quietly() {
+        let out = Shared::default();
+        let (logger, guard) = logger(LogFormat::Json, LogLevel::Info, out.clone());
+        drop(guard);
+        slog::error!(logger, "too late");
+        log_panic(&logger, "too late", None, "main", &Backtrace::disabled());
     }
 
     #[test]

@@ -1,18 +1,19 @@
 //! `musterd`: the muster daemon. The command line and the process-wide
-//! pieces (the `log` bridge, signal handlers, exit codes) live here; the
-//! rest is the `musterd` library.
+//! pieces (the `log` bridge, the panic hook, signal handlers, exit codes)
+//! live here; the rest is the `musterd` library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures::{Stream, StreamExt};
 use musterd::config::DaemonConfig;
 use musterd::demo::{self, DemoOptions};
-use musterd::logging::{LogBridge, LogFormat, LogLevel, logger};
+use musterd::logging::{LogBridge, LogFormat, LogLevel, logger, panic_hook};
 use musterd::swarm::{self, SwarmOptions};
 use musterd::{self as daemon, DaemonError};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Agent presence and cloud instance polling, as a supervised actor tree.
 #[derive(Parser)]
@@ -35,7 +36,7 @@ enum Command {
     /// Runs the whole tree on the embedded simulated cloud with a scenario
     /// that shows everything working, and serves the dashboard.
     Demo(DemoArgs),
-    /// Runs the tree with a config file until SIGINT or SIGTERM.
+    /// Runs the tree with a config file until SIGINT, SIGTERM or SIGHUP.
     Run {
         /// The config file (TOML).
         #[arg(long, short)]
@@ -69,11 +70,11 @@ struct SwarmArgs {
     /// The fraction of the agents closed and reopened each minute.
     #[arg(long, default_value_t = 0.05)]
     churn: f64,
-    /// Stops after this long (e.g. `1m`), instead of at SIGINT or SIGTERM.
+    /// Stops after this long (e.g. `1m`), instead of at a signal.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
     /// The shared agent secret, when the door wants one.
-    #[arg(long)]
+    #[arg(long, value_parser = token)]
     token: Option<String>,
     /// PEM file of the authority that signed the door's certificate (wss://).
     #[arg(long)]
@@ -89,14 +90,16 @@ struct SwarmArgs {
 
 #[derive(clap::Args)]
 struct DemoArgs {
-    /// Runs the simulated world this many times faster than real time.
-    #[arg(long, default_value_t = 1.0)]
+    /// Runs the simulated world this many times faster than real time
+    /// (from 0.01 to 1000).
+    #[arg(long, default_value_t = 1.0, value_parser = demo::parse_speed, allow_hyphen_values = true)]
     speed: f64,
-    /// How many machines are provisioned over the first minute.
-    #[arg(long, default_value_t = 300)]
+    /// How many machines are provisioned over the first minute (from 3 to
+    /// 100000).
+    #[arg(long, default_value_t = 300, value_parser = demo::parse_machines, allow_hyphen_values = true)]
     machines: usize,
-    /// How many agents connect.
-    #[arg(long, default_value_t = 1000)]
+    /// How many agents connect (from 3 to 1000000).
+    #[arg(long, default_value_t = 1000, value_parser = demo::parse_agents, allow_hyphen_values = true)]
     agents: usize,
     /// Seed of the simulated cloud's faults and of the scenario.
     #[arg(long, default_value_t = 1)]
@@ -113,26 +116,51 @@ struct DemoArgs {
     /// The agents' door's full listen address, instead of loopback.
     #[arg(long)]
     agents_listen: Option<std::net::SocketAddr>,
-    /// Guards everything but /healthz with this bearer token.
-    #[arg(long)]
+    /// Guards everything but /healthz with this bearer token (printable
+    /// ASCII, no space at either end).
+    #[arg(long, value_parser = token)]
     token: Option<String>,
-    /// Stops after this long (e.g. `30s`), instead of at SIGINT or SIGTERM.
+    /// Stops after this long (e.g. `30s`), instead of at a signal.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
 }
 
-/// Resolves at SIGINT or SIGTERM, naming it. The handlers are installed
-/// when this is called, not when it is first polled, so a signal that
-/// arrives while the tree starts is not lost.
-fn stop_signal() -> std::io::Result<impl Future<Output = &'static str>> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        }
-    })
+/// A `--token` as the config file's tokens are checked.
+fn token(text: &str) -> Result<String, String> {
+    musterd::token::validate_token(text).map(|()| text.to_owned())
+}
+
+/// The signals that stop the daemon: SIGINT, SIGTERM, and SIGHUP, which
+/// is treated as SIGTERM (the config is not reloaded).
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers now, not when first polled, so that a signal
+    /// that arrives while the tree starts is not lost.
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Each signal as it comes, named.
+    fn stream(self) -> impl Stream<Item = &'static str> + Unpin {
+        futures::stream::unfold(self, |mut s| async move {
+            let name = tokio::select! {
+                _ = s.interrupt.recv() => "SIGINT",
+                _ = s.terminate.recv() => "SIGTERM",
+                _ = s.hangup.recv() => "SIGHUP",
+            };
+            Some((name, s))
+        })
+        .boxed_local()
+    }
 }
 
 fn main() -> ExitCode {
@@ -166,23 +194,20 @@ fn main() -> ExitCode {
     });
     let (log, guard) = logger(cli.log_format, level, std::io::stderr());
     // The daemon is the host: it may route every `log` record of the
-    // process (actix's included) into its logger.
+    // process (actix's included) into its logger, and a panic too, so that
+    // none is written through the middle of a log line.
     if log::set_boxed_logger(Box::new(LogBridge::new(log.clone(), level))).is_ok() {
         log::set_max_level(level.log_filter());
     }
+    std::panic::set_hook(panic_hook(log.clone()));
     let tree_log = log.clone();
     let result = actix::System::new().block_on(async move {
         let log = tree_log;
-        let stop = stop_signal().map_err(|e| {
-            DaemonError::Http(std::io::Error::new(
-                e.kind(),
-                format!("signal handlers: {e}"),
-            ))
-        })?;
+        let mut signals = Signals::install().map_err(DaemonError::Signals)?.stream();
         match cli.command {
             Command::Run { .. } => {
                 let config: DaemonConfig = config.unwrap_or_default();
-                daemon::run(config, log.clone(), std::io::stdout(), stop).await
+                daemon::run(config, log.clone(), std::io::stdout(), signals).await
             }
             Command::Demo(args) => {
                 let options = DemoOptions {
@@ -199,7 +224,7 @@ fn main() -> ExitCode {
                     token: args.token,
                     duration: args.duration,
                 };
-                demo::run(options, log.clone(), std::io::stdout(), stop).await
+                demo::run(options, log.clone(), std::io::stdout(), signals).await
             }
             Command::Swarm(args) => {
                 let options = SwarmOptions {
@@ -214,6 +239,7 @@ fn main() -> ExitCode {
                     concurrency: args.concurrency,
                     storm_after: args.storm_after,
                 };
+                let stop = async move { signals.next().await.unwrap_or("no signal") };
                 swarm::run(options, std::io::stdout(), stop)
                     .await
                     .map(|_| ())

@@ -117,12 +117,12 @@ fn bad_config_files_exit_2_and_start_nothing() {
     assert!(text(&out.stderr).contains("/nonexistent/muster.toml: cannot read"));
 }
 
+/// A config on free loopback ports.
+const FREE_PORTS: &str = "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\n";
+
 #[test]
 fn sigterm_stops_run_gracefully_with_exit_0() {
-    let file = ConfigFile::new(
-        "sigterm",
-        "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\n[backend]\nmachines = 5\n",
-    );
+    let file = ConfigFile::new("sigterm", &format!("{FREE_PORTS}[backend]\nmachines = 5\n"));
     let (mut musterd, lines) = spawn(&["run", "--config", file.0.to_str().unwrap()]);
     wait_for_line(&lines, "http listening", Duration::from_secs(10));
     musterd.terminate();
@@ -136,11 +136,45 @@ fn sigterm_stops_run_gracefully_with_exit_0() {
 }
 
 #[test]
+fn every_stop_signal_stops_run_while_starting_and_while_serving() {
+    let file = ConfigFile::new("signals", FREE_PORTS);
+    for signal in ["INT", "TERM", "HUP"] {
+        // The tree's first log line comes while it starts, after the
+        // handlers are installed; the dashboard line once it serves.
+        for (moment, wait) in [
+            ("starting", "muster started"),
+            ("serving", "presence recording enabled"),
+        ] {
+            let mut command = Command::new(MUSTERD);
+            command
+                .args([
+                    "--log-level",
+                    "debug",
+                    "run",
+                    "--config",
+                    file.0.to_str().unwrap(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let mut musterd = Process::spawn(&mut command);
+            let lines = support::lines(musterd.0.stderr.take().unwrap());
+            wait_for_line(&lines, wait, Duration::from_secs(10));
+            musterd.signal(signal);
+            let code = musterd.wait_exit(Duration::from_secs(10));
+            let rest: Vec<String> = lines.try_iter().collect();
+            assert_eq!(code, Some(0), "SIG{signal} while {moment}: {rest:#?}");
+            assert!(
+                rest.iter()
+                    .any(|l| l.contains(&format!("signal: SIG{signal}"))),
+                "SIG{signal} while {moment}: {rest:#?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn json_logs_carry_actix_records_too() {
-    let file = ConfigFile::new(
-        "json",
-        "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\n",
-    );
+    let file = ConfigFile::new("json", FREE_PORTS);
     let (mut musterd, lines) = spawn(&[
         "--log-format",
         "json",
@@ -198,10 +232,92 @@ fn a_port_in_use_is_a_clear_error_with_exit_1() {
 }
 
 #[test]
-fn demo_refuses_a_bad_speed_with_exit_2() {
-    let out = musterd(&["demo", "--speed", "0", "--port", "0"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--speed: must be a positive number, got 0"));
+fn demo_flags_out_of_range_exit_2_naming_flag_and_range() {
+    let speed = "must be from 0.01 to 1000";
+    let machines = "must be from 3 to 100000";
+    let agents = "must be from 3 to 1000000";
+    let token = "must not ";
+    for (flag, value, want) in [
+        ("--speed", "1e20", speed),
+        ("--speed", "1e-20", speed),
+        ("--speed", "1e300", speed),
+        ("--speed", "1e308", speed),
+        ("--speed", "5e-324", speed),
+        ("--speed", "NaN", speed),
+        ("--speed", "inf", speed),
+        ("--speed", "-inf", speed),
+        ("--speed", "0", speed),
+        ("--speed", "-1", speed),
+        ("--speed", "", speed),
+        ("--speed", " ", speed),
+        ("--speed", "fast", speed),
+        ("--machines", "2", machines),
+        ("--machines", "-1", machines),
+        ("--machines", "100001", machines),
+        ("--machines", "18446744073709551616", machines),
+        ("--agents", "0", agents),
+        ("--agents", "1000001", agents),
+        ("--agents", "1e3", agents),
+        ("--token", "", token),
+        ("--token", " \t ", token),
+        ("--token", " s3cret", token),
+        ("--token", "s3cret ", token),
+    ] {
+        let out = musterd(&["demo", flag, value, "--port", "0", "--agents-port", "0"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value:?}: {err}");
+        assert!(
+            err.contains(&format!("for '{flag} <")),
+            "{flag} {value:?}: {err}"
+        );
+        assert!(err.contains(want), "{flag} {value:?}: {err}");
+        assert!(!err.contains("panicked"), "{flag} {value:?}: {err}");
+    }
+}
+
+#[test]
+fn config_file_tokens_follow_the_flag_rule() {
+    for (config, key) in [
+        ("[http]\ntoken = \" s3cret\"\n", "http.token"),
+        ("[http]\ntoken = \"s3cret\\n\"\n", "http.token"),
+        ("[http]\ntoken = \"  \"\n", "http.token"),
+        ("[agents]\ntoken = \"s3cret \"\n", "agents.token"),
+        ("[agents]\ntoken = \"s3\\u0000cret\"\n", "agents.token"),
+    ] {
+        let file = ConfigFile::new("tokens", config);
+        let out = musterd(&["check-config", file.0.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{config}: {err}");
+        // The key is named; the secret itself is never printed.
+        assert!(err.contains(&format!("{key}: ")), "{config}: {err}");
+        assert!(!err.contains("s3"), "{config}: {err}");
+    }
+}
+
+#[test]
+fn the_printed_dashboard_address_percent_encodes_the_token() {
+    let out = musterd(&[
+        "demo",
+        "--port",
+        "0",
+        "--agents-port",
+        "0",
+        "--machines",
+        "3",
+        "--agents",
+        "3",
+        "--duration",
+        "1ms",
+        "--token",
+        "s3 cr&t=/?#%+",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with("/?token=s3%20cr%26t%3D%2F%3F%23%25%2B"),
+        "{stdout}"
+    );
 }
 
 #[test]

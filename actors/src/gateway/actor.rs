@@ -111,7 +111,12 @@ impl ProviderGateway {
             throttled_for: self.slots.blocked_for(now),
             calls: self.tally.calls.clone(),
             ids: self.tally.ids.clone(),
-            errors: self.tally.errors.clone(),
+            errors: self
+                .tally
+                .errors
+                .iter()
+                .map(|(kind, n)| ((*kind).to_owned(), *n))
+                .collect(),
             throttles: self.tally.throttles,
         }
     }

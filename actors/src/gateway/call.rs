@@ -11,10 +11,6 @@ use tokio::time::Instant;
 
 use super::metrics::Method;
 
-/// The context of the error of a provider call that did not answer in
-/// time; the metrics count it as a timeout.
-pub(super) const TIMED_OUT: &str = "provider call timed out";
-
 /// One provider call's fate, for the counters.
 pub(super) struct CallRecord {
     pub(super) method: Method,
@@ -123,10 +119,10 @@ async fn within<T>(
     tokio::time::timeout(timeout, call)
         .await
         .unwrap_or_else(|_| {
-            Err(PollError::other(
-                TIMED_OUT,
-                format!("no answer after {}", humantime::format_duration(timeout)),
-            ))
+            Err(PollError::Timeout {
+                call: "provider call".to_owned(),
+                after: timeout,
+            })
         })
 }
 

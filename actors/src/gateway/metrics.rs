@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use muster::error::{ErrorKind, PollError};
+use muster::error::ErrorKind;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::call::{CallRecord, TIMED_OUT};
+use super::call::CallRecord;
 
 /// A provider method, as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelValue)]
@@ -37,7 +37,7 @@ struct MethodLabel {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ErrorLabel {
-    kind: String,
+    kind: &'static str,
 }
 
 /// The gateway's Prometheus metrics. Made once by the host and handed to
@@ -106,7 +106,7 @@ pub(super) struct Tally {
     /// Instance ids asked for, by method.
     pub(super) ids: BTreeMap<&'static str, u64>,
     /// Failed provider calls, by kind.
-    pub(super) errors: BTreeMap<String, u64>,
+    pub(super) errors: BTreeMap<&'static str, u64>,
     /// Throttled provider calls.
     pub(super) throttles: u64,
     /// Times the gateway invalidated the model's credential.
@@ -124,8 +124,9 @@ impl Tally {
         metrics.calls.get_or_create(&label).inc();
         metrics.ids.get_or_create(&label).inc_by(call.ids as u64);
         if let Some(error) = &call.error {
-            let kind = error_label(error);
-            *self.errors.entry(kind.clone()).or_default() += 1;
+            // One name per kind, the same in the report and the metrics.
+            let kind = error.kind().as_str();
+            *self.errors.entry(kind).or_default() += 1;
             metrics.errors.get_or_create(&ErrorLabel { kind }).inc();
             if error.kind() == ErrorKind::Throttled {
                 self.throttles += 1;
@@ -139,13 +140,5 @@ impl Tally {
     pub(super) fn count_invalidation(&mut self, metrics: &GatewayMetrics) {
         self.invalidations += 1;
         metrics.invalidations.inc();
-    }
-}
-
-/// The `kind` label of a failed call: a timeout, or the error's kind.
-fn error_label(error: &PollError) -> String {
-    match error {
-        PollError::Other { context, .. } if context == TIMED_OUT => "timeout".to_owned(),
-        other => format!("{:?}", other.kind()).to_lowercase(),
     }
 }

@@ -170,7 +170,7 @@ impl Env {
     /// supervisor, which also restarts this watcher: on a new watch every
     /// known machine is a suspect, later only those whose poller is not
     /// running (most likely just waiting to be restarted). The
-    /// supervisor's list settles it.
+    /// supervisor, asked about the suspects alone, settles it.
     async fn find_lost_pollers(
         &self,
         alive: &[MachineTag],
@@ -190,14 +190,15 @@ impl Env {
         if suspects.is_empty() {
             return Ok(Vec::new());
         }
-        let present = self
+        let absent = self
             .group
-            .present()
+            .absent(&suspects)
             .await
             .map_err(|e| format!("listing pollers: {e}"))?;
+        let absent: BTreeSet<String> = absent.into_iter().collect();
         Ok(suspects
             .into_iter()
-            .filter(|tag| !present.contains(tag.as_str()))
+            .filter(|tag| absent.contains(tag.as_str()))
             .cloned()
             .collect())
     }

@@ -1,7 +1,6 @@
 //! The dynamic group of pollers under the machines supervisor: how the
 //! watcher starts, stops and lists them.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use muster::model::Machine;
@@ -93,16 +92,82 @@ impl PollerGroup {
         Ok(())
     }
 
-    /// The names of the pollers the supervisor holds, running or waiting
-    /// for a restart. Read from the supervisor's full report, which also
-    /// gathers every child's own report.
-    pub(super) async fn present(&self) -> Result<BTreeSet<String>, SendError> {
-        let report = self.supervisor.report().await?;
-        Ok(report
-            .children
-            .into_iter()
-            .filter(|c| c.dynamic)
-            .map(|c| c.name)
-            .collect())
+    /// Which of `tags` have no poller in the supervisor, running or
+    /// waiting for a restart. Asks about these names only: the
+    /// supervisor's report would list, and gather, every child.
+    pub(super) async fn absent(&self, tags: &[&MachineTag]) -> Result<Vec<String>, SendError> {
+        let names = tags.iter().map(|tag| tag.as_str().to_owned()).collect();
+        self.supervisor.absent_dynamic_children(names).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use actix::prelude::*;
+    use slog::{Discard, Logger, o};
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::supervisor::{
+        DynamicPolicy, Reporter, RestartConfig, RestartPolicy, Root, StatePolicy, SupervisorSpec,
+    };
+
+    struct Idle;
+
+    impl Actor for Idle {
+        type Context = Context<Self>;
+    }
+    crate::supervised!(Idle);
+
+    fn idle(name: &str) -> ChildSpec {
+        ChildSpec::actor(name, &Mailbox::<Idle>::new(4), |_| Ok(Idle))
+    }
+
+    #[actix::test]
+    async fn listing_absent_pollers_gathers_no_report() {
+        let reports = Arc::new(AtomicUsize::new(0));
+        let counted = reports.clone();
+        let reporter: Reporter = Arc::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { None })
+        });
+        let spec = SupervisorSpec::new(RestartConfig::default())
+            .child(idle("watcher").report(reporter))
+            .dynamic(DynamicPolicy {
+                group: "pollers".into(),
+                restart: RestartPolicy::Permanent,
+                state: StatePolicy::Kept,
+            });
+        let root = Root::start(
+            "machines",
+            spec,
+            Logger::root(Discard, o!()),
+            Metrics::unregistered(),
+        )
+        .unwrap();
+        let supervisor = root.supervisor().clone();
+        supervisor
+            .add_all(vec![idle("machine-0"), idle("machine-1")])
+            .await
+            .unwrap();
+        let group = PollerGroup::new(supervisor, Mailbox::new(1));
+
+        let tags: Vec<MachineTag> = ["machine-0", "machine-2", "machine-1", "machine-3"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let asked: Vec<&MachineTag> = tags.iter().collect();
+        assert_eq!(
+            group.absent(&asked).await.unwrap(),
+            ["machine-2", "machine-3"]
+        );
+        assert_eq!(reports.load(Ordering::SeqCst), 0, "no report gathered");
+        // The full report, by contrast, asks every child with a reporter.
+        root.report().await.unwrap();
+        assert_eq!(reports.load(Ordering::SeqCst), 1);
+        root.shutdown();
+        root.wait().await.unwrap();
     }
 }

@@ -94,6 +94,17 @@ fn state_of(tag: &MachineTag, tracked: &Tracked, now: Instant) -> MachineState {
     }
 }
 
+/// How many machines are in each poll phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseCounts {
+    /// Polled machines in the short phase.
+    pub short: usize,
+    /// Polled machines in the long phase.
+    pub long: usize,
+    /// Manual machines, never polled.
+    pub manual: usize,
+}
+
 /// Answers queries about the machines from the pollers' shared state,
 /// without messaging the pollers. Cheap to clone; `Send + Sync`. Reached
 /// through [`Muster`](crate::Muster), every call waits while the whole of
@@ -135,6 +146,24 @@ impl MachinesHandle {
                     .collect())
             })
             .await
+    }
+
+    /// How many machines are in each phase: one look at each machine's
+    /// phase, without building its state as [`machines`](Self::machines)
+    /// does.
+    pub fn count_by_phase(&self) -> PhaseCounts {
+        let registry = lock(&self.registry);
+        let mut counts = PhaseCounts::default();
+        for tracked in registry.machines.values() {
+            match &tracked.poller {
+                None => counts.manual += 1,
+                Some(poller) => match lock(&poller.status).state.phase() {
+                    Phase::Short => counts.short += 1,
+                    Phase::Long => counts.long += 1,
+                },
+            }
+        }
+        counts
     }
 
     /// One machine; `None` when it is not tracked (unknown, dead, removed,

@@ -50,7 +50,7 @@ mod subtree;
 mod watcher;
 
 pub use config::MachinesConfig;
-pub use handle::{MachineState, MachinesHandle, Tracking};
+pub use handle::{MachineState, MachinesHandle, PhaseCounts, Tracking};
 pub use poller::{MachinePoller, Reset};
 pub use subtree::{POLLERS_GROUP, WATCHER_CHILD, machines_child};
 pub use watcher::MachineWatcher;

@@ -11,6 +11,7 @@ use slog::{Logger, info, o};
 
 use super::context::Output;
 use super::exit::{Exit, ExitSlot};
+use super::health::{HealthBoard, HealthPost};
 use super::lifecycle::Child;
 use super::policy::{Intensity, RestartConfig};
 use super::shutdown::Shutdown;
@@ -51,6 +52,8 @@ pub struct Supervisor {
     pub(super) timers: Timers,
     /// Where the host watches this supervisor across its incarnations.
     pub(super) status: Option<StatusCell>,
+    /// Its place on the tree's health board.
+    pub(super) health: HealthPost,
 }
 
 /// An instance of a child ended with `exit`.
@@ -72,6 +75,7 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.addr = Some(ctx.address());
         info!(self.logger, "supervisor started"; "children" => self.pending.len());
+        self.health.statics = self.pending.iter().map(|s| s.name.clone()).collect();
         for spec in std::mem::take(&mut self.pending) {
             let name = spec.name.clone();
             let decl = self.children.len();
@@ -81,6 +85,7 @@ impl Actor for Supervisor {
         if let Some(status) = self.status.as_ref().filter(|_| self.shutdown.is_none()) {
             status.started();
         }
+        self.post_health();
     }
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> actix::Running {
@@ -91,6 +96,7 @@ impl Actor for Supervisor {
         if self.shutdown.is_none() {
             self.begin_shutdown(None, ctx);
         }
+        self.post_health();
         if self.shutdown.as_ref().is_some_and(|s| s.done) {
             actix::Running::Stop
         } else {
@@ -101,6 +107,7 @@ impl Actor for Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
+        self.withdraw_health();
         // Normally every child has stopped before its supervisor does. A
         // supervisor that panicked, or was killed, must not leave its
         // children running with nobody to watch them.
@@ -126,6 +133,7 @@ impl Handler<ChildExited> for Supervisor {
         });
         if current {
             self.exited(&msg.name, msg.exit, ctx);
+            self.post_health();
         }
     }
 }
@@ -138,6 +146,7 @@ impl Supervisor {
         metrics: Metrics,
         exit: ExitSlot,
         seed: u64,
+        health: HealthBoard,
     ) -> Self {
         let seed = spec.config.jitter_seed.unwrap_or(seed);
         let group_label = spec
@@ -165,6 +174,7 @@ impl Supervisor {
             addr: None,
             timers: Timers::default(),
             status: spec.status,
+            health: HealthPost::new(health),
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use slog::Logger;
 
 use super::exit::{Exit, ExitSlot};
+use super::health::HealthBoard;
 use super::policy::StatePolicy;
 use crate::metrics::Metrics;
 
@@ -64,6 +65,7 @@ pub struct StartCtx<'a> {
     pub(super) output: Option<Output>,
     pub(super) metrics: &'a Metrics,
     pub(super) seed: u64,
+    pub(super) health: &'a HealthBoard,
 }
 
 impl StartCtx<'_> {

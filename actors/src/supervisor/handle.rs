@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use super::actor::Supervisor;
 use super::error::SupervisorError;
-use super::report::Report;
+use super::report::{Report, ReportOptions};
 use super::spec::ChildSpec;
 use crate::mailbox::{Mailbox, SendError};
 
@@ -108,11 +108,37 @@ impl SupervisorRef {
         }
     }
 
-    /// The supervisor's report, with its children's own reports.
+    /// Which of `names` are not dynamic children of the supervisor, in the
+    /// order given: one lookup per name, so asking about a few costs little
+    /// however many children there are (a [`report`](Self::report) lists,
+    /// and asks, every one of them).
+    pub fn absent_dynamic_children(
+        &self,
+        names: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<String>, SendError>> + use<> {
+        self.0.call(move |sup: &mut Supervisor, _ctx| {
+            names
+                .into_iter()
+                .filter(|name| !sup.is_dynamic_child(name))
+                .collect()
+        })
+    }
+
+    /// The supervisor's report, with its children's own reports: a row
+    /// for every child.
     pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
+        self.report_with(ReportOptions::every_child())
+    }
+
+    /// The supervisor's report, gathered as `options` say: large dynamic
+    /// groups, here and in nested supervisors, may be folded into counts.
+    pub fn report_with(
+        &self,
+        options: ReportOptions,
+    ) -> impl Future<Output = Result<Report, SendError>> + use<> {
         let (tx, rx) = oneshot::channel();
         let sent = self.0.control(Box::new(move |sup: &mut Supervisor, _ctx| {
-            let gather = sup.report();
+            let gather = sup.report(options);
             actix::spawn(async move {
                 let _ = tx.send(gather.await);
             });

@@ -56,6 +56,7 @@ mod dynamic;
 mod error;
 mod exit;
 mod handle;
+mod health;
 mod lifecycle;
 mod nested;
 mod policy;
@@ -75,8 +76,12 @@ pub use context::{Kept, StartCtx};
 pub use error::{SupervisorError, TreeError};
 pub use exit::{Exit, ExitSlot};
 pub use handle::SupervisorRef;
+pub use health::{DownChild, Health, TreeState};
 pub use policy::{RestartConfig, RestartPolicy, StatePolicy};
-pub use report::{ChildReport, ChildState, Report, Reporter, RestartCounts};
+pub use report::{
+    ChildReport, ChildState, DynamicSummary, Report, ReportOptions, Reporter, RestartCounts,
+    StateCounts,
+};
 pub use root::Root;
 pub(crate) use spec::check_name;
 pub use spec::{ChildSpec, DynamicPolicy, SupervisorSpec};

@@ -8,7 +8,6 @@ use super::context::StartCtx;
 use super::error::SupervisorError;
 use super::exit::Exit;
 use super::handle::SupervisorRef;
-use super::report::Reporter;
 use super::spec::{ChildSpec, SupervisorSpec, check_name};
 use super::task::{InstanceHandle, Notify, Starter, claim, spawn_actor};
 use crate::metrics::MailboxStats;
@@ -24,11 +23,6 @@ impl ChildSpec {
         let name = name.into();
         check_name(&name)?;
         spec.validate(&name)?;
-        let reporter_ref = handle.clone();
-        let reporter: Reporter = Arc::new(move || {
-            let report = reporter_ref.report();
-            Box::pin(async move { report.await.ok().and_then(|r| serde_json::to_value(r).ok()) })
-        });
         let mut child = ChildSpec::from_starter(
             name,
             Arc::new(Mutex::new(SupervisorStarter {
@@ -37,7 +31,7 @@ impl ChildSpec {
             })),
             true,
         );
-        child.reporter = Some(reporter);
+        child.nested = Some(handle.clone());
         Ok(child)
     }
 }
@@ -59,6 +53,7 @@ impl Starter for SupervisorStarter {
             cx.metrics.clone(),
             cx.exit.clone(),
             cx.seed,
+            cx.health.clone(),
         );
         cx.set_output(self.handle.clone());
         Ok(spawn_actor(sup, mailbox, cx.exit.clone(), notify))

@@ -94,8 +94,92 @@ pub struct Report {
     /// Restarts counted in the current intensity window.
     pub recent_restarts: usize,
     /// The children: static ones in declaration order, then dynamic ones by
-    /// name.
+    /// name (unless folded into `dynamic`).
     pub children: Vec<ChildReport>,
+    /// The dynamic children folded into counts, when the report was asked
+    /// to fold a group this large (see [`ReportOptions`]); they are then
+    /// left out of `children`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic: Option<DynamicSummary>,
+}
+
+/// How much of a tree's report to gather.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// A supervisor with more dynamic children than this reports them as
+    /// one [`DynamicSummary`] instead of a row each; `None` lists every
+    /// child. Applies to every supervisor of the tree.
+    pub fold_dynamic_over: Option<usize>,
+}
+
+impl ReportOptions {
+    /// Every child, a row each.
+    pub fn every_child() -> Self {
+        ReportOptions::default()
+    }
+
+    /// Dynamic groups of more than `n` children folded into counts.
+    pub fn folding_over(n: usize) -> Self {
+        ReportOptions {
+            fold_dynamic_over: Some(n),
+        }
+    }
+}
+
+/// A supervisor's dynamic children in a few numbers: what a report holds
+/// instead of a row for each of thousands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicSummary {
+    /// The group's name, e.g. `pollers`.
+    pub group: String,
+    /// How many children it holds.
+    pub children: usize,
+    /// How many are in each state.
+    pub states: StateCounts,
+    /// Their restarts, by reason, added up.
+    pub restarts: RestartCounts,
+    /// The messages waiting in their mailboxes, added up.
+    pub mailbox_depth: usize,
+}
+
+/// Children by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    /// See [`ChildState::Starting`].
+    pub starting: usize,
+    /// See [`ChildState::Started`].
+    pub started: usize,
+    /// See [`ChildState::Stopping`].
+    pub stopping: usize,
+    /// See [`ChildState::Stopped`].
+    pub stopped: usize,
+    /// See [`ChildState::Failed`].
+    pub failed: usize,
+}
+
+impl StateCounts {
+    fn count(&mut self, state: ChildState) {
+        *match state {
+            ChildState::Starting => &mut self.starting,
+            ChildState::Started => &mut self.started,
+            ChildState::Stopping => &mut self.stopping,
+            ChildState::Stopped => &mut self.stopped,
+            ChildState::Failed => &mut self.failed,
+        } += 1;
+    }
+}
+
+impl DynamicSummary {
+    fn add(&mut self, child: &Child) {
+        self.children += 1;
+        self.states.count(child.life.state());
+        let r = &child.restarts;
+        self.restarts.failure += r.failure;
+        self.restarts.bounce += r.bounce;
+        self.restarts.done += r.done;
+        self.restarts.dependency += r.dependency;
+        self.mailbox_depth += mailbox_stats(child).map_or(0, |s| s.depth);
+    }
 }
 
 impl Report {
@@ -129,51 +213,86 @@ impl<A: Supervised> Mailbox<A> {
     }
 }
 
+/// The counters of a child's mailbox.
+fn mailbox_stats(child: &Child) -> Option<MailboxStats> {
+    child
+        .spec
+        .starter
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stats()
+}
+
+/// A child's row, without its own report.
+fn child_report(name: &str, c: &Child, now: Instant) -> ChildReport {
+    ChildReport {
+        name: name.to_owned(),
+        state: c.life.state(),
+        inputs: c.spec.inputs.to_vec(),
+        restart: c.spec.restart,
+        state_policy: c.spec.state,
+        dynamic: c.dynamic,
+        waiting_for_input: matches!(c.life, Lifecycle::WaitingForInput),
+        start_count: c.start_count,
+        started_at: c
+            .started_at
+            .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+        last_exit: c.last_exit.clone(),
+        last_error: c.last_error.clone(),
+        recent_failures: c.recent_failures,
+        restart_in_ms: c.life.restart_timer().map(|(at, _)| {
+            u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
+        }),
+        restarts: c.restarts.clone(),
+        mailbox: mailbox_stats(c),
+        report: None,
+    }
+}
+
 impl Supervisor {
-    /// A snapshot of the children now, completed by their own reports.
-    pub(super) fn report(&mut self) -> LocalBoxFuture<'static, Report> {
+    /// A snapshot of the children now, completed by their own reports;
+    /// nested supervisors report with the same `options`.
+    pub(super) fn report(&mut self, options: ReportOptions) -> LocalBoxFuture<'static, Report> {
         let now = Instant::now();
-        let mut order: Vec<(&Arc<str>, &Child)> =
-            self.children.iter().map(|(k, v)| (k, &**v)).collect();
+        let dynamic_count = self.children.values().filter(|c| c.dynamic).count();
+        let fold = options
+            .fold_dynamic_over
+            .is_some_and(|over| dynamic_count > over);
+        let mut summary = fold.then(|| DynamicSummary {
+            group: self
+                .dynamic
+                .as_ref()
+                .map(|g| g.group.clone())
+                .unwrap_or_default(),
+            ..DynamicSummary::default()
+        });
+        let mut order: Vec<(&Arc<str>, &Child)> = Vec::new();
+        for (name, child) in &self.children {
+            match summary.as_mut() {
+                Some(summary) if child.dynamic => summary.add(child),
+                _ => order.push((name, child)),
+            }
+        }
         order.sort_by(|a, b| (a.1.decl, a.0).cmp(&(b.1.decl, b.0)));
         let mut pending = Vec::new();
         let children: Vec<ChildReport> = order
             .into_iter()
             .enumerate()
             .map(|(i, (name, c))| {
-                if c.life.instance().is_some()
-                    && let Some(reporter) = &c.spec.reporter
-                {
-                    pending.push((i, reporter()));
+                if c.life.instance().is_some() {
+                    if let Some(reporter) = &c.spec.reporter {
+                        pending.push((i, reporter()));
+                    } else if let Some(nested) = &c.spec.nested {
+                        let report = nested.report_with(options);
+                        pending.push((
+                            i,
+                            Box::pin(async move {
+                                report.await.ok().and_then(|r| serde_json::to_value(r).ok())
+                            }),
+                        ));
+                    }
                 }
-                ChildReport {
-                    name: name.to_string(),
-                    state: c.life.state(),
-                    inputs: c.spec.inputs.to_vec(),
-                    restart: c.spec.restart,
-                    state_policy: c.spec.state,
-                    dynamic: c.dynamic,
-                    waiting_for_input: matches!(c.life, Lifecycle::WaitingForInput),
-                    start_count: c.start_count,
-                    started_at: c
-                        .started_at
-                        .map(|t| humantime::format_rfc3339_millis(t).to_string()),
-                    last_exit: c.last_exit.clone(),
-                    last_error: c.last_error.clone(),
-                    recent_failures: c.recent_failures,
-                    restart_in_ms: c.life.restart_timer().map(|(at, _)| {
-                        u64::try_from(at.saturating_duration_since(now).as_millis())
-                            .unwrap_or(u64::MAX)
-                    }),
-                    restarts: c.restarts.clone(),
-                    mailbox: c
-                        .spec
-                        .starter
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .stats(),
-                    report: None,
-                }
+                child_report(name, c, now)
             })
             .collect();
         let mut report = Report {
@@ -185,6 +304,7 @@ impl Supervisor {
             },
             recent_restarts: self.intensity.recent(),
             children,
+            dynamic: summary,
         };
         Box::pin(async move {
             for (i, fut) in pending {

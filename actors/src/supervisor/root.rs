@@ -1,6 +1,7 @@
 //! The root of a supervision tree, as its host holds it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use actix::ActorContext;
 use slog::Logger;
@@ -10,7 +11,8 @@ use super::actor::Supervisor;
 use super::error::{SupervisorError, TreeError};
 use super::exit::{Exit, ExitSlot};
 use super::handle::SupervisorRef;
-use super::report::Report;
+use super::health::{Health, HealthBoard, TreeState};
+use super::report::{Report, ReportOptions};
 use super::spec::{SupervisorSpec, check_name};
 use super::task::{Notify, spawn_actor};
 use crate::mailbox::SendError;
@@ -22,6 +24,8 @@ use crate::metrics::{Meter, Metrics};
 pub struct Root {
     handle: SupervisorRef,
     exit: watch::Receiver<Option<Exit>>,
+    name: Arc<str>,
+    health: HealthBoard,
 }
 
 impl Root {
@@ -43,13 +47,27 @@ impl Root {
         let seed = spec.config.jitter_seed.unwrap_or_else(rand::random);
         let exit = ExitSlot::default();
         Meter::bind(handle.0.meter(), name, &metrics, name);
-        let sup = Supervisor::new(name, spec, logger, metrics, exit.clone(), seed);
+        let health = HealthBoard::default();
+        let sup = Supervisor::new(
+            name,
+            spec,
+            logger,
+            metrics,
+            exit.clone(),
+            seed,
+            health.clone(),
+        );
         let (tx, rx) = watch::channel(None);
         let notify: Notify = Box::new(move |exit| {
             let _ = tx.send(Some(exit));
         });
         spawn_actor(sup, &handle.0, exit, notify);
-        Ok(Root { handle, exit: rx })
+        Ok(Root {
+            handle,
+            exit: rx,
+            name: Arc::from(name),
+            health,
+        })
     }
 
     /// The root supervisor's handle.
@@ -57,9 +75,36 @@ impl Root {
         &self.handle
     }
 
-    /// The tree's report.
+    /// The tree's report, a row for every child.
     pub fn report(&self) -> impl Future<Output = Result<Report, SendError>> + use<> {
         self.handle.report()
+    }
+
+    /// The tree's report, gathered as `options` say.
+    pub fn report_with(
+        &self,
+        options: ReportOptions,
+    ) -> impl Future<Output = Result<Report, SendError>> + use<> {
+        self.handle.report_with(options)
+    }
+
+    /// The tree's health: whether it runs, and which static children,
+    /// anywhere in it, are failed or waiting for an input. Read from what
+    /// the supervisors posted as their children changed: no message, no
+    /// walk of the tree, the same cost under a hundred thousand dynamic
+    /// children as under none.
+    pub fn health(&self) -> Health {
+        match self.exit.borrow().clone() {
+            Some(Exit::Fatal(error) | Exit::Failed(error)) => Health {
+                tree: TreeState::GaveUp(error),
+                down: Vec::new(),
+            },
+            Some(_) => Health {
+                tree: TreeState::Stopped,
+                down: Vec::new(),
+            },
+            None => self.health.read(&self.name),
+        }
     }
 
     /// Asks the tree to shut down: children stop in reverse start order,

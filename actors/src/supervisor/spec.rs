@@ -10,6 +10,7 @@ use muster::config::Validate;
 use super::context::{KeptSlot, StartCtx};
 use super::error::SupervisorError;
 use super::exit::Exit;
+use super::handle::SupervisorRef;
 use super::policy::{RestartConfig, RestartPolicy, StatePolicy};
 use super::report::Reporter;
 use super::status::{StatusCell, StatusWatch, status};
@@ -29,6 +30,8 @@ pub struct ChildSpec {
     pub(super) kept: Arc<KeptSlot>,
     pub(super) reporter: Option<Reporter>,
     pub(super) is_supervisor: bool,
+    /// A nested supervisor's handle, through which its report is asked.
+    pub(super) nested: Option<SupervisorRef>,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -76,6 +79,7 @@ impl ChildSpec {
             kept: Arc::new(Mutex::new(None)),
             reporter: None,
             is_supervisor,
+            nested: None,
         }
     }
 

@@ -73,6 +73,7 @@ impl Supervisor {
             output: None,
             metrics: &self.metrics,
             seed,
+            health: self.health.board(),
         };
         let started = {
             let mut starter = child.spec.starter.lock().unwrap_or_else(|p| p.into_inner());

@@ -75,6 +75,8 @@ impl Supervisor {
             |sup, ctx| {
                 sup.timers.armed = None;
                 sup.fire_timers(ctx);
+                // A restart or a kill may have changed a static child.
+                sup.post_health();
             },
         );
         self.timers.armed = Some((first, handle));

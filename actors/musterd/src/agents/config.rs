@@ -9,12 +9,14 @@ use muster::config::{Checker, Counts, Durations, Validate, duration_value};
 use muster::names::MachineTag;
 use serde::{Deserialize, Serialize};
 
+use crate::token::validate_token;
+
 /// The default listen address of the agents' door.
 pub const DEFAULT_AGENTS_LISTEN: &str = "127.0.0.1:17070";
 
 /// The longest shared agent secret, in bytes: it travels in every login
 /// frame, which must fit in the smallest `max_frame`.
-pub const MAX_TOKEN: usize = 1024;
+pub const MAX_TOKEN: usize = crate::token::MAX_TOKEN;
 
 /// The smallest `max_frame`: a login with the longest user data and token,
 /// every byte of them escaped in JSON, still fits.
@@ -127,7 +129,10 @@ impl Validate for AgentsConfig {
             );
         }
         if let Some(token) = &self.token {
-            at.token("token", token, MAX_TOKEN);
+            // The token itself stays out of the message.
+            if let Err(reason) = validate_token(token) {
+                at.problem("token", None, reason);
+            }
         }
         let ping = at.duration("ping_interval", self.ping_interval, TIMEOUTS);
         let idle = at.duration("idle_timeout", self.idle_timeout, TIMEOUTS);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::natural::sort_naturally;
 use super::paging::{BadParameter, PageQuery};
-use crate::http::phase_name;
+use crate::http::{MachineJson, phase_name};
 
 /// The phases, as `phase` names them.
 const PHASES: [&str; 3] = ["short", "long", "manual"];
@@ -52,8 +52,9 @@ impl MachinesQuery {
         }
         sort_naturally(&mut machines, |m| m.tag.as_str());
         let page = self.page.apply(machines, |m| m.tag.as_str().into());
+        let machines: Vec<MachineJson> = page.items.into_iter().map(Into::into).collect();
         json!({
-            "machines": page.items,
+            "machines": machines,
             "total": total,
             "matched": page.matched,
             "offset": page.offset,

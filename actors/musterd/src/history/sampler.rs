@@ -86,20 +86,13 @@ impl Sampler {
             }
             Err(_) => None,
         };
-        let machines = match self.muster.machines().machines().await {
-            Ok(machines) => {
-                let mut phases = Phases::default();
-                for machine in &machines {
-                    match crate::http::phase_name(machine) {
-                        "short" => phases.short += 1,
-                        "long" => phases.long += 1,
-                        _ => phases.manual += 1,
-                    }
-                }
-                Some(phases)
-            }
-            Err(_) => None,
-        };
+        // Counted in place, whatever the fleet: no machine's state is built.
+        let counts = self.muster.machines().count_by_phase();
+        let machines = Some(Phases {
+            short: counts.short as u64,
+            long: counts.long as u64,
+            manual: counts.manual as u64,
+        });
         let (provider, restarts) = match (&reading, &self.last) {
             (Some(reading), Some((then, before))) => {
                 let seconds = now.duration_since(*then).as_secs_f64();

@@ -165,8 +165,8 @@ impl SwarmOptions {
                 return Err(option(flag, "must be from 1ns to 365days"));
             }
         }
-        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            return Err(option("--token", "must not be empty"));
+        if let Some(Err(reason)) = self.token.as_deref().map(crate::token::validate_token) {
+            return Err(option("--token", reason));
         }
         if !(1..=100_000).contains(&self.concurrency) {
             return Err(option("--concurrency", "must be from 1 to 100000"));

@@ -6,7 +6,9 @@
 // Each test binary uses a part of these.
 #![allow(dead_code)]
 
+pub mod breaking;
 pub mod inprocess;
+pub mod inspector;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
@@ -42,8 +44,13 @@ impl Process {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal called `name` (`INT`, `TERM`, `HUP`...).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
+            .args([&format!("-{name}"), &self.0.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());

@@ -1,0 +1,228 @@
+//! The handlers of the health check, the JSON endpoints and the dashboard
+//! page.
+
+use std::collections::{HashMap, HashSet};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use muster::names::{AgentTag, ModelUuid};
+use muster::presence::Status;
+use muster_actors::ReportOptions;
+use serde::Serialize;
+use serde_json::json;
+
+use super::json::{ConnectionJson, round_report_durations};
+use super::{Inspector, error};
+use crate::dashboard::machines::MachinesQuery;
+use crate::dashboard::natural::sort_naturally;
+use crate::dashboard::paging::{BadParameter, PageQuery};
+
+fn bad_parameter(parameter: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({ "error": message.into(), "parameter": parameter }))
+}
+
+impl From<BadParameter> for HttpResponse {
+    fn from(e: BadParameter) -> Self {
+        bad_parameter(e.parameter, e.message)
+    }
+}
+
+fn query(req: &HttpRequest) -> HashMap<String, String> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
+    error(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        format!("tree not answering: {e}"),
+    )
+}
+
+pub(super) async fn healthz(inspector: web::Data<Inspector>) -> HttpResponse {
+    // Read from what the supervisors keep: no message, no walk of the tree.
+    let health = inspector.muster.health();
+    let mut response = if health.is_healthy() {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    response
+        .content_type("text/plain")
+        .body(format!("{health}\n"))
+}
+
+/// Dynamic groups larger than this come folded into counts unless
+/// `?children=all` asks for every row: thousands of pollers would make a
+/// page of megabytes.
+pub const REPORT_FOLD_OVER: usize = 100;
+
+pub(super) async fn report(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    let options = match query(&req).get("children").map(String::as_str) {
+        None => ReportOptions::folding_over(REPORT_FOLD_OVER),
+        Some("all") => ReportOptions::every_child(),
+        Some("summary") => ReportOptions::folding_over(0),
+        Some(other) => {
+            return bad_parameter(
+                "children",
+                format!("parameter `children`: {other:?} is not `all` or `summary`"),
+            );
+        }
+    };
+    match inspector.muster.report_with(options).await {
+        Ok(report) => match serde_json::to_value(report) {
+            Ok(mut report) => {
+                round_report_durations(&mut report);
+                HttpResponse::Ok().json(report)
+            }
+            Err(e) => error(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("writing the report: {e}"),
+            ),
+        },
+        Err(e) => unavailable(e),
+    }
+}
+
+pub(super) async fn models(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    let page = match PageQuery::parse(&query(&req)) {
+        Ok(page) => page,
+        Err(e) => return e.into(),
+    };
+    // Kept as events arrive: O(models), however many connections.
+    let models = match inspector.muster.presence().model_counts().await {
+        Ok(models) => models,
+        Err(e) => return unavailable(e),
+    };
+    let mut totals = json!({});
+    for (key, count) in [
+        (
+            "connections",
+            models.iter().map(|m| m.connections).sum::<usize>(),
+        ),
+        ("agents", models.iter().map(|m| m.agents).sum()),
+        ("alive", models.iter().map(|m| m.alive).sum()),
+        ("missing", models.iter().map(|m| m.missing).sum()),
+        ("controller", models.iter().map(|m| m.controller).sum()),
+    ] {
+        totals[key] = count.into();
+    }
+    let page = page.apply(models, |m| m.model.to_string().into());
+    HttpResponse::Ok().json(json!({
+        "models": page.items,
+        "total": page.total,
+        "matched": page.matched,
+        "offset": page.offset,
+        "limit": page.limit,
+        "totals": totals,
+    }))
+}
+
+/// Whether every connection of a view is a controller agent's.
+fn only_controller(view: &muster::presence::Connections) -> bool {
+    let values = view.values();
+    !values.is_empty() && values.iter().all(|v| v.controller_agent)
+}
+
+/// One agent in `/api/presence`.
+#[derive(Debug, Serialize)]
+struct AgentStatus {
+    agent: AgentTag,
+    status: Status,
+    /// Seen only on controller-agent connections, whose status is not
+    /// counted (so `status` is `unknown`).
+    controller: bool,
+}
+
+pub(super) async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    let query = query(&req);
+    let page = match PageQuery::parse(&query) {
+        Ok(page) => page,
+        Err(e) => return e.into(),
+    };
+    let model: ModelUuid = match query.get("model") {
+        None => return bad_parameter("model", "missing parameter `model` (a model UUID)"),
+        Some(text) => match text.parse() {
+            Ok(model) => model,
+            Err(e) => return bad_parameter("model", format!("parameter `model`: {e}")),
+        },
+    };
+    let agent: Option<AgentTag> = match query.get("agent") {
+        None => None,
+        Some(text) => match text.parse() {
+            Ok(agent) => Some(agent),
+            Err(e) => return bad_parameter("agent", format!("parameter `agent`: {e}")),
+        },
+    };
+    let connections = match inspector.muster.presence().connections().await {
+        Ok(c) => c.for_model(&model),
+        Err(e) => return unavailable(e),
+    };
+    let view = match &agent {
+        Some(agent) => connections.for_agent(agent),
+        None => connections,
+    };
+    let mut agents: Vec<AgentStatus> = match &agent {
+        // An agent asked for by name is answered even when unknown.
+        Some(agent) => vec![AgentStatus {
+            agent: agent.clone(),
+            status: view.agent_status(agent).unwrap_or_default(),
+            controller: only_controller(&view),
+        }],
+        // One pass over the model, not one per agent.
+        None => view
+            .agent_statuses()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| AgentStatus {
+                agent: a.agent,
+                status: a.status,
+                controller: a.controller,
+            })
+            .collect(),
+    };
+    sort_naturally(&mut agents, |a| a.agent.as_str());
+    let page = page.apply(agents, |a| a.agent.as_str().into());
+    // The connections of the agents answered: all of them when the list is
+    // not narrowed.
+    let mut values = view.values();
+    if page.items.len() != page.total {
+        let listed: HashSet<&AgentTag> = page.items.iter().map(|a| &a.agent).collect();
+        values.retain(|v| listed.contains(&v.agent));
+    }
+    let connections: Vec<ConnectionJson> = values.into_iter().map(Into::into).collect();
+    HttpResponse::Ok().json(json!({
+        "model": model,
+        "count": view.count(),
+        "agents": page.items,
+        "total": page.total,
+        "matched": page.matched,
+        "offset": page.offset,
+        "limit": page.limit,
+        "connections": connections,
+    }))
+}
+
+pub(super) async fn machines(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    let asked = match MachinesQuery::parse(&query(&req)) {
+        Ok(asked) => asked,
+        Err(e) => return e.into(),
+    };
+    match inspector.muster.machines().machines().await {
+        Ok(machines) => HttpResponse::Ok().json(asked.answer(machines)),
+        Err(e) => unavailable(e),
+    }
+}
+
+pub(super) async fn history(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+    match crate::history::parse_after(&query(&req)) {
+        Ok(after) => HttpResponse::Ok().json(inspector.history.answer(after)),
+        Err(e) => e.into(),
+    }
+}
+
+pub(super) async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(crate::dashboard::page())
+}

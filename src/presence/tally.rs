@@ -1,0 +1,359 @@
+//! Per-model counts of connections and agents over any number of servers,
+//! kept as changes arrive, so that a summary of every model costs one pass
+//! over the models instead of a walk over every connection.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use super::Status;
+use super::entry::Entry;
+use crate::names::{AgentTag, ModelUuid};
+
+/// What one model's connections add up to, over every server of a
+/// [`Tally`]. The agent counts follow [`Connections::agent_status`]: an
+/// agent is alive when one of its non-controller connections is, else
+/// missing when one of them is missing; an agent seen only on
+/// controller-agent connections counts as `controller`. So
+/// `agents = alive + missing + controller`.
+///
+/// [`Connections::agent_status`]: super::Connections::agent_status
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCounts {
+    /// The model.
+    pub model: ModelUuid,
+    /// Its connections.
+    pub connections: usize,
+    /// Its distinct agents.
+    pub agents: usize,
+    /// Agents whose status is Alive.
+    pub alive: usize,
+    /// Agents whose status is Missing.
+    pub missing: usize,
+    /// Agents seen only on controller-agent connections, which never count
+    /// towards an agent's status.
+    pub controller: usize,
+}
+
+/// The per-model counts of every server table sharing it; see
+/// [`ServerTable::with_tally`](super::ServerTable::with_tally).
+///
+/// Cheap to clone: clones share the counts. Each table adds what it
+/// records and takes away what it forgets, drops or clears, so the counts
+/// always equal what the tables hold. Reading them is O(models).
+#[derive(Clone, Default)]
+pub struct Tally(Arc<Mutex<Counts>>);
+
+impl Tally {
+    /// An empty tally.
+    pub fn new() -> Self {
+        Tally::default()
+    }
+
+    /// The counts of every model with connections, sorted by UUID.
+    pub fn models(&self) -> Vec<ModelCounts> {
+        let counts = self.lock();
+        let mut models: Vec<ModelCounts> = counts
+            .models
+            .iter()
+            .map(|(uuid, model)| model.counts(*uuid))
+            .collect();
+        models.sort_unstable_by_key(|m| m.model);
+        models
+    }
+
+    /// The counts of one model; `None` when it has no connection.
+    pub fn model(&self, model: &ModelUuid) -> Option<ModelCounts> {
+        self.lock().models.get(model).map(|m| m.counts(*model))
+    }
+
+    /// The number of models with connections.
+    pub fn len(&self) -> usize {
+        self.lock().models.len()
+    }
+
+    /// Whether no model has a connection.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Counts> {
+        // The counts are updated by plain arithmetic that cannot panic
+        // half-way, so a poisoned lock still holds consistent counts.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tally")
+            .field("models", &self.len())
+            .finish()
+    }
+}
+
+/// FxHash (rustc's hasher), one multiply per word, with a finaliser. The
+/// keys are model UUIDs and agent tags the controller assigns, not strings
+/// a client picks, so a flooding-resistant hash would only slow every
+/// connect down.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        for &byte in chunks.remainder() {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // MurmurHash3's finaliser: the multiply above only carries a word's
+        // low bits upwards, and a UUID read as words varies in its high
+        // bits, which would leave the table's bucket bits all alike.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Every model's counts.
+#[derive(Default)]
+pub(super) struct Counts {
+    models: FxMap<ModelUuid, Model>,
+}
+
+/// One model's counts, with each agent's connections so that a change to
+/// one connection moves its agent between the alive, missing and
+/// controller counts in O(1).
+#[derive(Default)]
+struct Model {
+    connections: usize,
+    alive: usize,
+    missing: usize,
+    controller: usize,
+    agents: FxMap<AgentTag, AgentConnections>,
+}
+
+/// One agent's connections in one model, over every server. `u32` keeps
+/// the entry small: a server table addresses fewer connections than that.
+#[derive(Clone, Copy, Default)]
+struct AgentConnections {
+    alive: u32,
+    missing: u32,
+    controller: u32,
+}
+
+/// Which of a model's agent counts an agent is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Alive,
+    Missing,
+    Controller,
+}
+
+impl AgentConnections {
+    /// Where the agent counts; `None` once it has no connection.
+    fn standing(&self) -> Option<Standing> {
+        if self.alive > 0 {
+            Some(Standing::Alive)
+        } else if self.missing > 0 {
+            Some(Standing::Missing)
+        } else if self.controller > 0 {
+            Some(Standing::Controller)
+        } else {
+            None
+        }
+    }
+
+    /// The count a connection of this kind and status is in.
+    fn count_of(&mut self, controller_agent: bool, status: Status) -> Option<&mut u32> {
+        match (controller_agent, status) {
+            (true, _) => Some(&mut self.controller),
+            (false, Status::Alive) => Some(&mut self.alive),
+            (false, Status::Missing) => Some(&mut self.missing),
+            // Never stored: a recorded connection is Alive or Missing.
+            (false, Status::Unknown) => None,
+        }
+    }
+}
+
+impl Model {
+    fn counts(&self, model: ModelUuid) -> ModelCounts {
+        ModelCounts {
+            model,
+            connections: self.connections,
+            agents: self.agents.len(),
+            alive: self.alive,
+            missing: self.missing,
+            controller: self.controller,
+        }
+    }
+
+    fn standing_count(&mut self, standing: Standing) -> &mut usize {
+        match standing {
+            Standing::Alive => &mut self.alive,
+            Standing::Missing => &mut self.missing,
+            Standing::Controller => &mut self.controller,
+        }
+    }
+
+    /// Applies `change` to `agent`'s connections and moves the agent to
+    /// the count it now belongs in.
+    fn change(&mut self, agent: &AgentTag, change: impl FnOnce(&mut AgentConnections)) {
+        let (before, after) = match self.agents.get_mut(agent) {
+            Some(connections) => {
+                let before = connections.standing();
+                change(connections);
+                let after = connections.standing();
+                if after.is_none() {
+                    self.agents.remove(agent);
+                }
+                (before, after)
+            }
+            None => {
+                let mut connections = AgentConnections::default();
+                change(&mut connections);
+                let after = connections.standing();
+                if after.is_some() {
+                    self.agents.insert(agent.clone(), connections);
+                }
+                (None, after)
+            }
+        };
+        if before != after {
+            if let Some(before) = before {
+                *self.standing_count(before) -= 1;
+            }
+            if let Some(after) = after {
+                *self.standing_count(after) += 1;
+            }
+        }
+    }
+}
+
+impl Counts {
+    /// A connection of `model` was recorded.
+    pub(super) fn added(&mut self, model: &ModelUuid, entry: &Entry) {
+        let counts = self.models.entry(*model).or_default();
+        counts.connections += 1;
+        counts.change(&entry.agent, |agent| {
+            if let Some(n) = agent.count_of(entry.controller_agent, entry.status) {
+                *n += 1;
+            }
+        });
+    }
+
+    /// A connection of `model` was forgotten.
+    pub(super) fn removed(&mut self, model: &ModelUuid, entry: &Entry) {
+        let Some(counts) = self.models.get_mut(model) else {
+            return;
+        };
+        counts.connections = counts.connections.saturating_sub(1);
+        counts.change(&entry.agent, |agent| {
+            if let Some(n) = agent.count_of(entry.controller_agent, entry.status) {
+                *n = n.saturating_sub(1);
+            }
+        });
+        if counts.connections == 0 {
+            self.models.remove(model);
+        }
+    }
+
+    /// The status of a connection of `model` changed from `from` to the
+    /// entry's.
+    pub(super) fn status_changed(&mut self, model: &ModelUuid, entry: &Entry, from: Status) {
+        // A controller agent's connections count whatever their status.
+        if entry.controller_agent || from == entry.status {
+            return;
+        }
+        let Some(counts) = self.models.get_mut(model) else {
+            return;
+        };
+        counts.change(&entry.agent, |agent| {
+            if let Some(n) = agent.count_of(false, from) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(n) = agent.count_of(false, entry.status) {
+                *n += 1;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::presence::ServerTable;
+
+    fn counts(model: ModelUuid, numbers: [usize; 5]) -> Option<ModelCounts> {
+        let [connections, agents, alive, missing, controller] = numbers;
+        Some(ModelCounts {
+            model,
+            connections,
+            agents,
+            alive,
+            missing,
+            controller,
+        })
+    }
+
+    #[test]
+    fn tables_sharing_a_tally_count_an_agent_once_at_its_highest_status() {
+        let now = SystemTime::UNIX_EPOCH;
+        let tally = Tally::new();
+        let model = ModelUuid::from_u128(7);
+        let unit: AgentTag = "unit-wordpress-0".parse().unwrap();
+        let controller: AgentTag = "machine-0".parse().unwrap();
+        let mut one = ServerTable::with_tally("machine-0".parse().unwrap(), &tally);
+        let mut two = ServerTable::with_tally("machine-1".parse().unwrap(), &tally);
+
+        one.connect(&model, &unit, 1, false, "", now);
+        one.connect(&model, &controller, 2, true, "", now);
+        assert_eq!(tally.model(&model), counts(model, [2, 2, 1, 0, 1]));
+        one.mark_down();
+        assert_eq!(tally.model(&model), counts(model, [2, 2, 0, 1, 1]));
+        // The unit reconnects to the other server: alive, and counted once.
+        two.connect(&model, &unit, 1, false, "", now);
+        assert_eq!(tally.model(&model), counts(model, [3, 2, 1, 0, 1]));
+        assert_eq!(tally.models(), vec![tally.model(&model).unwrap()]);
+
+        // A dropped table takes its connections with it.
+        drop(one);
+        assert_eq!(tally.model(&model), counts(model, [1, 1, 1, 0, 0]));
+        two.clear();
+        assert!(tally.is_empty());
+        assert_eq!(tally.model(&model), None);
+
+        let mut plain = ServerTable::new("machine-2".parse().unwrap());
+        plain.connect(&model, &unit, 1, false, "", now);
+        assert!(plain.tally().is_none());
+        assert!(tally.is_empty());
+    }
+}

@@ -138,7 +138,7 @@ pub fn bridge_child(config: BridgeConfig) -> impl FnOnce(&PresenceHandle) -> Chi
         let start_mailbox = mailbox.clone();
         ChildSpec::actor("cluster", &mailbox, move |cx| {
             let node = config.node.clone();
-            let settings = Settings::new(config.cluster.down_after);
+            let settings = Settings::new(config.cluster.heartbeat, config.cluster.down_after);
             let memory = cx.kept(|| Memory {
                 incarnation: Incarnation::random(),
                 peers: Peers::new(node, settings),
@@ -528,14 +528,20 @@ impl Bridge {
         );
     }
 
-    fn answered(&mut self, request: u64, part: Result<Part, String>, bytes: usize) {
-        self.config.metrics.received(Kind::SnapshotPart, bytes);
+    fn answered(&mut self, request: u64, part: Result<Part, Unanswered>, bytes: usize) {
         match part {
             Ok(part) => {
+                self.config.metrics.received(Kind::SnapshotPart, bytes);
                 let actions = self.memory.lock().peers.part(Instant::now(), request, part);
                 self.carry_out(actions);
             }
-            Err(reason) => self.refuse("snapshot part", &reason),
+            Err(Unanswered::NoOne) => {
+                self.memory.lock().peers.unanswered(Instant::now(), request);
+            }
+            Err(Unanswered::Unreadable(reason)) => {
+                self.config.metrics.received(Kind::SnapshotPart, bytes);
+                self.refuse("snapshot part", &reason);
+            }
         }
     }
 
@@ -711,8 +717,16 @@ impl Handler<Asked> for Bridge {
 /// A part of a snapshot this node asked for, read.
 pub(super) struct Answered {
     pub request: u64,
-    pub part: Result<Part, String>,
+    pub part: Result<Part, Unanswered>,
     pub bytes: usize,
+}
+
+/// Why an answer holds no part.
+pub(super) enum Unanswered {
+    /// NATS says no one was there to hear the request.
+    NoOne,
+    /// It did not read as a part.
+    Unreadable(String),
 }
 
 impl Message for Answered {

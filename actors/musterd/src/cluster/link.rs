@@ -19,7 +19,7 @@ use slog::{Logger, debug, warn};
 use tokio::sync::mpsc;
 
 use super::NatsAuth;
-use super::bridge::{Answered, Asked, Bridge, Failed, Heard, LinkEvent, Tapped};
+use super::bridge::{Answered, Asked, Bridge, Failed, Heard, LinkEvent, Tapped, Unanswered};
 use super::metrics::{ClusterMetrics, Kind};
 use super::peers::Action;
 use super::protocol::{Conn, Op, Part, Subjects};
@@ -164,7 +164,8 @@ pub(super) async fn follow_asks(mut asks: Subscriber, mailbox: Mailbox<Bridge>) 
 }
 
 /// Brings the parts of the snapshots this node asked for to the bridge,
-/// read off the bridge's thread (a part is up to a megabyte of JSON).
+/// read off the bridge's thread (a part is up to a megabyte of JSON), and
+/// NATS's word that no one heard a request.
 pub(super) async fn follow_answers(mut answers: Subscriber, mailbox: Mailbox<Bridge>) {
     while let Some(message) = answers.next().await {
         let Some(request) = message
@@ -176,11 +177,16 @@ pub(super) async fn follow_answers(mut answers: Subscriber, mailbox: Mailbox<Bri
             continue;
         };
         let bytes = message.payload.len();
-        let part = tokio::task::spawn_blocking(move || {
-            serde_json::from_slice::<Part>(&message.payload).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("could not be read: {e}")));
+        let part = if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            Err(Unanswered::NoOne)
+        } else {
+            tokio::task::spawn_blocking(move || {
+                serde_json::from_slice::<Part>(&message.payload)
+                    .map_err(|e| Unanswered::Unreadable(e.to_string()))
+            })
+            .await
+            .unwrap_or_else(|e| Err(Unanswered::Unreadable(format!("could not be read: {e}"))))
+        };
         let answered = Answered {
             request,
             part,

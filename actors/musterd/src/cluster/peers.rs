@@ -58,17 +58,22 @@ pub struct Settings {
     pub down_after: Duration,
     /// A snapshot that has not progressed for this long is asked again.
     pub patience: Duration,
+    /// A request no one was there to hear (the peer not connected yet) is
+    /// asked again after this long.
+    pub retry: Duration,
     /// The most changes held for a peer while its snapshot is on its way;
     /// past it they are dropped and a newer snapshot is asked for.
     pub max_held: usize,
 }
 
 impl Settings {
-    /// The settings for a cluster whose peers are down after `down_after`.
-    pub fn new(down_after: Duration) -> Self {
+    /// The settings for a cluster whose peers beat every `heartbeat` and
+    /// are down after `down_after`.
+    pub fn new(heartbeat: Duration, down_after: Duration) -> Self {
         Settings {
             down_after,
             patience: down_after.max(Duration::from_secs(2)),
+            retry: heartbeat,
             max_held: 100_000,
         }
     }
@@ -91,6 +96,8 @@ struct Syncing {
     request: u64,
     /// When the snapshot was asked for or its last part came.
     progress: Instant,
+    /// When to ask again a request no one heard.
+    retry_at: Option<Instant>,
     assembly: Assembly,
     held: Vec<Event>,
     /// The highest number a heartbeat said was published.
@@ -308,6 +315,20 @@ impl Peers {
         actions
     }
 
+    /// NATS says no one heard the request `request` (the peer is not
+    /// connected yet, or not any more): it is asked again after the retry
+    /// wait, unless it is down by then.
+    pub fn unanswered(&mut self, now: Instant, request: u64) {
+        let retry = self.settings.retry;
+        for peer in self.peers.values_mut() {
+            if let State::Syncing(syncing) = &mut peer.state
+                && syncing.request == request
+            {
+                syncing.retry_at = Some(now + retry);
+            }
+        }
+    }
+
     /// What time alone decides at `now`: a peer silent for `down_after` is
     /// down; a snapshot that stalled for the patience is asked again.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
@@ -323,7 +344,8 @@ impl Peers {
                 }
                 State::Syncing(syncing)
                     if now.saturating_duration_since(syncing.progress)
-                        >= self.settings.patience =>
+                        >= self.settings.patience
+                        || syncing.retry_at.is_some_and(|at| at <= now) =>
                 {
                     actions.push(sync(node, peer, &mut self.next_request, now));
                 }
@@ -419,6 +441,7 @@ fn sync(node: &MachineTag, peer: &mut Peer, next_request: &mut u64, now: Instant
     peer.state = State::Syncing(Box::new(Syncing {
         request,
         progress: now,
+        retry_at: None,
         assembly: Assembly::default(),
         held: Vec::new(),
         heard_seq: 0,

@@ -24,6 +24,7 @@ fn settings() -> Settings {
     Settings {
         down_after: ms(600),
         patience: ms(2000),
+        retry: ms(100),
         max_held: 10,
     }
 }
@@ -325,6 +326,18 @@ fn a_stalled_snapshot_is_asked_again_and_the_old_answer_ignored() {
         peers.part(t0 + ms(2100), 2, parts(RUN, 0, &[], 1 << 20).remove(0)),
         [replace(0, &[])]
     );
+}
+
+#[test]
+fn a_request_no_one_heard_is_asked_again_after_the_retry_wait() {
+    let t0 = Instant::now();
+    let mut peers = peers();
+    peers.heard(t0, SystemTime::UNIX_EPOCH, heartbeat(RUN, 0));
+    peers.unanswered(t0, 99);
+    peers.unanswered(t0, 1);
+    assert_eq!(peers.tick(t0 + ms(99)), []);
+    assert_eq!(peers.tick(t0 + ms(100)), [ask(2)]);
+    assert_eq!(peers.tick(t0 + ms(200)), [], "asked once");
 }
 
 #[test]

@@ -196,3 +196,31 @@ async fn a_lost_message_is_noticed_by_its_number_and_repaired_with_a_snapshot() 
     agents.close("machine-1", |id| id % 2 == 1);
     converge(&all, &agents.truth());
 }
+
+#[test]
+fn a_credentials_file_is_checked_with_the_config_and_never_shown() {
+    use agents_support::process::{ConfigFile, MUSTERD};
+    let check = |credentials: &[u8]| {
+        let file = ConfigFile::new("creds", "");
+        let creds = file.0.with_file_name("nats.token");
+        std::fs::write(&creds, credentials).unwrap();
+        let text = format!("[cluster]\ncredentials = {:?}\n", creds.to_str().unwrap());
+        std::fs::write(&file.0, text).unwrap();
+        let out = std::process::Command::new(MUSTERD)
+            .args(["check-config", file.path()])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), said, creds.display().to_string())
+    };
+    let (code, said, _) = check(b"s3cret-token\n");
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said, path) = check(b"two s3crets");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains(&format!("cluster.credentials = \"{path}\": holds whitespace inside")),
+        "{said}"
+    );
+    assert!(!said.contains("s3cret"), "{said}");
+}

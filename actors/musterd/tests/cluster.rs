@@ -219,8 +219,43 @@ fn a_credentials_file_is_checked_with_the_config_and_never_shown() {
     let (code, said, path) = check(b"two s3crets");
     assert_eq!(code, Some(2), "{said}");
     assert!(
-        said.contains(&format!("cluster.credentials = \"{path}\": holds whitespace inside")),
+        said.contains(&format!(
+            "cluster.credentials = \"{path}\": holds whitespace inside"
+        )),
         "{said}"
     );
     assert!(!said.contains("s3cret"), "{said}");
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_peers_with_their_state_and_last_heartbeat() {
+    let Some(nats) = NatsServer::start("dashboard") else {
+        return;
+    };
+    let urls = [nats.url()];
+    let mut nodes: Vec<Node> = (0..3).map(|n| Node::start("dashboard", n, &urls)).collect();
+    let mut agents = Agents::default();
+    agents.login(&nodes[1], 0, 3).await;
+    let all: Vec<&Node> = nodes.iter().collect();
+    converge(&all, &agents.truth());
+    nodes[2].kill();
+    wait_until("machine-0 sees machine-2 down", || {
+        nodes[0].peer("machine-2")["state"] == "down"
+    });
+    let Some(dom) = rendered(&format!("http://127.0.0.1:{}/", nodes[0].http)) else {
+        return;
+    };
+    assert!(dom.contains("id=\"cluster-panel\">"), "the panel is hidden");
+    assert!(
+        dom.contains(&format!(
+            "id=\"cluster-link\" class=\"badge ok\">connected to 127.0.0.1:{}<",
+            nats.port
+        )),
+        "{dom}"
+    );
+    let up = row(&dom, "data-peer", "machine-1");
+    assert!(up.contains("class=\"state up\">up<"), "{up}");
+    assert!(up.contains(" s ago)"), "no last heartbeat: {up}");
+    let down = row(&dom, "data-peer", "machine-2");
+    assert!(down.contains("class=\"state down\">down<"), "{down}");
 }

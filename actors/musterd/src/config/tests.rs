@@ -291,7 +291,9 @@ fn cluster_problems_name_their_key_with_the_value_written() {
     );
     assert_eq!(
         problems("[cluster]\nnats = \"nats://127.0.0.1:4222\"\n"),
-        ["cluster.nats = \"nats://127.0.0.1:4222\": invalid type: string \"nats://127.0.0.1:4222\", expected a sequence"]
+        [
+            "cluster.nats = \"nats://127.0.0.1:4222\": invalid type: string \"nats://127.0.0.1:4222\", expected a sequence"
+        ]
     );
     assert_eq!(
         problems("[cluster]\nlease = \"15s\"\n")[0],

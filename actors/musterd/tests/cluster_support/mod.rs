@@ -255,3 +255,68 @@ pub fn marked(table: &Table, server: &str, status: &str) -> Table {
         })
         .collect()
 }
+
+/// The page at `url` as headless Chromium renders it, or `None` (the check
+/// is skipped) without Chromium; under `CI=true` its absence fails.
+pub fn rendered(url: &str) -> Option<String> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let Some(browser) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is not installed; .ci/run installs it"
+        );
+        eprintln!("the page is not checked: chromium is not installed");
+        return None;
+    };
+    let profile =
+        std::env::temp_dir().join(format!("musterd-cluster-chromium-{}", std::process::id()));
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+    Some(reader.join().unwrap())
+}
+
+/// The `<tr>` of the page whose `attribute` is `value`.
+pub fn row<'a>(dom: &'a str, attribute: &str, value: &str) -> &'a str {
+    let marker = format!("{attribute}=\"{value}\"");
+    let at = dom
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no row {marker} in the page"));
+    &dom[at..at + dom[at..].find("</tr>").unwrap()]
+}

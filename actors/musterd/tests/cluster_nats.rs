@@ -2,7 +2,7 @@
 //! `musterd` nodes each given all three, one server killed mid-run.
 //! Presence carries on: the nodes that were on it reconnect to another,
 //! take their peers' snapshots again, and every node ends with the same
-//! table, nothing lost (docs/spec.md §11.5).
+//! table, nothing lost (docs/spec.md §11.6.3).
 
 mod agents_support;
 mod cluster_support;

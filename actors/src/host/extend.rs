@@ -1,6 +1,6 @@
 //! What a host adds to muster's own tree: children of its own in the
 //! presence subtree, made from that subtree's handle, supervised and
-//! restarted with it (docs/spec.md §6.6).
+//! restarted with it (docs/spec.md §11.1).
 
 use std::fmt;
 

@@ -6,7 +6,7 @@
 //! server: it sends each change on to its peers and answers their requests
 //! for a copy, which carries the number of the last change it holds, so a
 //! peer knows which later changes to apply on top of it
-//! (docs/spec.md §11.3).
+//! (docs/spec.md §11.2).
 //!
 //! The numbers are the router's: one per change it accepted for the
 //! server, in the order it applies them, starting from 0 when the server is

@@ -1,6 +1,6 @@
 //! The bridge: one actor in muster's presence subtree that carries this
 //! node's connects and disconnects to the other nodes over NATS, and
-//! theirs into this node's presence (docs/spec.md §11.3 to §11.5).
+//! theirs into this node's presence (docs/spec.md §11.4 to §11.6).
 //!
 //! Losing NATS is a state the bridge reports, not a failure: the client
 //! reconnects on its own, the bridge marks every peer down meanwhile, and

@@ -2,7 +2,7 @@
 //! hears: each peer's changes applied in the order it numbered them, a gap
 //! or a restart answered with a fresh snapshot, changes that come while a
 //! snapshot is on its way held and applied on top of it, and a peer that
-//! falls silent marked down (docs/spec.md §11.4).
+//! falls silent marked down (docs/spec.md §11.5).
 //!
 //! Everything here is a pure function of what was heard and when: the
 //! bridge feeds it what NATS brings and carries out the [`Action`]s it

@@ -123,6 +123,7 @@ pub struct Bridge {
     inbox: String,
     applier: mpsc::UnboundedSender<Action>,
     applied: Option<mpsc::UnboundedReceiver<Action>>,
+    twin_warned: Option<Instant>,
     log: Logger,
 }
 
@@ -161,6 +162,7 @@ pub fn bridge_child(config: BridgeConfig) -> impl FnOnce(&PresenceHandle) -> Chi
                 inbox: String::new(),
                 applier,
                 applied: Some(applied),
+                twin_warned: None,
                 log: cx.logger().clone(),
             })
         })
@@ -443,9 +445,29 @@ impl Bridge {
             return;
         }
         let now = Instant::now();
+        if feed.node() == &self.config.node {
+            self.twin(&feed, now);
+            return;
+        }
         let wall = self.config.clock.now();
         let actions = self.memory.lock().peers.heard(now, wall, feed);
         self.carry_out(actions);
+    }
+
+    /// Another process publishes as this node: two daemons share one
+    /// `[agents] server`, and each hides the other's agents. Said once a
+    /// minute at most.
+    fn twin(&mut self, feed: &Feed, now: Instant) {
+        let (Feed::Events { incarnation, .. } | Feed::Heartbeat { incarnation, .. }) = feed;
+        let ours = self.memory.lock().incarnation;
+        let due = self
+            .twin_warned
+            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(60));
+        if *incarnation != ours && due {
+            self.twin_warned = Some(now);
+            warn!(self.log, "another process publishes as this node: give each daemon its own [agents] server";
+                "node" => %self.config.node, "its_incarnation" => %incarnation);
+        }
     }
 
     fn refuse(&self, subject: &str, reason: &str) {

@@ -241,7 +241,7 @@ struct EventsHead<'a> {
 
 /// Room kept in every message for its head and the NATS protocol's own
 /// line: a node tag is short, and the numbers are at most 20 digits.
-const HEAD_ROOM: usize = 512;
+pub const HEAD_ROOM: usize = 512;
 
 /// A value too large for one message of the server's `max_payload`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

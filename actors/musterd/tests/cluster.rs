@@ -5,14 +5,12 @@
 //! lost message leave every node with the same table. Each test waits real
 //! time only as long as the behaviour needs, polling with bounds.
 
-mod agents_support;
-mod cluster_support;
-mod nats_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use cluster_support::*;
-use nats_support::NatsServer;
+use support::cluster::*;
+use support::nats::NatsServer;
 
 /// How long a node's agents may take to be missing on the others after it
 /// died, polled for: down_after, a heartbeat, and room for a loaded
@@ -159,7 +157,7 @@ async fn a_lost_message_is_noticed_by_its_number_and_repaired_with_a_snapshot() 
         "incarnation": incarnation,
         "events": [{"seq": seq + 2, "connect": {
             "id": 999_999,
-            "model": agents_support::MODEL,
+            "model": support::agents::MODEL,
             "agent": "unit-ghost-0",
         }}],
     });
@@ -199,7 +197,7 @@ async fn a_lost_message_is_noticed_by_its_number_and_repaired_with_a_snapshot() 
 
 #[test]
 fn a_credentials_file_is_checked_with_the_config_and_never_shown() {
-    use agents_support::process::{ConfigFile, MUSTERD};
+    use support::{ConfigFile, MUSTERD};
     let check = |credentials: &[u8]| {
         let file = ConfigFile::new("creds", "");
         let creds = file.0.with_file_name("nats.token");

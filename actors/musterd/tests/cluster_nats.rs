@@ -4,12 +4,10 @@
 //! take their peers' snapshots again, and every node ends with the same
 //! table, nothing lost (docs/spec.md §11.6.3).
 
-mod agents_support;
-mod cluster_support;
-mod nats_support;
+mod support;
 
-use cluster_support::*;
-use nats_support::NatsServer;
+use support::cluster::*;
+use support::nats::NatsServer;
 
 #[tokio::test]
 async fn presence_carries_on_when_one_of_three_routed_nats_servers_dies() {

@@ -4,16 +4,15 @@
 //! after 600 ms); agents logged in through their doors; and the tables the
 //! nodes answer on `/api/presence`, to compare.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::agents_support::process::{ConfigFile, Musterd};
-use crate::agents_support::{Agent, MODEL, login};
-use crate::nats_support::free_port;
+use super::ConfigFile;
+use super::agents::{Agent, MODEL, login};
+use super::daemon::Musterd;
+use super::nats::free_port;
 
 /// How often a node says it is alive, in the tests.
 pub const HEARTBEAT: Duration = Duration::from_millis(100);
@@ -68,8 +67,8 @@ impl Node {
     /// SIGKILL: no goodbye to anyone.
     pub fn kill(&mut self) {
         if let Some(mut musterd) = self.musterd.take() {
-            let _ = musterd.child.kill();
-            let _ = musterd.child.wait();
+            let _ = musterd.process.0.kill();
+            let _ = musterd.process.0.wait();
         }
     }
 

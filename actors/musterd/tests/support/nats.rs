@@ -7,8 +7,6 @@
 //! Without `nats-server` a test is skipped with a message, unless
 //! `CI=true`, where it fails (`.ci/run` installs the package).
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -462,7 +462,7 @@ fn in_order(applied: u64, events: Vec<Event>) -> (Vec<Event>, Vec<Event>) {
         if event.seq <= next {
             continue;
         }
-        if event.seq != next + 1 {
+        if Some(event.seq) != next.checked_add(1) {
             let mut rest = vec![event];
             rest.extend(events.filter(|e| e.seq > next));
             return (ready, rest);

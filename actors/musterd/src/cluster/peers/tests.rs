@@ -534,3 +534,26 @@ fn over_a_lossy_network_the_table_ends_as_the_peer_holds_it() {
         assert_eq!(table.alive, truth, "seed {seed}");
     }
 }
+
+#[test]
+fn numbers_at_the_end_of_the_range_neither_panic_nor_apply_out_of_order() {
+    let t0 = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH;
+    let mut peers = peers();
+    peers.heard(t0, wall, heartbeat(RUN, u64::MAX));
+    assert_eq!(
+        peers.part(t0, 1, parts(RUN, u64::MAX, &[1], 1 << 20).remove(0)),
+        [replace(u64::MAX, &[1])]
+    );
+    // Nothing can follow the last number; a change claiming to is a gap.
+    assert_eq!(
+        peers.heard(
+            t0,
+            wall,
+            events(RUN, vec![connect(0, 2), connect(u64::MAX, 3)])
+        ),
+        []
+    );
+    assert_eq!(peers.heard(t0, wall, heartbeat(RUN, u64::MAX)), []);
+    assert_eq!(state(&peers), ("up", Some(u64::MAX), 0));
+}

@@ -8,8 +8,11 @@
 //! knows of its peers is kept across its own restarts, and a restart
 //! counts as a lost connection.
 
+mod messages;
+mod report;
+
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use async_nats::Client;
@@ -26,8 +29,11 @@ use super::NatsAuth;
 use super::config::ClusterConfig;
 use super::link::{self, Applier, LinkOptions, Linked, OUTBOX, Outgoing};
 use super::metrics::{ClusterMetrics, Kind};
-use super::peers::{Action, PeerReport, Peers, Settings};
+use super::peers::{Action, Peers, Settings};
 use super::protocol::{self, Conn, Event, Feed, Incarnation, Op, Part, Subjects};
+
+pub(super) use messages::{Answered, Asked, Failed, Heard, LinkEvent, Tapped, Unanswered};
+pub use report::{BridgeReport, PeerShown};
 
 /// The bridge's mailbox: what NATS brings waits in its subscriptions
 /// while this is full.
@@ -597,202 +603,5 @@ impl Bridge {
             other => info!(self.log, "NATS"; "event" => %other),
         }
         self.gauges();
-    }
-
-    /// The bridge's own report: its link, its sequence, and its peers.
-    pub fn report(&self) -> BridgeReport {
-        let memory = self.memory.lock();
-        let server = self
-            .client
-            .as_ref()
-            .filter(|_| self.connected())
-            .map(|client| client.server_info());
-        BridgeReport {
-            node: self.config.node.clone(),
-            cluster: self.config.cluster.name.clone(),
-            incarnation: memory.incarnation,
-            link: self.link.name(),
-            link_error: match &self.link {
-                LinkState::Failed(reason) => Some(reason.clone()),
-                _ => None,
-            },
-            since: memory.link_since.and_then(rfc3339),
-            nats: server
-                .as_ref()
-                .map(|info| format!("{}:{}", info.host, info.port)),
-            max_payload: server.as_ref().map(|info| info.max_payload),
-            seq: memory.seq,
-            counts: serde_json::to_value(&memory.counts).unwrap_or_default(),
-            peers: memory
-                .peers
-                .report(Instant::now())
-                .into_iter()
-                .map(|peer| PeerShown {
-                    last_heartbeat: peer.last_heartbeat.and_then(rfc3339),
-                    peer,
-                })
-                .collect(),
-        }
-    }
-}
-
-/// RFC 3339 with milliseconds; none for a time the format cannot hold.
-fn rfc3339(at: SystemTime) -> Option<String> {
-    const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(since) if since < YEAR_10000 => Some(humantime::format_rfc3339_millis(at).to_string()),
-        _ => None,
-    }
-}
-
-/// The bridge's report, under the `cluster` child of `presence` in
-/// `/api/report`.
-#[derive(Debug, Clone, Serialize)]
-pub struct BridgeReport {
-    /// This node.
-    pub node: MachineTag,
-    /// The cluster's name.
-    pub cluster: String,
-    /// This run of the node.
-    pub incarnation: Incarnation,
-    /// `waiting for presence`, `connecting`, `connected`, `disconnected` or
-    /// `failed`.
-    pub link: &'static str,
-    /// Why the link could not be set up, when it failed.
-    pub link_error: Option<String>,
-    /// When the link last came up or went down.
-    pub since: Option<String>,
-    /// The NATS server connected to, as it announced itself.
-    pub nats: Option<String>,
-    /// The largest message that server takes.
-    pub max_payload: Option<usize>,
-    /// The number of this node's last change.
-    pub seq: u64,
-    /// What was counted: changes published and not, heartbeats, refused
-    /// messages, snapshots asked and served.
-    pub counts: serde_json::Value,
-    /// Every peer heard of.
-    pub peers: Vec<PeerShown>,
-}
-
-/// One peer in the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerShown {
-    /// What the node knows of it.
-    #[serde(flatten)]
-    pub peer: PeerReport,
-    /// When its last heartbeat came, RFC 3339.
-    pub last_heartbeat: Option<String>,
-}
-
-/// A connection event of the NATS client, of one link.
-pub(super) struct LinkEvent {
-    pub generation: u64,
-    pub event: async_nats::Event,
-}
-
-impl Message for LinkEvent {
-    type Result = ();
-}
-
-impl Handler<LinkEvent> for Bridge {
-    type Result = ();
-
-    fn handle(&mut self, event: LinkEvent, _ctx: &mut Context<Self>) {
-        // A client of an earlier run of the bridge may still say goodbye.
-        if event.generation == self.generation {
-            self.link_event(event.event);
-        }
-    }
-}
-
-/// A message on a feed.
-pub(super) struct Heard(pub async_nats::Message);
-
-impl Message for Heard {
-    type Result = ();
-}
-
-impl Handler<Heard> for Bridge {
-    type Result = ();
-
-    fn handle(&mut self, heard: Heard, _ctx: &mut Context<Self>) {
-        self.heard(heard.0);
-    }
-}
-
-/// A request for this node's snapshot.
-pub(super) struct Asked(pub async_nats::Message);
-
-impl Message for Asked {
-    type Result = ();
-}
-
-impl Handler<Asked> for Bridge {
-    type Result = ();
-
-    fn handle(&mut self, asked: Asked, ctx: &mut Context<Self>) {
-        self.serve(asked.0, ctx);
-    }
-}
-
-/// A part of a snapshot this node asked for, read.
-pub(super) struct Answered {
-    pub request: u64,
-    pub part: Result<Part, Unanswered>,
-    pub bytes: usize,
-}
-
-/// Why an answer holds no part.
-pub(super) enum Unanswered {
-    /// NATS says no one was there to hear the request.
-    NoOne,
-    /// It did not read as a part.
-    Unreadable(String),
-}
-
-impl Message for Answered {
-    type Result = ();
-}
-
-impl Handler<Answered> for Bridge {
-    type Result = ();
-
-    fn handle(&mut self, answered: Answered, _ctx: &mut Context<Self>) {
-        self.answered(answered.request, answered.part, answered.bytes);
-    }
-}
-
-/// This node's own changes.
-pub(super) struct Tapped {
-    pub changes: Vec<Change>,
-    pub latest: Option<u64>,
-}
-
-impl Message for Tapped {
-    type Result = ();
-}
-
-impl Handler<Tapped> for Bridge {
-    type Result = ();
-
-    fn handle(&mut self, tapped: Tapped, _ctx: &mut Context<Self>) {
-        self.tapped(tapped.changes, tapped.latest);
-    }
-}
-
-/// Presence refused something of this peer.
-pub(super) struct Failed(pub MachineTag);
-
-impl Message for Failed {
-    type Result = ();
-}
-
-impl Handler<Failed> for Bridge {
-    type Result = ();
-
-    fn handle(&mut self, failed: Failed, _ctx: &mut Context<Self>) {
-        let actions = self.memory.lock().peers.failed(Instant::now(), &failed.0);
-        self.carry_out(actions);
     }
 }

@@ -12,10 +12,10 @@
 use crate::gateway::{GatewayMetrics, GatewayState, ProviderGateway};
 use crate::machines::{MachinesHandle, machines_child};
 use crate::mailbox::Mailbox;
-use crate::presence::{PresenceHandle, presence_child};
+use crate::presence::{PresenceHandle, presence_subtree};
 use crate::supervisor::{ChildSpec, StatePolicy, StatusWatch, SupervisorError, SupervisorSpec};
 
-use super::{Backends, MusterConfig};
+use super::{Backends, Extensions, MusterConfig};
 
 /// What reaches the parts of the tree from outside.
 pub(super) struct Handles {
@@ -27,10 +27,12 @@ pub(super) struct Handles {
 }
 
 /// Muster's supervisor: the gateway, then the presence and machines
-/// subtrees. `config` must have been validated.
+/// subtrees, the host's extra children in theirs. `config` must have been
+/// validated.
 pub(super) fn build(
     config: &MusterConfig,
     backends: Backends,
+    extensions: Extensions,
     gateway_metrics: GatewayMetrics,
 ) -> Result<(SupervisorSpec, Handles), SupervisorError> {
     let gateway = Mailbox::new(config.gateway.mailbox);
@@ -51,8 +53,12 @@ pub(super) fn build(
     .report(gateway.reporter(|gateway: &ProviderGateway| {
         serde_json::to_value(gateway.report()).unwrap_or_default()
     }));
-    let (presence_child, presence) =
-        presence_child("presence", &config.presence, backends.clock.clone())?;
+    let (presence_child, presence) = presence_subtree(
+        "presence",
+        &config.presence,
+        backends.clock.clone(),
+        extensions.presence,
+    )?;
     let (machines_child, machines) = machines_child(
         "machines",
         config.machines.clone(),

@@ -4,17 +4,20 @@
 //! and config files that are removed after the test. Beside them: a
 //! `musterd` that serves ([`daemon`]), trees served in-process
 //! ([`inprocess`], [`inspector`]), one that breaks on demand
-//! ([`breaking`]), the agents' door and its clients ([`agents`]), and
-//! machine registries ([`registry`]).
+//! ([`breaking`]), the agents' door and its clients ([`agents`]),
+//! machine registries ([`registry`]), NATS servers ([`nats`]) and nodes of
+//! a cluster on them ([`cluster`]).
 
 // Each test binary uses a part of these.
 #![allow(dead_code)]
 
 pub mod agents;
 pub mod breaking;
+pub mod cluster;
 pub mod daemon;
 pub mod inprocess;
 pub mod inspector;
+pub mod nats;
 pub mod registry;
 
 use std::io::{BufRead, BufReader, Read};

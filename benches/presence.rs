@@ -5,10 +5,8 @@
 //! requested) and with the process RSS, each before and after building the
 //! recorder; both are printed per connection.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -23,51 +21,8 @@ use muster::presence::{Recorder, Status, Value};
 #[path = "../tests/support/reference.rs"]
 mod reference;
 
-/// Counts the live heap bytes the program has requested.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is passed unchanged to `System`, which meets the
-// `GlobalAlloc` contract; the bookkeeping around it only updates an atomic,
-// so it neither allocates (no reentry) nor unwinds.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller guarantees `layout` has a non-zero size, which is
-        // all `System.alloc` requires.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: our caller guarantees `ptr` is a live block this allocator
-        // returned for `layout`, and this allocator returns only blocks that
-        // `System` allocated for that same layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: our caller guarantees `ptr` is a live block this allocator
-        // returned for `layout` (so a `System` block of that layout, as
-        // above), that `new_size` is non-zero and that it does not overflow
-        // `isize` when rounded up to the alignment: `System.realloc`'s terms.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        new
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 fn rss_bytes() -> isize {
     std::fs::read_to_string("/proc/self/status")
@@ -188,9 +143,9 @@ impl Fixture {
 
 /// Builds a value while measuring the heap and RSS it keeps.
 fn measured<T>(label: &str, connections: u64, build: impl FnOnce() -> T) -> T {
-    let (heap_before, rss_before) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+    let (heap_before, rss_before) = (counting::live(), rss_bytes());
     let built = build();
-    let (heap_after, rss_after) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+    let (heap_after, rss_after) = (counting::live(), rss_bytes());
     let per = |bytes: isize| bytes as f64 / connections as f64;
     println!(
         "memory {label}: {:.1} bytes/connection live heap (counting allocator), \

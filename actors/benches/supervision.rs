@@ -5,7 +5,6 @@
 //!
 //! Run with `cargo bench -p muster-actors --bench supervision`.
 
-use std::alloc::{GlobalAlloc, Layout, System as SysAlloc};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,43 +17,8 @@ use muster_actors::{
 use slog::{Logger, o};
 
 /// Counts live heap bytes, so the bench can say what a child costs.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed unchanged to the system allocator, which
-// upholds `GlobalAlloc`'s contract; the counter is only bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract for `layout`, which
-        // is handed on as it came.
-        let ptr = unsafe { SysAlloc.alloc(layout) };
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` or `realloc` above, that is from
-        // the system allocator, with this `layout`, as the caller promises.
-        unsafe { SysAlloc.dealloc(ptr, layout) }
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from the system allocator with `layout`, and
-        // `new_size` meets `realloc`'s contract, as the caller promises.
-        let new = unsafe { SysAlloc.realloc(ptr, layout, new_size) };
-        // A failed realloc leaves the old block in place: nothing changed.
-        if !new.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        new
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "../../benches/support/counting.rs"]
+mod counting;
 
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 
@@ -242,7 +206,7 @@ fn ten_thousand_children() {
         tokio::task::yield_now().await;
         STARTED.store(0, Ordering::Relaxed);
         let names: Vec<String> = (0..N).map(|i| format!("machine-{i}")).collect();
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = counting::live();
         let start = Instant::now();
         let mut mailboxes = Vec::with_capacity(N);
         let mut specs = Vec::with_capacity(N);
@@ -251,16 +215,16 @@ fn ten_thousand_children() {
             specs.push(sink(name, &mailbox));
             mailboxes.push(mailbox);
         }
-        let specs_made = LIVE.load(Ordering::Relaxed);
+        let specs_made = counting::live();
         pollers.add_all(specs).await.unwrap();
         while STARTED.load(Ordering::Relaxed) < N {
             tokio::task::yield_now().await;
         }
         let took = start.elapsed();
-        let after = LIVE.load(Ordering::Relaxed);
+        let after = counting::live();
         // The host's Vec of mailboxes is the host's, not the children's.
         let host_vec = mailboxes.capacity() * std::mem::size_of::<Mailbox<Sink>>();
-        let per_child = (after - before - host_vec) as f64 / N as f64;
+        let per_child = (after - before - host_vec as isize) as f64 / N as f64;
         println!(
             "10,000 dynamic children: all started in {:.1} ms ({:.2} µs each); \
              {:.0} live heap bytes per child ({:.2} KiB)",
@@ -271,7 +235,7 @@ fn ten_thousand_children() {
         );
         println!(
             "  of which the child's mailbox and spec, before it was added: {} bytes",
-            (specs_made - before - host_vec) / N
+            (specs_made - before - host_vec as isize) / N as isize
         );
         black_box(&mailboxes);
         let start = Instant::now();

@@ -20,10 +20,8 @@
 //! own actix thread, as the HTTP worker does. Nothing is asserted: the
 //! numbers are printed for `docs/performance.md`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use muster::clock::SystemClock;
@@ -35,36 +33,8 @@ use prometheus_client::registry::Registry;
 use slog::{Discard, Logger, o};
 
 /// Counts the bytes allocated and not yet freed, to weigh the counts.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+#[path = "../../benches/support/counting.rs"]
+mod counting;
 
 const MODELS: u64 = 10_000;
 const PER_MODEL: u64 = 100;
@@ -181,7 +151,7 @@ fn walk(connections: &Connections) -> Vec<ModelCounts> {
 /// Fills three server tables with the fixture, tallied or not: the heap
 /// they hold and the time per connect.
 fn tables(names: &Names, tally: Option<&Tally>) -> (Vec<ServerTable>, isize, Duration) {
-    let before = live();
+    let before = counting::live();
     let mut tables: Vec<ServerTable> = names
         .servers
         .iter()
@@ -204,7 +174,7 @@ fn tables(names: &Names, tally: Option<&Tally>) -> (Vec<ServerTable>, isize, Dur
         );
     }
     let per_connect = began.elapsed() / CONNECTIONS as u32;
-    (tables, live() - before, per_connect)
+    (tables, counting::live() - before, per_connect)
 }
 
 fn counts_cost(names: &Names) {

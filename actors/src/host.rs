@@ -32,6 +32,7 @@
 //!         └── pollers/…
 //! ```
 
+mod extend;
 mod gate;
 mod models;
 mod tree;
@@ -65,6 +66,8 @@ use crate::supervisor::{
 pub use models::{CloudAccount, Fleet, FleetError, ModelBackends, ModelHandle, ModelInfo};
 pub use tree::{GATEWAYS, MODELS, TreeBackends};
 
+pub use extend::Extensions;
+pub(crate) use extend::PresenceChild;
 pub(crate) use gate::Gate;
 
 /// Every setting of the tree. Each section has its defaults, so an empty
@@ -214,11 +217,24 @@ impl Muster {
         logger: Logger,
         registry: &mut Registry,
     ) -> Result<Muster, StartError> {
+        Muster::start_with(config, backends, Extensions::new(), logger, registry)
+    }
+
+    /// [`Muster::start`] with the host's own children mounted in muster's
+    /// tree (see [`Extensions`]).
+    pub fn start_with(
+        config: &MusterConfig,
+        backends: impl Into<TreeBackends>,
+        extensions: Extensions,
+        logger: Logger,
+        registry: &mut Registry,
+    ) -> Result<Muster, StartError> {
         config.validate()?;
         let backends = backends.into();
         check(&backends)?;
         let metrics = Metrics::register(registry);
-        let (spec, handles) = tree::build(config, backends, GatewayMetrics::new(registry))?;
+        let gateway_metrics = GatewayMetrics::new(registry);
+        let (spec, handles) = tree::build(config, backends, extensions, gateway_metrics)?;
         let root = Root::start("root", spec, logger.clone(), metrics)?;
         info!(logger, "muster started");
         let supervisor = root.supervisor().clone();
@@ -247,13 +263,26 @@ impl Muster {
         backends: impl Into<TreeBackends>,
         registry: &mut Registry,
     ) -> Result<(ChildSpec, Muster), StartError> {
+        Muster::child_with(name, config, backends, Extensions::new(), registry)
+    }
+
+    /// [`Muster::child`] with the host's own children mounted in muster's
+    /// tree (see [`Extensions`]).
+    pub fn child_with(
+        name: &str,
+        config: &MusterConfig,
+        backends: impl Into<TreeBackends>,
+        extensions: Extensions,
+        registry: &mut Registry,
+    ) -> Result<(ChildSpec, Muster), StartError> {
         config.validate()?;
         let backends = backends.into();
         check(&backends)?;
         // Before anything is registered: a refused name must leave the
         // registry as it was.
         check_name(name)?;
-        let (spec, handles) = tree::build(config, backends, GatewayMetrics::new(registry))?;
+        let gateway_metrics = GatewayMetrics::new(registry);
+        let (spec, handles) = tree::build(config, backends, extensions, gateway_metrics)?;
         let supervisor = SupervisorRef::new();
         let child = ChildSpec::supervisor(name, spec, &supervisor)?;
         Ok((child, Muster::new(name, supervisor, None, handles)))

@@ -9,7 +9,10 @@
 //! its own supervision tree with [`Muster::child`], next to its own workers
 //! and restarted by its own policy (see `examples/host_tree.rs`). Either
 //! way it talks to muster through the returned handle, which stays valid
-//! across every restart of muster.
+//! across every restart of muster. A host that needs a child of its own
+//! inside muster's tree (a bridge carrying presence to other processes)
+//! mounts it with [`Extensions`] through [`Muster::start_with`] or
+//! [`Muster::child_with`].
 //!
 //! # A host's own tree
 //!
@@ -53,8 +56,8 @@ pub use actix;
 pub use muster;
 
 pub use host::{
-    Backends, CloudAccount, DEFAULT_RESTART_WAIT, Fleet, InvalidConfig, ModelBackends, ModelHandle,
-    ModelInfo, Muster, MusterConfig, StartError,
+    Backends, CloudAccount, DEFAULT_RESTART_WAIT, Extensions, Fleet, InvalidConfig, ModelBackends,
+    ModelHandle, ModelInfo, Muster, MusterConfig, StartError,
 };
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};

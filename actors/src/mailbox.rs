@@ -321,13 +321,7 @@ impl<A: Supervised> Mailbox<A> {
                 })
             })
             .map_err(|(_, error)| error);
-        let meter = self.shared.meter.clone();
-        async move {
-            pushed?;
-            rx.await.map_err(|_| SendError::Lost {
-                child: meter.name(),
-            })
-        }
+        self.answer(pushed, rx)
     }
 
     /// Runs `f` on the actor as a message (metered like any other) and
@@ -345,6 +339,16 @@ impl<A: Supervised> Mailbox<A> {
                 })
             })
             .map_err(|(_, error)| error);
+        self.answer(pushed, rx)
+    }
+
+    /// What the handler sends on `rx` once `pushed` is in the mailbox; lost
+    /// when the actor stops (or panics) before it answers.
+    fn answer<R>(
+        &self,
+        pushed: Result<(), SendError>,
+        rx: oneshot::Receiver<R>,
+    ) -> impl Future<Output = Result<R, SendError>> + use<A, R> {
         let meter = self.shared.meter.clone();
         async move {
             pushed?;

@@ -12,6 +12,16 @@
 //! `ServerPresence` that fails loses nothing but the message it failed on,
 //! and no other server notices. Events reach a server's actor in the order
 //! they were sent, so a query sees every event sent before it.
+//!
+//! A host may follow one server's changes through a [`Tap`] and take a
+//! copy of its table numbered to match ([`PresenceHandle::snapshot`]), to
+//! share that server's connections with other processes; and it may mount
+//! children of its own in the subtree, beside the router (see
+//! [`Extensions`](crate::host::Extensions)).
+
+mod tap;
+
+pub use tap::{Change, ChangeKind, TAP_CAPACITY, TableSnapshot, Tap};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use slog::{Logger, debug, info, warn};
 use tokio::sync::watch;
 
-use crate::host::Gate;
+use crate::host::{Gate, PresenceChild};
 use crate::mailbox::{Mailbox, SendError};
 use crate::supervisor::{
     ChildSpec, DynamicPolicy, Kept, RestartConfig, RestartPolicy, StatePolicy, SupervisorError,
@@ -99,6 +109,33 @@ enum ServerEvent {
 
 impl Message for ServerEvent {
     type Result = ();
+}
+
+impl ServerEvent {
+    /// The change a follower of the server hears of; activity stays local.
+    fn change(&self) -> Option<ChangeKind> {
+        match self {
+            ServerEvent::Connect {
+                model,
+                agent,
+                id,
+                controller_agent,
+                user_data,
+                ..
+            } => Some(ChangeKind::Connect {
+                id: *id,
+                model: *model,
+                agent: agent.clone(),
+                controller_agent: *controller_agent,
+                user_data: user_data.clone(),
+            }),
+            ServerEvent::Disconnect { id } => Some(ChangeKind::Disconnect { id: *id }),
+            ServerEvent::Activity { .. } => None,
+            ServerEvent::Down | ServerEvent::Snapshot { .. } | ServerEvent::Clear => {
+                Some(ChangeKind::Reset)
+            }
+        }
+    }
 }
 
 /// Asks a server actor for a view of its table.
@@ -187,6 +224,7 @@ struct RouterState {
     servers: BTreeMap<MachineTag, ServerSlot>,
     /// The per-model counts every server's table keeps up to date.
     tally: Tally,
+    taps: tap::Taps,
 }
 
 /// The presence router: owns one [`ServerPresence`] per API server and
@@ -276,10 +314,23 @@ impl PresenceActor {
             }
             _ => self.state.lock().servers.get(server).cloned(),
         };
-        if let Some(slot) = slot
-            && let Err(error) = slot.mailbox.do_send(event)
-        {
-            warn!(self.log, "presence event refused"; "server" => %server, "error" => %error);
+        let Some(slot) = slot else { return };
+        let change = self
+            .state
+            .lock()
+            .taps
+            .follows(server)
+            .then(|| event.change())
+            .flatten();
+        match slot.mailbox.do_send(event) {
+            Ok(()) => {
+                if let Some(change) = change {
+                    self.state.lock().taps.changed(server, change);
+                }
+            }
+            Err(error) => {
+                warn!(self.log, "presence event refused"; "server" => %server, "error" => %error)
+            }
         }
     }
 
@@ -341,6 +392,7 @@ impl Handler<Request> for PresenceActor {
                             "server" => %server, "error" => %error);
                     }
                 }
+                state.taps.reset_all();
                 info!(self.log, "presence recording disabled; every entry dropped");
             }
         }
@@ -412,6 +464,51 @@ impl Handler<Views> for PresenceActor {
             .map(|slot| slot.mailbox.send(ViewTable))
             .collect();
         Box::pin(async move { join_all(asks).await.into_iter().collect() })
+    }
+}
+
+/// Asks the router for a tap on a server's changes.
+struct Follow(MachineTag);
+
+impl Message for Follow {
+    type Result = Tap;
+}
+
+impl Handler<Follow> for PresenceActor {
+    type Result = MessageResult<Follow>;
+
+    fn handle(&mut self, follow: Follow, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state.lock().taps.tap(&follow.0))
+    }
+}
+
+/// Asks the router for a copy of one server's table, numbered.
+struct SnapshotOf(MachineTag);
+
+impl Message for SnapshotOf {
+    type Result = Result<TableSnapshot, SendError>;
+}
+
+impl Handler<SnapshotOf> for PresenceActor {
+    type Result = ResponseFuture<Result<TableSnapshot, SendError>>;
+
+    fn handle(&mut self, ask: SnapshotOf, _ctx: &mut Context<Self>) -> Self::Result {
+        let state = self.state.lock();
+        // The number as the router routes this question: the server's actor
+        // answers it behind every change numbered up to here, and before
+        // any later one.
+        let seq = state.taps.seq(&ask.0);
+        let view = state
+            .servers
+            .get(&ask.0)
+            .map(|slot| slot.mailbox.send(ViewTable));
+        Box::pin(async move {
+            let values = match view {
+                Some(view) => view.await?.values(),
+                None => Vec::new(),
+            };
+            Ok(TableSnapshot { seq, values })
+        })
     }
 }
 
@@ -606,6 +703,25 @@ impl PresenceHandle {
         self.gate.call(|| self.router.send(GetReport)).await
     }
 
+    /// Follows the connects and disconnects of `server` from now on,
+    /// numbered (see [`Tap`]): what a host sends to the other API servers
+    /// when it shares its own server's connections with them.
+    pub async fn tap(&self, server: &MachineTag) -> Result<Tap, SendError> {
+        self.gate
+            .call(|| self.router.send(Follow(server.clone())))
+            .await
+    }
+
+    /// A copy of `server`'s connections with the number of the last change
+    /// it holds (see [`Tap`]; 0 while no one follows the server): every
+    /// change numbered after it is one the copy does not hold. An unknown
+    /// server has no connections.
+    pub async fn snapshot(&self, server: &MachineTag) -> Result<TableSnapshot, SendError> {
+        self.gate
+            .call(|| self.router.send(SnapshotOf(server.clone())))
+            .await?
+    }
+
     /// The mailbox of a server's actor, once that server is known: for
     /// operators and tests that need to reach one server's actor.
     pub async fn server_mailbox(
@@ -641,6 +757,19 @@ pub fn presence_child(
     config: &PresenceConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<(ChildSpec, PresenceHandle), SupervisorError> {
+    presence_subtree(name, config, clock, Vec::new())
+}
+
+/// [`presence_child`] with the host's own children beside the router, each
+/// made from the subtree's handle; they start after the router, in the
+/// order given. A name the subtree's own children take (`router`, or a
+/// machine tag, which names a server's actor) is refused as a duplicate.
+pub(crate) fn presence_subtree(
+    name: &str,
+    config: &PresenceConfig,
+    clock: Arc<dyn Clock>,
+    extra: Vec<PresenceChild>,
+) -> Result<(ChildSpec, PresenceHandle), SupervisorError> {
     let subtree = SupervisorRef::new();
     let router = Mailbox::keeping(config.router_mailbox);
     let server_mailbox = config.server_mailbox;
@@ -660,19 +789,28 @@ pub fn presence_child(
     .report(router.reporter(|router: &PresenceActor| {
         serde_json::to_value(router.report()).unwrap_or_default()
     }));
-    let spec = SupervisorSpec::new(config.restart.clone())
-        .child(router_child)
-        .dynamic(DynamicPolicy {
-            group: "servers".into(),
-            restart: RestartPolicy::Permanent,
-            state: StatePolicy::Kept,
-        });
-    let child = ChildSpec::supervisor(name, spec, &subtree)?;
     let handle = PresenceHandle {
         router,
         clock,
         enabled,
         gate: Gate::default(),
     };
+    let mut spec = SupervisorSpec::new(config.restart.clone()).child(router_child);
+    for make in extra {
+        let child = make(&handle);
+        if child.name().parse::<MachineTag>().is_ok() {
+            return Err(SupervisorError::Duplicate {
+                supervisor: name.to_owned(),
+                child: child.name().to_owned(),
+            });
+        }
+        spec = spec.child(child);
+    }
+    let spec = spec.dynamic(DynamicPolicy {
+        group: "servers".into(),
+        restart: RestartPolicy::Permanent,
+        state: StatePolicy::Kept,
+    });
+    let child = ChildSpec::supervisor(name, spec, &subtree)?;
     Ok((child, handle))
 }

@@ -3,8 +3,9 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 
 use super::*;
-use crate::model::MachineBatches;
-use crate::provider::{Instance, check_instances};
+use crate::error::ErrorKind;
+use crate::model::{MachineBatches, MachineStatus};
+use crate::provider::{AddressScope, Instance, InstanceStatus, check_instances};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

@@ -5,9 +5,7 @@
 //! Run with `cargo run --release -p musterd --example history -- [MACHINES] [CONNECTIONS]`
 //! (defaults 10000 and 100000).
 
-use std::alloc::{GlobalAlloc, Layout, System as SysAlloc};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use muster::clock::SystemClock;
@@ -21,43 +19,8 @@ use slog::{Logger, o};
 
 /// Counts live heap bytes, so that the example can say what a full ring
 /// holds.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed unchanged to the system allocator, which
-// upholds `GlobalAlloc`'s contract; the counter is only bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract for `layout`, which
-        // is handed on as it came.
-        let ptr = unsafe { SysAlloc.alloc(layout) };
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` or `realloc` above, that is from
-        // the system allocator, with this `layout`, as the caller promises.
-        unsafe { SysAlloc.dealloc(ptr, layout) }
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from the system allocator with `layout`, and
-        // `new_size` meets `realloc`'s contract, as the caller promises.
-        let new = unsafe { SysAlloc.realloc(ptr, layout, new_size) };
-        // A failed realloc leaves the old block in place: nothing changed.
-        if !new.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        new
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "../../../benches/support/counting.rs"]
+mod counting;
 
 fn argument(n: usize, default: usize) -> usize {
     std::env::args()
@@ -146,14 +109,14 @@ async fn measure(machines: usize, connections: usize) {
 
     // A copy of the full ring allocates what the ring holds (the mailbox
     // names are shared, as in the ring).
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let copy = history.since(None);
-    let held = LIVE.load(Ordering::Relaxed) - before;
+    let held = counting::live() - before;
     println!(
         "a full ring of {} samples holds {} KiB ({} bytes a sample)",
         copy.len(),
         held / 1024,
-        held / copy.len().max(1)
+        held / copy.len().max(1) as isize
     );
     let json = serde_json::to_string(&history.answer(None)).expect("the history serializes");
     println!(

@@ -1,6 +1,6 @@
 //! The daemon's configuration file: TOML, every setting of the tree plus the
-//! backend, the HTTP surface and the agents' door, durations as human
-//! strings (`"3s"`, `"1m"`).
+//! backend, the HTTP surface, the agents' door and the cluster, durations
+//! as human strings (`"3s"`, `"1m"`).
 //!
 //! Reading a file never panics and never stops at the first problem it can
 //! get past: [`DaemonConfig::from_toml`] answers every problem it finds,
@@ -18,6 +18,7 @@ use muster::sim::SimConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::agents::AgentsConfig;
+use crate::cluster::ClusterConfig;
 use crate::token::validate_token;
 use models::ModelConfig;
 use muster_actors::gateway::GatewayConfig;
@@ -46,6 +47,10 @@ pub struct DaemonConfig {
     pub http: HttpConfig,
     /// The agents' WebSocket door.
     pub agents: AgentsConfig,
+    /// The other API servers of the controller, met over NATS; without
+    /// it, this daemon is the controller's only API server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
     /// Where the machine registry of the `[[models]]` is kept.
     pub store: StoreConfig,
     /// The models polled, each on its cloud and region (`[[models]]`);
@@ -179,6 +184,9 @@ impl Validate for DaemonConfig {
         at.section("backend", &self.backend);
         at.section("http", &self.http);
         at.section("agents", &self.agents);
+        if let Some(cluster) = &self.cluster {
+            at.section("cluster", cluster);
+        }
         at.section("store", &self.store);
         models::check_list(&self.models, at);
         self.check_write_api(at);
@@ -198,7 +206,8 @@ impl DaemonConfig {
                 "http.token",
                 None,
                 format!(
-                    "must be set: with [[models]] the HTTP surface takes writes, and                      http.listen = \"{}\" is not a loopback address",
+                    "must be set: with [[models]] the HTTP surface takes writes, and \
+                     http.listen = \"{}\" is not a loopback address",
                     self.http.listen
                 ),
             );

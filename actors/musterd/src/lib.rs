@@ -1,9 +1,10 @@
 //! The daemon `musterd` as a library: its config file ([`config`]), its
 //! HTTP inspection surface ([`http`]) with the dashboard ([`dashboard`])
 //! and its recent history ([`history`]), the agents' WebSocket door
-//! ([`agents`]), the demo ([`demo`]), the load client ([`swarm`]) and its
-//! logger ([`logging`]), and [`run`], which hosts the tree of
-//! [`muster_actors`] with a config file until told to stop.
+//! ([`agents`]), presence shared with the controller's other API servers
+//! over NATS ([`cluster`]), the demo ([`demo`]), the load client
+//! ([`swarm`]) and its logger ([`logging`]), and [`run`], which hosts the
+//! tree of [`muster_actors`] with a config file until told to stop.
 //!
 //! A crate of its own, so that a controller embedding `muster-actors` does
 //! not compile the daemon's HTTP server, command line and log drains.
@@ -14,6 +15,7 @@
 //! back.
 
 pub mod agents;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
@@ -35,11 +37,12 @@ use muster::clock::{Clock, SystemClock};
 use muster::config::{ConfigError, InvalidConfig};
 use muster::sim::Sim;
 use muster_actors::host::TreeBackends;
-use muster_actors::{Backends, Muster, StartError, TreeError};
+use muster_actors::{Backends, Extensions, Muster, StartError, TreeError};
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info, warn};
 
 use agents::{ConnectionIds, Door, DoorError, DoorMetrics};
+use cluster::{BridgeConfig, ClusterMetrics, CredentialsProblem, NatsAuth, bridge_child};
 use config::{BackendKind, DaemonConfig};
 use history::Sampler;
 use http::{BindError, Inspector, StateGauges};
@@ -79,6 +82,9 @@ pub enum DaemonError {
     /// The agents' door did not open.
     #[error(transparent)]
     Door(#[from] DoorError),
+    /// The NATS credentials file could not be used.
+    #[error(transparent)]
+    Cluster(#[from] CredentialsProblem),
     /// The tree did not start.
     #[error("the tree did not start: {0}")]
     Start(#[from] StartError),
@@ -116,13 +122,15 @@ impl DaemonError {
             DaemonError::Unreadable { .. }
             | DaemonError::Config { .. }
             | DaemonError::Option(_)
-            | DaemonError::Door(DoorError::Tls(_)) => EXIT_BAD_INPUT,
+            | DaemonError::Door(DoorError::Tls(_))
+            | DaemonError::Cluster(_) => EXIT_BAD_INPUT,
             _ => EXIT_FAILURE,
         }
     }
 }
 
-/// Reads and checks a config file, and the TLS files it names. Reads at
+/// Reads and checks a config file, and the TLS and credentials files it
+/// names. Reads at
 /// most one byte past [`MAX_FILE_BYTES`](config::MAX_FILE_BYTES), so that
 /// an endless file (`/dev/zero`) is refused at once.
 pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
@@ -156,6 +164,19 @@ pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
     if let Err(problem) = agents::tls::acceptor(&config.agents) {
         let problem = ConfigError::new(
             problem.key,
+            Some(format!("{:?}", problem.path)),
+            problem.reason,
+        );
+        return Err(DaemonError::Config {
+            path: shown,
+            problems: problem.into(),
+        });
+    }
+    if let Some(cluster) = &config.cluster
+        && let Err(problem) = NatsAuth::read(cluster)
+    {
+        let problem = ConfigError::new(
+            "cluster.credentials",
             Some(format!("{:?}", problem.path)),
             problem.reason,
         );
@@ -334,7 +355,25 @@ impl Hosted {
         } = bound;
         let clock = backends.clock().clone();
         let mut registry = Registry::default();
-        let muster = Muster::start(&config.muster(), backends, logger.clone(), &mut registry)?;
+        let mut extensions = Extensions::new();
+        if let Some(cluster) = &config.cluster {
+            // The bridge to the other API servers lives in the presence
+            // subtree it feeds.
+            extensions = extensions.presence_child(bridge_child(BridgeConfig {
+                node: config.agents.server.clone(),
+                cluster: cluster.clone(),
+                auth: NatsAuth::read(cluster)?,
+                metrics: ClusterMetrics::register(&mut registry),
+                clock: clock.clone(),
+            }));
+        }
+        let muster = Muster::start_with(
+            &config.muster(),
+            backends,
+            extensions,
+            logger.clone(),
+            &mut registry,
+        )?;
         let gauges = StateGauges::register(&mut registry);
         let door_metrics = DoorMetrics::register(&mut registry);
         let registry = Arc::new(registry);

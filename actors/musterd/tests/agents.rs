@@ -2,17 +2,17 @@
 //! to its end, however it ends, and a bad login or frame is refused with
 //! the close code the protocol gives it and leaves nothing recorded.
 
-mod agents_support;
+mod support;
 
 use std::time::Duration;
 
-use agents_support::*;
 use futures::{SinkExt, StreamExt};
 use muster::clock::Clock;
 use muster::presence::Status;
 use muster_actors::MusterConfig;
 use musterd::agents::AgentsConfig;
 use serde_json::json;
+use support::agents::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

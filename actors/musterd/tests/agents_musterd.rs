@@ -3,13 +3,14 @@
 //! check that keeps a network door from going unguarded, and the demo's
 //! door. These start real processes; each waits a few seconds at most.
 
-mod agents_support;
+mod support;
 
 use std::process::{Command, Stdio};
 
-use agents_support::process::*;
-use agents_support::*;
 use serde_json::json;
+use support::agents::*;
+use support::daemon::Musterd;
+use support::{ConfigFile, MUSTERD};
 
 const CONFIG: &str = "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\n";
 
@@ -92,7 +93,7 @@ fn an_agents_port_in_use_is_exit_1_naming_it() {
     let addr = taken.local_addr().unwrap();
     let file = ConfigFile::new(
         "taken",
-        &format!("[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"{addr}\"\n"),
+        format!("[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"{addr}\"\n"),
     );
     let out = Command::new(MUSTERD)
         .args(["run", "--config", file.path()])

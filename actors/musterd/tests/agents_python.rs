@@ -7,15 +7,15 @@
 //! Without Python or the package the test is skipped, unless `CI=true`,
 //! where it fails: `.ci/run` installs the package first.
 
-mod agents_support;
+mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use agents_support::MODEL;
-use agents_support::process::*;
+use support::agents::MODEL;
+use support::daemon::Musterd;
+use support::{ConfigFile, Process, lines};
 
 const AGENT: &str = r#"
 import json, sys
@@ -81,31 +81,19 @@ fn a_python_websockets_agent_logs_in_and_out() {
         "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n",
     );
     let mut musterd = Musterd::start(&["run", "--config", file.path()]);
-    let mut agent = Command::new(python)
-        .args(["-c", AGENT, &musterd.agents, MODEL])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Killed if the test fails before it ends.
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stdout = agent.stdout.take().unwrap();
-    let stderr = agent.stderr.take().unwrap();
-    let mut stdin = agent.stdin.take().unwrap();
-    let mut agent = Kill(agent);
-    let (tx, said) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut agent = Process(
+        Command::new(python)
+            .args(["-c", AGENT, &musterd.agents, MODEL])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let said = lines(agent.0.stdout.take().unwrap());
+    let stderr = agent.0.stderr.take().unwrap();
+    let mut stdin = agent.0.stdin.take().unwrap();
     let errors = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
@@ -143,7 +131,7 @@ fn a_python_websockets_agent_logs_in_and_out() {
     );
     stdin.write_all(b"close\n").unwrap();
     assert_eq!(next("its close"), "closed 1000");
-    assert_eq!(wait_exit(&mut agent.0, Duration::from_secs(20)), Some(0));
+    assert_eq!(agent.wait_exit(Duration::from_secs(20)), Some(0));
     assert_eq!(errors.join().unwrap(), "");
     musterd.wait_presence(MODEL, 0);
     assert_eq!(musterd.terminate(), Some(0));

@@ -2,15 +2,15 @@
 //! in and is recorded; a plain client gets nowhere; unusable TLS files are
 //! refused naming their key.
 
-mod agents_support;
+mod support;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use agents_support::*;
 use futures::{SinkExt, StreamExt};
 use musterd::agents::{AgentsConfig, Door, DoorError};
 use serde_json::json;
+use support::agents::*;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::crypto::ring;

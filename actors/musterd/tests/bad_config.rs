@@ -6,7 +6,6 @@
 mod support;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use muster_actors::{Backends, Muster};
 use musterd::config::DaemonConfig;
 use prometheus_client::registry::Registry;
 use slog::{Drain, Logger, Never, OwnedKVList, Record, o};
-use support::{MUSTERD, Process, musterd, text};
+use support::{ConfigFile, MUSTERD, Process, musterd, text};
 
 /// The values, as TOML writes them, that broke a setting once, and a few
 /// at the edges of the ranges, so that accepted extremes run too.
@@ -230,31 +229,6 @@ async fn every_key_refuses_what_broke_it_or_runs_with_it() {
     assert!(refused > 1000 && ran > 100, "{refused} refused, {ran} ran");
 }
 
-/// A config file in a fresh directory, removed when dropped.
-struct ConfigFile(PathBuf);
-
-impl ConfigFile {
-    fn new(name: &str, bytes: &[u8]) -> Self {
-        let dir = std::env::temp_dir().join(format!("musterd-bad-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("muster.toml");
-        std::fs::write(&path, bytes).unwrap();
-        ConfigFile(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 /// The settings `check-config` once accepted and `run` then panicked on.
 const BREAKERS: &str = "[supervision]\nmax_restarts = 0\nshutdown_timeout = \"18446744073709551615s\"\n\
     [gateway]\ncalls_per_second = 5e-324\nwindow = \"18446744073709551615s\"\n\
@@ -317,7 +291,7 @@ fn an_endless_or_huge_file_is_refused_naming_the_limit() {
         text(&out.stderr),
         "/dev/zero: larger than 4 MiB, the most a config file may be\n"
     );
-    let file = ConfigFile::new("huge", &vec![b'#'; (4 << 20) + 1]);
+    let file = ConfigFile::new("huge", vec![b'#'; (4 << 20) + 1]);
     let out = musterd(&["check-config", file.path()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("larger than 4 MiB"));

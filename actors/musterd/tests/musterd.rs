@@ -6,32 +6,10 @@ mod support;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{MUSTERD, Process, musterd, spawn, text, wait_for_line};
-
-/// A config file in a fresh directory, removed when dropped.
-struct ConfigFile(PathBuf);
-
-impl ConfigFile {
-    fn new(name: &str, text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("musterd-test-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("muster.toml");
-        std::fs::write(&path, text).unwrap();
-        ConfigFile(path)
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
+use support::{ConfigFile, MUSTERD, Process, musterd, spawn, text, wait_for_line};
 
 #[test]
 fn check_config_accepts_the_example_file() {
@@ -122,7 +100,7 @@ const FREE_PORTS: &str = "[http]\nlisten = \"127.0.0.1:0\"\n[agents]\nlisten = \
 
 #[test]
 fn sigterm_stops_run_gracefully_with_exit_0() {
-    let file = ConfigFile::new("sigterm", &format!("{FREE_PORTS}[backend]\nmachines = 5\n"));
+    let file = ConfigFile::new("sigterm", format!("{FREE_PORTS}[backend]\nmachines = 5\n"));
     let (mut musterd, lines) = spawn(&["run", "--config", file.0.to_str().unwrap()]);
     wait_for_line(&lines, "http listening", Duration::from_secs(10));
     musterd.terminate();
@@ -205,7 +183,7 @@ fn json_logs_carry_actix_records_too() {
 fn a_port_in_use_is_a_clear_error_with_exit_1() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let file = ConfigFile::new("port", &format!("[http]\nlisten = \"{addr}\"\n"));
+    let file = ConfigFile::new("port", format!("[http]\nlisten = \"{addr}\"\n"));
     let mut musterd = Process::spawn(
         Command::new(MUSTERD)
             .args(["run", "--config", file.0.to_str().unwrap()])

@@ -2,7 +2,7 @@
 //! §9.1, §9.2, §9.5, §9.7): what survives a restart, concurrent writers,
 //! bad bodies, and a full or locked database.
 
-mod registry_support;
+mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,7 @@ use muster::provider::{
     Address, AddressScope, InstanceId, InstanceStatus, InstanceStatusInfo, NetworkInterface,
 };
 use musterd::registry::{MachineRecord, Recorded, Registration, Registry, SqliteOptions};
-use registry_support::{START, clock, file, interface, logger, memory, model, next, put, tag};
+use support::registry::{START, clock, file, interface, logger, memory, model, next, put, tag};
 
 #[tokio::test(start_paused = true)]
 async fn poll_results_and_the_credential_survive_a_restart() {

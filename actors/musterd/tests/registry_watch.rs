@@ -2,7 +2,7 @@
 //! §9.6): the machine watcher's batches, the machines it hands out, and the
 //! credential's validity, on a paused clock.
 
-mod registry_support;
+mod support;
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use muster::model::{CredentialApi, Life, MachineStatus, ModelFacade};
 use muster::names::{MachineTag, ModelUuid};
 use muster::provider::{InstanceId, InstanceStatus, InstanceStatusInfo};
 use musterd::registry::{PutOutcome, Registration};
-use registry_support::{interface, memory, model, next, provisioned, put, tag};
+use support::registry::{interface, memory, model, next, provisioned, put, tag};
 
 #[tokio::test(start_paused = true)]
 async fn registered_machines_come_in_the_first_batch_with_their_fields() {

@@ -2,14 +2,14 @@
 //! agents are recorded by presence, spread over the models; churn and a
 //! storm bring them back; refusals are counted by close code.
 
-mod agents_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use agents_support::*;
 use musterd::agents::AgentsConfig;
 use musterd::swarm::{self, SwarmOptions, SwarmSummary};
+use support::agents::*;
 
 fn options(url: &str, agents: usize) -> SwarmOptions {
     SwarmOptions {

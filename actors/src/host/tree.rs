@@ -21,13 +21,13 @@ use muster::clock::Clock;
 use crate::gateway::{GatewayConfig, GatewayMetrics, GatewayState, ProviderGateway};
 use crate::machines::{MachinesHandle, machines_child, model_machines_child};
 use crate::mailbox::Mailbox;
-use crate::presence::{PresenceHandle, presence_child};
+use crate::presence::{PresenceHandle, presence_subtree};
 use crate::supervisor::{
     ChildSpec, StatePolicy, StatusWatch, SupervisorError, SupervisorRef, SupervisorSpec,
 };
 
 use super::models::{Fleet, ModelHandle, ModelInfo};
-use super::{Backends, MusterConfig};
+use super::{Backends, Extensions, MusterConfig};
 
 /// The name of the supervisor of the gateways, in a tree of many models.
 pub const GATEWAYS: &str = "gateways";
@@ -97,16 +97,22 @@ fn gateway_child(
     }))
 }
 
-/// Muster's supervisor: the gateway(s), then the presence subtree, then
-/// the machines of the model(s). `config` must have been validated, and a
-/// fleet checked.
+/// Muster's supervisor: the gateway(s), then the presence subtree with the
+/// host's extra children in it, then the machines of the model(s).
+/// `config` must have been validated, and a fleet checked.
 pub(super) fn build(
     config: &MusterConfig,
     backends: TreeBackends,
+    extensions: Extensions,
     gateway_metrics: GatewayMetrics,
 ) -> Result<(SupervisorSpec, Handles), SupervisorError> {
     let clock = backends.clock().clone();
-    let (presence_child, presence) = presence_child("presence", &config.presence, clock)?;
+    let (presence_child, presence) = presence_subtree(
+        "presence",
+        &config.presence,
+        clock,
+        extensions.presence,
+    )?;
     let (gateways_child, machines_child, parts) = match backends {
         TreeBackends::One(backends) => one(config, backends, gateway_metrics)?,
         TreeBackends::Many(fleet) => many(config, &fleet, gateway_metrics)?,

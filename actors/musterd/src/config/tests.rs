@@ -253,3 +253,50 @@ fn a_config_built_in_code_is_checked_as_a_file_is() {
         ]
     );
 }
+
+#[test]
+fn the_example_cluster_section_reads_as_its_defaults() {
+    let text = include_str!("../../muster.example.toml");
+    let section: String = text
+        .lines()
+        .skip_while(|line| *line != "# [cluster]")
+        .map_while(|line| line.strip_prefix("# "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(section.starts_with("[cluster]\n"), "{section}");
+    let config = DaemonConfig::from_toml(&section).unwrap();
+    let cluster = config.cluster.expect("a [cluster] section");
+    assert_eq!(
+        cluster,
+        ClusterConfig {
+            credentials: Some("nats.creds".into()),
+            ..ClusterConfig::default()
+        }
+    );
+    // An empty section is a cluster with every default.
+    assert_eq!(
+        DaemonConfig::from_toml("[cluster]\n").unwrap().cluster,
+        Some(ClusterConfig::default())
+    );
+}
+
+#[test]
+fn cluster_problems_name_their_key_with_the_value_written() {
+    assert_eq!(
+        problems("[cluster]\nheartbeat = \"2s\"\ndown_after = \"3s\"\nname = \"a.b\"\n"),
+        [
+            "cluster.name = \"a.b\": must be 1 to 64 letters, digits, '-' or '_' (one NATS subject token)",
+            "cluster.down_after = \"3s\": must not be shorter than twice heartbeat (3s < 4s)",
+        ]
+    );
+    assert_eq!(
+        problems("[cluster]\nnats = \"nats://127.0.0.1:4222\"\n"),
+        [
+            "cluster.nats = \"nats://127.0.0.1:4222\": invalid type: string \"nats://127.0.0.1:4222\", expected a sequence"
+        ]
+    );
+    assert_eq!(
+        problems("[cluster]\nlease = \"15s\"\n")[0],
+        "cluster.lease = \"15s\": unknown field `lease`, expected one of `name`, `nats`, `credentials`, `heartbeat`, `down_after`, `lease_ttl`"
+    );
+}

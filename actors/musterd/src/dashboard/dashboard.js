@@ -249,6 +249,45 @@ function renderTree(report) {
   document.querySelector("#tree tbody").replaceChildren(...rows);
 }
 
+// --- the cluster ---------------------------------------------------------
+
+// The bridge's report, under presence in the tree's report; none when the
+// daemon is the controller's only API server.
+function bridgeOf(report) {
+  const presence = (report.children || []).find(c => c.name === "presence");
+  const children = (presence && presence.report && presence.report.children) || [];
+  const bridge = children.find(c => c.name === "cluster");
+  return bridge && bridge.report;
+}
+
+function ago(rfc3339) {
+  if (!rfc3339) return "never";
+  const seconds = Math.max(0, (Date.now() - Date.parse(rfc3339)) / 1000);
+  const clock = new Date(rfc3339).toLocaleTimeString("en-GB");
+  return clock + " (" + (seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)) + " s ago)";
+}
+
+function renderCluster(report) {
+  const panel = document.getElementById("cluster-panel");
+  const bridge = bridgeOf(report);
+  panel.hidden = !bridge;
+  if (!bridge) return;
+  const link = document.getElementById("cluster-link");
+  link.textContent = bridge.link + (bridge.nats ? " to " + bridge.nats : "");
+  link.className = "badge " + (bridge.link === "connected" ? "ok" : "bad");
+  document.getElementById("cluster-node").textContent =
+    bridge.node + " of " + bridge.cluster + " · change " + bridge.seq.toLocaleString("en");
+  const rows = (bridge.peers || []).map(peer => el("tr", { class: "peer", "data-peer": peer.server },
+    el("td", {}, peer.server),
+    el("td", { class: "state " + peer.state }, peer.state),
+    el("td", {}, ago(peer.last_heartbeat)),
+    el("td", {}, peer.applied ?? "-"),
+    el("td", {}, peer.snapshots_applied + " / " + peer.snapshots_asked),
+    el("td", {}, peer.gaps)));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 6 }, "no peer heard yet")));
+  document.querySelector("#peers tbody").replaceChildren(...rows);
+}
+
 // --- agents by model -----------------------------------------------------
 
 function total(label, n, cls) {
@@ -364,7 +403,7 @@ async function refresh(fromTimer) {
   try {
     await Promise.all([
       refreshHistory(),
-      api("api/report").then(renderTree),
+      api("api/report").then(report => { renderTree(report); renderCluster(report); }),
       renderMachines(),
       renderPresence(),
     ]);

@@ -1,16 +1,27 @@
-//! Helpers shared by the tests that start the real `musterd` binary: the
-//! process, killed if a test fails before it stops, its output read line by
-//! line, and bounded waits for a line or for its exit; and, in
-//! [`inprocess`], a tree served in-process.
+//! Helpers shared by the daemon's tests. Here: the real `musterd` binary
+//! run to its end or as a process killed if a test fails before it stops,
+//! its output read line by line, bounded waits for a line or for its exit,
+//! and config files that are removed after the test. Beside them: a
+//! `musterd` that serves ([`daemon`]), trees served in-process
+//! ([`inprocess`], [`inspector`]), one that breaks on demand
+//! ([`breaking`]), the agents' door and its clients ([`agents`]),
+//! machine registries ([`registry`]), NATS servers ([`nats`]) and nodes of
+//! a cluster on them ([`cluster`]).
 
 // Each test binary uses a part of these.
 #![allow(dead_code)]
 
+pub mod agents;
 pub mod breaking;
+pub mod cluster;
+pub mod daemon;
 pub mod inprocess;
 pub mod inspector;
+pub mod nats;
+pub mod registry;
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -30,6 +41,33 @@ pub fn musterd(args: &[&str]) -> Output {
 /// Output bytes as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A config file in a fresh directory, removed when dropped.
+pub struct ConfigFile(pub PathBuf);
+
+impl ConfigFile {
+    /// `muster.toml` in a directory of its own, holding `contents`.
+    pub fn new(name: &str, contents: impl AsRef<[u8]>) -> Self {
+        let dir = std::env::temp_dir().join(format!("musterd-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("muster.toml");
+        std::fs::write(&path, contents).unwrap();
+        ConfigFile(path)
+    }
+
+    /// The file's path, as an argument.
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// A running child process, killed and reaped when dropped, so that none
@@ -123,4 +161,23 @@ pub fn wait_for_line(
         }
     }
     panic!("no line with {needle:?} within {within:?}: {seen:#?}");
+}
+
+/// The next line starting with `prefix`, within `within`; the lines seen
+/// before when none comes.
+pub fn line_starting(
+    lines: &mpsc::Receiver<String>,
+    prefix: &str,
+    within: Duration,
+) -> Result<String, Vec<String>> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return Ok(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    Err(seen)
 }

@@ -2,10 +2,6 @@
 //! door in this process, and an agent that speaks the protocol with
 //! tokio-tungstenite.
 
-#![allow(dead_code)]
-
-pub mod process;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

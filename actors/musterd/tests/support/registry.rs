@@ -1,9 +1,6 @@
-//! Helpers shared by the machine registry's tests: registries on a clock
-//! that stands still, machines, interfaces, and what the HTTP layer does
-//! with a registration.
-
-// Each test binary uses a part of these.
-#![allow(dead_code)]
+//! What the machine registry's tests share: registries on a clock that
+//! stands still, machines, interfaces, and what the HTTP layer does with a
+//! registration.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,0 +1,607 @@
+//! The bridge: one actor in muster's presence subtree that carries this
+//! node's connects and disconnects to the other nodes over NATS, and
+//! theirs into this node's presence (docs/spec.md §11.4 to §11.6).
+//!
+//! Losing NATS is a state the bridge reports, not a failure: the client
+//! reconnects on its own, the bridge marks every peer down meanwhile, and
+//! asks each for a snapshot when the connection is back. What the bridge
+//! knows of its peers is kept across its own restarts, and a restart
+//! counts as a lost connection.
+
+mod messages;
+mod report;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix::prelude::*;
+use async_nats::Client;
+use muster::clock::Clock;
+use muster::names::MachineTag;
+use muster_actors::presence::{Change, PresenceHandle};
+use muster_actors::{ChildSpec, Kept, Mailbox, StatePolicy};
+use serde::Serialize;
+use slog::{Logger, debug, info, warn};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::NatsAuth;
+use super::config::ClusterConfig;
+use super::link::{self, Applier, LinkOptions, Linked, OUTBOX, Outgoing};
+use super::metrics::{ClusterMetrics, Kind};
+use super::peers::{Action, Peers, Settings};
+use super::protocol::{self, Conn, Event, Feed, Incarnation, Op, Part, Subjects};
+
+pub(super) use messages::{Answered, Asked, Failed, Heard, LinkEvent, Tapped, Unanswered};
+pub use report::{BridgeReport, PeerShown};
+
+/// The bridge's mailbox: what NATS brings waits in its subscriptions
+/// while this is full.
+pub const BRIDGE_MAILBOX: usize = 4096;
+
+/// How long the bridge waits before it tries again a connection it could
+/// not even set up (its credentials file became unreadable).
+const RETRY_SETUP: Duration = Duration::from_secs(5);
+
+/// Everything a bridge is made from; cheap to clone.
+#[derive(Clone)]
+pub struct BridgeConfig {
+    /// This node: the API server the door records under.
+    pub node: MachineTag,
+    /// The `[cluster]` section, checked.
+    pub cluster: ClusterConfig,
+    /// The credentials its file holds.
+    pub auth: NatsAuth,
+    /// The bridge's series, registered once by the host.
+    pub metrics: ClusterMetrics,
+    /// The wall clock, for the report's times.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Where the bridge's NATS connection is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LinkState {
+    /// Presence is not recording yet; nothing to share.
+    WaitingForPresence,
+    /// Trying to reach a server.
+    Connecting,
+    /// Connected.
+    Connected,
+    /// Lost; trying again.
+    Disconnected,
+    /// The connection could not even be set up; tried again a little later.
+    Failed(String),
+}
+
+impl LinkState {
+    fn name(&self) -> &'static str {
+        match self {
+            LinkState::WaitingForPresence => "waiting for presence",
+            LinkState::Connecting => "connecting",
+            LinkState::Connected => "connected",
+            LinkState::Disconnected => "disconnected",
+            LinkState::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What the bridge counts, for its report.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Counts {
+    /// Changes of this node published.
+    events_published: u64,
+    /// Changes not published: NATS was away, or the outbox was full.
+    events_unpublished: u64,
+    /// Heartbeats published.
+    heartbeats: u64,
+    /// Messages dropped because the outbox was full.
+    outbox_full: u64,
+    /// Messages heard that did not read, or came from the wrong subject.
+    refused: u64,
+    /// Snapshots asked of peers.
+    snapshots_asked: u64,
+    /// Snapshots of this node served to peers.
+    snapshots_served: u64,
+}
+
+/// What the bridge keeps across its restarts.
+struct Memory {
+    incarnation: Incarnation,
+    peers: Peers,
+    generation: u64,
+    /// The number of this node's last change, published or skipped.
+    seq: u64,
+    counts: Counts,
+    link_since: Option<SystemTime>,
+}
+
+/// The bridge actor. See the module's documentation.
+pub struct Bridge {
+    config: BridgeConfig,
+    subjects: Subjects,
+    presence: PresenceHandle,
+    mailbox: Mailbox<Bridge>,
+    memory: Kept<Memory>,
+    generation: u64,
+    link: LinkState,
+    client: Option<Client>,
+    outbox: Option<mpsc::Sender<Outgoing>>,
+    inbox: String,
+    applier: mpsc::UnboundedSender<Action>,
+    applied: Option<mpsc::UnboundedReceiver<Action>>,
+    twin_warned: Option<Instant>,
+    log: Logger,
+}
+
+muster_actors::supervised!(Bridge);
+
+/// The bridge as a child of the presence subtree, called `cluster`, with
+/// its own mailbox and report; give it to
+/// [`Extensions::presence_child`](muster_actors::Extensions::presence_child).
+pub fn bridge_child(config: BridgeConfig) -> impl FnOnce(&PresenceHandle) -> ChildSpec + Send {
+    move |presence| {
+        let mailbox: Mailbox<Bridge> = Mailbox::new(BRIDGE_MAILBOX);
+        let presence = presence.clone();
+        let start_mailbox = mailbox.clone();
+        ChildSpec::actor("cluster", &mailbox, move |cx| {
+            let node = config.node.clone();
+            let settings = Settings::new(config.cluster.heartbeat, config.cluster.down_after);
+            let memory = cx.kept(|| Memory {
+                incarnation: Incarnation::random(),
+                peers: Peers::new(node, settings),
+                generation: 0,
+                seq: 0,
+                counts: Counts::default(),
+                link_since: None,
+            })?;
+            let (applier, applied) = mpsc::unbounded_channel();
+            Ok(Bridge {
+                subjects: Subjects::new(&config.cluster.name),
+                config: config.clone(),
+                presence: presence.clone(),
+                mailbox: start_mailbox.clone(),
+                memory,
+                generation: 0,
+                link: LinkState::WaitingForPresence,
+                client: None,
+                outbox: None,
+                inbox: String::new(),
+                applier,
+                applied: Some(applied),
+                twin_warned: None,
+                log: cx.logger().clone(),
+            })
+        })
+        .state(StatePolicy::Kept)
+        .report(
+            mailbox.reporter(|bridge: &Bridge| {
+                serde_json::to_value(bridge.report()).unwrap_or_default()
+            }),
+        )
+    }
+}
+
+impl Actor for Bridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let downs = {
+            let mut memory = self.memory.lock();
+            memory.generation += 1;
+            self.generation = memory.generation;
+            // A restart of the bridge is a lost link: what it knew of its
+            // peers may be stale.
+            memory.peers.link_down()
+        };
+        if let Some(applied) = self.applied.take() {
+            let applier = Applier {
+                presence: self.presence.clone(),
+                clock: self.config.clock.clone(),
+                mailbox: self.mailbox.clone(),
+                metrics: self.config.metrics.clone(),
+                log: self.log.clone(),
+            };
+            ctx.spawn(applier.run(applied).into_actor(self));
+        }
+        self.carry_out(downs);
+        let cluster = &self.config.cluster;
+        ctx.run_interval(cluster.heartbeat, |bridge, _ctx| bridge.heartbeat());
+        let check = cluster.heartbeat.min(cluster.down_after / 4);
+        ctx.run_interval(check, |bridge, _ctx| bridge.tick());
+        self.link_up(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.config
+            .metrics
+            .set(false, self.memory.lock().peers.counts());
+    }
+}
+
+impl Bridge {
+    /// Waits for presence to record, follows this node's server, and
+    /// connects to NATS.
+    fn link_up(&mut self, ctx: &mut Context<Self>) {
+        let presence = self.presence.clone();
+        let options = LinkOptions {
+            node: self.config.node.clone(),
+            subjects: self.subjects.clone(),
+            urls: self
+                .config
+                .cluster
+                .nats
+                .iter()
+                .filter_map(|url| super::config::check_url(url).ok())
+                .collect(),
+            auth: self.config.auth.clone(),
+            ping: self.config.cluster.down_after,
+        };
+        let (mailbox, generation) = (self.mailbox.clone(), self.generation);
+        let linking = async move {
+            let mut enabled = presence.watch_enabled();
+            enabled
+                .wait_for(|on| *on)
+                .await
+                .map_err(|_| "presence is gone".to_owned())?;
+            let tap = presence
+                .tap(&options.node)
+                .await
+                .map_err(|e| format!("cannot follow this node's presence: {e}"))?;
+            link::connect(options, tap, mailbox, generation).await
+        };
+        ctx.spawn(
+            linking
+                .into_actor(self)
+                .map(|linked, bridge, ctx| bridge.linked(linked, ctx)),
+        );
+    }
+
+    fn linked(&mut self, linked: Result<Linked, String>, ctx: &mut Context<Self>) {
+        let linked = match linked {
+            Ok(linked) => linked,
+            Err(reason) => {
+                warn!(self.log, "cluster link not set up; trying again"; "error" => %reason,
+                    "in" => %humantime::format_duration(RETRY_SETUP));
+                self.link = LinkState::Failed(reason);
+                ctx.run_later(RETRY_SETUP, |bridge, ctx| bridge.link_up(ctx));
+                return;
+            }
+        };
+        self.memory.lock().seq = linked.tap.start();
+        let (outbox, queued) = mpsc::channel(OUTBOX);
+        ctx.spawn(
+            link::publish(
+                linked.client.clone(),
+                queued,
+                self.config.metrics.clone(),
+                self.log.clone(),
+            )
+            .into_actor(self),
+        );
+        ctx.spawn(link::follow_feeds(linked.feeds, self.mailbox.clone()).into_actor(self));
+        ctx.spawn(link::follow_asks(linked.asks, self.mailbox.clone()).into_actor(self));
+        ctx.spawn(link::follow_answers(linked.answers, self.mailbox.clone()).into_actor(self));
+        ctx.spawn(link::follow_tap(linked.tap, self.mailbox.clone()).into_actor(self));
+        self.inbox = linked.inbox;
+        self.outbox = Some(outbox);
+        self.client = Some(linked.client);
+        if self.link == LinkState::WaitingForPresence || matches!(self.link, LinkState::Failed(_)) {
+            self.link = LinkState::Connecting;
+        }
+        info!(self.log, "cluster link set up"; "node" => %self.config.node,
+            "cluster" => &self.config.cluster.name);
+    }
+
+    fn connected(&self) -> bool {
+        self.link == LinkState::Connected
+    }
+
+    /// Queues a message; false when the outbox is full (it is dropped).
+    fn send(&mut self, out: Outgoing) -> bool {
+        let Some(outbox) = &self.outbox else {
+            return false;
+        };
+        match outbox.try_send(out) {
+            Ok(()) => true,
+            Err(_) => {
+                self.memory.lock().counts.outbox_full += 1;
+                false
+            }
+        }
+    }
+
+    fn max_payload(&self) -> usize {
+        self.client
+            .as_ref()
+            .map_or(1 << 20, |client| client.max_payload())
+    }
+
+    fn heartbeat(&mut self) {
+        if !self.connected() {
+            return;
+        }
+        let (incarnation, seq) = {
+            let memory = self.memory.lock();
+            (memory.incarnation, memory.seq)
+        };
+        let payload = protocol::heartbeat(&self.config.node, incarnation, seq);
+        let out = Outgoing {
+            subject: self.subjects.feed(&self.config.node),
+            reply: None,
+            payload,
+            kind: Kind::Heartbeat,
+        };
+        if self.send(out) {
+            self.memory.lock().counts.heartbeats += 1;
+        }
+    }
+
+    fn tick(&mut self) {
+        let actions = self.memory.lock().peers.tick(Instant::now());
+        self.carry_out(actions);
+        self.gauges();
+    }
+
+    fn gauges(&self) {
+        let counts = self.memory.lock().peers.counts();
+        self.config.metrics.set(self.connected(), counts);
+    }
+
+    /// Asks peers for snapshots; hands the rest to the applier, in order.
+    fn carry_out(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Ask { peer, request } => {
+                    self.memory.lock().counts.snapshots_asked += 1;
+                    self.config.metrics.snapshot("asked");
+                    if !self.connected() {
+                        // Asked again when the link is back.
+                        continue;
+                    }
+                    let out = Outgoing {
+                        subject: self.subjects.snapshot(&peer),
+                        reply: Some(format!("{}.{request}", self.inbox)),
+                        payload: protocol::snapshot_request(&self.config.node),
+                        kind: Kind::SnapshotRequest,
+                    };
+                    self.send(out);
+                }
+                other => {
+                    // The applier lives as long as the bridge.
+                    let _ = self.applier.send(other);
+                }
+            }
+        }
+    }
+
+    /// This node's changes, as the tap gave them.
+    fn tapped(&mut self, changes: Vec<Change>, latest: Option<u64>) {
+        let incarnation = {
+            let mut memory = self.memory.lock();
+            let last = changes.last().map_or(0, |c| c.seq);
+            memory.seq = memory.seq.max(last).max(latest.unwrap_or(0));
+            memory.incarnation
+        };
+        let events: Vec<Event> = changes
+            .into_iter()
+            .filter_map(|change| {
+                Op::of(change.kind).map(|op| Event {
+                    seq: change.seq,
+                    op,
+                })
+            })
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        let count = events.len() as u64;
+        if !self.connected() {
+            // Peers see the numbers go by in the next heartbeat, and take a
+            // snapshot.
+            self.memory.lock().counts.events_unpublished += count;
+            return;
+        }
+        let limit = self.max_payload();
+        let messages =
+            match protocol::events_messages(&self.config.node, incarnation, &events, limit) {
+                Ok(messages) => messages,
+                Err(e) => {
+                    warn!(self.log, "a change cannot be published; peers will take a snapshot";
+                    "error" => %e);
+                    self.memory.lock().counts.events_unpublished += count;
+                    return;
+                }
+            };
+        let subject = self.subjects.feed(&self.config.node);
+        let mut all = true;
+        for payload in messages {
+            all &= self.send(Outgoing {
+                subject: subject.clone(),
+                reply: None,
+                payload,
+                kind: Kind::Events,
+            });
+        }
+        let mut memory = self.memory.lock();
+        if all {
+            memory.counts.events_published += count;
+        } else {
+            memory.counts.events_unpublished += count;
+        }
+    }
+
+    fn heard(&mut self, message: async_nats::Message) {
+        let size = message.payload.len();
+        let feed = match serde_json::from_slice::<Feed>(&message.payload) {
+            Ok(feed) => feed,
+            Err(e) => {
+                self.config.metrics.received(Kind::Events, size);
+                self.refuse(&message.subject, &e.to_string());
+                return;
+            }
+        };
+        let kind = match feed {
+            Feed::Events { .. } => Kind::Events,
+            Feed::Heartbeat { .. } => Kind::Heartbeat,
+        };
+        self.config.metrics.received(kind, size);
+        if self.subjects.feed_node(&message.subject).as_ref() != Some(feed.node()) {
+            let reason = format!("a message of {} on another node's feed", feed.node());
+            self.refuse(&message.subject, &reason);
+            return;
+        }
+        let now = Instant::now();
+        if feed.node() == &self.config.node {
+            self.twin(&feed, now);
+            return;
+        }
+        let wall = self.config.clock.now();
+        let actions = self.memory.lock().peers.heard(now, wall, feed);
+        self.carry_out(actions);
+    }
+
+    /// Another process publishes as this node: two daemons share one
+    /// `[agents] server`, and each hides the other's agents. Said once a
+    /// minute at most.
+    fn twin(&mut self, feed: &Feed, now: Instant) {
+        let (Feed::Events { incarnation, .. } | Feed::Heartbeat { incarnation, .. }) = feed;
+        let ours = self.memory.lock().incarnation;
+        let due = self
+            .twin_warned
+            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(60));
+        if *incarnation != ours && due {
+            self.twin_warned = Some(now);
+            warn!(self.log, "another process publishes as this node: give each daemon its own [agents] server";
+                "node" => %self.config.node, "its_incarnation" => %incarnation);
+        }
+    }
+
+    fn refuse(&self, subject: &str, reason: &str) {
+        self.memory.lock().counts.refused += 1;
+        debug!(self.log, "cluster message refused"; "subject" => subject, "reason" => reason);
+    }
+
+    /// Answers a peer's request for this node's snapshot, in parts.
+    fn serve(&mut self, message: async_nats::Message, ctx: &mut Context<Self>) {
+        self.config
+            .metrics
+            .received(Kind::SnapshotRequest, message.payload.len());
+        let Some(reply) = message.reply.map(|r| r.to_string()) else {
+            self.refuse(
+                &message.subject,
+                "a snapshot request without a reply subject",
+            );
+            return;
+        };
+        let (Some(outbox), true) = (self.outbox.clone(), self.connected()) else {
+            return;
+        };
+        let asker = serde_json::from_slice::<protocol::SnapshotRequest>(&message.payload)
+            .map(|r| r.node.to_string())
+            .unwrap_or_else(|_| "?".into());
+        let presence = self.presence.clone();
+        let node = self.config.node.clone();
+        let incarnation = self.memory.lock().incarnation;
+        let limit = self.max_payload();
+        let log = self.log.clone();
+        let serving = async move {
+            let snapshot = presence.snapshot(&node).await.map_err(|e| e.to_string())?;
+            let count = snapshot.values.len();
+            let seq = snapshot.seq;
+            let parts = tokio::task::spawn_blocking(move || {
+                let connections: Vec<Conn> = snapshot
+                    .values
+                    .into_iter()
+                    .map(|value| Conn {
+                        id: value.connection_id,
+                        model: value.model,
+                        agent: value.agent,
+                        controller_agent: value.controller_agent,
+                        user_data: value.user_data,
+                    })
+                    .collect();
+                protocol::snapshot_parts(&node, incarnation, seq, &connections, limit)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            let parts_count = parts.len();
+            for payload in parts {
+                let out = Outgoing {
+                    subject: reply.clone(),
+                    reply: None,
+                    payload,
+                    kind: Kind::SnapshotPart,
+                };
+                // Waits for room: a snapshot's parts are all or nothing.
+                outbox
+                    .send(out)
+                    .await
+                    .map_err(|_| "the link closed".to_owned())?;
+            }
+            debug!(log, "snapshot served"; "to" => asker, "connections" => count,
+                "seq" => seq, "parts" => parts_count);
+            Ok::<(), String>(())
+        };
+        ctx.spawn(
+            serving
+                .into_actor(self)
+                .map(|served, bridge, _ctx| match served {
+                    Ok(()) => {
+                        bridge.memory.lock().counts.snapshots_served += 1;
+                        bridge.config.metrics.snapshot("served");
+                    }
+                    Err(e) => warn!(bridge.log, "snapshot not served"; "error" => %e),
+                }),
+        );
+    }
+
+    fn answered(&mut self, request: u64, part: Result<Part, Unanswered>, bytes: usize) {
+        match part {
+            Ok(part) => {
+                self.config.metrics.received(Kind::SnapshotPart, bytes);
+                let actions = self.memory.lock().peers.part(Instant::now(), request, part);
+                self.carry_out(actions);
+            }
+            Err(Unanswered::NoOne) => {
+                self.memory.lock().peers.unanswered(Instant::now(), request);
+            }
+            Err(Unanswered::Unreadable(reason)) => {
+                self.config.metrics.received(Kind::SnapshotPart, bytes);
+                self.refuse("snapshot part", &reason);
+            }
+        }
+    }
+
+    fn link_event(&mut self, event: async_nats::Event) {
+        let now = Instant::now();
+        match event {
+            async_nats::Event::Connected => {
+                let server = self
+                    .client
+                    .as_ref()
+                    .map(|c| c.server_info())
+                    .map(|info| format!("{}:{}", info.host, info.port))
+                    .unwrap_or_default();
+                info!(self.log, "connected to NATS"; "server" => server);
+                self.link = LinkState::Connected;
+                self.memory.lock().link_since = Some(self.config.clock.now());
+                // Peers hear this node at once, and it asks each of them.
+                self.heartbeat();
+                let actions = self.memory.lock().peers.link_up(now);
+                self.carry_out(actions);
+            }
+            async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                if self.link == LinkState::Connected {
+                    warn!(self.log, "lost NATS: every peer is down until it is back");
+                    self.memory.lock().link_since = Some(self.config.clock.now());
+                }
+                self.link = LinkState::Disconnected;
+                let actions = self.memory.lock().peers.link_down();
+                self.carry_out(actions);
+            }
+            other => info!(self.log, "NATS"; "event" => %other),
+        }
+        self.gauges();
+    }
+}

@@ -1,0 +1,358 @@
+//! The bridge's moving parts outside its handlers, each a future the
+//! bridge runs on its own context (so that each ends with the instance
+//! that started it): the NATS connection, the forwarders that bring what
+//! NATS and the tap deliver into the bridge's mailbox, the publisher that
+//! sends what the bridge says, in order, and the applier that carries its
+//! peers' changes into presence, in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions, ServerAddr, Subscriber};
+use futures::StreamExt;
+use muster::clock::Clock;
+use muster::names::MachineTag;
+use muster::presence::{Status, Value};
+use muster_actors::Mailbox;
+use muster_actors::presence::{Change, PresenceHandle, Tap};
+use slog::{Logger, debug, warn};
+use tokio::sync::mpsc;
+
+use super::NatsAuth;
+use super::bridge::{Answered, Asked, Bridge, Failed, Heard, LinkEvent, Tapped, Unanswered};
+use super::metrics::{ClusterMetrics, Kind};
+use super::peers::Action;
+use super::protocol::{Conn, Op, Part, Subjects};
+
+/// The most changes the bridge takes from its tap at once.
+const TAP_BATCH: usize = 1024;
+
+/// The messages waiting to be published, at most; past it the bridge drops
+/// its changes (peers see the gap and take a snapshot) and heartbeats.
+pub(super) const OUTBOX: usize = 4096;
+
+/// One message for NATS.
+#[derive(Debug)]
+pub(super) struct Outgoing {
+    pub subject: String,
+    pub reply: Option<String>,
+    pub payload: Vec<u8>,
+    pub kind: Kind,
+}
+
+/// What the NATS connection gives the bridge.
+pub(super) struct Linked {
+    pub client: Client,
+    pub feeds: Subscriber,
+    pub asks: Subscriber,
+    pub answers: Subscriber,
+    /// The prefix of the subjects this node's snapshots come back on.
+    pub inbox: String,
+    pub tap: Tap,
+}
+
+/// How a node reaches NATS.
+#[derive(Debug, Clone)]
+pub(super) struct LinkOptions {
+    pub node: MachineTag,
+    pub subjects: Subjects,
+    pub urls: Vec<ServerAddr>,
+    pub auth: NatsAuth,
+    /// How often the client pings the server: two unanswered pings and the
+    /// connection is taken for lost.
+    pub ping: Duration,
+}
+
+/// The wait before the `attempts`th reconnect: from 25 ms, doubling, at
+/// most a second, so that a NATS server that comes back is found within a
+/// second and one that stays away costs a try a second.
+pub(super) fn reconnect_delay(attempts: usize) -> Duration {
+    Duration::from_millis((25u64 << attempts.min(6)).min(1000))
+}
+
+/// Connects (in the background: the client comes back at once and keeps
+/// trying) and subscribes to the feeds, this node's snapshot requests and
+/// its answers. The connection's events go to `mailbox`, marked with
+/// `generation`.
+pub(super) async fn connect(
+    options: LinkOptions,
+    tap: Tap,
+    mailbox: Mailbox<Bridge>,
+    generation: u64,
+) -> Result<Linked, String> {
+    let connect = ConnectOptions::new()
+        .name(format!("musterd {}", options.node))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        // A node hears its own feed in its own presence already.
+        .no_echo()
+        .ping_interval(options.ping)
+        .connection_timeout(options.ping.max(Duration::from_secs(1)))
+        .reconnect_delay_callback(reconnect_delay)
+        .event_callback(move |event| {
+            let mailbox = mailbox.clone();
+            async move {
+                let _ = mailbox.do_send(LinkEvent { generation, event });
+            }
+        });
+    let connect = options
+        .auth
+        .apply(connect)
+        .map_err(|e| format!("cluster.credentials: {e}"))?;
+    let client = connect
+        .connect(options.urls.clone())
+        .await
+        .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+    let subscribe = |subject: String| {
+        let client = client.clone();
+        async move {
+            client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| format!("cannot subscribe to {subject}: {e}"))
+        }
+    };
+    let feeds = subscribe(options.subjects.feeds()).await?;
+    let asks = subscribe(options.subjects.snapshot(&options.node)).await?;
+    let inbox = client.new_inbox();
+    let answers = subscribe(format!("{inbox}.*")).await?;
+    Ok(Linked {
+        client,
+        feeds,
+        asks,
+        answers,
+        inbox,
+        tap,
+    })
+}
+
+/// Puts `message` in the bridge's mailbox once it has room: what comes
+/// meanwhile waits in NATS's subscription or in the tap. False once the
+/// bridge is gone.
+pub(super) async fn forward<M>(mailbox: &Mailbox<Bridge>, message: M) -> bool
+where
+    Bridge: actix::Handler<M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    loop {
+        let stats = mailbox.stats();
+        if stats.depth < stats.capacity {
+            return mailbox.do_send(message).is_ok();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Brings the feeds' messages to the bridge, in the order NATS delivers
+/// them.
+pub(super) async fn follow_feeds(mut feeds: Subscriber, mailbox: Mailbox<Bridge>) {
+    while let Some(message) = feeds.next().await {
+        if !forward(&mailbox, Heard(message)).await {
+            return;
+        }
+    }
+}
+
+/// Brings the requests for this node's snapshot to the bridge.
+pub(super) async fn follow_asks(mut asks: Subscriber, mailbox: Mailbox<Bridge>) {
+    while let Some(message) = asks.next().await {
+        if !forward(&mailbox, Asked(message)).await {
+            return;
+        }
+    }
+}
+
+/// Brings the parts of the snapshots this node asked for to the bridge,
+/// read off the bridge's thread (a part is up to a megabyte of JSON), and
+/// NATS's word that no one heard a request.
+pub(super) async fn follow_answers(mut answers: Subscriber, mailbox: Mailbox<Bridge>) {
+    while let Some(message) = answers.next().await {
+        let Some(request) = message
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|r| r.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let bytes = message.payload.len();
+        let part = if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            Err(Unanswered::NoOne)
+        } else {
+            tokio::task::spawn_blocking(move || {
+                serde_json::from_slice::<Part>(&message.payload)
+                    .map_err(|e| Unanswered::Unreadable(e.to_string()))
+            })
+            .await
+            .unwrap_or_else(|e| Err(Unanswered::Unreadable(format!("could not be read: {e}"))))
+        };
+        let answered = Answered {
+            request,
+            part,
+            bytes,
+        };
+        if !forward(&mailbox, answered).await {
+            return;
+        }
+    }
+}
+
+/// Brings the changes of this node's own server to the bridge, as many at
+/// once as are waiting (at most [`TAP_BATCH`]). When it took every change
+/// waiting, it says the latest number the router gave out before: a number
+/// up to it that did not come was skipped by a full tap.
+pub(super) async fn follow_tap(mut tap: Tap, mailbox: Mailbox<Bridge>) {
+    let mut carried: Option<Change> = None;
+    loop {
+        let first = match carried.take() {
+            Some(change) => change,
+            None => match tap.recv().await {
+                Some(change) => change,
+                None => return,
+            },
+        };
+        let latest = tap.latest();
+        let mut changes = vec![first];
+        let mut drained = false;
+        while changes.len() < TAP_BATCH {
+            match tap.try_recv() {
+                Some(change) => changes.push(change),
+                None => {
+                    drained = true;
+                    break;
+                }
+            }
+        }
+        if !drained {
+            match tap.try_recv() {
+                Some(change) => carried = Some(change),
+                None => drained = true,
+            }
+        }
+        let tapped = Tapped {
+            changes,
+            latest: drained.then_some(latest),
+        };
+        if !forward(&mailbox, tapped).await {
+            return;
+        }
+    }
+}
+
+/// Publishes what the bridge says, in the order it said it.
+pub(super) async fn publish(
+    client: Client,
+    mut outbox: mpsc::Receiver<Outgoing>,
+    metrics: ClusterMetrics,
+    log: Logger,
+) {
+    while let Some(out) = outbox.recv().await {
+        let size = out.payload.len();
+        let sent = match out.reply {
+            Some(reply) => {
+                client
+                    .publish_with_reply(out.subject, reply, out.payload.into())
+                    .await
+            }
+            None => client.publish(out.subject, out.payload.into()).await,
+        };
+        match sent {
+            Ok(()) => metrics.sent(out.kind, size),
+            Err(e) => debug!(log, "could not publish"; "kind" => ?out.kind, "error" => %e),
+        }
+    }
+}
+
+/// What the applier needs.
+pub(super) struct Applier {
+    pub presence: PresenceHandle,
+    pub clock: Arc<dyn Clock>,
+    pub mailbox: Mailbox<Bridge>,
+    pub metrics: ClusterMetrics,
+    pub log: Logger,
+}
+
+impl Applier {
+    /// Carries out the bridge's actions on presence, one after another, so
+    /// that a peer's changes reach the router in the order it numbered
+    /// them. What presence refuses makes the peer be taken anew.
+    pub(super) async fn run(self, mut actions: mpsc::UnboundedReceiver<Action>) {
+        while let Some(action) = actions.recv().await {
+            let failed = match action {
+                Action::Apply { peer, events } => {
+                    let mut refused = None;
+                    for event in events {
+                        let done = match event.op {
+                            Op::Connect(conn) => {
+                                self.presence
+                                    .connect(
+                                        &peer,
+                                        &conn.model,
+                                        &conn.agent,
+                                        conn.id,
+                                        conn.controller_agent,
+                                        &conn.user_data,
+                                    )
+                                    .await
+                            }
+                            Op::Disconnect(id) => self.presence.disconnect(&peer, id).await,
+                        };
+                        if let Err(e) = done {
+                            refused = Some((peer.clone(), e.to_string()));
+                            break;
+                        }
+                    }
+                    refused
+                }
+                Action::Replace {
+                    peer, connections, ..
+                } => {
+                    let values = self.values(&peer, connections);
+                    // Marked missing first, so that the snapshot replaces
+                    // everything held of the peer (docs/spec.md §1.4.3).
+                    let down = self.presence.server_down(&peer).await;
+                    match down {
+                        Ok(()) => match self.presence.update_server(&peer, values).await {
+                            Ok(()) => {
+                                self.metrics.snapshot("applied");
+                                None
+                            }
+                            Err(e) => Some((peer, e.to_string())),
+                        },
+                        Err(e) => Some((peer, e.to_string())),
+                    }
+                }
+                Action::Down { peer } => match self.presence.server_down(&peer).await {
+                    Ok(()) => None,
+                    Err(e) => Some((peer, e.to_string())),
+                },
+                Action::Ask { .. } => None,
+            };
+            if let Some((peer, error)) = failed {
+                warn!(self.log, "presence refused a peer's change; taking the peer anew";
+                    "peer" => %peer, "error" => %error);
+                if !forward(&self.mailbox, Failed(peer)).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn values(&self, peer: &MachineTag, connections: Vec<Conn>) -> Vec<Value> {
+        let now = self.clock.now();
+        connections
+            .into_iter()
+            .map(|conn| Value {
+                model: conn.model,
+                server: peer.clone(),
+                agent: conn.agent,
+                controller_agent: conn.controller_agent,
+                connection_id: conn.id,
+                status: Status::Alive,
+                user_data: conn.user_data,
+                last_seen: now,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,21 @@
+//! Several controllers' API servers sharing presence over NATS
+//! (docs/spec.md §11, `docs/cluster-protocol.md`).
+//!
+//! Each `musterd` is one node: the API server named by `[agents] server`.
+//! Its bridge, a child of muster's presence subtree, publishes the connects
+//! and disconnects its door records ([`protocol`]), and applies what the
+//! other nodes publish in the order they numbered it ([`peers`]), taking a
+//! snapshot of a peer whenever its own picture of that peer may be wrong.
+
+pub mod auth;
+pub mod bridge;
+pub mod config;
+mod link;
+pub mod metrics;
+pub mod peers;
+pub mod protocol;
+
+pub use auth::{CredentialsProblem, NatsAuth};
+pub use bridge::{BridgeConfig, BridgeReport, bridge_child};
+pub use config::ClusterConfig;
+pub use metrics::ClusterMetrics;

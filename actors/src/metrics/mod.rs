@@ -1,0 +1,198 @@
+//! Mailbox and restart metrics of the supervision tree.
+//!
+//! The host creates one [`Metrics`] with [`Metrics::register`] on the
+//! `prometheus-client` [`Registry`] it owns, and hands it to the root
+//! supervisor; the library never installs a global recorder.
+//!
+//! Each mailbox counts in its own atomics (shown in the report); the
+//! registered collector sums them per label at scrape time, so a message
+//! costs no more than the mailbox's own counting. Series are labelled by
+//! `child`: the path of a static child (`root/presence`), or the path of a
+//! dynamic group (`root/pollers/pollers`), which all the children of that
+//! group share, so thousands of dynamic children make one series, not
+//! thousands. The counts of a child that is gone are kept in its group's
+//! totals, so counters never go down.
+
+mod collector;
+mod meter;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use prometheus_client::registry::Registry;
+
+pub use meter::MailboxStats;
+pub(crate) use meter::Meter;
+
+/// Upper bounds of the handling-time buckets, in nanoseconds: 1 µs to about
+/// 1 s, each four times the last; handlers are meant to be short.
+const BUCKETS_NS: [u64; 11] = [
+    1_000,
+    4_000,
+    16_000,
+    64_000,
+    256_000,
+    1_024_000,
+    4_096_000,
+    16_384_000,
+    65_536_000,
+    262_144_000,
+    1_048_576_000,
+];
+
+/// Why a child was restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RestartReason {
+    Failure,
+    Bounce,
+    Done,
+    Dependency,
+}
+
+const REASONS: [RestartReason; 4] = [
+    RestartReason::Failure,
+    RestartReason::Bounce,
+    RestartReason::Done,
+    RestartReason::Dependency,
+];
+
+impl RestartReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::Failure => "failure",
+            RestartReason::Bounce => "bounce",
+            RestartReason::Done => "done",
+            RestartReason::Dependency => "dependency",
+        }
+    }
+}
+
+/// Counters, as a mailbox keeps them and as a group keeps its gone members'.
+#[derive(Debug, Default)]
+struct Counts {
+    sent: AtomicU64,
+    handled: AtomicU64,
+    dropped: AtomicU64,
+    overloaded: AtomicU64,
+    not_running: AtomicU64,
+    handling_nanos: AtomicU64,
+}
+
+impl Counts {
+    fn add_to(&self, into: &mut Snapshot) {
+        into.sent += self.sent.load(Ordering::Relaxed);
+        into.handled += self.handled.load(Ordering::Relaxed);
+        into.dropped += self.dropped.load(Ordering::Relaxed);
+        into.overloaded += self.overloaded.load(Ordering::Relaxed);
+        into.not_running += self.not_running.load(Ordering::Relaxed);
+        into.handling_nanos += self.handling_nanos.load(Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    sent: u64,
+    handled: u64,
+    dropped: u64,
+    overloaded: u64,
+    not_running: u64,
+    handling_nanos: u64,
+    depth: u64,
+}
+
+/// The series of one label: its live mailboxes, the totals of its gone
+/// ones, the handling-time buckets and the restarts.
+#[derive(Debug)]
+pub(crate) struct Group {
+    members: Mutex<Members>,
+    retired: Counts,
+    buckets: [AtomicU64; BUCKETS_NS.len() + 1],
+    high_water: AtomicUsize,
+    restarts: [AtomicU64; REASONS.len()],
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    meters: Vec<Weak<Meter>>,
+    pruned_at: usize,
+}
+
+impl Group {
+    fn new() -> Self {
+        Group {
+            members: Mutex::default(),
+            retired: Counts::default(),
+            buckets: Default::default(),
+            high_water: AtomicUsize::new(0),
+            restarts: Default::default(),
+        }
+    }
+
+    fn join(&self, meter: Weak<Meter>) {
+        let mut m = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        // Dropping dead entries now and then keeps the list (and the memory
+        // a Weak pins) proportional to the live members.
+        if m.meters.len() >= 2 * m.pruned_at.max(16) {
+            m.meters.retain(|w| w.strong_count() > 0);
+            m.pruned_at = m.meters.len();
+        }
+        m.meters.push(meter);
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        self.retired.add_to(&mut s);
+        let m = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        for meter in m.meters.iter().filter_map(Weak::upgrade) {
+            meter.counts.add_to(&mut s);
+            s.depth += meter.depth() as u64;
+        }
+        s
+    }
+}
+
+/// The metrics of one supervision tree. Cheap to clone: clones share the
+/// same series.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    groups: Arc<Groups>,
+}
+
+#[derive(Debug, Default)]
+struct Groups(Mutex<BTreeMap<String, Arc<Group>>>);
+
+impl Metrics {
+    /// Metrics that are kept but exported nowhere (the report still shows the
+    /// per-child counters).
+    pub fn unregistered() -> Self {
+        Metrics::default()
+    }
+
+    /// Creates the metrics and registers them on the host's `registry`:
+    /// `muster_mailbox_{sent,handled,dropped,refused}_total`,
+    /// `muster_mailbox_depth`, `muster_mailbox_depth_high_water`,
+    /// `muster_mailbox_handling_seconds` (histogram) and
+    /// `muster_child_restarts_total`, all labelled by `child`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Metrics::default();
+        registry.register_collector(Box::new(m.groups.clone()));
+        m
+    }
+
+    pub(crate) fn group(&self, label: &str) -> Arc<Group> {
+        let mut groups = self.groups.0.lock().unwrap_or_else(|p| p.into_inner());
+        groups
+            .entry(label.to_owned())
+            .or_insert_with(|| Arc::new(Group::new()))
+            .clone()
+    }
+
+    pub(crate) fn restarted(&self, label: &str, reason: RestartReason) {
+        let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.group(label).restarts[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests;

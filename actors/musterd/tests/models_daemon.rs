@@ -181,7 +181,10 @@ fn the_write_api_is_refused_off_loopback_without_a_token() {
         assert_eq!(out.status.code(), Some(2), "{command:?}");
         let err = text(&out.stderr);
         assert!(
-            err.contains("http.token: must be set: with [[models]] the HTTP surface takes writes"),
+            err.contains(
+                "http.token: must be set: with [[models]] the HTTP surface takes writes, and \
+                 http.listen = \"0.0.0.0:0\" is not a loopback address"
+            ),
             "{err}"
         );
     }

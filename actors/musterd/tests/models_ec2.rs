@@ -15,9 +15,10 @@ mod moto_query;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use canned_server::Canned;
-use models_support::{TestService, get, logger, machine, put, service};
-use moto::Moto;
+use support::canned::Canned;
+use support::models::{TestService, get, logger, machine, put, service};
+use support::moto::Moto;
+use support::moto_query;
 use muster::clock::SystemClock;
 use muster::ec2::errors::UNAUTHORISED_CODES;
 use muster::names::{MachineTag, ModelUuid};

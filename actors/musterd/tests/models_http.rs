@@ -2,14 +2,13 @@
 //! models (docs/spec.md §10.5): registering, removing, listing, the
 //! refusals and the token.
 
-#[path = "models_support/mod.rs"]
-mod models_support;
+mod support;
 
 use actix_web::http::{Method, StatusCode};
 use futures::future::join_all;
-use models_support::*;
 use musterd::registry::{Registry, SqliteOptions};
 use serde_json::{Value, json};
+use support::models::*;
 
 #[actix_web::test]
 async fn a_machine_registered_over_http_is_polled_and_answered_with_its_registration() {

@@ -107,12 +107,8 @@ pub(super) fn build(
     gateway_metrics: GatewayMetrics,
 ) -> Result<(SupervisorSpec, Handles), SupervisorError> {
     let clock = backends.clock().clone();
-    let (presence_child, presence) = presence_subtree(
-        "presence",
-        &config.presence,
-        clock,
-        extensions.presence,
-    )?;
+    let (presence_child, presence) =
+        presence_subtree("presence", &config.presence, clock, extensions.presence)?;
     let (gateways_child, machines_child, parts) = match backends {
         TreeBackends::One(backends) => one(config, backends, gateway_metrics)?,
         TreeBackends::Many(fleet) => many(config, &fleet, gateway_metrics)?,

@@ -2,9 +2,6 @@
 //! cloud account of its own, every model's machines in one machine
 //! registry, and the HTTP surface as an actix-web test service.
 
-// Each test binary uses a part of these.
-#![allow(dead_code)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

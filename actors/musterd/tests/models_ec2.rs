@@ -3,22 +3,11 @@
 //! canned EC2 errors, beside simulated models (docs/spec.md §10). Built
 //! with the `ec2` feature only.
 
-#[path = "../../../tests/ec2/canned_server.rs"]
-mod canned_server;
-#[path = "models_support/mod.rs"]
-mod models_support;
-#[path = "../../../tests/ec2/moto.rs"]
-mod moto;
-#[path = "models_support/moto_query.rs"]
-mod moto_query;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::canned::Canned;
-use support::models::{TestService, get, logger, machine, put, service};
-use support::moto::Moto;
-use support::moto_query;
 use muster::clock::SystemClock;
 use muster::ec2::errors::UNAUTHORISED_CODES;
 use muster::names::{MachineTag, ModelUuid};
@@ -27,6 +16,10 @@ use muster_actors::Muster;
 use musterd::config::DaemonConfig;
 use musterd::registry::{Registration, Registry};
 use serde_json::Value;
+use support::canned::Canned;
+use support::models::{TestService, get, logger, machine, put, service};
+use support::moto::Moto;
+use support::moto_query;
 
 const EC2: &str = "4f1c6a1e-2d3b-4c5d-8e9f-0a1b2c3d4e5f";
 const SIM_A: &str = "7a8b9c0d-1e2f-4a3b-9c4d-5e6f7a8b9c0d";

@@ -1,6 +1,7 @@
 //! [`ProviderGateway`]: the actor that queues the pollers' requests, sends
-//! a batch whenever one may go, answers each poller, waits out throttling
-//! and pauses a model's polling while the cloud denies its credential.
+//! a batch whenever one may go, answers each poller and waits out
+//! throttling; `credential.rs` pauses a model's polling while the cloud
+//! denies its credential.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,69 +14,39 @@ use muster::error::PollError;
 use muster::model::CredentialApi;
 use muster::names::ModelUuid;
 use muster::provider::{Environ, InstanceId};
-use slog::{Logger, debug, info, warn};
+use slog::{Logger, debug, warn};
 use tokio::time::Instant;
 
 use super::batch::{Batch, ModelKey, Queue, Waiting};
 use super::call::{Answer, BatchOutcome, call_provider};
 use super::config::GatewayConfig;
-use super::messages::{
-    CredentialValid, Fetch, Fetched, GatewayModel, GatewayReport, GetGatewayReport,
-    ModelCredentialValid, ModelFetch,
-};
+use super::credential::{Credential, CredentialWord, GatewayState};
+use super::messages::{Fetch, Fetched, GatewayModel, GatewayReport, GetGatewayReport, ModelFetch};
 use super::metrics::{GatewayMetrics, Tally};
 use super::pacing::{RateSlots, throttle_wait};
 use crate::supervisor::Kept;
-
-/// Whether the cloud is accepting a model's credential.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Credential {
-    #[default]
-    Valid,
-    /// Paused; `invalidated` once the gateway has invalidated it itself.
-    Denied { invalidated: bool },
-}
-
-/// What the gateway keeps across its restarts: for each model it serves,
-/// whether polling is paused because the cloud denied its credential, and
-/// whether the gateway already invalidated it. A restart says nothing about
-/// a credential, so a restarted gateway stays paused, and does not
-/// invalidate it again.
-#[derive(Debug, Default)]
-pub struct GatewayState {
-    credentials: BTreeMap<ModelKey, Credential>,
-    /// What this gateway added to the shared `queued_requests` gauge, so
-    /// that a restart, which loses the queue, takes it back.
-    queued_shown: i64,
-}
 
 /// The provider gateway actor. See the [module documentation](super).
 pub struct ProviderGateway {
     environ: Arc<dyn Environ>,
     /// The credential API of each model served.
-    credentials: BTreeMap<ModelKey, Arc<dyn CredentialApi>>,
+    pub(super) credentials: BTreeMap<ModelKey, Arc<dyn CredentialApi>>,
     config: GatewayConfig,
-    metrics: GatewayMetrics,
-    log: Logger,
+    pub(super) metrics: GatewayMetrics,
+    pub(super) log: Logger,
     /// The requests that may go: those of models whose credential is valid.
-    queue: Queue,
+    pub(super) queue: Queue,
     /// The requests of models paused for a denied credential, in the
     /// order they arrived.
-    parked: BTreeMap<ModelKey, Vec<Waiting>>,
+    pub(super) parked: BTreeMap<ModelKey, Vec<Waiting>>,
     timer: Option<(Instant, SpawnHandle)>,
     slots: RateSlots,
     throttled_in_a_row: u32,
-    kept: Kept<GatewayState>,
+    pub(super) kept: Kept<GatewayState>,
     in_flight: usize,
-    tally: Tally,
+    pub(super) tally: Tally,
     /// Invalidations made by this incarnation, by model.
-    invalidations: BTreeMap<ModelKey, u64>,
-}
-
-/// What a credential watch or the host says of one model's credential.
-struct CredentialWord {
-    model: ModelKey,
-    valid: bool,
+    pub(super) invalidations: BTreeMap<ModelKey, u64>,
 }
 
 impl ProviderGateway {
@@ -148,35 +119,6 @@ impl ProviderGateway {
         self
     }
 
-    fn credential(&self, model: ModelKey) -> Credential {
-        self.kept
-            .lock()
-            .credentials
-            .get(&model)
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// Records a model's credential, and counts it in the paused gauge
-    /// when it starts or stops being paused. The gauge is shared by every
-    /// gateway and outlives this one, as the kept state does.
-    fn set_credential(&self, model: ModelKey, credential: Credential) {
-        let mut kept = self.kept.lock();
-        let before = kept
-            .credentials
-            .insert(model, credential)
-            .unwrap_or_default();
-        match (before == Credential::Valid, credential == Credential::Valid) {
-            (true, false) => {
-                self.metrics.paused.inc();
-            }
-            (false, true) => {
-                self.metrics.paused.dec();
-            }
-            _ => {}
-        }
-    }
-
     /// Every request waiting, those of paused models included.
     fn waiting(&self) -> usize {
         self.queue.len() + self.parked.values().map(Vec::len).sum::<usize>()
@@ -184,7 +126,7 @@ impl ProviderGateway {
 
     /// Brings this gateway's share of the shared `queued_requests` gauge
     /// to what waits now.
-    fn show_queued(&self) {
+    pub(super) fn show_queued(&self) {
         let now = self.waiting() as i64;
         let mut kept = self.kept.lock();
         self.metrics.queued.inc_by(now - kept.queued_shown);
@@ -265,7 +207,7 @@ impl ProviderGateway {
     }
 
     /// Sends every batch that may go now, and sets a timer for the next.
-    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn dispatch(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         while self.in_flight < self.config.max_concurrent_batches
             && self
@@ -355,91 +297,14 @@ impl ProviderGateway {
         }
     }
 
-    /// The cloud denied access. The models a gateway serves share its
-    /// cloud account and credential, so each is paused and, once per
-    /// denial, its credential invalidated so the controller shows it.
-    fn deny_credential(&mut self, reason: String, ctx: &mut Context<Self>) {
-        let models: Vec<ModelKey> = self.credentials.keys().copied().collect();
-        let mut invalidated = Vec::new();
-        for model in models {
-            if self.credential(model) == (Credential::Denied { invalidated: true }) {
-                continue;
-            }
-            self.set_credential(model, Credential::Denied { invalidated: true });
-            self.pause(model);
-            self.tally.count_invalidation(&self.metrics);
-            *self.invalidations.entry(model).or_default() += 1;
-            invalidated.push(model);
-            let log = self.log.clone();
-            let invalidate = self.credentials[&model].invalidate_model_credential(reason.clone());
-            ctx.spawn(
-                async move {
-                    if let Err(error) = invalidate.await {
-                        warn!(log, "could not invalidate stored cloud credential";
-                            "model" => model.map(|m| m.to_string()), "error" => %error);
-                    }
-                }
-                .into_actor(self),
-            );
-        }
-        if !invalidated.is_empty() {
-            let models: Vec<String> = invalidated
-                .iter()
-                .filter_map(|m| m.map(|m| m.to_string()))
-                .collect();
-            warn!(self.log, "cloud denied access; polling paused until the credential is valid again";
-                "reason" => &reason, "models" => models.join(","));
-        }
-    }
-
     /// Puts a batch's requests back at the head of the queue, in their
     /// order; those of a model paused meanwhile wait with it.
-    fn requeue(&mut self, requests: Vec<Waiting>) {
+    pub(super) fn requeue(&mut self, requests: Vec<Waiting>) {
         self.queue.requeue(requests);
         for model in self.credentials.keys().copied().collect::<Vec<_>>() {
             if self.credential(model) != Credential::Valid {
                 self.pause(model);
             }
-        }
-    }
-
-    /// Moves a model's requests out of the queue, to wait for its
-    /// credential.
-    fn pause(&mut self, model: ModelKey) {
-        let requests = self.queue.extract(model);
-        if !requests.is_empty() {
-            let parked = self.parked.entry(model).or_default();
-            let mut all = requests;
-            all.append(parked);
-            all.sort_by_key(|waiting| waiting.since);
-            *parked = all;
-        }
-    }
-
-    /// The host or a credential watch says whether a model's credential is
-    /// valid: a valid one resumes its polling, an invalid one pauses it.
-    fn credential_changed(&mut self, word: CredentialWord, ctx: &mut Context<Self>) {
-        let CredentialWord { model, valid } = word;
-        if !self.credentials.contains_key(&model) {
-            return;
-        }
-        let shown = model.map(|m| m.to_string());
-        match (valid, self.credential(model)) {
-            (true, Credential::Denied { .. }) => {
-                let parked = self.parked.remove(&model).unwrap_or_default();
-                info!(self.log, "model credential valid again; polling resumes";
-                    "model" => shown, "queued" => parked.len());
-                self.set_credential(model, Credential::Valid);
-                self.queue.merge(parked);
-                self.dispatch(ctx);
-            }
-            (false, Credential::Valid) => {
-                warn!(self.log, "model credential is not valid; polling paused"; "model" => shown);
-                self.set_credential(model, Credential::Denied { invalidated: false });
-                self.pause(model);
-                self.show_queued();
-            }
-            _ => {}
         }
     }
 }
@@ -459,18 +324,6 @@ impl Actor for ProviderGateway {
     }
 }
 
-impl StreamHandler<CredentialWord> for ProviderGateway {
-    fn handle(&mut self, word: CredentialWord, ctx: &mut Context<Self>) {
-        self.credential_changed(word, ctx);
-    }
-
-    /// A credential watch ending is no reason to stop polling; the host can
-    /// still say the credential is valid through [`CredentialValid`].
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
-        debug!(self.log, "credential validity watch ended");
-    }
-}
-
 impl Handler<Fetch> for ProviderGateway {
     type Result = ResponseFuture<Result<Fetched, PollError>>;
 
@@ -484,37 +337,6 @@ impl Handler<ModelFetch> for ProviderGateway {
 
     fn handle(&mut self, fetch: ModelFetch, ctx: &mut Context<Self>) -> Self::Result {
         self.enqueue(Some(fetch.model), fetch.id, ctx)
-    }
-}
-
-impl Handler<CredentialValid> for ProviderGateway {
-    type Result = ();
-
-    fn handle(&mut self, valid: CredentialValid, ctx: &mut Context<Self>) {
-        let models: Vec<ModelKey> = self.credentials.keys().copied().collect();
-        for model in models {
-            self.credential_changed(
-                CredentialWord {
-                    model,
-                    valid: valid.0,
-                },
-                ctx,
-            );
-        }
-    }
-}
-
-impl Handler<ModelCredentialValid> for ProviderGateway {
-    type Result = ();
-
-    fn handle(&mut self, word: ModelCredentialValid, ctx: &mut Context<Self>) {
-        self.credential_changed(
-            CredentialWord {
-                model: Some(word.model),
-                valid: word.valid,
-            },
-            ctx,
-        );
     }
 }
 

@@ -34,18 +34,21 @@
 //! ```
 //!
 //! `config.rs` holds the settings; `messages.rs` what pollers and the host
-//! send the gateway and what it answers.
+//! send the gateway and what it answers; `credential.rs` each model's
+//! credential state.
 
 mod actor;
 mod batch;
 mod call;
 mod config;
+mod credential;
 mod messages;
 mod metrics;
 mod pacing;
 
-pub use actor::{GatewayState, ProviderGateway};
+pub use actor::ProviderGateway;
 pub use config::GatewayConfig;
+pub use credential::GatewayState;
 pub use messages::{
     CredentialValid, Fetch, Fetched, GatewayModel, GatewayReport, GetGatewayReport,
     ModelCredentialValid, ModelFetch,

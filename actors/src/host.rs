@@ -16,9 +16,25 @@
 //!     ├── watcher        MachineWatcher
 //!     └── pollers/…      one MachinePoller per machine (dynamic)
 //! ```
+//!
+//! Given a [`Fleet`] of many models instead of one model's [`Backends`],
+//! it holds a gateway per cloud account and a machines subtree per model
+//! (docs/spec.md §10):
+//!
+//! ```text
+//! root
+//! ├── gateways           supervisor
+//! │   └── ACCOUNT …      one ProviderGateway per cloud account and region
+//! ├── presence           as above
+//! └── models             supervisor
+//!     └── UUID …         one machines supervisor per model
+//!         ├── watcher
+//!         └── pollers/…
+//! ```
 
 mod extend;
 mod gate;
+mod models;
 mod tree;
 
 use std::sync::Arc;
@@ -28,6 +44,7 @@ use muster::clock::Clock;
 pub use muster::config::InvalidConfig;
 use muster::config::{Checker, Validate};
 use muster::model::{CredentialApi, ModelFacade};
+use muster::names::ModelUuid;
 use muster::provider::Environ;
 use muster::sim::Sim;
 use prometheus_client::registry::Registry;
@@ -46,6 +63,8 @@ use crate::supervisor::{
     ChildSpec, ChildState, Exit, Health, Report, ReportOptions, RestartConfig, Root, StatusWatch,
     SupervisorError, SupervisorRef, TreeError, TreeState, check_name,
 };
+pub use models::{CloudAccount, Fleet, FleetError, ModelBackends, ModelHandle, ModelInfo};
+pub use tree::{GATEWAYS, MODELS, TreeBackends};
 
 pub use extend::Extensions;
 pub(crate) use extend::PresenceChild;
@@ -103,6 +122,39 @@ impl Backends {
     }
 }
 
+/// Checks what `Muster::start` and `Muster::child` are given beyond the
+/// config: a fleet's models and accounts.
+fn check(backends: &TreeBackends) -> Result<(), StartError> {
+    match backends {
+        TreeBackends::One(_) => Ok(()),
+        TreeBackends::Many(fleet) => Ok(fleet.check()?),
+    }
+}
+
+/// Two gateways' reports as one: counts added, the longest throttling
+/// wait, every model.
+fn add_reports(mut sum: GatewayReport, report: GatewayReport) -> GatewayReport {
+    fn add<K: Ord>(
+        into: &mut std::collections::BTreeMap<K, u64>,
+        from: std::collections::BTreeMap<K, u64>,
+    ) {
+        for (key, n) in from {
+            *into.entry(key).or_default() += n;
+        }
+    }
+    sum.queued += report.queued;
+    sum.in_flight += report.in_flight;
+    sum.credential_paused |= report.credential_paused;
+    sum.credential_invalidations += report.credential_invalidations;
+    sum.throttled_for = sum.throttled_for.max(report.throttled_for);
+    add(&mut sum.calls, report.calls);
+    add(&mut sum.ids, report.ids);
+    add(&mut sum.errors, report.errors);
+    sum.throttles += report.throttles;
+    sum.models.extend(report.models);
+    sum
+}
+
 /// Why the tree did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -112,6 +164,9 @@ pub enum StartError {
     /// The tree could not be built (for instance, no actix system runs).
     #[error(transparent)]
     Tree(#[from] SupervisorError),
+    /// The models and accounts of a fleet do not make a tree.
+    #[error("invalid fleet: {0}")]
+    Fleet(#[from] FleetError),
 }
 
 /// How long a call through the handle waits for muster to run again, by
@@ -140,7 +195,10 @@ pub struct Muster {
     restart_wait: Duration,
     presence: PresenceHandle,
     machines: MachinesHandle,
-    gateway: Mailbox<ProviderGateway>,
+    /// Each gateway, by name: `gateway` alone in a tree of one model.
+    gateways: Arc<[(String, Mailbox<ProviderGateway>)]>,
+    /// Each model of a tree of many; none in a tree of one.
+    models: Arc<[ModelHandle]>,
 }
 
 impl Muster {
@@ -150,9 +208,12 @@ impl Muster {
     /// range is refused with all of them, so a host that builds one in code
     /// is held to the ranges a file is. A host with a supervision tree of
     /// its own mounts muster in it with [`Muster::child`] instead.
+    ///
+    /// `backends` is one model's [`Backends`], or a [`Fleet`] of many
+    /// models, which is checked too.
     pub fn start(
         config: &MusterConfig,
-        backends: Backends,
+        backends: impl Into<TreeBackends>,
         logger: Logger,
         registry: &mut Registry,
     ) -> Result<Muster, StartError> {
@@ -163,12 +224,14 @@ impl Muster {
     /// tree (see [`Extensions`]).
     pub fn start_with(
         config: &MusterConfig,
-        backends: Backends,
+        backends: impl Into<TreeBackends>,
         extensions: Extensions,
         logger: Logger,
         registry: &mut Registry,
     ) -> Result<Muster, StartError> {
         config.validate()?;
+        let backends = backends.into();
+        check(&backends)?;
         let metrics = Metrics::register(registry);
         let gateway_metrics = GatewayMetrics::new(registry);
         let (spec, handles) = tree::build(config, backends, extensions, gateway_metrics)?;
@@ -197,7 +260,7 @@ impl Muster {
     pub fn child(
         name: &str,
         config: &MusterConfig,
-        backends: Backends,
+        backends: impl Into<TreeBackends>,
         registry: &mut Registry,
     ) -> Result<(ChildSpec, Muster), StartError> {
         Muster::child_with(name, config, backends, Extensions::new(), registry)
@@ -208,11 +271,13 @@ impl Muster {
     pub fn child_with(
         name: &str,
         config: &MusterConfig,
-        backends: Backends,
+        backends: impl Into<TreeBackends>,
         extensions: Extensions,
         registry: &mut Registry,
     ) -> Result<(ChildSpec, Muster), StartError> {
         config.validate()?;
+        let backends = backends.into();
+        check(&backends)?;
         // Before anything is registered: a refused name must leave the
         // registry as it was.
         check_name(name)?;
@@ -236,7 +301,12 @@ impl Muster {
             status: handles.status,
             presence: handles.presence.gated(gate.clone()),
             machines: handles.machines.gated(gate.clone()),
-            gateway: handles.gateway,
+            gateways: handles.gateways.into(),
+            models: handles
+                .models
+                .into_iter()
+                .map(|model| model.gated(gate.clone()))
+                .collect(),
             gate,
             restart_wait: DEFAULT_RESTART_WAIT,
         }
@@ -250,6 +320,11 @@ impl Muster {
         self.gate = self.gate.with_wait(wait);
         self.presence = self.presence.gated(self.gate.clone());
         self.machines = self.machines.gated(self.gate.clone());
+        self.models = self
+            .models
+            .iter()
+            .map(|model| model.clone().gated(self.gate.clone()))
+            .collect();
         self.restart_wait = wait;
         self
     }
@@ -264,30 +339,63 @@ impl Muster {
         &self.presence
     }
 
-    /// The machines and what the cloud said about each.
+    /// The machines and what the cloud said about each: of every model, in
+    /// a tree of many.
     pub fn machines(&self) -> &MachinesHandle {
         &self.machines
     }
 
-    /// What the provider gateway is doing.
-    pub async fn gateway(&self) -> Result<GatewayReport, SendError> {
-        self.gate
-            .call_again(|| self.gateway.send(GetGatewayReport))
-            .await
+    /// The models of a tree of many, in the order given; none in a tree of
+    /// one model (whose machines [`Muster::machines`] answers).
+    pub fn models(&self) -> Vec<ModelInfo> {
+        self.models.iter().map(|m| m.info().clone()).collect()
     }
 
-    /// Tells the gateway whether the model's credential is valid: `true`
-    /// resumes polling paused by a denied credential.
+    /// The handle on one model of a tree of many; `None` for a model the
+    /// tree does not poll.
+    pub fn model(&self, uuid: &ModelUuid) -> Option<&ModelHandle> {
+        self.models.iter().find(|m| m.uuid() == *uuid)
+    }
+
+    /// What the provider gateway is doing; in a tree of many models, every
+    /// gateway's counts added up (see [`Muster::gateways`] for each).
+    pub async fn gateway(&self) -> Result<GatewayReport, SendError> {
+        let reports = self.gateways().await?;
+        let mut reports = reports.into_iter().map(|(_, report)| report);
+        let first = reports.next().expect("a tree has at least one gateway");
+        Ok(reports.fold(first, add_reports))
+    }
+
+    /// Each gateway's report, by name: `gateway` alone in a tree of one
+    /// model, one per cloud account in a tree of many.
+    pub async fn gateways(&self) -> Result<Vec<(String, GatewayReport)>, SendError> {
+        let mut reports = Vec::with_capacity(self.gateways.len());
+        for (name, gateway) in self.gateways.iter() {
+            let report = self
+                .gate
+                .call_again(|| gateway.send(GetGatewayReport))
+                .await?;
+            reports.push((name.clone(), report));
+        }
+        Ok(reports)
+    }
+
+    /// Tells every gateway whether the credential of every model is valid:
+    /// `true` resumes polling paused by a denied credential. One model's
+    /// is told through its [`ModelHandle::credential_valid`].
     pub async fn credential_valid(&self, valid: bool) -> Result<(), SendError> {
-        self.gate
-            .call_again(|| {
-                std::future::ready(
-                    self.gateway
-                        .do_send(CredentialValid(valid))
-                        .map_err(SendError::from),
-                )
-            })
-            .await
+        for (_, gateway) in self.gateways.iter() {
+            self.gate
+                .call_again(|| {
+                    std::future::ready(
+                        gateway
+                            .do_send(CredentialValid(valid))
+                            .map_err(SendError::from),
+                    )
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// Muster's supervision tree, with each actor's state, restarts and

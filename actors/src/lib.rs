@@ -56,7 +56,8 @@ pub use actix;
 pub use muster;
 
 pub use host::{
-    Backends, DEFAULT_RESTART_WAIT, Extensions, InvalidConfig, Muster, MusterConfig, StartError,
+    Backends, CloudAccount, DEFAULT_RESTART_WAIT, Extensions, Fleet, InvalidConfig, ModelBackends,
+    ModelHandle, ModelInfo, Muster, MusterConfig, StartError,
 };
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};

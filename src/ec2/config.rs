@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// How a model reaches Amazon EC2.
 ///
@@ -94,6 +94,7 @@ impl Ec2Config {
         {
             return Err(ConfigError::new(
                 "credential_file",
+                None,
                 "must name a file, not be empty",
             ));
         }
@@ -102,11 +103,12 @@ impl Ec2Config {
             ("operation_timeout", self.operation_timeout),
         ] {
             if value.is_zero() {
-                return Err(ConfigError::new(field, "must be a positive duration"));
+                return Err(ConfigError::new(field, None, "must be a positive duration"));
             }
             if value > MAX_TIMEOUT {
                 return Err(ConfigError::new(
                     field,
+                    None,
                     format!(
                         "must be at most {}, not {}",
                         humantime::format_duration(MAX_TIMEOUT),
@@ -118,6 +120,7 @@ impl Ec2Config {
         if self.connect_timeout > self.operation_timeout {
             return Err(ConfigError::new(
                 "connect_timeout",
+                None,
                 "must not exceed operation_timeout",
             ));
         }
@@ -155,7 +158,7 @@ fn validate_region(region: &str) -> Result<(), ConfigError> {
     } else {
         return Ok(());
     };
-    Err(ConfigError::new("region", reason))
+    Err(ConfigError::new("region", None, reason))
 }
 
 /// An absolute `http` or `https` URL with a host, an optional port and path,
@@ -164,6 +167,7 @@ fn validate_endpoint(endpoint: &str) -> Result<(), ConfigError> {
     let fail = |why: &str| {
         Err(ConfigError::new(
             "endpoint",
+            None,
             format!("{} is not a valid endpoint URL: {why}", shown(endpoint)),
         ))
     };
@@ -290,7 +294,7 @@ mod tests {
             let mut config = valid();
             spoil(&mut config);
             let error = config.validate().unwrap_err();
-            assert_eq!(error.field, *field, "{config:?}: {error}");
+            assert_eq!(error.key, *field, "{config:?}: {error}");
             assert!(error.to_string().len() < 400, "{error}");
         }
     }

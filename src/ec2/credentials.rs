@@ -20,7 +20,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// The largest credential file read; a real one is a few hundred bytes.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
@@ -54,7 +54,7 @@ impl fmt::Debug for StaticKey {
 
 /// Reads the `[default]` access key from the file at `path`.
 pub fn read_credential_file(path: &Path) -> Result<StaticKey, ConfigError> {
-    let fail = |why: String| ConfigError::new(FIELD, format!("{}: {why}", path.display()));
+    let fail = |why: String| ConfigError::new(FIELD, None, format!("{}: {why}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
@@ -225,7 +225,7 @@ mod tests {
 
         let missing = dir.join("absent");
         let error = read_credential_file(&missing).unwrap_err();
-        assert_eq!(error.field, "credential_file");
+        assert_eq!(error.key, "credential_file");
         assert!(error.reason.contains(&missing.display().to_string()));
         assert!(error.reason.contains("cannot open"), "{error}");
 

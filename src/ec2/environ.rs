@@ -17,7 +17,8 @@ use super::config::Ec2Config;
 use super::convert::{self, Ec2Instance, Ec2Interface, Ec2PrivateIp};
 use super::credentials::read_credential_file;
 use super::errors::Target;
-use crate::error::{ConfigError, PollError};
+use crate::config::ConfigError;
+use crate::error::PollError;
 use crate::provider::{Environ, Instance, InstanceId, MAX_IDS_PER_CALL, NetworkInterface};
 
 /// The most pages one call follows: an endpoint that keeps handing out
@@ -143,7 +144,7 @@ impl Ec2Environ {
 /// The region's standard EC2 endpoint, as the SDK resolves it.
 async fn region_endpoint(region: &str) -> Result<String, ConfigError> {
     let invalid =
-        |why: String| ConfigError::new("region", format!("no EC2 endpoint for it: {why}"));
+        |why: String| ConfigError::new("region", None, format!("no EC2 endpoint for it: {why}"));
     let params = Params::builder()
         .region(region)
         .build()

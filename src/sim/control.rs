@@ -73,7 +73,10 @@ impl Sim {
     pub fn provision(&self, tag: &MachineTag) -> Result<InstanceId, SimError> {
         let now = Instant::now();
         self.shared.with(|state| {
-            let id = InstanceId::new(format!("i-{:08x}", state.next_instance));
+            let id = InstanceId::new(format!(
+                "i-{}{:08x}",
+                self.shared.instance_prefix, state.next_instance
+            ));
             let machine = state.machine_mut(tag)?;
             if machine.instance.is_some() {
                 return Err(SimError::AlreadyProvisioned(tag.clone()));

@@ -17,6 +17,7 @@
 //! [`Machine`]: crate::model::Machine
 //! [`CredentialApi`]: crate::model::CredentialApi
 
+mod account;
 mod config;
 mod control;
 mod counters;
@@ -35,6 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub use account::SimAccount;
 pub use config::{FaultConfig, SimConfig};
 pub use counters::{CallStats, SimCounters};
 pub use truth::{ModelView, ProviderView};
@@ -80,6 +82,9 @@ impl std::fmt::Debug for Sim {
 
 struct Shared {
     config: SimConfig,
+    /// What this model's instance ids start with after `i-`, so that the
+    /// models of one [`SimAccount`] never share one.
+    instance_prefix: String,
     state: Mutex<State>,
     /// Bumped on every change a machine watcher reports.
     changes: watch::Sender<u64>,
@@ -132,6 +137,11 @@ struct SimInstance {
 impl Sim {
     /// A simulated cloud with no machines; the configuration is validated.
     pub fn new(config: SimConfig) -> Result<Sim, InvalidConfig> {
+        Sim::with_instance_prefix(config, String::new())
+    }
+
+    /// A simulated cloud whose instance ids are `i-PREFIX…`.
+    fn with_instance_prefix(config: SimConfig, prefix: String) -> Result<Sim, InvalidConfig> {
         config.validate()?;
         let state = State {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
@@ -149,6 +159,7 @@ impl Sim {
         Ok(Sim {
             shared: Arc::new(Shared {
                 config,
+                instance_prefix: prefix,
                 state: Mutex::new(state),
                 changes: watch::Sender::new(0),
                 credential_valid: watch::Sender::new(true),

@@ -39,6 +39,11 @@ pub struct ModelView {
 }
 
 impl Sim {
+    /// Whether the provider holds an instance with this id.
+    pub(super) fn knows(&self, id: &InstanceId) -> bool {
+        self.shared.with(|state| state.instances.contains_key(id))
+    }
+
     /// The tags of the machines in the model, in order.
     pub fn machine_tags(&self) -> Vec<MachineTag> {
         self.shared

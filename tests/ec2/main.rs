@@ -2,6 +2,7 @@
 //! child process, and against a local server answering canned EC2 errors.
 
 mod canned;
+mod canned_server;
 mod moto;
 mod support;
 mod with_moto;

@@ -1,5 +1,6 @@
 //! moto's server as a child process on a free loopback port, stopped on
-//! drop, with its request log kept for counting calls.
+//! drop, with its request log kept for counting calls. Shared by the EC2
+//! provider's tests and musterd's: it needs nothing of either.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -7,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-
-use crate::support::required;
+/// Whether a missing moto must fail the test rather than skip it.
+fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
 
 /// How long moto may take to answer its first request.
 const STARTUP: Duration = Duration::from_secs(60);
@@ -87,23 +89,6 @@ impl Moto {
     /// The server's URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// A plain SDK client on moto, to set up instances.
-    pub fn client(&self) -> aws_sdk_ec2::Client {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.url())
-            .http_client(http)
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .build();
-        aws_sdk_ec2::Client::from_conf(config)
     }
 
     /// How many EC2 calls moto has answered since the last count (or the

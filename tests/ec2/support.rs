@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use muster::ec2::{Ec2Config, Ec2Environ};
 
 /// The secret the tests use; no message or `Debug` form may show it.
@@ -55,7 +56,21 @@ pub async fn environ(endpoint: &str) -> (Ec2Environ, TempDir) {
     (environ, dir)
 }
 
-/// Whether a missing external tool must fail the test rather than skip it.
-pub fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+impl crate::moto::Moto {
+    /// A plain SDK client on moto, to set up instances.
+    pub fn client(&self) -> aws_sdk_ec2::Client {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.url())
+            .http_client(http)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .build();
+        aws_sdk_ec2::Client::from_conf(config)
+    }
 }

@@ -7,7 +7,9 @@
 //! each naming its key and, where there is one, the value; the ranges are
 //! those of each section's [`Validate`], checked once for the whole file.
 
+pub mod models;
 mod read;
+pub mod store;
 
 use std::net::SocketAddr;
 
@@ -18,11 +20,13 @@ use serde::{Deserialize, Serialize};
 use crate::agents::AgentsConfig;
 use crate::cluster::ClusterConfig;
 use crate::token::validate_token;
+use models::ModelConfig;
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::host::MusterConfig;
 use muster_actors::machines::MachinesConfig;
 use muster_actors::presence::PresenceConfig;
 use muster_actors::supervisor::RestartConfig;
+use store::StoreConfig;
 
 /// Everything `musterd run` reads from its config file. Every section and
 /// every key may be left out; what is left out takes its default.
@@ -47,18 +51,25 @@ pub struct DaemonConfig {
     /// it, this daemon is the controller's only API server.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
+    /// Where the machine registry of the `[[models]]` is kept.
+    pub store: StoreConfig,
+    /// The models polled, each on its cloud and region (`[[models]]`);
+    /// none, for one model on the simulated cloud.
+    pub models: Vec<ModelConfig>,
 }
 
-/// Which cloud and model the tree talks to.
+/// The simulated cloud: what every model on `cloud = "sim"` runs on, and
+/// the one model polled when the file names none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
-    /// The kind of backend; only the embedded simulation exists so far.
+    /// The kind of backend of the one model polled when `[[models]]` names
+    /// none; only the embedded simulation.
     pub kind: BackendKind,
-    /// How many machines the simulated model holds at start, each
+    /// How many machines each simulated model holds at start, each
     /// provisioned then (the demo adds its own over time instead).
     pub machines: usize,
-    /// Settings of the simulated cloud, used when `kind = "sim"`.
+    /// Settings of the simulated cloud, for every simulated model.
     pub sim: SimConfig,
 }
 
@@ -175,6 +186,44 @@ impl Validate for DaemonConfig {
         at.section("agents", &self.agents);
         if let Some(cluster) = &self.cluster {
             at.section("cluster", cluster);
+        }
+        at.section("store", &self.store);
+        models::check_list(&self.models, at);
+        self.check_write_api(at);
+    }
+}
+
+impl DaemonConfig {
+    /// The write API of the registry (served with `[[models]]`) changes
+    /// what musterd polls: off a loopback address it is served only behind
+    /// a token.
+    fn check_write_api(&self, at: &mut Checker) {
+        if !self.models.is_empty()
+            && self.http.token.is_none()
+            && !self.http.listen.ip().is_loopback()
+        {
+            at.problem(
+                "http.token",
+                None,
+                format!(
+                    "must be set: with [[models]] the HTTP surface takes writes, and \
+                     http.listen = \"{}\" is not a loopback address",
+                    self.http.listen
+                ),
+            );
+        }
+    }
+
+    /// Takes the relative paths of the file (the store, the models'
+    /// credential files) from `folder`, the config file's.
+    pub fn resolve_paths(&mut self, folder: &std::path::Path) {
+        self.store.resolve(folder);
+        for model in &mut self.models {
+            if let Some(file) = &mut model.credential_file
+                && file.is_relative()
+            {
+                *file = folder.join(&*file);
+            }
         }
     }
 }

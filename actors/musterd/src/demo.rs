@@ -2,11 +2,15 @@
 //! scenario that shows everything working.
 //!
 //! The scenario, in world time (divided by the speed in real time):
-//! - three API servers, `machine-0` to `machine-2`, each with its HA
-//!   controller agent in the controller model;
-//! - over the first minute, the machines are added and provisioned, and
-//!   the agents (machine agents and unit agents, spread over three
-//!   workload models and the three servers) connect;
+//! - four simulated models: the controller model, alone on its cloud
+//!   account, and three workload models sharing one account, whose polls
+//!   share that account's gateway;
+//! - three API servers, `machine-0` to `machine-2` of the controller
+//!   model, each with its HA controller agent;
+//! - over the first minute, the machines are added to the workload models
+//!   in turn and provisioned, and the agents (machine agents and unit
+//!   agents, spread over the three workload models and the three servers)
+//!   connect;
 //! - every second some agents ping, a few leave and others (re)connect,
 //!   and now and then a machine dies and a new one replaces it;
 //! - at 1m30s the link to `machine-1` drops: its agents are missing; at
@@ -38,6 +42,7 @@ use slog::{Logger, info, warn};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use crate::agents::ConnectionIds;
+use crate::config::models::{Cloud, ModelConfig};
 use crate::config::{DaemonConfig, HttpConfig};
 use crate::token::validate_token;
 use crate::{DaemonError, Ending, Hosted};
@@ -108,6 +113,19 @@ fn scaled_restart(config: &RestartConfig, speed: f64, seed: u64) -> RestartConfi
         ..config.clone()
     }
 }
+
+/// The demo's models, from its seed: the controller model, then the three
+/// workload models.
+pub fn demo_models(seed: u64) -> [ModelUuid; 4] {
+    let mut rng = StdRng::seed_from_u64(seed);
+    std::array::from_fn(|_| ModelUuid::from_u128(rng.random()))
+}
+
+/// The region of the controller model's account.
+const CONTROLLER_REGION: &str = "controller";
+
+/// The region of the account the workload models share.
+const WORKLOAD_REGION: &str = "workloads";
 
 /// The slowest and the fastest `--speed`: slower, the world's longest
 /// waits would outgrow what the tree takes; faster, every wait of the world
@@ -241,6 +259,28 @@ impl DemoOptions {
             token: self.token.clone(),
         };
         config.agents.listen = self.agents_listen;
+        // The demo's machines last as long as it does.
+        config.store.path = crate::config::store::IN_MEMORY.into();
+        config.models = demo_models(self.seed)
+            .into_iter()
+            .enumerate()
+            .map(|(n, uuid)| ModelConfig {
+                uuid: Some(uuid),
+                name: Some(match n {
+                    0 => "controller".to_owned(),
+                    n => format!("workload-{n}"),
+                }),
+                cloud: Some(Cloud::Sim),
+                region: if n == 0 {
+                    CONTROLLER_REGION
+                } else {
+                    WORKLOAD_REGION
+                }
+                .to_owned(),
+                endpoint: None,
+                credential_file: None,
+            })
+            .collect();
         config
     }
 }
@@ -273,8 +313,7 @@ impl World {
         let servers: Vec<MachineTag> = (0..3)
             .map(|n| format!("machine-{n}").parse().expect("a machine tag"))
             .collect();
-        let controller_model = ModelUuid::from_u128(rng.random());
-        let models: Vec<ModelUuid> = (0..3).map(|_| ModelUuid::from_u128(rng.random())).collect();
+        let [controller_model, models @ ..] = demo_models(options.seed);
         let apps = ["wordpress", "mysql", "redis", "haproxy", "postgresql"];
         let mut agents = Vec::with_capacity(options.agents);
         for (n, server) in servers.iter().enumerate() {
@@ -512,11 +551,18 @@ const OUTAGE_FOR: u64 = 30;
 const OUTAGE_EVERY: u64 = 180;
 const RAMP: u64 = 60;
 
+/// The simulated models of the demo: the controller model's, then the
+/// workload models'.
+struct DemoSims {
+    controller: Sim,
+    workloads: Vec<Sim>,
+}
+
 /// Plays the scenario, one world second per step, until dropped.
 async fn scenario(
     options: DemoOptions,
     muster: Muster,
-    sim: Sim,
+    sims: DemoSims,
     ids: ConnectionIds,
     logger: Logger,
     events: tokio::sync::mpsc::UnboundedSender<String>,
@@ -530,10 +576,15 @@ async fn scenario(
     let mut rejoin: VecDeque<(u64, usize)> = VecDeque::new();
     for second in 0u64.. {
         sleep_until(timeline.real(Duration::from_secs(second))).await;
-        // The machines arrive over the first minute, and are provisioned.
+        // The machines arrive over the first minute, and are provisioned:
+        // the API servers in the controller model, the rest in the
+        // workload models in turn.
         let target = (per_second(options.machines) * (second as usize + 1)).min(options.machines);
         while added < target {
-            sim.add_provisioned_machine();
+            match added {
+                0..3 => sims.controller.add_provisioned_machine(),
+                n => sims.workloads[n % sims.workloads.len()].add_provisioned_machine(),
+            };
             added += 1;
         }
         // So do the agents; after that, some leave and others come.
@@ -559,14 +610,17 @@ async fn scenario(
                     }
                 }
             }
-            // A machine dies now and then, and a new one replaces it.
+            // A machine of a workload model dies now and then, and a new
+            // one replaces it.
             if second % 20 == 0 {
+                let n = world.rng.random_range(0..sims.workloads.len());
+                let sim = &sims.workloads[n];
                 let tags = sim.machine_tags();
-                if tags.len() > 3 {
-                    let tag = &tags[world.rng.random_range(3..tags.len())];
+                if !tags.is_empty() {
+                    let tag = &tags[world.rng.random_range(0..tags.len())];
                     let _ = sim.set_life(tag, muster::model::Life::Dead);
                     sim.add_provisioned_machine();
-                    let _ = events.send(format!("{tag} died, replaced"));
+                    let _ = events.send(format!("{tag} of workload-{} died, replaced", n + 1));
                 }
             }
         }
@@ -625,12 +679,20 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     options.validate()?;
     let config = options.config();
-    let hosted = Hosted::start(&config, &logger)?;
+    let hosted = Hosted::start(&config, &logger).await?;
     let muster = hosted.muster.clone();
-    let sim = hosted
-        .sim
-        .clone()
-        .expect("the demo runs on the simulated cloud");
+    let [controller, workloads @ ..] = demo_models(options.seed).map(|uuid| {
+        hosted
+            .sims
+            .iter()
+            .find(|(model, _)| *model == uuid)
+            .map(|(_, sim)| sim.clone())
+            .expect("the demo's models are simulated")
+    });
+    let sims = DemoSims {
+        controller,
+        workloads: workloads.to_vec(),
+    };
     let start = Instant::now();
     let world_clock = Timeline {
         start,
@@ -646,7 +708,7 @@ pub async fn run(
         hosted.print_addresses(&mut out, &token);
         let _ = writeln!(
             out,
-            "demo: {} machines, {} agents, 3 API servers, seed {}, speed {}x; one summary a second (add --log-level warning for the tree's logs)",
+            "demo: {} machines, {} agents, 3 API servers, 4 models, seed {}, speed {}x; one summary a second (add --log-level warning for the tree's logs)",
             options.machines, options.agents, options.seed, options.speed
         );
         let _ = out.flush();
@@ -658,7 +720,7 @@ pub async fn run(
         let play = scenario(
             options.clone(),
             muster.clone(),
-            sim,
+            sims,
             hosted.ids.clone(),
             logger.clone(),
             events,

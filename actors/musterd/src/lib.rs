@@ -19,31 +19,29 @@ pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod fleet;
 pub mod history;
+mod hosted;
 pub mod http;
 pub mod logging;
 pub mod registry;
 pub mod swarm;
 pub mod token;
 
-use std::future::Future;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
-use muster::clock::SystemClock;
+use futures::Stream;
 use muster::config::{ConfigError, InvalidConfig};
-use muster::sim::Sim;
-use muster_actors::{Backends, Extensions, Muster, StartError, TreeError};
-use prometheus_client::registry::Registry;
-use slog::{Logger, error, info, warn};
+use muster_actors::{Backends, StartError, TreeError};
+use slog::{Logger, error};
 
-use agents::{ConnectionIds, Door, DoorError, DoorMetrics};
-use cluster::{BridgeConfig, ClusterMetrics, CredentialsProblem, NatsAuth, bridge_child};
-use config::{BackendKind, DaemonConfig};
-use history::Sampler;
-use http::{BindError, Inspector, StateGauges};
+use agents::DoorError;
+use cluster::{CredentialsProblem, NatsAuth};
+use config::DaemonConfig;
+use http::BindError;
+
+pub use hosted::{Ending, Hosted};
 
 /// The exit code of bad input: a config file that is unreadable, not TOML,
 /// or out of range.
@@ -89,6 +87,12 @@ pub enum DaemonError {
     /// The simulated backend refused its settings.
     #[error("backend.sim: {0}")]
     Backend(InvalidConfig),
+    /// The models could not be set up.
+    #[error(transparent)]
+    Fleet(#[from] fleet::FleetError),
+    /// The machine registry could not be opened.
+    #[error("store.path: {0}")]
+    Store(registry::BackendError),
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(std::io::Error),
@@ -138,10 +142,21 @@ pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
                 .read_to_end(&mut bytes)
         })
         .map_err(unreadable)?;
-    let config = DaemonConfig::from_bytes(&bytes).map_err(|problems| DaemonError::Config {
+    let mut config = DaemonConfig::from_bytes(&bytes).map_err(|problems| DaemonError::Config {
         path: shown.clone(),
         problems,
     })?;
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    config.resolve_paths(folder);
+    if let Err(problems) = config::models::check_files(&config.models) {
+        return Err(DaemonError::Config {
+            path: shown,
+            problems,
+        });
+    }
     if let Err(problem) = agents::tls::acceptor(&config.agents) {
         let problem = ConfigError::new(
             problem.key,
@@ -169,222 +184,6 @@ pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
     Ok(config)
 }
 
-/// The tree with its HTTP surface and the agents' door, started from a
-/// config, and what [`Hosted::stop`] takes down.
-pub struct Hosted {
-    /// The tree's handle.
-    pub muster: Muster,
-    /// The simulated cloud, when that is the backend.
-    pub sim: Option<Sim>,
-    /// Where the HTTP surface listens (the real port when 0 was asked for).
-    pub listen: std::net::SocketAddr,
-    /// The agents' door.
-    pub door: Door,
-    /// The connection ids of the process, which the door draws from.
-    pub ids: ConnectionIds,
-    server: actix_web::dev::ServerHandle,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-/// What ended a daemon's run.
-#[derive(Debug)]
-pub enum Ending {
-    /// A signal, named.
-    Signal(&'static str),
-    /// The work given to [`Hosted::serve_until`] is over (the demo's
-    /// `--duration`), named.
-    Done(&'static str),
-    /// The tree stopped on its own: with its error, or without one although
-    /// nobody asked it to.
-    Tree(Result<(), TreeError>),
-}
-
-/// The next signal of `signals`; never, once they are over.
-async fn next_signal(signals: &mut (impl Stream<Item = &'static str> + Unpin)) -> &'static str {
-    match signals.next().await {
-        Some(signal) => signal,
-        None => std::future::pending().await,
-    }
-}
-
-impl Hosted {
-    /// Binds both listen addresses, then starts the simulated backend of
-    /// the config, the tree, the HTTP surface and the agents' door on the
-    /// current actix system. A port in use is found before anything starts.
-    pub fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
-        let sim = match config.backend.kind {
-            BackendKind::Sim => {
-                Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
-            }
-        };
-        for _ in 0..config.backend.machines {
-            sim.add_provisioned_machine();
-        }
-        let backends = Backends::sim(&sim, Arc::new(SystemClock));
-        Hosted::start_with(config, backends, Some(sim), logger)
-    }
-
-    /// [`Hosted::start`] with the tree talking to `backends` (`sim`, when
-    /// they are a simulated cloud's) instead of the config's backend.
-    pub fn start_with(
-        config: &DaemonConfig,
-        backends: Backends,
-        sim: Option<Sim>,
-        logger: &Logger,
-    ) -> Result<Hosted, DaemonError> {
-        let listener = http::bind(config.http.listen)?;
-        let listen = listener.local_addr().map_err(DaemonError::Http)?;
-        let door = Door::bind(&config.agents)?;
-        let clock = backends.clock.clone();
-        let mut registry = Registry::default();
-        let mut extensions = Extensions::new();
-        if let Some(cluster) = &config.cluster {
-            // The bridge to the other API servers lives in the presence
-            // subtree it feeds.
-            extensions = extensions.presence_child(bridge_child(BridgeConfig {
-                node: config.agents.server.clone(),
-                cluster: cluster.clone(),
-                auth: NatsAuth::read(cluster)?,
-                metrics: ClusterMetrics::register(&mut registry),
-                clock: clock.clone(),
-            }));
-        }
-        let muster = Muster::start_with(
-            &config.muster(),
-            backends,
-            extensions,
-            logger.clone(),
-            &mut registry,
-        )?;
-        let gauges = StateGauges::register(&mut registry);
-        let door_metrics = DoorMetrics::register(&mut registry);
-        let registry = Arc::new(registry);
-        let history = Sampler::new(muster.clone(), registry.clone(), clock).spawn();
-        let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone())
-            .with_history(history);
-        let server = match inspector.serve(listener) {
-            Ok(server) => server,
-            Err(e) => {
-                muster.shutdown();
-                return Err(DaemonError::Http(e));
-            }
-        };
-        let handle = server.handle();
-        let served = tokio::task::spawn_local(server);
-        info!(logger, "http listening"; "address" => %listen);
-        let ids = ConnectionIds::default();
-        let door = door.serve(
-            muster.presence().clone(),
-            ids.clone(),
-            door_metrics,
-            logger.clone(),
-        );
-        Ok(Hosted {
-            muster,
-            sim,
-            listen,
-            door,
-            ids,
-            server: handle,
-            served,
-        })
-    }
-
-    /// The lines that say what the daemon serves, for its standard output:
-    /// `dashboard: http://ADDR/` (with `suffix` after the slash) and
-    /// `agents: ws://ADDR/agent`.
-    pub fn print_addresses(&self, out: &mut impl Write, suffix: &str) {
-        let _ = writeln!(out, "dashboard: http://{}/{suffix}", self.listen);
-        let _ = writeln!(out, "agents: {}", self.door.url());
-        let _ = out.flush();
-    }
-
-    /// Does `work` (which may wait on the tree for ever, as when the tree
-    /// gave up before presence started) until the first of: a signal from
-    /// `signals`, the tree stopping, `work` being over. Whatever is
-    /// waiting when one of them comes is dropped, so nothing the tree
-    /// cannot answer keeps the daemon up.
-    pub async fn serve_until(
-        &self,
-        signals: &mut (impl Stream<Item = &'static str> + Unpin),
-        work: impl Future<Output = &'static str>,
-    ) -> Ending {
-        tokio::select! {
-            // A tree that failed is reported even if a signal came too.
-            biased;
-            result = self.muster.wait() => Ending::Tree(result),
-            signal = next_signal(signals) => Ending::Signal(signal),
-            reason = work => Ending::Done(reason),
-        }
-    }
-
-    /// Stops after `ending`: gracefully after a signal or the end of the
-    /// work (`Ok`); after the tree stopped on its own, the door and the
-    /// HTTP surface, then the tree's error. Another signal meanwhile stops
-    /// waiting for a graceful stop.
-    pub async fn finish(
-        self,
-        ending: Ending,
-        logger: &Logger,
-        signals: &mut (impl Stream<Item = &'static str> + Unpin),
-    ) -> Result<(), DaemonError> {
-        let stopping = async {
-            match ending {
-                Ending::Signal(signal) => {
-                    info!(logger, "shutting down"; "signal" => signal);
-                    self.stop(logger).await
-                }
-                Ending::Done(reason) => {
-                    info!(logger, "shutting down"; "reason" => reason);
-                    self.stop(logger).await
-                }
-                Ending::Tree(result) => {
-                    let error = match result {
-                        Err(e) => DaemonError::Tree(e),
-                        Ok(()) => DaemonError::TreeStopped,
-                    };
-                    error!(logger, "shutting down"; "error" => %error);
-                    self.door.stop().await;
-                    self.server.stop(true).await;
-                    Err(error)
-                }
-            }
-        };
-        unless_signalled(stopping, logger, signals).await
-    }
-
-    /// Closes the agents' door (every agent's disconnect recorded), then
-    /// stops the HTTP surface, then the tree, gracefully.
-    pub async fn stop(self, logger: &Logger) -> Result<(), DaemonError> {
-        self.door.stop().await;
-        self.server.stop(true).await;
-        if let Ok(Err(e)) = self.served.await {
-            error!(logger, "http server failed"; "error" => %e);
-        }
-        self.muster.shutdown();
-        self.muster.wait().await?;
-        info!(logger, "stopped");
-        Ok(())
-    }
-}
-
-/// `stopping`, unless a signal from `signals` comes first: then the
-/// daemon stops at once, with [`DaemonError::Interrupted`].
-async fn unless_signalled(
-    stopping: impl Future<Output = Result<(), DaemonError>>,
-    logger: &Logger,
-    signals: &mut (impl Stream<Item = &'static str> + Unpin),
-) -> Result<(), DaemonError> {
-    tokio::select! {
-        biased;
-        result = stopping => result,
-        signal = next_signal(signals) => {
-            warn!(logger, "stopping at once"; "signal" => signal);
-            Err(DaemonError::Interrupted(signal))
-        }
-    }
-}
-
 /// `musterd run`: hosts the tree with `config` until a signal comes from
 /// `signals` or the tree stops on its own, then shuts down. Says what it
 /// serves on `out`, once presence records. Call it on an actix system.
@@ -394,7 +193,7 @@ pub async fn run(
     out: impl Write,
     signals: impl Stream<Item = &'static str> + Unpin,
 ) -> Result<(), DaemonError> {
-    let hosted = Hosted::start(&config, &logger)?;
+    let hosted = Hosted::start(&config, &logger).await?;
     serve(hosted, logger, out, signals).await
 }
 
@@ -427,44 +226,4 @@ async fn serve(
     };
     let ending = hosted.serve_until(&mut signals, announce).await;
     hosted.finish(ending, &logger, &mut signals).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn logger() -> Logger {
-        Logger::root(slog::Discard, slog::o!())
-    }
-
-    #[tokio::test]
-    async fn a_second_signal_cuts_a_graceful_stop_short() {
-        let mut signals = futures::stream::iter(["SIGINT"]);
-        let stopping = std::future::pending();
-        match unless_signalled(stopping, &logger(), &mut signals).await {
-            Err(e @ DaemonError::Interrupted("SIGINT")) => {
-                assert_eq!(e.exit_code(), EXIT_FAILURE);
-                assert_eq!(
-                    e.to_string(),
-                    "stopped at once by SIGINT, before the tree had stopped"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_graceful_stop_ends_as_it_ends_without_another_signal() {
-        // No more signals to come: the stop is waited for.
-        let mut signals = futures::stream::empty();
-        let stopped = unless_signalled(async { Ok(()) }, &logger(), &mut signals).await;
-        assert!(stopped.is_ok());
-        let failed = unless_signalled(
-            async { Err(DaemonError::TreeStopped) },
-            &logger(),
-            &mut futures::stream::pending(),
-        )
-        .await;
-        assert!(matches!(failed, Err(DaemonError::TreeStopped)));
-    }
 }

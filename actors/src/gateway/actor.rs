@@ -1,63 +1,57 @@
 //! [`ProviderGateway`]: the actor that queues the pollers' requests, sends
-//! a batch whenever one may go, answers each poller, waits out throttling
-//! and pauses while the cloud denies the model's credential.
+//! a batch whenever one may go, answers each poller and waits out
+//! throttling; `credential.rs` pauses a model's polling while the cloud
+//! denies its credential.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures::StreamExt;
 use futures::channel::oneshot;
 use muster::clock::later;
 use muster::error::PollError;
 use muster::model::CredentialApi;
-use muster::provider::Environ;
-use slog::{Logger, debug, info, warn};
+use muster::names::ModelUuid;
+use muster::provider::{Environ, InstanceId};
+use slog::{Logger, debug, warn};
 use tokio::time::Instant;
 
-use super::batch::{Batch, Queue, Waiting};
+use super::batch::{Batch, ModelKey, Queue, Waiting};
 use super::call::{Answer, BatchOutcome, call_provider};
 use super::config::GatewayConfig;
-use super::messages::{CredentialValid, Fetch, Fetched, GatewayReport, GetGatewayReport};
+use super::credential::{Credential, CredentialWord, GatewayState};
+use super::messages::{Fetch, Fetched, GatewayModel, GatewayReport, GetGatewayReport, ModelFetch};
 use super::metrics::{GatewayMetrics, Tally};
 use super::pacing::{RateSlots, throttle_wait};
 use crate::supervisor::Kept;
 
-/// Whether the cloud is accepting the model's credential.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Credential {
-    #[default]
-    Valid,
-    /// Paused; `invalidated` once the gateway has invalidated it itself.
-    Denied { invalidated: bool },
-}
-
-/// What the gateway keeps across its restarts: whether polling is paused
-/// because the cloud denied the model's credential, and whether the gateway
-/// already invalidated it. A restart says nothing about the credential, so
-/// a restarted gateway stays paused, and does not invalidate it again.
-#[derive(Debug, Default)]
-pub struct GatewayState {
-    credential: Credential,
-}
-
 /// The provider gateway actor. See the [module documentation](super).
 pub struct ProviderGateway {
     environ: Arc<dyn Environ>,
-    credentials: Arc<dyn CredentialApi>,
+    /// The credential API of each model served.
+    pub(super) credentials: BTreeMap<ModelKey, Arc<dyn CredentialApi>>,
     config: GatewayConfig,
-    metrics: GatewayMetrics,
-    log: Logger,
-    queue: Queue,
+    pub(super) metrics: GatewayMetrics,
+    pub(super) log: Logger,
+    /// The requests that may go: those of models whose credential is valid.
+    pub(super) queue: Queue,
+    /// The requests of models paused for a denied credential, in the
+    /// order they arrived.
+    pub(super) parked: BTreeMap<ModelKey, Vec<Waiting>>,
     timer: Option<(Instant, SpawnHandle)>,
     slots: RateSlots,
     throttled_in_a_row: u32,
-    kept: Kept<GatewayState>,
+    pub(super) kept: Kept<GatewayState>,
     in_flight: usize,
-    tally: Tally,
+    pub(super) tally: Tally,
+    /// Invalidations made by this incarnation, by model.
+    pub(super) invalidations: BTreeMap<ModelKey, u64>,
 }
 
 impl ProviderGateway {
-    /// A gateway in front of `environ`; `credentials` is told when the cloud
-    /// denies access. The config should have passed its
+    /// A gateway in front of `environ` for one model; `credentials` is told
+    /// when the cloud denies access. The config should have passed its
     /// [`Validate`](muster::config::Validate) check; one that did not is
     /// paced within the ranges rather than trusted.
     pub fn new(
@@ -67,19 +61,52 @@ impl ProviderGateway {
         metrics: GatewayMetrics,
         log: Logger,
     ) -> Self {
+        let mut gateway = ProviderGateway::serving(environ, config, metrics, log);
+        gateway.credentials.insert(None, credentials);
+        gateway
+    }
+
+    /// A gateway in front of `environ` for the models of one cloud account,
+    /// each with its credential API. Their requests share batches and the
+    /// rate limit; a denial of the account's credential is told to each
+    /// model's credential API, once per denial, and pauses each model until
+    /// its own credential is valid again. Pollers of these models ask with
+    /// [`ModelFetch`].
+    pub fn for_models(
+        environ: Arc<dyn Environ>,
+        models: impl IntoIterator<Item = (ModelUuid, Arc<dyn CredentialApi>)>,
+        config: GatewayConfig,
+        metrics: GatewayMetrics,
+        log: Logger,
+    ) -> Self {
+        let mut gateway = ProviderGateway::serving(environ, config, metrics, log);
+        for (model, credentials) in models {
+            gateway.credentials.insert(Some(model), credentials);
+        }
+        gateway
+    }
+
+    fn serving(
+        environ: Arc<dyn Environ>,
+        config: GatewayConfig,
+        metrics: GatewayMetrics,
+        log: Logger,
+    ) -> Self {
         ProviderGateway {
             environ,
-            credentials,
+            credentials: BTreeMap::new(),
             slots: RateSlots::new(&config, Instant::now()),
             config,
             metrics,
             log,
             queue: Queue::default(),
+            parked: BTreeMap::new(),
             timer: None,
             throttled_in_a_row: 0,
             kept: Kept::default(),
             in_flight: 0,
             tally: Tally::default(),
+            invalidations: BTreeMap::new(),
         }
     }
 
@@ -92,21 +119,37 @@ impl ProviderGateway {
         self
     }
 
-    fn credential(&self) -> Credential {
-        self.kept.lock().credential
+    /// Every request waiting, those of paused models included.
+    fn waiting(&self) -> usize {
+        self.queue.len() + self.parked.values().map(Vec::len).sum::<usize>()
     }
 
-    fn set_credential(&self, credential: Credential) {
-        self.kept.lock().credential = credential;
+    /// Brings this gateway's share of the shared `queued_requests` gauge
+    /// to what waits now.
+    pub(super) fn show_queued(&self) {
+        let now = self.waiting() as i64;
+        let mut kept = self.kept.lock();
+        self.metrics.queued.inc_by(now - kept.queued_shown);
+        kept.queued_shown = now;
     }
 
     /// What the gateway is doing now.
     pub fn report(&self) -> GatewayReport {
         let now = Instant::now();
+        let models: Vec<GatewayModel> = self
+            .credentials
+            .keys()
+            .map(|&model| GatewayModel {
+                model,
+                paused: self.credential(model) != Credential::Valid,
+                invalidations: self.invalidations.get(&model).copied().unwrap_or(0),
+                queued: self.queue.count_of(model) + self.parked.get(&model).map_or(0, Vec::len),
+            })
+            .collect();
         GatewayReport {
-            queued: self.queue.len(),
+            queued: self.waiting(),
             in_flight: self.in_flight,
-            credential_paused: self.credential() != Credential::Valid,
+            credential_paused: models.iter().any(|m| m.paused),
             credential_invalidations: self.tally.invalidations,
             throttled_for: self.slots.blocked_for(now),
             calls: self.tally.calls.clone(),
@@ -118,14 +161,55 @@ impl ProviderGateway {
                 .map(|(kind, n)| ((*kind).to_owned(), *n))
                 .collect(),
             throttles: self.tally.throttles,
+            models,
         }
     }
 
+    /// Queues a poller's request, or parks it while its model is paused;
+    /// a model the gateway does not serve is answered at once.
+    fn enqueue(
+        &mut self,
+        model: ModelKey,
+        id: InstanceId,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<Fetched, PollError>> {
+        if !self.credentials.contains_key(&model) {
+            let served = match model {
+                Some(model) => format!("the gateway serves no model {model}"),
+                None => "the gateway serves only models named by UUID".to_owned(),
+            };
+            return Box::pin(std::future::ready(Err(PollError::other(
+                "fetching instance",
+                served,
+            ))));
+        }
+        let (reply, answer) = oneshot::channel();
+        let waiting = Waiting {
+            model,
+            id,
+            since: Instant::now(),
+            reply,
+        };
+        if self.credential(model) == Credential::Valid {
+            self.queue.push(waiting);
+        } else {
+            self.parked.entry(model).or_default().push(waiting);
+        }
+        self.dispatch(ctx);
+        Box::pin(async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(PollError::other(
+                    "fetching instance",
+                    "the provider gateway stopped before answering",
+                ))
+            })
+        })
+    }
+
     /// Sends every batch that may go now, and sets a timer for the next.
-    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn dispatch(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        while self.credential() == Credential::Valid
-            && self.in_flight < self.config.max_concurrent_batches
+        while self.in_flight < self.config.max_concurrent_batches
             && self
                 .queue
                 .head_ready(now, self.config.window, self.config.max_batch)
@@ -133,20 +217,18 @@ impl ProviderGateway {
             let requests = self.queue.take(self.config.max_batch);
             self.send(requests, now, ctx);
         }
-        self.metrics.queued.set(self.queue.len() as i64);
+        self.show_queued();
         self.arm_timer(now, ctx);
     }
 
     /// Wakes the gateway when the head of the queue has waited its window.
-    /// While every batch slot is taken or polling is paused, a finishing
-    /// batch or a valid credential wakes it instead.
+    /// While every batch slot is taken, a finishing batch wakes it instead;
+    /// a paused model's requests wait outside the queue for its credential.
     fn arm_timer(&mut self, now: Instant, ctx: &mut Context<Self>) {
         let Some(since) = self.queue.oldest() else {
             return;
         };
-        if self.credential() != Credential::Valid
-            || self.in_flight >= self.config.max_concurrent_batches
-        {
+        if self.in_flight >= self.config.max_concurrent_batches {
             return;
         }
         let due = later(since, self.config.window).max(now);
@@ -205,56 +287,24 @@ impl ProviderGateway {
                 warn!(self.log, "provider throttled the gateway";
                     "wait" => %humantime::format_duration(wait),
                     "requests" => batch.len());
-                self.queue.requeue(batch.into_requests());
+                self.requeue(batch.into_requests());
             }
             Err(PollError::Unauthorised(reason)) => {
+                self.requeue(batch.into_requests());
                 self.deny_credential(reason, ctx);
-                self.queue.requeue(batch.into_requests());
             }
             Err(error) => batch.fail(&error),
         }
     }
 
-    /// The cloud denied access: pause polling and, once per denial,
-    /// invalidate the model's credential so the controller shows it.
-    fn deny_credential(&mut self, reason: String, ctx: &mut Context<Self>) {
-        if self.credential() != (Credential::Denied { invalidated: true }) {
-            warn!(self.log, "cloud denied access; polling paused until the credential is valid again";
-                "reason" => &reason);
-            self.set_credential(Credential::Denied { invalidated: true });
-            self.metrics.paused.set(1);
-            self.tally.count_invalidation(&self.metrics);
-            let log = self.log.clone();
-            let invalidate = self.credentials.invalidate_model_credential(reason);
-            ctx.spawn(
-                async move {
-                    if let Err(error) = invalidate.await {
-                        warn!(log, "could not invalidate stored cloud credential";
-                            "error" => %error);
-                    }
-                }
-                .into_actor(self),
-            );
-        }
-    }
-
-    /// The host or the credential watch says whether the credential is
-    /// valid: a valid one resumes polling, an invalid one pauses it.
-    fn credential_changed(&mut self, valid: bool, ctx: &mut Context<Self>) {
-        match (valid, self.credential()) {
-            (true, Credential::Denied { .. }) => {
-                info!(self.log, "model credential valid again; polling resumes";
-                    "queued" => self.queue.len());
-                self.set_credential(Credential::Valid);
-                self.metrics.paused.set(0);
-                self.dispatch(ctx);
+    /// Puts a batch's requests back at the head of the queue, in their
+    /// order; those of a model paused meanwhile wait with it.
+    pub(super) fn requeue(&mut self, requests: Vec<Waiting>) {
+        self.queue.requeue(requests);
+        for model in self.credentials.keys().copied().collect::<Vec<_>>() {
+            if self.credential(model) != Credential::Valid {
+                self.pause(model);
             }
-            (false, Credential::Valid) => {
-                warn!(self.log, "model credential is not valid; polling paused");
-                self.set_credential(Credential::Denied { invalidated: false });
-                self.metrics.paused.set(1);
-            }
-            _ => {}
         }
     }
 }
@@ -263,19 +313,14 @@ impl Actor for ProviderGateway {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.add_stream(self.credentials.watch_credential_validity());
-    }
-}
-
-impl StreamHandler<bool> for ProviderGateway {
-    fn handle(&mut self, valid: bool, ctx: &mut Context<Self>) {
-        self.credential_changed(valid, ctx);
-    }
-
-    /// The credential watch ending is no reason to stop polling; the host
-    /// can still say the credential is valid through [`CredentialValid`].
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
-        debug!(self.log, "credential validity watch ended");
+        // A new incarnation starts with an empty queue.
+        self.show_queued();
+        for (&model, credentials) in &self.credentials {
+            let watch = credentials
+                .watch_credential_validity()
+                .map(move |valid| CredentialWord { model, valid });
+            ctx.add_stream(watch);
+        }
     }
 }
 
@@ -283,29 +328,15 @@ impl Handler<Fetch> for ProviderGateway {
     type Result = ResponseFuture<Result<Fetched, PollError>>;
 
     fn handle(&mut self, fetch: Fetch, ctx: &mut Context<Self>) -> Self::Result {
-        let (reply, answer) = oneshot::channel();
-        self.queue.push(Waiting {
-            id: fetch.id,
-            since: Instant::now(),
-            reply,
-        });
-        self.dispatch(ctx);
-        Box::pin(async move {
-            answer.await.unwrap_or_else(|_| {
-                Err(PollError::other(
-                    "fetching instance",
-                    "the provider gateway stopped before answering",
-                ))
-            })
-        })
+        self.enqueue(None, fetch.id, ctx)
     }
 }
 
-impl Handler<CredentialValid> for ProviderGateway {
-    type Result = ();
+impl Handler<ModelFetch> for ProviderGateway {
+    type Result = ResponseFuture<Result<Fetched, PollError>>;
 
-    fn handle(&mut self, valid: CredentialValid, ctx: &mut Context<Self>) {
-        self.credential_changed(valid.0, ctx);
+    fn handle(&mut self, fetch: ModelFetch, ctx: &mut Context<Self>) -> Self::Result {
+        self.enqueue(Some(fetch.model), fetch.id, ctx)
     }
 }
 

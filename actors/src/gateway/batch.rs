@@ -8,13 +8,19 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use muster::clock::later;
 use muster::error::PollError;
+use muster::names::ModelUuid;
 use muster::provider::{Instance, InstanceId, NetworkInterface};
 use tokio::time::Instant;
 
 use super::messages::Fetched;
 
+/// Whose credential a request is made under: `None` for the gateway's
+/// own model, `Some` for one of the models of a gateway serving many.
+pub(super) type ModelKey = Option<ModelUuid>;
+
 /// A poller's request, waiting for its provider call.
 pub(super) struct Waiting {
+    pub(super) model: ModelKey,
     pub(super) id: InstanceId,
     pub(super) since: Instant,
     pub(super) reply: oneshot::Sender<Result<Fetched, PollError>>,
@@ -61,6 +67,36 @@ impl Queue {
         for waiting in requests.into_iter().rev() {
             self.0.push_front(waiting);
         }
+    }
+
+    /// How many requests of `model` wait.
+    pub(super) fn count_of(&self, model: ModelKey) -> usize {
+        self.0
+            .iter()
+            .filter(|waiting| waiting.model == model)
+            .count()
+    }
+
+    /// Takes out the requests of `model`, in their order.
+    pub(super) fn extract(&mut self, model: ModelKey) -> Vec<Waiting> {
+        let (taken, kept): (VecDeque<Waiting>, VecDeque<Waiting>) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|waiting| waiting.model == model);
+        self.0 = kept;
+        taken.into()
+    }
+
+    /// Puts requests that waited elsewhere back in the queue, every request
+    /// in the order it arrived.
+    pub(super) fn merge(&mut self, requests: Vec<Waiting>) {
+        if requests.is_empty() {
+            return;
+        }
+        self.0.extend(requests);
+        // Stable: requests that arrived together keep their order.
+        self.0
+            .make_contiguous()
+            .sort_by_key(|waiting| waiting.since);
     }
 }
 

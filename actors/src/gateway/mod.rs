@@ -7,6 +7,12 @@
 //! throttling, cuts off calls that hang, and pauses while the cloud refuses
 //! the model's credential. Each poller gets its own instance back.
 //!
+//! One gateway serves one cloud account in one region: the models that
+//! share the account share its batches and its rate limit, each with its
+//! own credential API ([`ProviderGateway::for_models`]). A denial of the
+//! account's credential pauses each of them and reaches each one's
+//! credential API; each resumes when its own credential is valid again.
+//!
 //! ```text
 //!  MachinePoller ── Fetch { id } ──▶ ProviderGateway (actor.rs)
 //!                                      │ queues the request (batch.rs: Queue)
@@ -28,17 +34,23 @@
 //! ```
 //!
 //! `config.rs` holds the settings; `messages.rs` what pollers and the host
-//! send the gateway and what it answers.
+//! send the gateway and what it answers; `credential.rs` each model's
+//! credential state.
 
 mod actor;
 mod batch;
 mod call;
 mod config;
+mod credential;
 mod messages;
 mod metrics;
 mod pacing;
 
-pub use actor::{GatewayState, ProviderGateway};
+pub use actor::ProviderGateway;
 pub use config::GatewayConfig;
-pub use messages::{CredentialValid, Fetch, Fetched, GatewayReport, GetGatewayReport};
+pub use credential::GatewayState;
+pub use messages::{
+    CredentialValid, Fetch, Fetched, GatewayModel, GatewayReport, GetGatewayReport,
+    ModelCredentialValid, ModelFetch,
+};
 pub use metrics::GatewayMetrics;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use muster::model::Machine;
-use muster::names::MachineTag;
+use muster::names::{MachineTag, ModelUuid};
 
 use crate::gateway::ProviderGateway;
 use crate::mailbox::{Mailbox, SendError};
@@ -16,15 +16,22 @@ use super::registry::PollerRef;
 /// The pollers of the machines supervisor, and the gateway they poll
 /// through.
 pub(super) struct PollerGroup {
+    /// The model, when its gateway serves many.
+    model: Option<ModelUuid>,
     supervisor: SupervisorRef,
     gateway: Mailbox<ProviderGateway>,
 }
 
 impl PollerGroup {
     /// The group of `supervisor`, whose pollers reach the cloud through
-    /// `gateway`.
-    pub(super) fn new(supervisor: SupervisorRef, gateway: Mailbox<ProviderGateway>) -> Self {
+    /// `gateway`, asking for `model` when it is given.
+    pub(super) fn new(
+        model: Option<ModelUuid>,
+        supervisor: SupervisorRef,
+        gateway: Mailbox<ProviderGateway>,
+    ) -> Self {
         PollerGroup {
+            model,
             supervisor,
             gateway,
         }
@@ -42,8 +49,10 @@ impl PollerGroup {
         let machine = machine.clone();
         let status = poller.status.clone();
         let gateway = self.gateway.clone();
+        let model = self.model;
         ChildSpec::actor(tag.to_string(), &poller.mailbox, move |cx| {
             Ok(MachinePoller::new(
+                model,
                 tag.clone(),
                 machine.clone(),
                 status.clone(),
@@ -152,7 +161,7 @@ mod tests {
             .add_all(vec![idle("machine-0"), idle("machine-1")])
             .await
             .unwrap();
-        let group = PollerGroup::new(supervisor, Mailbox::new(1));
+        let group = PollerGroup::new(None, supervisor, Mailbox::new(1));
 
         let tags: Vec<MachineTag> = ["machine-0", "machine-2", "machine-1", "machine-3"]
             .iter()

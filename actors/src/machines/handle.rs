@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use muster::names::MachineTag;
+use muster::names::{MachineTag, ModelUuid};
 use muster::poll::Phase;
 use muster::provider::{Address, InstanceId, InstanceStatusInfo};
 use serde::{Serialize, Serializer};
@@ -30,6 +30,9 @@ pub enum Tracking {
 /// One machine as muster sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MachineState {
+    /// The model it belongs to; `None` in a tree of one model started
+    /// without a UUID for it.
+    pub model: Option<ModelUuid>,
     /// The machine.
     pub tag: MachineTag,
     /// Whether it is polled.
@@ -64,9 +67,15 @@ fn phase_text<S: Serializer>(phase: &Option<Phase>, s: S) -> Result<S::Ok, S::Er
     }
 }
 
-fn state_of(tag: &MachineTag, tracked: &Tracked, now: Instant) -> MachineState {
+fn state_of(
+    model: Option<ModelUuid>,
+    tag: &MachineTag,
+    tracked: &Tracked,
+    now: Instant,
+) -> MachineState {
     let Some(poller) = &tracked.poller else {
         return MachineState {
+            model,
             tag: tag.clone(),
             tracking: Tracking::Manual,
             phase: None,
@@ -81,6 +90,7 @@ fn state_of(tag: &MachineTag, tracked: &Tracked, now: Instant) -> MachineState {
     };
     let status = lock(&poller.status);
     MachineState {
+        model,
         tag: tag.clone(),
         tracking: Tracking::Polled,
         phase: Some(status.state.phase()),
@@ -105,23 +115,50 @@ pub struct PhaseCounts {
     pub manual: usize,
 }
 
+/// One model's record of its machines.
+#[derive(Clone)]
+struct Part {
+    model: Option<ModelUuid>,
+    registry: Arc<Mutex<Registry>>,
+}
+
 /// Answers queries about the machines from the pollers' shared state,
-/// without messaging the pollers. Cheap to clone; `Send + Sync`. Reached
-/// through [`Muster`](crate::Muster), every call waits while the whole of
-/// muster restarts (docs/spec.md §8.3).
+/// without messaging the pollers: of one model, or of every model of a
+/// tree that polls many. Cheap to clone; `Send + Sync`. Reached through
+/// [`Muster`](crate::Muster), every call waits while the whole of muster
+/// restarts (docs/spec.md §8.3).
 #[derive(Clone)]
 pub struct MachinesHandle {
-    registry: Arc<Mutex<Registry>>,
+    /// Each model's record, in the order the models were given.
+    parts: Arc<[Part]>,
     supervisor: SupervisorRef,
     gate: Gate,
 }
 
 impl MachinesHandle {
-    /// A handle on the record the watcher keeps, and on the machines
-    /// supervisor.
-    pub(super) fn new(registry: Arc<Mutex<Registry>>, supervisor: SupervisorRef) -> Self {
+    /// A handle on the record the watcher of `model` keeps, and on the
+    /// machines supervisor.
+    pub(super) fn new(
+        model: Option<ModelUuid>,
+        registry: Arc<Mutex<Registry>>,
+        supervisor: SupervisorRef,
+    ) -> Self {
         MachinesHandle {
-            registry,
+            parts: Arc::new([Part { model, registry }]),
+            supervisor,
+            gate: Gate::default(),
+        }
+    }
+
+    /// A handle on the machines of every model of `handles`, whose
+    /// [`supervisor`](MachinesHandle::supervisor) is `supervisor`, the one
+    /// above the models' own.
+    pub fn across(handles: &[MachinesHandle], supervisor: SupervisorRef) -> Self {
+        MachinesHandle {
+            parts: handles
+                .iter()
+                .flat_map(|handle| handle.parts.iter().cloned())
+                .collect(),
             supervisor,
             gate: Gate::default(),
         }
@@ -133,70 +170,92 @@ impl MachinesHandle {
         self
     }
 
-    /// Every tracked machine, sorted by tag.
+    /// The models whose machines this handle answers, in order; `None` for
+    /// a model without a UUID.
+    pub fn models(&self) -> Vec<Option<ModelUuid>> {
+        self.parts.iter().map(|part| part.model).collect()
+    }
+
+    /// Every tracked machine: model by model in the order they were given,
+    /// each model's sorted by tag.
     pub async fn machines(&self) -> Result<Vec<MachineState>, SendError> {
         self.gate
             .call(|| async {
                 let now = Instant::now();
-                let registry = lock(&self.registry);
-                Ok(registry
-                    .machines
-                    .iter()
-                    .map(|(tag, tracked)| state_of(tag, tracked, now))
-                    .collect())
+                let mut all = Vec::new();
+                for part in self.parts.iter() {
+                    let registry = lock(&part.registry);
+                    all.extend(
+                        registry
+                            .machines
+                            .iter()
+                            .map(|(tag, tracked)| state_of(part.model, tag, tracked, now)),
+                    );
+                }
+                Ok(all)
             })
             .await
     }
 
-    /// How many machines are in each phase: one look at each machine's
-    /// phase, without building its state as [`machines`](Self::machines)
-    /// does.
+    /// How many machines are in each phase, over every model of the
+    /// handle: one look at each machine's phase, without building its
+    /// state as [`machines`](Self::machines) does.
     pub fn count_by_phase(&self) -> PhaseCounts {
-        let registry = lock(&self.registry);
         let mut counts = PhaseCounts::default();
-        for tracked in registry.machines.values() {
-            match &tracked.poller {
-                None => counts.manual += 1,
-                Some(poller) => match lock(&poller.status).state.phase() {
-                    Phase::Short => counts.short += 1,
-                    Phase::Long => counts.long += 1,
-                },
+        for part in self.parts.iter() {
+            let registry = lock(&part.registry);
+            for tracked in registry.machines.values() {
+                match &tracked.poller {
+                    None => counts.manual += 1,
+                    Some(poller) => match lock(&poller.status).state.phase() {
+                        Phase::Short => counts.short += 1,
+                        Phase::Long => counts.long += 1,
+                    },
+                }
             }
         }
         counts
     }
 
     /// One machine; `None` when it is not tracked (unknown, dead, removed,
-    /// or not seen by the watcher yet).
+    /// or not seen by the watcher yet). Across many models, the first
+    /// model's that tracks the tag: ask a model's own handle to be sure
+    /// of the model.
     pub async fn machine(&self, tag: &MachineTag) -> Result<Option<MachineState>, SendError> {
         self.gate
             .call(|| async {
-                let registry = lock(&self.registry);
-                Ok(registry
-                    .machines
-                    .get(tag)
-                    .map(|tracked| state_of(tag, tracked, Instant::now())))
+                let now = Instant::now();
+                Ok(self.parts.iter().find_map(|part| {
+                    let registry = lock(&part.registry);
+                    registry
+                        .machines
+                        .get(tag)
+                        .map(|tracked| state_of(part.model, tag, tracked, now))
+                }))
             })
             .await
     }
 
-    /// The machines supervisor's stable handle (its report lists the
-    /// pollers with their restarts). What is asked through it does not
-    /// wait for a restart of the whole of muster.
+    /// The supervisor above the pollers: the machines supervisor of one
+    /// model (its report lists the pollers with their restarts), or the
+    /// one above every model's. What is asked through it does not wait for
+    /// a restart of the whole of muster.
     pub fn supervisor(&self) -> &SupervisorRef {
         &self.supervisor
     }
 
     /// The mailbox of a machine's poller; `None` when the machine is not
-    /// polled.
+    /// polled. Across many models, the first model's that polls the tag.
     pub async fn poller(
         &self,
         tag: &MachineTag,
     ) -> Result<Option<Mailbox<MachinePoller>>, SendError> {
         self.gate
             .call(|| async {
-                let registry = lock(&self.registry);
-                Ok(registry.poller(tag).map(|poller| poller.mailbox.clone()))
+                Ok(self.parts.iter().find_map(|part| {
+                    let registry = lock(&part.registry);
+                    registry.poller(tag).map(|poller| poller.mailbox.clone())
+                }))
             })
             .await
     }

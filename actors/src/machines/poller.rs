@@ -7,13 +7,13 @@ use std::sync::Arc;
 use actix::prelude::*;
 use muster::error::{ErrorKind, PollError};
 use muster::model::{Life, Machine};
-use muster::names::MachineTag;
+use muster::names::{MachineTag, ModelUuid};
 use muster::provider::{InstanceId, InstanceStatusInfo};
 use muster::update::{Update, update_machine};
 use slog::{Logger, debug, info, warn};
 use tokio::time::Instant;
 
-use crate::gateway::{Fetch, Fetched, ProviderGateway};
+use crate::gateway::{Fetch, Fetched, ModelFetch, ProviderGateway};
 use crate::mailbox::Mailbox;
 use crate::supervisor::{Exit, ExitSlot};
 
@@ -33,6 +33,8 @@ struct Poll;
 /// Polls one machine's instance through the gateway on the machine's
 /// schedule. See the [module documentation](super).
 pub struct MachinePoller {
+    /// The model, when the gateway serves many.
+    model: Option<ModelUuid>,
     tag: MachineTag,
     machine: Arc<dyn Machine>,
     status: StatusCell,
@@ -49,6 +51,7 @@ pub struct MachinePoller {
 impl MachinePoller {
     /// A poller for `machine` that resumes from the schedule in `status`.
     pub(super) fn new(
+        model: Option<ModelUuid>,
         tag: MachineTag,
         machine: Arc<dyn Machine>,
         status: StatusCell,
@@ -57,6 +60,7 @@ impl MachinePoller {
         exit: ExitSlot,
     ) -> Self {
         MachinePoller {
+            model,
             tag,
             machine,
             status,
@@ -87,6 +91,7 @@ enum Outcome {
 }
 
 async fn poll_once(
+    model: Option<ModelUuid>,
     machine: Arc<dyn Machine>,
     gateway: Mailbox<ProviderGateway>,
     known_id: Option<InstanceId>,
@@ -99,7 +104,17 @@ async fn poll_once(
             Err(e) => return Outcome::NoInstanceId(e),
         },
     };
-    let fetched = match gateway.send(Fetch { id: id.clone() }).await {
+    let asked = match model {
+        Some(model) => {
+            let fetch = ModelFetch {
+                model,
+                id: id.clone(),
+            };
+            gateway.send(fetch).await
+        }
+        None => gateway.send(Fetch { id: id.clone() }).await,
+    };
+    let fetched = match asked {
         Ok(Ok(fetched)) => fetched,
         Ok(Err(e)) => return Outcome::Failed(id, e.to_string()),
         Err(e) => return Outcome::Failed(id, e.to_string()),
@@ -251,7 +266,12 @@ impl Handler<Poll> for MachinePoller {
             }
             status.instance_id.clone()
         };
-        let poll = poll_once(self.machine.clone(), self.gateway.clone(), known_id);
+        let poll = poll_once(
+            self.model,
+            self.machine.clone(),
+            self.gateway.clone(),
+            known_id,
+        );
         // Spawned rather than waited on, so that the poller still stops at
         // once while the gateway holds its request (e.g. while the
         // credential is invalid).

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use muster::model::ModelFacade;
+use muster::names::ModelUuid;
 
 use crate::gateway::ProviderGateway;
 use crate::mailbox::Mailbox;
@@ -38,12 +39,36 @@ pub fn machines_child(
     facade: Arc<dyn ModelFacade>,
     gateway: Mailbox<ProviderGateway>,
 ) -> Result<(ChildSpec, MachinesHandle), SupervisorError> {
+    subtree(name, None, config, facade, gateway)
+}
+
+/// Like [`machines_child`], for `model` of a gateway that serves many
+/// ([`ProviderGateway::for_models`]): the pollers ask for its instances
+/// with [`ModelFetch`](crate::gateway::ModelFetch), and the handle names the
+/// model on each machine.
+pub fn model_machines_child(
+    name: &str,
+    model: ModelUuid,
+    config: MachinesConfig,
+    facade: Arc<dyn ModelFacade>,
+    gateway: Mailbox<ProviderGateway>,
+) -> Result<(ChildSpec, MachinesHandle), SupervisorError> {
+    subtree(name, Some(model), config, facade, gateway)
+}
+
+fn subtree(
+    name: &str,
+    model: Option<ModelUuid>,
+    config: MachinesConfig,
+    facade: Arc<dyn ModelFacade>,
+    gateway: Mailbox<ProviderGateway>,
+) -> Result<(ChildSpec, MachinesHandle), SupervisorError> {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let supervisor = SupervisorRef::new();
     let env = Arc::new(Env {
         facade,
         registry: registry.clone(),
-        group: PollerGroup::new(supervisor.clone(), gateway),
+        group: PollerGroup::new(model, supervisor.clone(), gateway),
         config: config.clone(),
     });
     let watcher_mailbox = Mailbox::new(16);
@@ -62,5 +87,5 @@ pub fn machines_child(
             state: StatePolicy::Kept,
         });
     let child = ChildSpec::supervisor(name, spec, &supervisor)?;
-    Ok((child, MachinesHandle::new(registry, supervisor)))
+    Ok((child, MachinesHandle::new(model, registry, supervisor)))
 }

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, Deserializer};
+use toml::de::{DeArray, DeTable, DeValue, Deserializer};
 
 use muster::config::{Checker, ConfigError, InvalidConfig};
 
@@ -106,9 +106,18 @@ fn keep_what_reads<'i>(
         } else {
             value.clone()
         };
+        let tables = array_of_tables(value.get_ref());
+        // An array of tables is first tried empty, for the same reason.
+        let alone = if tables {
+            Spanned::new(value.span(), DeValue::Array(DeArray::new()))
+        } else {
+            alone
+        };
         match deserialize(nested(path, alone)) {
             Err(error) => {
-                let shown = (!is_table).then(|| written(text, &value)).flatten();
+                let shown = (!is_table && !tables)
+                    .then(|| written(text, &value))
+                    .flatten();
                 let reason = reason(error.message(), value.get_ref());
                 at.report(ConfigError::new(key_of(path), shown, reason));
             }
@@ -116,6 +125,9 @@ fn keep_what_reads<'i>(
                 let span = value.span();
                 let value = match value.into_inner() {
                     DeValue::Table(inner) => DeValue::Table(keep_what_reads(text, inner, path, at)),
+                    DeValue::Array(items) if tables => {
+                        DeValue::Array(keep_entries_that_read(text, items, path, at))
+                    }
                     other => other,
                 };
                 kept.insert(key, Spanned::new(span, value));
@@ -126,10 +138,58 @@ fn keep_what_reads<'i>(
     kept
 }
 
-/// A document holding only `value`, at `path`.
+/// Whether `value` is an array holding tables only (`[[models]]`), whose
+/// entries are read one by one, as tables are.
+fn array_of_tables(value: &DeValue<'_>) -> bool {
+    match value {
+        DeValue::Array(items) => {
+            !items.is_empty() && items.iter().all(|item| item.get_ref().as_table().is_some())
+        }
+        _ => false,
+    }
+}
+
+/// The entries of an array of tables (at `path`), each without the keys
+/// that do not read; an entry that does not read even empty is reported
+/// and left out. Entries are named `path[N]`, from 0.
+fn keep_entries_that_read<'i>(
+    text: &str,
+    items: DeArray<'i>,
+    path: &mut Vec<String>,
+    at: &mut Checker,
+) -> DeArray<'i> {
+    let mut kept = DeArray::new();
+    for (n, item) in items.into_iter().enumerate() {
+        path.push(format!("[{n}]"));
+        let span = item.span();
+        let empty = Spanned::new(span.clone(), DeValue::Table(DeTable::new()));
+        match (deserialize(nested(path, empty)), item.into_inner()) {
+            (Ok(_), DeValue::Table(inner)) => {
+                let inner = keep_what_reads(text, inner, path, at);
+                kept.push(Spanned::new(span, DeValue::Table(inner)));
+            }
+            (Err(error), value) => {
+                let reason = reason(error.message(), &value);
+                at.report(ConfigError::new(key_of(path), None, reason));
+            }
+            (Ok(_), _) => {}
+        }
+        path.pop();
+    }
+    kept
+}
+
+/// A document holding only `value`, at `path`; an entry `[N]` of an
+/// array of tables is the only entry of its array.
 fn nested<'i>(path: &[String], value: Spanned<DeValue<'i>>) -> Spanned<DeTable<'i>> {
     let mut value = value;
     for segment in path.iter().rev() {
+        if is_entry(segment) {
+            let mut array = DeArray::new();
+            array.push(value);
+            value = Spanned::new(0..0, DeValue::Array(array));
+            continue;
+        }
         let mut table = DeTable::new();
         table.insert(Spanned::new(0..0, segment.clone().into()), value);
         value = Spanned::new(0..0, DeValue::Table(table));
@@ -147,12 +207,23 @@ fn written(text: &str, value: &Spanned<DeValue<'_>>) -> Option<String> {
     (!written.is_empty()).then(|| shorten(written))
 }
 
-/// The value the file gives `key`, as written, when it is a plain value.
+/// The value the file gives `key`, as written, when it is a plain value;
+/// `models[2].region` reaches into the third `[[models]]` entry.
 pub(super) fn value_at(text: &str, document: &DeTable<'_>, key: &str) -> Option<String> {
     let mut table = document;
     let mut segments = key.split('.').peekable();
     while let Some(segment) = segments.next() {
-        let value = table.get(segment)?;
+        let (name, entry) = match segment.strip_suffix(']').and_then(|s| s.split_once('[')) {
+            Some((name, n)) => (name, Some(n.parse::<usize>().ok()?)),
+            None => (segment, None),
+        };
+        let mut value = table.get(name)?;
+        if let Some(n) = entry {
+            match value.get_ref() {
+                DeValue::Array(items) => value = items.get(n)?,
+                _ => return None,
+            }
+        }
         match value.get_ref() {
             DeValue::Table(inner) => table = inner,
             _ if segments.peek().is_none() => return written(text, value),
@@ -162,19 +233,31 @@ pub(super) fn value_at(text: &str, document: &DeTable<'_>, key: &str) -> Option<
     None
 }
 
-/// A dotted key, each segment shortened, and quoted unless bare.
+/// Whether a segment of a path is an entry of an array of tables, `[N]`.
+fn is_entry(segment: &str) -> bool {
+    segment.starts_with('[') && segment.ends_with(']')
+}
+
+/// A dotted key, each segment shortened, and quoted unless bare; an
+/// entry of an array of tables follows its array's name: `models[2].uuid`.
 fn key_of(path: &[String]) -> String {
-    path.iter()
-        .map(|segment| {
-            let segment = shorten(segment);
-            if is_bare_key(&segment) {
-                segment
-            } else {
-                format!("{segment:?}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(".")
+    let mut key = String::new();
+    for segment in path {
+        if is_entry(segment) {
+            key.push_str(segment);
+            continue;
+        }
+        if !key.is_empty() {
+            key.push('.');
+        }
+        let segment = shorten(segment);
+        if is_bare_key(&segment) {
+            key.push_str(&segment);
+        } else {
+            key.push_str(&format!("{segment:?}"));
+        }
+    }
+    key
 }
 
 fn is_bare_key(word: &str) -> bool {

@@ -369,13 +369,18 @@ async function renderMachines() {
   if (!answer.phases) for (const m of machines) counts[m.phase || "manual"] += 1;
   document.getElementById("phases").replaceChildren(
     ...["short", "long", "manual"].map(phase => total(phase, counts[phase], phase)));
+  // A model by its name where it has one, else by the start of its UUID.
+  const names = {};
+  for (const model of answer.models || []) names[model.uuid] = model.name;
+  const model = m => m.model ? (names[m.model] || m.model.slice(0, 8)) : "-";
   const rows = machines.map(m => {
     const phase = m.phase || "manual";
     const status = m.instance_status
       ? m.instance_status.status + (m.instance_status.message ? " (" + m.instance_status.message + ")" : "")
       : "-";
-    return el("tr", { class: "machine", "data-machine": m.tag },
-      el("td", {}, m.tag), el("td", { class: phase }, phase),
+    return el("tr", { class: "machine", "data-machine": m.tag, "data-model": m.model || "" },
+      el("td", {}, m.tag), el("td", { title: m.model || "" }, model(m)),
+      el("td", { class: phase }, phase),
       el("td", {}, short(m.interval)), el("td", {}, short(m.next_poll_in)),
       el("td", {}, status), el("td", {}, (m.addresses || []).map(a => a.value).join(", ")),
       el("td", { class: "err" }, m.last_error || ""));

@@ -73,6 +73,10 @@ pub(super) async fn report(req: HttpRequest, inspector: web::Data<Inspector>) ->
         Ok(report) => match serde_json::to_value(report) {
             Ok(mut report) => {
                 round_report_durations(&mut report);
+                // A write the registry failed is shown beside the tree.
+                if let Some(machines) = &inspector.machines {
+                    report["registry"] = json!(machines.report());
+                }
                 HttpResponse::Ok().json(report)
             }
             Err(e) => error(
@@ -209,7 +213,12 @@ pub(super) async fn machines(req: HttpRequest, inspector: web::Data<Inspector>) 
         Err(e) => return e.into(),
     };
     match inspector.muster.machines().machines().await {
-        Ok(machines) => HttpResponse::Ok().json(asked.answer(machines)),
+        Ok(machines) => {
+            let mut answer = asked.answer(machines);
+            // So that a page can name each machine's model.
+            answer["models"] = json!(inspector.muster.models());
+            HttpResponse::Ok().json(answer)
+        }
         Err(e) => unavailable(e),
     }
 }

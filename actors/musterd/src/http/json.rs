@@ -60,6 +60,9 @@ impl From<Connection> for ConnectionJson {
 /// One machine in `/api/machines`.
 #[derive(Debug, Serialize)]
 pub(crate) struct MachineJson {
+    /// The machine's model; `null` for the one model polled without
+    /// `[[models]]`.
+    model: Option<ModelUuid>,
     tag: MachineTag,
     tracking: Tracking,
     phase: Option<String>,
@@ -75,6 +78,7 @@ pub(crate) struct MachineJson {
 impl From<MachineState> for MachineJson {
     fn from(m: MachineState) -> Self {
         MachineJson {
+            model: m.model,
             tag: m.tag,
             tracking: m.tracking,
             phase: m.phase.map(|p| p.to_string()),

@@ -10,6 +10,7 @@
 //! | `/api/presence?model=UUID[&agent=TAG]` | one model's connections and agent statuses |
 //! | `/api/machines` | every machine: phase, interval, next poll, instance, addresses, error |
 //! | `/api/history[?after=N]` | the samples of the last 30 minutes (see [`crate::history`]) |
+//! | `/api/models/{uuid}/machines[/{id}]` | the machine registry of the models: `GET` a model's machines, `PUT` and `DELETE` one (see `registry_api.rs`) |
 //! | `/` | the dashboard: one page polling the JSON endpoints |
 //!
 //! The lists (`/api/models`, `/api/machines`, and the agents of
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod exposition;
 mod json;
 mod metrics;
+mod registry_api;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -42,6 +44,7 @@ use serde_json::json;
 use muster_actors::host::Muster;
 
 use crate::history::History;
+use crate::registry::Registry as MachineRegistry;
 
 pub use api::REPORT_FOLD_OVER;
 pub(crate) use json::MachineJson;
@@ -58,6 +61,8 @@ pub struct Inspector {
     gauges: StateGauges,
     history: History,
     token: Option<Arc<str>>,
+    /// The machine registry of the `[[models]]`, when there are some.
+    machines: Option<MachineRegistry>,
 }
 
 impl Inspector {
@@ -77,12 +82,19 @@ impl Inspector {
             gauges,
             history: History::new(),
             token: token.map(Arc::from),
+            machines: None,
         }
     }
 
     /// Serves `history` as `/api/history`.
     pub fn with_history(self, history: History) -> Self {
         Inspector { history, ..self }
+    }
+
+    /// Serves the machine registry of the models (`/api/models/{uuid}/…`,
+    /// docs/spec.md §10.5), and shows it in `/api/report`.
+    pub fn with_registry(self, machines: Option<MachineRegistry>) -> Self {
+        Inspector { machines, ..self }
     }
 
     /// Routes and the token check, for an actix-web `App`.
@@ -97,6 +109,7 @@ impl Inspector {
                 .service(read("/api/presence", api::presence))
                 .service(read("/api/machines", api::machines))
                 .service(read("/api/history", api::history))
+                .configure(registry_api::routes)
                 .service(read("/", api::index))
                 .default_service(web::to(not_found)),
         );

@@ -6,17 +6,26 @@
 //! ([`inprocess`], [`inspector`]), one that breaks on demand
 //! ([`breaking`]), the agents' door and its clients ([`agents`]),
 //! machine registries ([`registry`]), NATS servers ([`nats`]) and nodes of
-//! a cluster on them ([`cluster`]).
+//! a cluster on them ([`cluster`]), trees of many models served in-process
+//! ([`models`]), and moto ([`moto`], shared with the EC2 provider's tests,
+//! driven through [`moto_query`]) and the canned EC2 error server
+//! ([`canned`]) for models on EC2.
 
 // Each test binary uses a part of these.
 #![allow(dead_code)]
 
 pub mod agents;
 pub mod breaking;
+#[path = "../../../../tests/ec2/canned_server.rs"]
+pub mod canned;
 pub mod cluster;
 pub mod daemon;
 pub mod inprocess;
 pub mod inspector;
+pub mod models;
+#[path = "../../../../tests/ec2/moto.rs"]
+pub mod moto;
+pub mod moto_query;
 pub mod nats;
 pub mod registry;
 

@@ -69,6 +69,23 @@ impl SimAccount {
         }
         owners
     }
+
+    /// One call per owning model, each with its own ids, each answer
+    /// tagged with where its ids stand in the call.
+    fn scatter<T: Send + 'static>(
+        &self,
+        ids: &[InstanceId],
+        call: impl Fn(&Sim, &[InstanceId]) -> BoxFuture<'static, Result<Vec<T>, PollError>>,
+    ) -> Vec<BoxFuture<'static, Part<T>>> {
+        self.owners(ids)
+            .into_iter()
+            .map(|(sim, positions)| {
+                let own: Vec<InstanceId> = positions.iter().map(|&at| ids[at].clone()).collect();
+                let answer = call(&sim, &own);
+                async move { (positions, answer.await) }.boxed()
+            })
+            .collect()
+    }
 }
 
 /// One model's part of a call: where its ids stand in the call, and its
@@ -101,15 +118,7 @@ impl Environ for SimAccount {
         ids: &[InstanceId],
     ) -> BoxFuture<'static, Result<Vec<Option<Instance>>, PollError>> {
         let asked = ids.len();
-        let calls: Vec<_> = self
-            .owners(ids)
-            .into_iter()
-            .map(|(sim, positions)| {
-                let own: Vec<InstanceId> = positions.iter().map(|&at| ids[at].clone()).collect();
-                let call = sim.instances(&own);
-                async move { (positions, call.await) }
-            })
-            .collect();
+        let calls = self.scatter(ids, |sim, own| sim.instances(own));
         async move {
             let found = gather(asked, join_all(calls).await, |n| vec![None; n])?;
             if !found.is_empty() && found.iter().all(Option::is_none) {
@@ -125,15 +134,7 @@ impl Environ for SimAccount {
         ids: &[InstanceId],
     ) -> BoxFuture<'static, Result<Vec<Vec<NetworkInterface>>, PollError>> {
         let asked = ids.len();
-        let calls: Vec<_> = self
-            .owners(ids)
-            .into_iter()
-            .map(|(sim, positions)| {
-                let own: Vec<InstanceId> = positions.iter().map(|&at| ids[at].clone()).collect();
-                let call = sim.network_interfaces(&own);
-                async move { (positions, call.await) }
-            })
-            .collect();
+        let calls = self.scatter(ids, |sim, own| sim.network_interfaces(own));
         async move { gather(asked, join_all(calls).await, |n| vec![Vec::new(); n]) }.boxed()
     }
 }

@@ -60,6 +60,26 @@ pub struct MachineState {
     pub polls: u64,
 }
 
+impl MachineState {
+    /// A machine no poll has told anything of yet: a manual machine, or
+    /// one its poller has not asked about.
+    pub fn unpolled(model: Option<ModelUuid>, tag: MachineTag, tracking: Tracking) -> Self {
+        MachineState {
+            model,
+            tag,
+            tracking,
+            phase: None,
+            interval: None,
+            next_poll_in: None,
+            instance_id: None,
+            instance_status: None,
+            addresses: Vec::new(),
+            last_error: None,
+            polls: 0,
+        }
+    }
+}
+
 fn phase_text<S: Serializer>(phase: &Option<Phase>, s: S) -> Result<S::Ok, S::Error> {
     match phase {
         Some(phase) => s.serialize_some(&phase.to_string()),
@@ -74,19 +94,7 @@ fn state_of(
     now: Instant,
 ) -> MachineState {
     let Some(poller) = &tracked.poller else {
-        return MachineState {
-            model,
-            tag: tag.clone(),
-            tracking: Tracking::Manual,
-            phase: None,
-            interval: None,
-            next_poll_in: None,
-            instance_id: None,
-            instance_status: None,
-            addresses: Vec::new(),
-            last_error: None,
-            polls: 0,
-        };
+        return MachineState::unpolled(model, tag.clone(), Tracking::Manual);
     };
     let status = lock(&poller.status);
     MachineState {

@@ -214,22 +214,13 @@ async fn remove(uuid: &str, id: &str, inspector: &Inspector) -> Result<HttpRespo
 /// the pollers last recorded; then its registered life and agent status.
 fn row(model: ModelUuid, record: MachineRecord, tracked: Option<MachineState>) -> Value {
     let recorded = record.recorded.recorded_at.is_some();
-    let mut state = tracked.unwrap_or_else(|| MachineState {
-        model: Some(model),
-        tag: record.tag.clone(),
-        tracking: if record.registration.manual {
+    let mut state = tracked.unwrap_or_else(|| {
+        let tracking = if record.registration.manual {
             Tracking::Manual
         } else {
             Tracking::Polled
-        },
-        phase: None,
-        interval: None,
-        next_poll_in: None,
-        instance_id: None,
-        instance_status: None,
-        addresses: Vec::new(),
-        last_error: None,
-        polls: 0,
+        };
+        MachineState::unpolled(Some(model), record.tag.clone(), tracking)
     });
     if state.instance_id.is_none() {
         state.instance_id = record.registration.instance_id.clone();

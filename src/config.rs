@@ -175,6 +175,11 @@ impl Checker {
         }
     }
 
+    /// Whether a problem of the full key `key` was reported.
+    pub fn has(&self, key: &str) -> bool {
+        self.problems.iter().any(|problem| problem.key == key)
+    }
+
     /// Counts `n` problems that were found but left out of a list that was
     /// already full, such as another checker's past [`MAX_PROBLEMS`].
     pub fn count_more(&mut self, n: usize) {

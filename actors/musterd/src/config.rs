@@ -162,6 +162,11 @@ impl DaemonConfig {
             && let Err(ranges) = config.validate()
         {
             for mut problem in ranges.problems {
+                // A key that did not read was left out, so it looks absent
+                // now: its problem is already said.
+                if problems.has(&problem.key) {
+                    continue;
+                }
                 // The value as the file wrote it, where it wrote one.
                 if problem.value.is_some()
                     && let Some(written) = read::value_at(text, &document, &problem.key)

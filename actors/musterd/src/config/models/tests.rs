@@ -44,8 +44,6 @@ fn each_problem_of_an_entry_is_named_by_its_index() {
             "models[1].cloud = \"gce\": unknown variant `gce`, expected `sim` or `ec2`",
             "models[1].colour = \"blue\": unknown field `colour`, expected one of `uuid`, `name`, \
              `cloud`, `region`, `endpoint`, `credential_file`",
-            "models[1].uuid: must be given: the model's UUID",
-            "models[1].cloud: must be given: \"sim\" or \"ec2\"",
             "models[1].region = \"US East\": must be a region name of at most 64 lowercase \
              letters, digits and hyphens, such as \"us-east-1\"",
             "models[2].uuid: must be given: the model's UUID",

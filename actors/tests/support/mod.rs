@@ -10,6 +10,9 @@
 #[path = "../../../tests/support/presence_cases.rs"]
 pub mod presence_cases;
 
+/// A gateway and the machines subtree under a root, for the machines tests.
+pub mod machines;
+
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -10,12 +10,15 @@ use futures::{Stream, StreamExt};
 use muster::clock::{Clock, SystemClock};
 use muster::sim::Sim;
 use muster_actors::host::TreeBackends;
-use muster_actors::{Backends, Extensions, Muster, TreeError};
+use muster_actors::{Backends, Extensions, ModelHolds, Muster, TreeError};
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info, warn};
 
 use crate::agents::{self, ConnectionIds, Door, DoorMetrics};
-use crate::cluster::{BridgeConfig, ClusterMetrics, NatsAuth, bridge_child};
+use crate::cluster::{
+    BridgeConfig, ClusterMetrics, LeaseConfig, LeaseMetrics, LiveNodes, NatsAuth, bridge_child,
+    lease_child,
+};
 use crate::config::{self, BackendKind, DaemonConfig};
 use crate::history::Sampler;
 use crate::http::{self, Inspector, StateGauges};
@@ -192,13 +195,33 @@ impl Hosted {
         if let Some(cluster) = &config.cluster {
             // The bridge to the other API servers lives in the presence
             // subtree it feeds.
+            let node = config.agents.server.clone();
+            let live = LiveNodes::new(node.clone());
+            let auth = NatsAuth::read(cluster)?;
             extensions = extensions.presence_child(bridge_child(BridgeConfig {
-                node: config.agents.server.clone(),
+                node: node.clone(),
                 cluster: cluster.clone(),
-                auth: NatsAuth::read(cluster)?,
+                auth: auth.clone(),
                 metrics: ClusterMetrics::register(&mut registry),
                 clock: clock.clone(),
+                live: live.clone(),
             }));
+            // Many models: each polled by the one node holding its lease.
+            if let TreeBackends::Many(fleet) = &backends {
+                let holds = ModelHolds::new();
+                extensions = extensions
+                    .hold_models(holds.clone())
+                    .presence_child(lease_child(LeaseConfig {
+                        node,
+                        cluster: cluster.clone(),
+                        auth,
+                        models: fleet.models.iter().map(|m| m.uuid).collect(),
+                        holds,
+                        live,
+                        metrics: LeaseMetrics::register(&mut registry),
+                        clock: clock.clone(),
+                    }));
+            }
         }
         let muster = Muster::start_with(
             &config.muster(),

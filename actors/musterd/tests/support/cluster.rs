@@ -36,12 +36,18 @@ pub struct Node {
 impl Node {
     /// Starts `machine-N` on NATS at `urls`.
     pub fn start(test: &str, n: u32, urls: &[String]) -> Node {
+        Node::start_with(test, n, urls, "", "")
+    }
+
+    /// Starts `machine-N` on NATS at `urls`, with `cluster` (more keys of
+    /// `[cluster]`) and `sections` (more sections) in its config.
+    pub fn start_with(test: &str, n: u32, urls: &[String], cluster: &str, sections: &str) -> Node {
         let (http, agents) = (free_port(), free_port());
         let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
         let text = format!(
-            "[http]\nlisten = \"127.0.0.1:{http}\"\n\
+            "{sections}\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
              [agents]\nlisten = \"127.0.0.1:{agents}\"\nserver = \"machine-{n}\"\n\
-             [cluster]\nname = \"test\"\nnats = [{}]\nheartbeat = \"{}ms\"\ndown_after = \"{}ms\"\n",
+             [cluster]\nname = \"test\"\nnats = [{}]\nheartbeat = \"{}ms\"\ndown_after = \"{}ms\"\n{cluster}\n",
             urls.join(", "),
             HEARTBEAT.as_millis(),
             DOWN_AFTER.as_millis(),

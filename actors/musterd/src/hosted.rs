@@ -16,8 +16,8 @@ use slog::{Logger, error, info, warn};
 
 use crate::agents::{self, ConnectionIds, Door, DoorMetrics};
 use crate::cluster::{
-    BridgeConfig, ClusterMetrics, LeaseConfig, LeaseMetrics, LiveNodes, NatsAuth, bridge_child,
-    lease_child,
+    BridgeConfig, ClusterConfig, ClusterMetrics, LeaseConfig, LeaseMetrics, LiveNodes, NatsAuth,
+    bridge_child, lease_child,
 };
 use crate::config::{self, BackendKind, DaemonConfig};
 use crate::history::Sampler;
@@ -37,6 +37,23 @@ fn open_store(
         registry::Registry::open(&store.path, &store.options(), clock, log)
     };
     let opened = opened.map_err(DaemonError::Store)?;
+    info!(logger, "machine registry open"; "location" => opened.location());
+    Ok(opened)
+}
+
+/// The machine registry the nodes of `cluster` share, in its NATS.
+async fn open_shared_store(
+    config: &DaemonConfig,
+    cluster: &ClusterConfig,
+    clock: Arc<dyn Clock>,
+    logger: &Logger,
+) -> Result<registry::Registry, DaemonError> {
+    let auth = NatsAuth::read(cluster)?;
+    let backend = registry::NatsBackend::connect(cluster, &auth, &config.agents.server)
+        .await
+        .map_err(DaemonError::SharedStore)?;
+    let log = logger.new(slog::o!("part" => "registry"));
+    let opened = registry::Registry::new(Arc::new(backend), clock, log);
     info!(logger, "machine registry open"; "location" => opened.location());
     Ok(opened)
 }
@@ -140,7 +157,11 @@ impl Hosted {
             };
             return Hosted::launch(config, bound, backends.into(), extras, logger);
         }
-        let store = open_store(&config.store, clock.clone(), logger)?;
+        let store = match &config.cluster {
+            // The nodes of a cluster share one registry.
+            Some(cluster) => open_shared_store(config, cluster, clock.clone(), logger).await?,
+            None => open_store(&config.store, clock.clone(), logger)?,
+        };
         let (fleet, sims) = fleet::build(config, &store, clock).await?;
         for (_, sim) in &sims {
             for _ in 0..config.backend.machines {

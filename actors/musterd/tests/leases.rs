@@ -15,12 +15,6 @@ use serde_json::Value;
 use support::cluster::*;
 use support::nats::NatsServer;
 
-/// How long a lease lasts unless renewed, in these tests.
-const LEASE_TTL: Duration = Duration::from_millis(1500);
-
-/// How long each node's machines wait between polls once settled.
-const LONG_POLL: Duration = Duration::from_millis(200);
-
 /// The models, one simulated cloud each.
 const MODELS: [&str; 6] = [
     "11111111-1111-4111-8111-111111111111",
@@ -32,24 +26,7 @@ const MODELS: [&str; 6] = [
 ];
 
 fn start(test: &str, n: u32, urls: &[String]) -> Node {
-    let mut sections = String::from(
-        "[backend]\nmachines = 2\n\
-         [backend.sim]\npending_for = \"0s\"\nallocating_for = \"0s\"\naddress_delay = \"0s\"\n",
-    );
-    // Calls paced as a cloud would (five a second) would leave a model
-    // unpolled for longer than the windows these tests watch.
-    sections.push_str("[gateway]\ncalls_per_second = 1000.0\nburst = 100\n");
-    sections.push_str(&format!(
-        "[machines.poll]\nshort_poll = \"100ms\"\nshort_poll_cap = \"{0}ms\"\nlong_poll = \"{0}ms\"\n",
-        LONG_POLL.as_millis()
-    ));
-    for uuid in MODELS {
-        sections.push_str(&format!(
-            "[[models]]\nuuid = \"{uuid}\"\ncloud = \"sim\"\nregion = \"local\"\n"
-        ));
-    }
-    let cluster = format!("lease_ttl = \"{}ms\"\n", LEASE_TTL.as_millis());
-    Node::start_with(test, n, urls, &cluster, &sections)
+    Node::with_models(test, n, urls, &MODELS)
 }
 
 /// The lease manager's report, from `/api/report`.

@@ -66,7 +66,7 @@ pub(super) struct LinkOptions {
 /// The wait before the `attempts`th reconnect: from 25 ms, doubling, at
 /// most a second, so that a NATS server that comes back is found within a
 /// second and one that stays away costs a try a second.
-pub(super) fn reconnect_delay(attempts: usize) -> Duration {
+pub fn reconnect_delay(attempts: usize) -> Duration {
     Duration::from_millis((25u64 << attempts.min(6)).min(1000))
 }
 

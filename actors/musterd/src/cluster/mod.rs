@@ -23,5 +23,6 @@ pub use auth::{CredentialsProblem, NatsAuth};
 pub use bridge::{BridgeConfig, BridgeReport, bridge_child};
 pub use config::ClusterConfig;
 pub use leases::{LeaseConfig, LeaseMetrics, lease_child};
+pub use link::reconnect_delay;
 pub use live::LiveNodes;
 pub use metrics::ClusterMetrics;

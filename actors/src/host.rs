@@ -34,6 +34,7 @@
 
 mod extend;
 mod gate;
+mod holds;
 mod models;
 mod tree;
 
@@ -69,6 +70,7 @@ pub use tree::{GATEWAYS, MODELS, TreeBackends};
 pub use extend::Extensions;
 pub(crate) use extend::PresenceChild;
 pub(crate) use gate::Gate;
+pub use holds::{HELD_CHILD, HELD_GROUP, ModelHolds};
 
 /// Every setting of the tree. Each section has its defaults, so an empty
 /// config is a working one.

@@ -57,7 +57,7 @@ pub use muster;
 
 pub use host::{
     Backends, CloudAccount, DEFAULT_RESTART_WAIT, Extensions, Fleet, InvalidConfig, ModelBackends,
-    ModelHandle, ModelInfo, Muster, MusterConfig, StartError,
+    ModelHandle, ModelHolds, ModelInfo, Muster, MusterConfig, StartError,
 };
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};

@@ -104,6 +104,12 @@ enum ServerEvent {
         values: Vec<Value>,
         at: SystemTime,
     },
+    /// Marked down and then given the snapshot, in one step: no query sees
+    /// the server between the two.
+    Replace {
+        values: Vec<Value>,
+        at: SystemTime,
+    },
     Clear,
 }
 
@@ -131,9 +137,10 @@ impl ServerEvent {
             }),
             ServerEvent::Disconnect { id } => Some(ChangeKind::Disconnect { id: *id }),
             ServerEvent::Activity { .. } => None,
-            ServerEvent::Down | ServerEvent::Snapshot { .. } | ServerEvent::Clear => {
-                Some(ChangeKind::Reset)
-            }
+            ServerEvent::Down
+            | ServerEvent::Snapshot { .. }
+            | ServerEvent::Replace { .. }
+            | ServerEvent::Clear => Some(ChangeKind::Reset),
         }
     }
 }
@@ -187,6 +194,15 @@ impl Handler<ServerEvent> for ServerPresence {
             ServerEvent::Down => table.mark_down(),
             ServerEvent::Snapshot { values, at } => {
                 // The router validated the snapshot before routing it.
+                if let Err(error) = table.apply_snapshot(values, at) {
+                    warn!(self.log, "snapshot refused"; "error" => %error);
+                }
+            }
+            ServerEvent::Replace { values, at } => {
+                // Alive entries the snapshot no longer holds go missing
+                // (docs/spec.md §1.4.3); both steps under one lock, in one
+                // handler, so no query sees the table between them.
+                table.mark_down();
                 if let Err(error) = table.apply_snapshot(values, at) {
                     warn!(self.log, "snapshot refused"; "error" => %error);
                 }
@@ -309,9 +325,9 @@ impl PresenceActor {
         // Only a connection or a snapshot makes a server known; the other
         // events about an unknown server have nothing to change.
         let slot = match event {
-            ServerEvent::Connect { .. } | ServerEvent::Snapshot { .. } => {
-                Some(self.server(server, ctx))
-            }
+            ServerEvent::Connect { .. }
+            | ServerEvent::Snapshot { .. }
+            | ServerEvent::Replace { .. } => Some(self.server(server, ctx)),
             _ => self.state.lock().servers.get(server).cloned(),
         };
         let Some(slot) = slot else { return };
@@ -404,6 +420,8 @@ struct UpdateServer {
     server: MachineTag,
     values: Vec<Value>,
     at: SystemTime,
+    /// Whether the server's table is marked down first, in the same step.
+    replace: bool,
 }
 
 impl Message for UpdateServer {
@@ -420,9 +438,16 @@ impl Handler<UpdateServer> for PresenceActor {
         // All or nothing: a refused snapshot creates no server and changes
         // nothing.
         validate_snapshot(&update.server, &update.values)?;
-        let event = ServerEvent::Snapshot {
-            values: update.values,
-            at: update.at,
+        let event = if update.replace {
+            ServerEvent::Replace {
+                values: update.values,
+                at: update.at,
+            }
+        } else {
+            ServerEvent::Snapshot {
+                values: update.values,
+                at: update.at,
+            }
         };
         self.route(&update.server, event, ctx);
         Ok(())
@@ -676,10 +701,35 @@ impl PresenceHandle {
         server: &MachineTag,
         values: Vec<Value>,
     ) -> Result<(), UpdateServerError> {
+        self.snapshot_of(server, values, false).await
+    }
+
+    /// Replaces everything known of `server` with a snapshot it reported,
+    /// as one change: its connections are marked missing and the snapshot
+    /// applied in one step of its actor, so that a connection the snapshot
+    /// no longer holds goes missing while no query ever sees the server's
+    /// other connections missing in between (as one would between a
+    /// [`server_down`](Self::server_down) and an
+    /// [`update_server`](Self::update_server)). On error nothing changes.
+    pub async fn replace_server(
+        &self,
+        server: &MachineTag,
+        values: Vec<Value>,
+    ) -> Result<(), UpdateServerError> {
+        self.snapshot_of(server, values, true).await
+    }
+
+    async fn snapshot_of(
+        &self,
+        server: &MachineTag,
+        values: Vec<Value>,
+        replace: bool,
+    ) -> Result<(), UpdateServerError> {
         let update = UpdateServer {
             server: server.clone(),
             values,
             at: self.clock.now(),
+            replace,
         };
         Ok(self.gate.call(|| self.router.send(update)).await??)
     }

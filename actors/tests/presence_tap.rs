@@ -286,3 +286,84 @@ async fn a_child_named_as_the_subtrees_own_is_refused() {
         );
     }
 }
+
+/// A peer's connection as a bridge hands it over: alive, seen now.
+fn peer_value(id: u64) -> muster::presence::Value {
+    muster::presence::Value {
+        model: model(),
+        server: server(1),
+        agent: unit(id),
+        controller_agent: false,
+        connection_id: id,
+        status: muster::presence::Status::Alive,
+        user_data: String::new(),
+        last_seen: std::time::SystemTime::now(),
+    }
+}
+
+/// The status of each of `server(1)`'s connections, by id.
+async fn statuses(presence: &PresenceHandle) -> Vec<(u64, muster::presence::Status)> {
+    let mut seen: Vec<(u64, muster::presence::Status)> = presence
+        .connections()
+        .await
+        .unwrap()
+        .values()
+        .into_iter()
+        .filter(|v| v.server == server(1))
+        .map(|v| (v.connection_id, v.status))
+        .collect();
+    seen.sort();
+    seen
+}
+
+#[actix::test]
+async fn replacing_a_server_is_one_step_that_no_query_sees_half_done() {
+    use muster::presence::Status::{Alive, Missing};
+    let (presence, _root) = presence_tree(&PresenceConfig::default(), Arc::new(SystemClock));
+    presence.enable().await.unwrap();
+    let peer = server(1);
+    presence
+        .update_server(&peer, (1..=3).map(peer_value).collect())
+        .await
+        .unwrap();
+
+    // In two steps, a query sent between them sees the peer's agents
+    // missing although the snapshot that follows holds them.
+    let (down, between, update) = futures::join!(
+        presence.server_down(&peer),
+        statuses(&presence),
+        presence.update_server(&peer, (1..=3).map(peer_value).collect()),
+    );
+    down.unwrap();
+    update.unwrap();
+    assert_eq!(between, [(1, Missing), (2, Missing), (3, Missing)]);
+
+    // In one, queries sent around it see the table before or after, never
+    // between; a connection the snapshot no longer holds goes missing.
+    for round in 0..50u64 {
+        let kept = [1, 2, 3 + round % 2];
+        let (before, replaced, after) = futures::join!(
+            statuses(&presence),
+            presence.replace_server(&peer, kept.iter().copied().map(peer_value).collect()),
+            statuses(&presence),
+        );
+        replaced.unwrap();
+        for seen in [&before, &after] {
+            assert!(
+                seen.contains(&(1, Alive)) && seen.contains(&(2, Alive)),
+                "round {round}: a query saw the peer half replaced: {seen:?}"
+            );
+        }
+        let gone = 3 + (round + 1) % 2;
+        assert!(
+            after.contains(&(kept[2], Alive)) && !after.contains(&(gone, Alive)),
+            "round {round}: {after:?}"
+        );
+    }
+
+    // A refused snapshot changes nothing.
+    let mut foreign = peer_value(9);
+    foreign.server = server(2);
+    assert!(presence.replace_server(&peer, vec![foreign]).await.is_err());
+    assert!(statuses(&presence).await.contains(&(1, Alive)));
+}

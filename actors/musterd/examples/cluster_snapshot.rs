@@ -21,7 +21,9 @@ use muster::clock::SystemClock;
 use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::sim::{Sim, SimConfig};
 use muster_actors::{Backends, Extensions, Muster, MusterConfig};
-use musterd::cluster::{BridgeConfig, ClusterConfig, ClusterMetrics, NatsAuth, bridge_child};
+use musterd::cluster::{
+    BridgeConfig, ClusterConfig, ClusterMetrics, LiveNodes, NatsAuth, bridge_child,
+};
 use prometheus_client::registry::Registry;
 use slog::{Logger, o};
 
@@ -97,8 +99,10 @@ fn node(n: u32, url: &str) -> (Muster, Registry) {
         down_after: Duration::from_secs(2),
         ..ClusterConfig::default()
     };
+    let node: MachineTag = format!("machine-{n}").parse().unwrap();
     let bridge = bridge_child(BridgeConfig {
-        node: format!("machine-{n}").parse().unwrap(),
+        live: LiveNodes::new(node.clone()),
+        node,
         auth: NatsAuth::read(&cluster).unwrap(),
         cluster,
         metrics: ClusterMetrics::register(&mut registry),

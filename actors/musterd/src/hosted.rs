@@ -10,12 +10,15 @@ use futures::{Stream, StreamExt};
 use muster::clock::{Clock, SystemClock};
 use muster::sim::Sim;
 use muster_actors::host::TreeBackends;
-use muster_actors::{Backends, Extensions, Muster, TreeError};
+use muster_actors::{Backends, Extensions, ModelHolds, Muster, TreeError};
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info, warn};
 
 use crate::agents::{self, ConnectionIds, Door, DoorMetrics};
-use crate::cluster::{BridgeConfig, ClusterMetrics, NatsAuth, bridge_child};
+use crate::cluster::{
+    BridgeConfig, ClusterConfig, ClusterMetrics, LeaseConfig, LeaseMetrics, LiveNodes, NatsAuth,
+    bridge_child, lease_child,
+};
 use crate::config::{self, BackendKind, DaemonConfig};
 use crate::history::Sampler;
 use crate::http::{self, Inspector, StateGauges};
@@ -34,6 +37,23 @@ fn open_store(
         registry::Registry::open(&store.path, &store.options(), clock, log)
     };
     let opened = opened.map_err(DaemonError::Store)?;
+    info!(logger, "machine registry open"; "location" => opened.location());
+    Ok(opened)
+}
+
+/// The machine registry the nodes of `cluster` share, in its NATS.
+async fn open_shared_store(
+    config: &DaemonConfig,
+    cluster: &ClusterConfig,
+    clock: Arc<dyn Clock>,
+    logger: &Logger,
+) -> Result<registry::Registry, DaemonError> {
+    let auth = NatsAuth::read(cluster)?;
+    let backend = registry::NatsBackend::connect(cluster, &auth, &config.agents.server)
+        .await
+        .map_err(DaemonError::SharedStore)?;
+    let log = logger.new(slog::o!("part" => "registry"));
+    let opened = registry::Registry::new(Arc::new(backend), clock, log);
     info!(logger, "machine registry open"; "location" => opened.location());
     Ok(opened)
 }
@@ -137,7 +157,11 @@ impl Hosted {
             };
             return Hosted::launch(config, bound, backends.into(), extras, logger);
         }
-        let store = open_store(&config.store, clock.clone(), logger)?;
+        let store = match &config.cluster {
+            // The nodes of a cluster share one registry.
+            Some(cluster) => open_shared_store(config, cluster, clock.clone(), logger).await?,
+            None => open_store(&config.store, clock.clone(), logger)?,
+        };
         let (fleet, sims) = fleet::build(config, &store, clock).await?;
         for (_, sim) in &sims {
             for _ in 0..config.backend.machines {
@@ -192,13 +216,33 @@ impl Hosted {
         if let Some(cluster) = &config.cluster {
             // The bridge to the other API servers lives in the presence
             // subtree it feeds.
+            let node = config.agents.server.clone();
+            let live = LiveNodes::new(node.clone());
+            let auth = NatsAuth::read(cluster)?;
             extensions = extensions.presence_child(bridge_child(BridgeConfig {
-                node: config.agents.server.clone(),
+                node: node.clone(),
                 cluster: cluster.clone(),
-                auth: NatsAuth::read(cluster)?,
+                auth: auth.clone(),
                 metrics: ClusterMetrics::register(&mut registry),
                 clock: clock.clone(),
+                live: live.clone(),
             }));
+            // Many models: each polled by the one node holding its lease.
+            if let TreeBackends::Many(fleet) = &backends {
+                let holds = ModelHolds::new();
+                extensions = extensions
+                    .hold_models(holds.clone())
+                    .presence_child(lease_child(LeaseConfig {
+                        node,
+                        cluster: cluster.clone(),
+                        auth,
+                        models: fleet.models.iter().map(|m| m.uuid).collect(),
+                        holds,
+                        live,
+                        metrics: LeaseMetrics::register(&mut registry),
+                        clock: clock.clone(),
+                    }));
+            }
         }
         let muster = Muster::start_with(
             &config.muster(),

@@ -93,6 +93,10 @@ pub enum DaemonError {
     /// The machine registry could not be opened.
     #[error("store.path: {0}")]
     Store(registry::BackendError),
+    /// The machine registry the nodes of the cluster share could not be
+    /// opened in their NATS.
+    #[error("cluster: the shared machine registry: {0}")]
+    SharedStore(registry::BackendError),
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(std::io::Error),

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::ModelHolds;
 use crate::presence::PresenceHandle;
 use crate::supervisor::ChildSpec;
 
@@ -24,6 +25,7 @@ pub(crate) type PresenceChild = Box<dyn FnOnce(&PresenceHandle) -> ChildSpec + S
 #[derive(Default)]
 pub struct Extensions {
     pub(crate) presence: Vec<PresenceChild>,
+    pub(crate) holds: Option<ModelHolds>,
 }
 
 impl Extensions {
@@ -45,12 +47,23 @@ impl Extensions {
         self.presence.push(Box::new(make));
         self
     }
+
+    /// Polls a model of a [`Fleet`](super::Fleet) only while `holds` holds
+    /// it (docs/spec.md §11.7): the tree starts with no model polled, and
+    /// the host holds and releases each at run time, as a node of a
+    /// cluster does with the models it holds a lease on. A tree of one
+    /// model, which has no UUID to hold it by, always polls it.
+    pub fn hold_models(mut self, holds: ModelHolds) -> Self {
+        self.holds = Some(holds);
+        self
+    }
 }
 
 impl fmt::Debug for Extensions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Extensions")
             .field("presence_children", &self.presence.len())
+            .field("holds", &self.holds)
             .finish()
     }
 }

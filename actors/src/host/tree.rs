@@ -23,8 +23,11 @@ use crate::machines::{MachinesHandle, machines_child, model_machines_child};
 use crate::mailbox::Mailbox;
 use crate::presence::{PresenceHandle, presence_subtree};
 use crate::supervisor::{
-    ChildSpec, StatePolicy, StatusWatch, SupervisorError, SupervisorRef, SupervisorSpec,
+    ChildSpec, DynamicPolicy, RestartPolicy, StatePolicy, StatusWatch, SupervisorError,
+    SupervisorRef, SupervisorSpec,
 };
+
+use super::holds::{HELD_GROUP, ModelHolds, keeper_child};
 
 use super::models::{Fleet, ModelHandle, ModelInfo};
 use super::{Backends, Extensions, MusterConfig};
@@ -111,7 +114,7 @@ pub(super) fn build(
         presence_subtree("presence", &config.presence, clock, extensions.presence)?;
     let (gateways_child, machines_child, parts) = match backends {
         TreeBackends::One(backends) => one(config, backends, gateway_metrics)?,
-        TreeBackends::Many(fleet) => many(config, &fleet, gateway_metrics)?,
+        TreeBackends::Many(fleet) => many(config, &fleet, extensions.holds, gateway_metrics)?,
     };
     let (spec, status) = SupervisorSpec::new(config.supervision.clone())
         .child(gateways_child)
@@ -169,10 +172,13 @@ fn one(
 
 /// Many models: a `gateways` supervisor with a gateway per cloud account,
 /// and a `models` supervisor with each model's machines subtree, named by
-/// its UUID, so that each model has its own restart intensity.
+/// its UUID, so that each model has its own restart intensity. With
+/// `holds`, the subtrees are dynamic children of `models` that its `held`
+/// child adds and removes as the holds say.
 fn many(
     config: &MusterConfig,
     fleet: &Fleet,
+    holds: Option<ModelHolds>,
     metrics: GatewayMetrics,
 ) -> Result<(ChildSpec, ChildSpec, Parts), SupervisorError> {
     let mut gateways_spec = SupervisorSpec::new(config.supervision.clone());
@@ -203,6 +209,8 @@ fn many(
         mailboxes.push((account.to_owned(), mailbox));
     }
     let mut models_spec = SupervisorSpec::new(config.supervision.clone());
+    let models_ref = SupervisorRef::new();
+    let mut subtrees = std::collections::BTreeMap::new();
     let mut handles = Vec::new();
     let mut model_handles = Vec::new();
     for model in &fleet.models {
@@ -218,7 +226,11 @@ fn many(
             model.facade.clone(),
             gateway.clone(),
         )?;
-        models_spec = models_spec.child(child);
+        if holds.is_some() {
+            subtrees.insert(model.uuid, child);
+        } else {
+            models_spec = models_spec.child(child);
+        }
         let info = ModelInfo {
             uuid: model.uuid,
             name: model.name.clone(),
@@ -227,9 +239,17 @@ fn many(
         model_handles.push(ModelHandle::new(info, machines.clone(), gateway));
         handles.push(machines);
     }
+    if let Some(holds) = holds {
+        models_spec = models_spec
+            .child(keeper_child(holds, subtrees, models_ref.clone()))
+            .dynamic(DynamicPolicy {
+                group: HELD_GROUP.to_owned(),
+                restart: RestartPolicy::Permanent,
+                state: StatePolicy::Kept,
+            });
+    }
     let gateways_ref = SupervisorRef::new();
     let gateways_child = ChildSpec::supervisor(GATEWAYS, gateways_spec, &gateways_ref)?;
-    let models_ref = SupervisorRef::new();
     let models_child = ChildSpec::supervisor(MODELS, models_spec, &models_ref)?;
     let parts = Parts {
         machines: MachinesHandle::across(&handles, models_ref),

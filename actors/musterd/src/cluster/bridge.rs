@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use super::NatsAuth;
 use super::config::ClusterConfig;
 use super::link::{self, Applier, LinkOptions, Linked, OUTBOX, Outgoing};
+use super::live::LiveNodes;
 use super::metrics::{ClusterMetrics, Kind};
 use super::peers::{Action, Peers, Settings};
 use super::protocol::{self, Conn, Event, Feed, Incarnation, Op, Part, Subjects};
@@ -56,6 +57,8 @@ pub struct BridgeConfig {
     pub metrics: ClusterMetrics,
     /// The wall clock, for the report's times.
     pub clock: Arc<dyn Clock>,
+    /// Where the bridge says which peers are not down.
+    pub live: LiveNodes,
 }
 
 /// Where the bridge's NATS connection is.
@@ -343,8 +346,12 @@ impl Bridge {
     }
 
     fn gauges(&self) {
-        let counts = self.memory.lock().peers.counts();
+        let (counts, live) = {
+            let memory = self.memory.lock();
+            (memory.peers.counts(), memory.peers.live())
+        };
         self.config.metrics.set(self.connected(), counts);
+        self.config.live.set_peers(live);
     }
 
     /// Asks peers for snapshots; hands the rest to the applier, in order.

@@ -66,7 +66,7 @@ pub(super) struct LinkOptions {
 /// The wait before the `attempts`th reconnect: from 25 ms, doubling, at
 /// most a second, so that a NATS server that comes back is found within a
 /// second and one that stays away costs a try a second.
-pub(super) fn reconnect_delay(attempts: usize) -> Duration {
+pub fn reconnect_delay(attempts: usize) -> Duration {
     Duration::from_millis((25u64 << attempts.min(6)).min(1000))
 }
 
@@ -309,17 +309,14 @@ impl Applier {
                     peer, connections, ..
                 } => {
                     let values = self.values(&peer, connections);
-                    // Marked missing first, so that the snapshot replaces
-                    // everything held of the peer (docs/spec.md §1.4.3).
-                    let down = self.presence.server_down(&peer).await;
-                    match down {
-                        Ok(()) => match self.presence.update_server(&peer, values).await {
-                            Ok(()) => {
-                                self.metrics.snapshot("applied");
-                                None
-                            }
-                            Err(e) => Some((peer, e.to_string())),
-                        },
+                    // Everything held of the peer is replaced in one step
+                    // (docs/spec.md §11.5.2): no query sees its agents
+                    // missing on the way.
+                    match self.presence.replace_server(&peer, values).await {
+                        Ok(()) => {
+                            self.metrics.snapshot("applied");
+                            None
+                        }
                         Err(e) => Some((peer, e.to_string())),
                     }
                 }

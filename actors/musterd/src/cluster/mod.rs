@@ -10,12 +10,19 @@
 pub mod auth;
 pub mod bridge;
 pub mod config;
+pub mod kv;
+pub mod leases;
 mod link;
+pub mod live;
 pub mod metrics;
 pub mod peers;
 pub mod protocol;
+pub mod rendezvous;
 
 pub use auth::{CredentialsProblem, NatsAuth};
 pub use bridge::{BridgeConfig, BridgeReport, bridge_child};
 pub use config::ClusterConfig;
+pub use leases::{LeaseConfig, LeaseMetrics, lease_child};
+pub use link::reconnect_delay;
+pub use live::LiveNodes;
 pub use metrics::ClusterMetrics;

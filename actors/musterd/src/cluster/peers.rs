@@ -417,6 +417,15 @@ impl Peers {
             .collect()
     }
 
+    /// The peers not down: up, or being taken from a snapshot.
+    pub fn live(&self) -> std::collections::BTreeSet<MachineTag> {
+        self.peers
+            .iter()
+            .filter(|(_, peer)| !matches!(peer.state, State::Down))
+            .map(|(node, _)| node.clone())
+            .collect()
+    }
+
     /// How many peers are in each state: (up, syncing, down).
     pub fn counts(&self) -> (usize, usize, usize) {
         self.peers

@@ -26,6 +26,7 @@
 mod backend;
 mod body;
 mod facade;
+pub mod nats;
 mod record;
 mod sqlite;
 mod watch;
@@ -46,6 +47,7 @@ pub use body::{
     parse_machine_id, parse_model_uuid, parse_registration,
 };
 pub use facade::ModelRegistry;
+pub use nats::NatsBackend;
 pub use record::{
     AddressesChanged, Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration,
 };

@@ -20,6 +20,12 @@ pub const HEARTBEAT: Duration = Duration::from_millis(100);
 /// How long a silent node has, in the tests.
 pub const DOWN_AFTER: Duration = Duration::from_millis(600);
 
+/// How long a model lease lasts unless renewed, in the tests.
+pub const LEASE_TTL: Duration = Duration::from_millis(1500);
+
+/// How long the tests' machines wait between polls once settled.
+pub const LONG_POLL: Duration = Duration::from_millis(200);
+
 /// How long anything that should happen at once may take on a loaded
 /// machine before a test gives up on it.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -36,12 +42,18 @@ pub struct Node {
 impl Node {
     /// Starts `machine-N` on NATS at `urls`.
     pub fn start(test: &str, n: u32, urls: &[String]) -> Node {
+        Node::start_with(test, n, urls, "", "")
+    }
+
+    /// Starts `machine-N` on NATS at `urls`, with `cluster` (more keys of
+    /// `[cluster]`) and `sections` (more sections) in its config.
+    pub fn start_with(test: &str, n: u32, urls: &[String], cluster: &str, sections: &str) -> Node {
         let (http, agents) = (free_port(), free_port());
         let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
         let text = format!(
-            "[http]\nlisten = \"127.0.0.1:{http}\"\n\
+            "{sections}\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
              [agents]\nlisten = \"127.0.0.1:{agents}\"\nserver = \"machine-{n}\"\n\
-             [cluster]\nname = \"test\"\nnats = [{}]\nheartbeat = \"{}ms\"\ndown_after = \"{}ms\"\n",
+             [cluster]\nname = \"test\"\nnats = [{}]\nheartbeat = \"{}ms\"\ndown_after = \"{}ms\"\n{cluster}\n",
             urls.join(", "),
             HEARTBEAT.as_millis(),
             DOWN_AFTER.as_millis(),
@@ -56,6 +68,31 @@ impl Node {
         };
         node.run();
         node
+    }
+
+    /// Starts `machine-N` on NATS at `urls` with the simulated `models`,
+    /// two machines each (the same on every node, whose simulations share
+    /// one seed), polled every [`LONG_POLL`] once settled, and leases of
+    /// [`LEASE_TTL`].
+    pub fn with_models(test: &str, n: u32, urls: &[String], models: &[&str]) -> Node {
+        let mut sections = String::from(
+            "[backend]\nmachines = 2\n\
+             [backend.sim]\npending_for = \"0s\"\nallocating_for = \"0s\"\naddress_delay = \"0s\"\n",
+        );
+        // Calls paced as a cloud would (five a second) would leave a model
+        // unpolled for longer than the windows the tests watch.
+        sections.push_str("[gateway]\ncalls_per_second = 1000.0\nburst = 100\n");
+        sections.push_str(&format!(
+            "[machines.poll]\nshort_poll = \"100ms\"\nshort_poll_cap = \"{0}ms\"\nlong_poll = \"{0}ms\"\n",
+            LONG_POLL.as_millis()
+        ));
+        for uuid in models {
+            sections.push_str(&format!(
+                "[[models]]\nuuid = \"{uuid}\"\ncloud = \"sim\"\nregion = \"local\"\n"
+            ));
+        }
+        let cluster = format!("lease_ttl = \"{}ms\"\n", LEASE_TTL.as_millis());
+        Node::start_with(test, n, urls, &cluster, &sections)
     }
 
     /// Starts the daemon (again, on the same ports).

@@ -1,0 +1,633 @@
+//! The lease manager: one actor in muster's presence subtree that makes
+//! each model of the cluster polled by exactly one node (docs/spec.md
+//! §11.8).
+//!
+//! A model's lease is a key of a JetStream key-value bucket whose entries
+//! expire `lease_ttl` after they were written (NATS 2.9 has no per-key
+//! TTL: the bucket's `max_age` is the TTL). A node takes a vacant lease by
+//! creating its key, and keeps it by writing it again every third of the
+//! TTL, each write expecting the revision of its last: a write that finds
+//! another revision has lost the lease. Only while it holds a model's
+//! lease does the node poll that model ([`ModelHolds`]); it stops the
+//! moment a renewal fails, NATS is lost, or two thirds of the TTL pass
+//! without a renewal, so that the lease has never expired on the server
+//! while its old holder still polls.
+//!
+//! Which node should hold a model is rendezvous hashing over the nodes the
+//! bridge hears ([`LiveNodes`]): each takes the vacant leases it owns at
+//! once, and any other vacant lease after a whole TTL. A node holding a
+//! lease another live node owns gives it back, at most one per renewal
+//! period, so a node that comes back takes its models back gradually.
+
+mod metrics;
+pub mod plan;
+mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use actix::prelude::*;
+use async_nats::jetstream::{self, kv};
+
+use async_nats::{Client, ConnectOptions};
+use muster::clock::Clock;
+use muster::names::{MachineTag, ModelUuid};
+use muster_actors::presence::PresenceHandle;
+use muster_actors::{ChildSpec, Mailbox, ModelHolds};
+use serde::Serialize;
+use slog::{Logger, info, warn};
+use tokio::time::Instant;
+
+pub use metrics::LeaseMetrics;
+use plan::{Round, Seen, Step};
+pub use report::{HeldShown, LeaseReport, LeaseShown};
+
+use super::NatsAuth;
+use super::config::{ClusterConfig, check_url};
+use super::kv::open_bucket;
+use super::link::reconnect_delay;
+use super::live::LiveNodes;
+
+/// The lease manager's name in the presence subtree.
+pub const LEASES_CHILD: &str = "leases";
+
+/// The lease manager's mailbox.
+pub const LEASES_MAILBOX: usize = 256;
+
+/// The rounds in one TTL: a round reads the leases this node does not hold
+/// and acts on them, so a vacant lease is taken within a sixth of the TTL.
+const ROUNDS_PER_TTL: u32 = 6;
+
+/// The bucket of the model leases of cluster `name`.
+pub fn bucket_name(name: &str) -> String {
+    format!("muster_{name}_leases")
+}
+
+/// Everything a lease manager is made from; cheap to clone.
+#[derive(Clone)]
+pub struct LeaseConfig {
+    /// This node.
+    pub node: MachineTag,
+    /// The `[cluster]` section, checked.
+    pub cluster: ClusterConfig,
+    /// The credentials its file holds.
+    pub auth: NatsAuth,
+    /// The models of the cluster, leased one by one.
+    pub models: Vec<ModelUuid>,
+    /// Where the manager says which models this node polls.
+    pub holds: ModelHolds,
+    /// The nodes the bridge hears.
+    pub live: LiveNodes,
+    /// The manager's series, registered once by the host.
+    pub metrics: LeaseMetrics,
+    /// The wall clock, for the report's times.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What the manager counts, for its report.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Counts {
+    acquired: u64,
+    renewed: u64,
+    released: u64,
+    lost: u64,
+    /// Writes or reads that failed without saying who holds the lease.
+    failed: u64,
+}
+
+/// A lease this node holds.
+#[derive(Debug, Clone)]
+struct Held {
+    revision: u64,
+    /// When the write that renewed it last was sent.
+    renewed: Instant,
+    since: SystemTime,
+}
+
+/// What one step came to.
+enum Outcome {
+    /// Written; the lease is this node's, at `revision`, as of `sent`.
+    Written {
+        model: ModelUuid,
+        revision: u64,
+        sent: Instant,
+        acquired: bool,
+    },
+    /// Someone else holds it (or took it meanwhile).
+    Taken { model: ModelUuid },
+    /// Given back.
+    Released,
+    /// The write failed for another reason.
+    Failed { model: ModelUuid, error: String },
+}
+
+/// The NATS connection's events, marked with the connection they are of.
+struct LinkEvent {
+    generation: u64,
+    event: async_nats::Event,
+}
+
+impl Message for LinkEvent {
+    type Result = ();
+}
+
+/// Connections made by every lease manager of the process, so that a
+/// dropped connection's last events are told from the current one's.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The lease manager actor. See the module's documentation.
+pub struct LeaseManager {
+    config: LeaseConfig,
+    mailbox: Mailbox<LeaseManager>,
+    generation: u64,
+    client: Option<Client>,
+    store: Option<kv::Store>,
+    link: &'static str,
+    error: Option<String>,
+    held: BTreeMap<ModelUuid, Held>,
+    seen: BTreeMap<ModelUuid, Option<Seen>>,
+    vacant: BTreeMap<ModelUuid, u32>,
+    busy: bool,
+    last_release: Option<Instant>,
+    counts: Counts,
+    log: Logger,
+}
+
+muster_actors::supervised!(LeaseManager);
+
+/// The lease manager as a child of the presence subtree, called `leases`,
+/// with its own mailbox and report; give it to
+/// [`Extensions::presence_child`](muster_actors::Extensions::presence_child),
+/// with `config.holds` to
+/// [`Extensions::hold_models`](muster_actors::Extensions::hold_models).
+pub fn lease_child(config: LeaseConfig) -> impl FnOnce(&PresenceHandle) -> ChildSpec + Send {
+    move |_presence| {
+        let mailbox: Mailbox<LeaseManager> = Mailbox::new(LEASES_MAILBOX);
+        let start_mailbox = mailbox.clone();
+        ChildSpec::actor(LEASES_CHILD, &mailbox, move |cx| {
+            Ok(LeaseManager {
+                config: config.clone(),
+                mailbox: start_mailbox.clone(),
+                generation: 0,
+                client: None,
+                store: None,
+                link: "connecting",
+                error: None,
+                held: BTreeMap::new(),
+                seen: BTreeMap::new(),
+                vacant: BTreeMap::new(),
+                busy: false,
+                last_release: None,
+                counts: Counts::default(),
+                log: cx.logger().clone(),
+            })
+        })
+        .report(mailbox.reporter(|manager: &LeaseManager| {
+            serde_json::to_value(manager.report()).unwrap_or_default()
+        }))
+    }
+}
+
+impl Actor for LeaseManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A new run knows no revision: whatever an earlier run held stops
+        // polling, and comes back once its lease is taken over.
+        for model in &self.config.models {
+            self.config.holds.release(model);
+        }
+        self.gauges();
+        let ttl = self.config.cluster.lease_ttl;
+        ctx.run_interval(ttl / ROUNDS_PER_TTL, |manager, ctx| manager.tick(ctx));
+        ctx.run_interval(ttl / 12, |manager, _ctx| manager.fence());
+        self.connect(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.drop_all("the lease manager stopped");
+    }
+}
+
+impl Handler<LinkEvent> for LeaseManager {
+    type Result = ();
+
+    fn handle(&mut self, event: LinkEvent, _ctx: &mut Context<Self>) {
+        if event.generation != self.generation {
+            return;
+        }
+        match event.event {
+            async_nats::Event::Connected => {
+                info!(self.log, "leases: connected to NATS");
+                self.link = "connected";
+            }
+            async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                if self.link == "connected" {
+                    warn!(
+                        self.log,
+                        "leases: lost NATS; every model this node held stops polling"
+                    );
+                }
+                self.link = "disconnected";
+                self.drop_all("NATS lost");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl LeaseManager {
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        self.generation = GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1;
+        let generation = self.generation;
+        let mailbox = self.mailbox.clone();
+        let cluster = &self.config.cluster;
+        let urls: Vec<_> = cluster
+            .nats
+            .iter()
+            .filter_map(|url| check_url(url).ok())
+            .collect();
+        let options = ConnectOptions::new()
+            .name(format!("musterd {} leases", self.config.node))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .ping_interval(cluster.down_after)
+            .connection_timeout(cluster.down_after.max(Duration::from_secs(1)))
+            .request_timeout(Some(self.op_timeout()))
+            .reconnect_delay_callback(reconnect_delay)
+            .event_callback(move |event| {
+                let mailbox = mailbox.clone();
+                async move {
+                    let _ = mailbox.do_send(LinkEvent { generation, event });
+                }
+            });
+        let options = match self.config.auth.apply(options) {
+            Ok(options) => options,
+            Err(e) => {
+                self.link = "failed";
+                self.error = Some(format!("cluster.credentials: {e}"));
+                return;
+            }
+        };
+        let connecting = async move { options.connect(urls).await };
+        ctx.spawn(
+            connecting
+                .into_actor(self)
+                .map(|connected, manager, _ctx| match connected {
+                    Ok(client) => manager.client = Some(client),
+                    Err(e) => {
+                        manager.link = "failed";
+                        manager.error = Some(format!("cannot connect to NATS: {e}"));
+                    }
+                }),
+        );
+    }
+
+    fn ttl(&self) -> Duration {
+        self.config.cluster.lease_ttl
+    }
+
+    /// How long one read or write of a lease may take.
+    fn op_timeout(&self) -> Duration {
+        self.ttl() / 3
+    }
+
+    /// The bucket as every node makes it: one value per key, each gone
+    /// `lease_ttl` after it was written, on disk and on as many servers as
+    /// the node is given, up to three.
+    fn bucket(&self) -> kv::Config {
+        kv::Config {
+            bucket: bucket_name(&self.config.cluster.name),
+            description: "muster: which node polls each model".into(),
+            history: 1,
+            max_age: self.ttl(),
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: self.config.cluster.nats.len().clamp(1, 3),
+            ..Default::default()
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.link != "connected" {
+            return;
+        }
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        self.busy = true;
+        let Some(store) = self.store.clone() else {
+            let bucket = self.bucket();
+            let opening = open_bucket(client, bucket);
+            ctx.spawn(opening.into_actor(self).map(|opened, manager, _ctx| {
+                manager.busy = false;
+                match opened {
+                    Ok(store) => {
+                        info!(manager.log, "leases: bucket open"; "bucket" => store.name.clone());
+                        manager.store = Some(store);
+                        manager.error = None;
+                    }
+                    Err(e) => {
+                        warn!(manager.log, "leases: cannot open the bucket"; "error" => %e);
+                        manager.error = Some(e);
+                    }
+                }
+            }));
+            return;
+        };
+        // Reads what this node does not hold; what it holds it knows.
+        let unheld: Vec<ModelUuid> = self
+            .config
+            .models
+            .iter()
+            .filter(|m| !self.held.contains_key(m))
+            .copied()
+            .collect();
+        let timeout = self.op_timeout();
+        let reading = async move {
+            let mut seen = BTreeMap::new();
+            for model in unheld {
+                // A lease that cannot be read is left for the next round.
+                if let Ok(Ok(entry)) =
+                    tokio::time::timeout(timeout, store.entry(model.to_string())).await
+                {
+                    seen.insert(model, read_entry(entry));
+                }
+            }
+            seen
+        };
+        ctx.spawn(
+            reading
+                .into_actor(self)
+                .map(|seen, manager, ctx| manager.decide(seen, ctx)),
+        );
+    }
+
+    /// Plans the round from what was read, and carries it out.
+    fn decide(&mut self, seen: BTreeMap<ModelUuid, Option<Seen>>, ctx: &mut Context<Self>) {
+        let Some(store) = self.store.clone().filter(|_| self.link == "connected") else {
+            self.busy = false;
+            return;
+        };
+        for (model, lease) in &seen {
+            match lease {
+                None => *self.vacant.entry(*model).or_default() += 1,
+                Some(_) => {
+                    self.vacant.remove(model);
+                }
+            }
+        }
+        self.seen.extend(seen.clone());
+        let now = Instant::now();
+        let renew_every = self.ttl() / 3;
+        let live = self.config.live.nodes();
+        let held: BTreeMap<ModelUuid, u64> =
+            self.held.iter().map(|(m, h)| (*m, h.revision)).collect();
+        let due: BTreeSet<ModelUuid> = self
+            .held
+            .iter()
+            .filter(|(_, h)| now.saturating_duration_since(h.renewed) >= renew_every)
+            .map(|(m, _)| *m)
+            .collect();
+        let may_release = self
+            .last_release
+            .is_none_or(|at| now.saturating_duration_since(at) >= renew_every);
+        let steps = plan::plan(&Round {
+            me: &self.config.node,
+            live: &live,
+            models: &self.config.models,
+            held: &held,
+            due: &due,
+            seen: &seen,
+            vacant: &self.vacant,
+            patience: ROUNDS_PER_TTL,
+            may_release,
+        });
+        for step in &steps {
+            if let Step::Release { model, .. } = step {
+                // Polling stops before the lease is given back.
+                self.config.holds.release(model);
+                self.held.remove(model);
+                self.last_release = Some(now);
+                info!(self.log, "leases: giving a model back to its owner"; "model" => %model);
+            }
+        }
+        self.gauges();
+        if steps.is_empty() {
+            self.busy = false;
+            return;
+        }
+        let node = self.config.node.to_string();
+        let holds = self.config.holds.clone();
+        let timeout = self.op_timeout();
+        let writing = async move {
+            let mut outcomes = Vec::with_capacity(steps.len());
+            for step in steps {
+                outcomes.push(carry_out(&store, &node, &holds, step, timeout).await);
+            }
+            outcomes
+        };
+        ctx.spawn(
+            writing
+                .into_actor(self)
+                .map(|outcomes, manager, _ctx| manager.apply(outcomes)),
+        );
+    }
+
+    fn apply(&mut self, outcomes: Vec<Outcome>) {
+        self.busy = false;
+        let wall = self.config.clock.now();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Written {
+                    model,
+                    revision,
+                    sent,
+                    acquired,
+                } => {
+                    let since = self.held.get(&model).map_or(wall, |h| h.since);
+                    if !self.held.contains_key(&model) {
+                        self.counts.acquired += 1;
+                        self.config.metrics.changed("acquired", 1);
+                        info!(self.log, "leases: holding a model"; "model" => %model,
+                            "revision" => revision, "taken_over" => !acquired);
+                    } else {
+                        self.counts.renewed += 1;
+                        self.config.metrics.changed("renewed", 1);
+                    }
+                    self.held.insert(
+                        model,
+                        Held {
+                            revision,
+                            renewed: sent,
+                            since,
+                        },
+                    );
+                    self.vacant.remove(&model);
+                }
+                Outcome::Taken { model } => {
+                    if self.held.remove(&model).is_some() {
+                        self.lost(&model, "another node holds its lease");
+                    }
+                }
+                Outcome::Released => {
+                    self.counts.released += 1;
+                    self.config.metrics.changed("released", 1);
+                }
+                Outcome::Failed { model, error } => {
+                    self.counts.failed += 1;
+                    if self.held.remove(&model).is_some() {
+                        self.lost(&model, &error);
+                    }
+                }
+            }
+        }
+        if self.link != "connected" {
+            // Lost while the round was under way: what it wrote is not
+            // kept either.
+            self.drop_all("NATS lost");
+        }
+        self.gauges();
+    }
+
+    /// Stops polling every model whose lease was not renewed for two thirds
+    /// of the TTL: the bucket lets it go at the TTL, and another node may
+    /// take it then.
+    fn fence(&mut self) {
+        let limit = self.ttl() * 2 / 3;
+        let now = Instant::now();
+        let late: Vec<ModelUuid> = self
+            .held
+            .iter()
+            .filter(|(_, h)| now.saturating_duration_since(h.renewed) >= limit)
+            .map(|(m, _)| *m)
+            .collect();
+        for model in late {
+            self.held.remove(&model);
+            self.config.holds.release(&model);
+            self.lost(&model, "not renewed in time");
+        }
+        self.gauges();
+    }
+
+    fn lost(&mut self, model: &ModelUuid, why: &str) {
+        self.config.holds.release(model);
+        self.counts.lost += 1;
+        self.config.metrics.changed("lost", 1);
+        warn!(self.log, "leases: lost a model's lease; it stops polling"; "model" => %model,
+            "why" => why);
+    }
+
+    fn drop_all(&mut self, why: &str) {
+        let held: Vec<ModelUuid> = self.held.keys().copied().collect();
+        self.held.clear();
+        for model in &held {
+            self.lost(model, why);
+        }
+        self.gauges();
+    }
+
+    fn gauges(&self) {
+        self.config.metrics.set_held(self.held.len());
+    }
+}
+
+/// The lease an entry says, if any: a deleted or purged key is vacant.
+fn read_entry(entry: Option<kv::Entry>) -> Option<Seen> {
+    let entry = entry?;
+    if entry.operation != kv::Operation::Put {
+        return None;
+    }
+    let holder = std::str::from_utf8(&entry.value).ok()?.parse().ok()?;
+    Some(Seen {
+        holder,
+        revision: entry.revision,
+    })
+}
+
+/// Writes one step; a lease taken starts its model's polling, a renewal
+/// refused stops it, at once.
+async fn carry_out(
+    store: &kv::Store,
+    node: &str,
+    holds: &ModelHolds,
+    step: Step,
+    timeout: Duration,
+) -> Outcome {
+    let sent = Instant::now();
+    match step {
+        Step::Renew { model, revision } => {
+            let write = store.update(model.to_string(), node.to_owned().into(), revision);
+            match tokio::time::timeout(timeout, write).await {
+                Ok(Ok(revision)) => {
+                    holds.hold(model);
+                    Outcome::Written {
+                        model,
+                        revision,
+                        sent,
+                        acquired: false,
+                    }
+                }
+                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    holds.release(&model);
+                    Outcome::Taken { model }
+                }
+                Ok(Err(e)) => {
+                    holds.release(&model);
+                    Outcome::Failed {
+                        model,
+                        error: e.to_string(),
+                    }
+                }
+                Err(_) => {
+                    holds.release(&model);
+                    Outcome::Failed {
+                        model,
+                        error: "the renewal timed out".into(),
+                    }
+                }
+            }
+        }
+        Step::Acquire { model } => {
+            let write = store.create(model.to_string(), node.to_owned().into());
+            match tokio::time::timeout(timeout, write).await {
+                Ok(Ok(revision)) => {
+                    holds.hold(model);
+                    Outcome::Written {
+                        model,
+                        revision,
+                        sent,
+                        acquired: true,
+                    }
+                }
+                Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    Outcome::Taken { model }
+                }
+                Ok(Err(e)) => Outcome::Failed {
+                    model,
+                    error: e.to_string(),
+                },
+                Err(_) => Outcome::Failed {
+                    model,
+                    error: "taking the lease timed out".into(),
+                },
+            }
+        }
+        Step::Release { model, revision } => {
+            let delete = store.delete_expect_revision(model.to_string(), Some(revision));
+            match tokio::time::timeout(timeout, delete).await {
+                Ok(Ok(())) => Outcome::Released,
+                // It expires at the TTL anyway.
+                Ok(Err(e)) => Outcome::Failed {
+                    model,
+                    error: e.to_string(),
+                },
+                Err(_) => Outcome::Failed {
+                    model,
+                    error: "giving the lease back timed out".into(),
+                },
+            }
+        }
+    }
+}

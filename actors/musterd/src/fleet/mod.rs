@@ -3,7 +3,7 @@
 //! endpoint and credential source the models name, and each model's
 //! machines and credential in the machine registry.
 //!
-//! A model's cloud is Amazon EC2 ([`muster::ec2`], in a musterd built with
+//! A model's cloud is Amazon EC2 (`muster::ec2`, in a musterd built with
 //! the `ec2` feature) or the simulated cloud: each simulated model is a
 //! simulation of its own, seeded by `backend.sim.seed` plus its index in
 //! the file, and the simulated models of one account are on one

@@ -104,7 +104,7 @@ impl NatsBackend {
             description: "muster: the machine registry".into(),
             history: 1,
             storage: async_nats::jetstream::stream::StorageType::File,
-            num_replicas: cluster.nats.len().clamp(1, 3),
+            num_replicas: cluster.replicas(),
             ..Default::default()
         };
         // A JetStream cluster just started elects its leaders for a few

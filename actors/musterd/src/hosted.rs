@@ -49,10 +49,10 @@ async fn open_shared_store(
     logger: &Logger,
 ) -> Result<registry::Registry, DaemonError> {
     let auth = NatsAuth::read(cluster)?;
-    let backend = registry::NatsBackend::connect(cluster, &auth, &config.agents.server)
+    let log = logger.new(slog::o!("part" => "registry"));
+    let backend = registry::NatsBackend::connect(cluster, &auth, &config.agents.server, &log)
         .await
         .map_err(DaemonError::SharedStore)?;
-    let log = logger.new(slog::o!("part" => "registry"));
     let opened = registry::Registry::new(Arc::new(backend), clock, log);
     info!(logger, "machine registry open"; "location" => opened.location());
     Ok(opened)

@@ -11,9 +11,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::cluster::*;
 use support::nats::NatsServer;
+use support::shared::*;
 
 /// The models, one simulated cloud each.
 const MODELS: [&str; 6] = [
@@ -29,109 +29,6 @@ fn start(test: &str, n: u32, urls: &[String]) -> Node {
     Node::with_models(test, n, urls, &MODELS)
 }
 
-/// The lease manager's report, from `/api/report`.
-fn leases(node: &Node) -> Value {
-    let report = node.get("/api/report");
-    let presence = report["children"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "presence"))
-        .unwrap_or_else(|| panic!("no presence in {report}"));
-    presence["report"]["children"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "leases"))
-        .map(|c| c["report"].clone())
-        .unwrap_or_else(|| panic!("no leases child in {presence}"))
-}
-
-/// The models `node` holds, by its report.
-fn held(node: &Node) -> Vec<String> {
-    leases(node)["held"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["model"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// `/metrics` of `node`, as text.
-fn metrics(node: &Node) -> String {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", node.http)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        tcp,
-        "GET /metrics HTTP/1.1\r\nHost: muster\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).unwrap();
-    answer
-}
-
-/// The polls each model's machines had on `node` so far.
-fn polls(node: &Node) -> BTreeMap<String, u64> {
-    let mut polls: BTreeMap<String, u64> = MODELS.iter().map(|m| (m.to_string(), 0)).collect();
-    let answer = node.get("/api/machines");
-    for machine in answer["machines"].as_array().into_iter().flatten() {
-        if let Some(model) = machine["model"].as_str() {
-            *polls.entry(model.to_owned()).or_default() += machine["polls"].as_u64().unwrap_or(0);
-        }
-    }
-    polls
-}
-
-/// Whether every running node's leases are with the owner every node
-/// names, and each model is held by exactly one of them.
-fn settled(nodes: &[&Node]) -> bool {
-    let reports: Vec<Value> = nodes.iter().map(|n| leases(n)).collect();
-    let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (node, report) in nodes.iter().zip(&reports) {
-        if report["live"].as_array().unwrap().len() != nodes.len() {
-            return false;
-        }
-        for lease in report["leases"].as_array().unwrap() {
-            if lease["owner"] == node.server() && lease["holder"] != node.server() {
-                return false;
-            }
-        }
-        for model in held(node) {
-            holders.entry(model).or_default().push(node.server());
-        }
-    }
-    holders.len() == MODELS.len() && holders.values().all(|h| h.len() == 1)
-}
-
-/// Polls (bounded by [`PATIENCE`]) until [`settled`]; answers how long it
-/// took, or fails showing every node's leases.
-fn settle(nodes: &[&Node], what: &str) -> Duration {
-    let started = Instant::now();
-    while started.elapsed() < PATIENCE {
-        if settled(nodes) {
-            return started.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let reports: Vec<Value> = nodes.iter().map(|n| leases(n)).collect();
-    panic!("{what}: not within {PATIENCE:?}: {reports:#?}");
-}
-
-/// The nodes whose polls of each model grew over `window`.
-fn pollers(nodes: &[&Node], window: Duration) -> BTreeMap<String, Vec<String>> {
-    let before: Vec<_> = nodes.iter().map(|n| polls(n)).collect();
-    std::thread::sleep(window);
-    let after: Vec<_> = nodes.iter().map(|n| polls(n)).collect();
-    let mut pollers: BTreeMap<String, Vec<String>> =
-        MODELS.iter().map(|m| (m.to_string(), Vec::new())).collect();
-    for ((node, before), after) in nodes.iter().zip(&before).zip(&after) {
-        for (model, count) in after {
-            if *count > before[model] {
-                pollers.get_mut(model).unwrap().push(node.server());
-            }
-        }
-    }
-    pollers
-}
-
 #[tokio::test]
 async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
     let Some(nats) = NatsServer::start("leases") else {
@@ -140,12 +37,12 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
     let urls = [nats.url()];
     let mut nodes: Vec<Node> = (0..3).map(|n| start("leases", n, &urls)).collect();
     let all: Vec<&Node> = nodes.iter().collect();
-    let took = settle(&all, "the leases settle with their owners");
+    let took = settle(&all, &MODELS, "the leases settle with their owners");
     eprintln!("leases settled {took:?} after the nodes started");
 
     // Each model is polled by exactly one node: the one holding its lease.
     for _ in 0..3 {
-        let pollers = pollers(&all, LEASE_TTL / 2);
+        let pollers = pollers(&all, &MODELS, LEASE_TTL / 2);
         for (model, by) in &pollers {
             let holders: Vec<String> = all
                 .iter()
@@ -170,7 +67,8 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
     let moving = held(&nodes[victim]);
     assert!(!moving.is_empty());
     let others: Vec<usize> = (0..3).filter(|&n| n != victim).collect();
-    let baseline: Vec<BTreeMap<String, u64>> = others.iter().map(|&n| polls(&nodes[n])).collect();
+    let baseline: Vec<BTreeMap<String, u64>> =
+        others.iter().map(|&n| polls(&nodes[n], &MODELS)).collect();
     let killed_at = Instant::now();
     nodes[victim].kill();
 
@@ -182,7 +80,7 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
             "not every model moved within {PATIENCE:?}: {taken_over:?} of {moving:?}"
         );
         for (at, &n) in others.iter().enumerate() {
-            let now = polls(&nodes[n]);
+            let now = polls(&nodes[n], &MODELS);
             for model in &moving {
                 if now[model] > baseline[at][model] && !taken_over.contains_key(model) {
                     taken_over.insert(model.clone(), killed_at.elapsed());
@@ -201,16 +99,16 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
 
     // And by exactly one of the survivors, each model.
     let survivors: Vec<&Node> = others.iter().map(|&n| &nodes[n]).collect();
-    settle(&survivors, "the survivors settle");
+    settle(&survivors, &MODELS, "the survivors settle");
     for _ in 0..2 {
-        for (model, by) in pollers(&survivors, LEASE_TTL / 2) {
+        for (model, by) in pollers(&survivors, &MODELS, LEASE_TTL / 2) {
             assert_eq!(
                 by.len(),
                 1,
                 "{model} polled by {by:?}: {:#?}",
                 survivors
                     .iter()
-                    .map(|n| (leases(n), polls(n)))
+                    .map(|n| (leases(n), polls(n, &MODELS)))
                     .collect::<Vec<_>>()
             );
         }
@@ -219,7 +117,7 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
     // The killed node comes back and takes its models back, gradually.
     nodes[victim].run();
     let all: Vec<&Node> = nodes.iter().collect();
-    let took = settle(&all, "the leases settle again");
+    let took = settle(&all, &MODELS, "the leases settle again");
     eprintln!(
         "{} models back with their owner {took:?} after it started",
         moving.len()
@@ -228,7 +126,7 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
     // then a model it took back may be polled by nobody, never by two.
     let mut windows = 0;
     loop {
-        let pollers = pollers(&all, LEASE_TTL / 2);
+        let pollers = pollers(&all, &MODELS, LEASE_TTL / 2);
         for (model, by) in &pollers {
             assert!(by.len() <= 1, "{model} polled by {by:?}");
         }

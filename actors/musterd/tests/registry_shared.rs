@@ -6,101 +6,15 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 use support::cluster::*;
 use support::nats::NatsServer;
+use support::shared::*;
 
 const MODELS: [&str; 2] = [
     "77777777-7777-4777-8777-777777777777",
     "88888888-8888-4888-8888-888888888888",
 ];
-
-/// `METHOD path` with `body` to the node whose HTTP port is `port`: the
-/// status and the body as JSON (`null` when empty or not JSON).
-fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, Value::Null);
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let Some((head, body)) = response.split_once("\r\n\r\n") else {
-        return (0, Value::Null);
-    };
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-/// Machine `tag` of `model` as `node` answers it, when it does.
-fn machine(node: &Node, model: &str, tag: &str) -> Option<Value> {
-    let (status, list) = request(
-        node.http,
-        "GET",
-        &format!("/api/models/{model}/machines"),
-        "",
-    );
-    if status != 200 {
-        return None;
-    }
-    list["machines"]
-        .as_array()?
-        .iter()
-        .find(|m| m["tag"] == tag)
-        .cloned()
-}
-
-/// Polls (bounded by [`PATIENCE`]) until `node` answers machine `tag` of
-/// `model` running at a provider address, and answers it.
-fn polled(node: &Node, model: &str, tag: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        if let Some(m) = machine(node, model, tag)
-            && m["instance_status"]["status"] == "running"
-            && !m["addresses"].as_array().is_none_or(Vec::is_empty)
-        {
-            return m;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "{} never answered {tag} of {model} polled: {:?}",
-            node.server(),
-            machine(node, model, tag)
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// What the registry holds of a machine, without when it was last polled
-/// nor the answering node's own poller's state.
-fn stable(machine: &Value) -> Value {
-    let keep = [
-        "tag",
-        "incarnation",
-        "instance_id",
-        "life",
-        "agent_status",
-        "manual",
-        "instance_status",
-        "addresses",
-    ];
-    keep.iter()
-        .map(|key| (key.to_string(), machine[*key].clone()))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
 
 #[tokio::test]
 async fn a_machine_registered_through_one_node_is_polled_and_seen_through_all_and_kept() {

@@ -41,6 +41,10 @@ pub struct ClusterConfig {
     /// How long a node's hold on a model lasts unless renewed.
     #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
+    /// How many NATS servers keep a copy of the leases and the registry;
+    /// left out, one per server of `nats`, up to three.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<usize>,
 }
 
 impl Default for ClusterConfig {
@@ -52,6 +56,7 @@ impl Default for ClusterConfig {
             heartbeat: Duration::from_secs(1),
             down_after: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(15),
+            replicas: None,
         }
     }
 }
@@ -66,10 +71,13 @@ const TIMEOUTS: Durations = Durations::between(Duration::from_millis(100), DAY);
 /// How many NATS URLs there may be.
 const URLS: Counts = Counts::new(1, MAX_URLS as u64);
 
+/// How many copies JetStream may keep of a bucket.
+const REPLICAS: Counts = Counts::new(1, 5);
+
 impl Validate for ClusterConfig {
     /// A name that is one NATS subject token; one to [`MAX_URLS`] NATS URLs
     /// that parse and hold no user or password; the durations in range,
-    /// `down_after` at least two heartbeats; the credentials file named,
+    /// `down_after` at least two heartbeats; `replicas` from 1 to 5; the credentials file named,
     /// when set (what it holds is read at start, see
     /// [`auth`](super::auth)).
     fn check(&self, at: &mut Checker) {
@@ -110,6 +118,19 @@ impl Validate for ClusterConfig {
             );
         }
         at.duration("lease_ttl", self.lease_ttl, TIMEOUTS);
+        if let Some(replicas) = self.replicas {
+            at.count("replicas", replicas, REPLICAS);
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// How many NATS servers keep a copy of each bucket: `replicas`, or one
+    /// per server listed, up to three.
+    pub fn replicas(&self) -> usize {
+        self.replicas
+            .unwrap_or_else(|| self.nats.len().min(3))
+            .clamp(1, 5)
     }
 }
 
@@ -152,6 +173,31 @@ mod tests {
     #[test]
     fn the_defaults_are_valid() {
         assert_eq!(problems(&ClusterConfig::default()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn replicas_are_one_to_five_and_default_to_the_servers_up_to_three() {
+        let with = |replicas, servers: usize| ClusterConfig {
+            replicas,
+            nats: (0..servers)
+                .map(|n| format!("nats://10.0.0.{n}:4222"))
+                .collect(),
+            ..ClusterConfig::default()
+        };
+        for (servers, want) in [(1, 1), (2, 2), (3, 3), (5, 3)] {
+            assert_eq!(with(None, servers).replicas(), want, "{servers} servers");
+        }
+        assert_eq!(with(Some(5), 1).replicas(), 5);
+        assert!(problems(&with(Some(5), 1)).is_empty());
+        for bad in [0, 6, usize::MAX] {
+            let problems = problems(&with(Some(bad), 3));
+            assert_eq!(
+                problems,
+                [format!(
+                    "cluster.replicas = {bad}: must be at least 1 and at most 5"
+                )],
+            );
+        }
     }
 
     #[test]

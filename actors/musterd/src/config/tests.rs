@@ -266,6 +266,13 @@ fn the_example_cluster_section_reads_as_its_defaults() {
     assert!(section.starts_with("[cluster]\n"), "{section}");
     let config = DaemonConfig::from_toml(&section).unwrap();
     let cluster = config.cluster.expect("a [cluster] section");
+    // `replicas` has no value of its own by default: the example writes
+    // the one its single server gives.
+    assert_eq!(cluster.replicas(), ClusterConfig::default().replicas());
+    let cluster = ClusterConfig {
+        replicas: None,
+        ..cluster
+    };
     assert_eq!(
         cluster,
         ClusterConfig {
@@ -297,6 +304,6 @@ fn cluster_problems_name_their_key_with_the_value_written() {
     );
     assert_eq!(
         problems("[cluster]\nlease = \"15s\"\n")[0],
-        "cluster.lease = \"15s\": unknown field `lease`, expected one of `name`, `nats`, `credentials`, `heartbeat`, `down_after`, `lease_ttl`"
+        "cluster.lease = \"15s\": unknown field `lease`, expected one of `name`, `nats`, `credentials`, `heartbeat`, `down_after`, `lease_ttl`, `replicas`"
     );
 }

@@ -28,6 +28,7 @@ pub mod moto;
 pub mod moto_query;
 pub mod nats;
 pub mod registry;
+pub mod shared;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;

@@ -304,7 +304,7 @@ impl LeaseManager {
             history: 1,
             max_age: self.ttl(),
             storage: jetstream::stream::StorageType::File,
-            num_replicas: self.config.cluster.nats.len().clamp(1, 3),
+            num_replicas: self.config.cluster.replicas(),
             ..Default::default()
         }
     }

@@ -21,8 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use async_nats::ConnectOptions;
 use async_nats::jetstream::kv;
-use async_nats::{Client, ConnectOptions};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use muster::names::{MachineTag, ModelUuid};
@@ -47,6 +47,9 @@ use stored::{
     latest, machine_key, merge, next_incarnation, read, record_key, storage, to_millis, write,
 };
 
+/// How long a node keeps trying to open the registry's bucket at start.
+pub const OPEN_WITHIN: Duration = Duration::from_secs(30);
+
 /// The registry's bucket of cluster `name`.
 pub fn bucket_name(name: &str) -> String {
     format!("muster_{name}_registry")
@@ -55,7 +58,6 @@ pub fn bucket_name(name: &str) -> String {
 /// The registry in a key-value bucket. See the module's documentation.
 pub struct NatsBackend {
     store: kv::Store,
-    client: Client,
     versions: Arc<Versions>,
     feed: tokio::task::JoinHandle<()>,
     location: String,
@@ -70,13 +72,15 @@ impl Drop for NatsBackend {
 impl NatsBackend {
     /// Connects to the NATS servers of `cluster` and opens (making it when
     /// missing) the cluster's registry bucket: on disk, with a replica on
-    /// each server listed, up to three. A NATS that cannot be reached now
-    /// is an error; one lost later is reconnected to, and meanwhile the
+    /// each server listed, up to three. A NATS that cannot be reached now,
+    /// or whose JetStream refuses the bucket for [`OPEN_WITHIN`], is an
+    /// error; one lost later is reconnected to, and meanwhile the
     /// registry's calls fail.
     pub async fn connect(
         cluster: &ClusterConfig,
         auth: &NatsAuth,
         node: &MachineTag,
+        log: &slog::Logger,
     ) -> Result<NatsBackend, BackendError> {
         let urls: Vec<_> = cluster
             .nats
@@ -100,22 +104,33 @@ impl NatsBackend {
             description: "muster: the machine registry".into(),
             history: 1,
             storage: async_nats::jetstream::stream::StorageType::File,
-            num_replicas: cluster.nats.len().clamp(1, 3),
+            num_replicas: cluster.replicas(),
             ..Default::default()
         };
-        let store = open_bucket(client.clone(), bucket).await.map_err(storage)?;
-        Ok(NatsBackend::new(client, store))
+        // A JetStream cluster just started elects its leaders for a few
+        // seconds, and refuses meanwhile.
+        let started = tokio::time::Instant::now();
+        let store = loop {
+            match open_bucket(client.clone(), bucket.clone()).await {
+                Ok(store) => break store,
+                Err(e) if started.elapsed() < OPEN_WITHIN => {
+                    slog::debug!(log, "registry bucket not open yet; trying again"; "error" => %e);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(storage(e)),
+            }
+        };
+        Ok(NatsBackend::new(store))
     }
 
-    /// The registry in `store`, reached through `client`; follows its
+    /// The registry in `store` (which holds its NATS connection); follows its
     /// change feed from now on.
-    pub fn new(client: Client, store: kv::Store) -> NatsBackend {
+    pub fn new(store: kv::Store) -> NatsBackend {
         let versions = Arc::new(Versions::default());
         let feed = tokio::spawn(follow(store.clone(), Arc::downgrade(&versions)));
         NatsBackend {
             location: format!("nats:{}", store.name),
             store,
-            client,
             versions,
             feed,
         }
@@ -132,11 +147,11 @@ impl NatsBackend {
         &self,
         model: ModelUuid,
     ) -> impl Future<Output = Result<Vec<(String, StoredMachine)>, BackendError>> + use<> {
-        let (store, client) = (self.store.clone(), self.client.clone());
+        let store = self.store.clone();
         async move {
             let prefix = format!("m.{model}.");
             let mut machines: Vec<(String, StoredMachine)> =
-                latest(&store, &client, &format!("{prefix}>")).await?;
+                latest(&store, &format!("{prefix}>")).await?;
             for (key, _) in &mut machines {
                 *key = key.trim_start_matches(&prefix).to_owned();
             }
@@ -249,16 +264,15 @@ impl RegistryBackend for NatsBackend {
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<MachineRecord>, BackendError>> {
         let machines = self.registered_of(model);
-        let (store, client) = (self.store.clone(), self.client.clone());
+        let store = self.store.clone();
         async move {
             let machines = machines.await?;
             let prefix = format!("r.{model}.");
-            let records: HashMap<String, StoredRecord> =
-                latest(&store, &client, &format!("{prefix}>"))
-                    .await?
-                    .into_iter()
-                    .map(|(key, record)| (key.trim_start_matches(&prefix).to_owned(), record))
-                    .collect();
+            let records: HashMap<String, StoredRecord> = latest(&store, &format!("{prefix}>"))
+                .await?
+                .into_iter()
+                .map(|(key, record)| (key.trim_start_matches(&prefix).to_owned(), record))
+                .collect();
             machines
                 .into_iter()
                 .map(|(id, machine)| {

@@ -3,9 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::Client;
-use async_nats::jetstream::consumer::push::OrderedConfig;
-use async_nats::jetstream::consumer::{DeliverPolicy, ReplayPolicy};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, ReplayPolicy, pull};
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use muster::model::{Life, MachineStatus};
@@ -19,6 +17,16 @@ use super::super::record::{MachineRecord, Recorded, Registered, Registration};
 /// How many times a write reads again after finding another revision
 /// before it gives up: only a key written this often at once runs out.
 pub(super) const ATTEMPTS: usize = 64;
+
+/// How long a listing's consumer lives on the server once unused, should
+/// the listing not delete it.
+const LISTING_IDLE: Duration = Duration::from_secs(30);
+
+/// How long one try at making a listing's consumer may take.
+const LISTING_TRY: Duration = Duration::from_secs(2);
+
+/// How many tries a listing makes.
+const LISTING_TRIES: usize = 5;
 
 pub(super) fn machine_key(model: ModelUuid, tag: &MachineTag) -> String {
     format!("m.{model}.{}", tag.id())
@@ -211,51 +219,79 @@ pub(super) async fn next_incarnation(store: &kv::Store) -> Result<u64, BackendEr
     Err(contended(INCARNATIONS))
 }
 
-/// Every current value under `filter` (`m.MODEL.>`), by key.
+/// Every current value under `filter` (`m.MODEL.>`), by key: read with a
+/// pull consumer, each batch asked for, so that nothing is pushed before
+/// this node listens (a push consumer's first messages can be lost while
+/// its interest crosses the NATS cluster's routes).
 pub(super) async fn latest<T: for<'de> Deserialize<'de>>(
     store: &kv::Store,
-    client: &Client,
     filter: &str,
 ) -> Result<Vec<(String, T)>, BackendError> {
     let prefix = format!("$KV.{}.", store.name);
-    let consumer = store
-        .stream
-        .create_consumer(OrderedConfig {
-            deliver_subject: client.new_inbox(),
-            filter_subject: format!("{prefix}{filter}"),
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            replay_policy: ReplayPolicy::Instant,
-            ..Default::default()
-        })
-        .await
-        .map_err(storage)?;
-    let mut values = Vec::new();
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(values);
-    }
-    let mut messages = consumer.messages().await.map_err(storage)?;
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(storage)?;
-        let info = message.info().map_err(storage)?;
-        let pending = info.pending;
-        let key = message
-            .subject
-            .strip_prefix(&prefix)
-            .unwrap_or(&message.subject)
-            .to_owned();
-        let deleted = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("KV-Operation"))
-            .is_some_and(|op| op.as_str() != "PUT");
-        if !deleted {
-            let value = serde_json::from_slice(&message.payload).map_err(|e| corrupt(&key, e))?;
-            values.push((key, value));
+    let config = pull::Config {
+        filter_subject: format!("{prefix}{filter}"),
+        deliver_policy: DeliverPolicy::LastPerSubject,
+        ack_policy: AckPolicy::None,
+        replay_policy: ReplayPolicy::Instant,
+        inactive_threshold: LISTING_IDLE,
+        memory_storage: true,
+        ..Default::default()
+    };
+    // NATS 2.9 may place the consumer on a server of the stream that is
+    // down, and then never answers: a try cut short lands elsewhere.
+    let mut tries = 0;
+    let consumer = loop {
+        tries += 1;
+        let create = store.stream.create_consumer(config.clone());
+        match tokio::time::timeout(LISTING_TRY, create).await {
+            Ok(Ok(consumer)) => break consumer,
+            Ok(Err(e)) if tries >= LISTING_TRIES => return Err(storage(e)),
+            Err(_) if tries >= LISTING_TRIES => {
+                return Err(storage(format!(
+                    "listing {filter}: no consumer made in {LISTING_TRIES} tries"
+                )));
+            }
+            _ => {}
         }
-        if pending == 0 {
+    };
+    let info = consumer.cached_info();
+    let (total, name) = (info.num_pending as usize, info.name.clone());
+    let mut values = Vec::new();
+    let mut seen = 0;
+    while seen < total {
+        let mut batch = consumer
+            .fetch()
+            .max_messages((total - seen).min(1024))
+            .messages()
+            .await
+            .map_err(storage)?;
+        let mut got = 0;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(storage)?;
+            got += 1;
+            let key = message
+                .subject
+                .strip_prefix(&prefix)
+                .unwrap_or(&message.subject)
+                .to_owned();
+            let deleted = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .is_some_and(|op| op.as_str() != "PUT");
+            if !deleted {
+                let value =
+                    serde_json::from_slice(&message.payload).map_err(|e| corrupt(&key, e))?;
+                values.push((key, value));
+            }
+        }
+        if got == 0 {
             break;
         }
+        seen += got;
     }
+    // Gone by itself once idle, should this fail.
+    let _ = store.stream.delete_consumer(&name).await;
     Ok(values)
 }
 

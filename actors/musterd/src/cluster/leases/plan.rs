@@ -113,6 +113,22 @@ pub fn plan(round: &Round<'_>) -> Vec<Step> {
     steps
 }
 
+/// The leases last seen held by a node that is not live, which this node
+/// does not hold: they will be vacant once they expire, and are read
+/// between rounds so that their models are taken at once.
+pub fn orphans(
+    seen: &BTreeMap<ModelUuid, Option<Seen>>,
+    held: &BTreeMap<ModelUuid, u64>,
+    live: &BTreeSet<MachineTag>,
+) -> Vec<ModelUuid> {
+    seen.iter()
+        .filter(|(model, lease)| {
+            !held.contains_key(model) && lease.as_ref().is_some_and(|l| !live.contains(&l.holder))
+        })
+        .map(|(model, _)| *model)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +285,23 @@ mod tests {
             case.seen.insert(model, None);
         }
         assert_eq!(case.steps().len(), 12);
+    }
+
+    #[test]
+    fn leases_of_nodes_not_live_are_orphans_until_held_or_vacant() {
+        let case = Case::new(1, &[1, 2], 4);
+        let [a, b, c, d] = [0, 1, 2, 3].map(|n| case.models[n]);
+        let by = |n: u32| {
+            Some(Seen {
+                holder: node(n),
+                revision: 1,
+            })
+        };
+        let seen = BTreeMap::from([(a, by(2)), (b, by(3)), (c, None), (d, by(3))]);
+        let held = BTreeMap::from([(d, 9)]);
+        // machine-3 is not live: its lease of b is an orphan; a's holder is
+        // live, c is vacant already, and d this node holds.
+        assert_eq!(orphans(&seen, &held, &case.live), vec![b]);
+        assert!(orphans(&seen, &held, &[1, 2, 3].map(node).into()).is_empty());
     }
 }

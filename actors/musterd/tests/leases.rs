@@ -61,6 +61,23 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
         assert_eq!(report["link"], "connected", "{report}");
         assert_eq!(report["counts"]["lost"], 0, "{report}");
     }
+    // The dashboard's cluster panel says which models the node polls.
+    let holds = held(&nodes[0]);
+    if let Some(dom) = rendered(&format!("http://127.0.0.1:{}/", nodes[0].http)) {
+        let shown: Vec<String> = holds.iter().map(|m| format!("{}…", &m[..8])).collect();
+        let want = format!(
+            "data-held=\"{}\">polls {} of {} models{}",
+            holds.len(),
+            holds.len(),
+            MODELS.len(),
+            if shown.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", shown.join(", "))
+            }
+        );
+        assert!(dom.contains(&want), "no {want:?} in {dom}");
+    }
 
     // SIGKILL the node holding the most models.
     let victim = (0..3).max_by_key(|&n| held(&nodes[n]).len()).unwrap();

@@ -254,10 +254,15 @@ function renderTree(report) {
 // The bridge's report, under presence in the tree's report; none when the
 // daemon is the controller's only API server.
 function bridgeOf(report) {
+  return presenceChild(report, "cluster");
+}
+
+// A child of the presence subtree's report, by name.
+function presenceChild(report, name) {
   const presence = (report.children || []).find(c => c.name === "presence");
   const children = (presence && presence.report && presence.report.children) || [];
-  const bridge = children.find(c => c.name === "cluster");
-  return bridge && bridge.report;
+  const child = children.find(c => c.name === name);
+  return child && child.report;
 }
 
 function ago(rfc3339) {
@@ -277,6 +282,16 @@ function renderCluster(report) {
   link.className = "badge " + (bridge.link === "connected" ? "ok" : "bad");
   document.getElementById("cluster-node").textContent =
     bridge.node + " of " + bridge.cluster + " · change " + bridge.seq.toLocaleString("en");
+  // The models this node polls, when it holds leases on them.
+  const leases = presenceChild(report, "leases");
+  const held = document.getElementById("cluster-leases");
+  held.hidden = !leases;
+  if (leases) {
+    const models = (leases.held || []).map(h => String(h.model).slice(0, 8) + "…");
+    held.textContent = "polls " + models.length + " of " + (leases.leases || []).length +
+      " models" + (models.length ? ": " + models.join(", ") : "") + " · lease " + leases.lease_ttl;
+    held.setAttribute("data-held", String(models.length));
+  }
   const rows = (bridge.peers || []).map(peer => el("tr", { class: "peer", "data-peer": peer.server },
     el("td", {}, peer.server),
     el("td", { class: "state " + peer.state }, peer.state),

@@ -22,6 +22,7 @@
 mod metrics;
 pub mod plan;
 mod report;
+mod writes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use tokio::time::Instant;
 pub use metrics::LeaseMetrics;
 use plan::{Round, Seen, Step};
 pub use report::{HeldShown, LeaseReport, LeaseShown};
+use writes::{Outcome, carry_out, read_entry};
 
 use super::NatsAuth;
 use super::config::{ClusterConfig, check_url};
@@ -111,23 +113,6 @@ struct Held {
     /// When the write that renewed it last was sent.
     renewed: Instant,
     since: SystemTime,
-}
-
-/// What one step came to.
-enum Outcome {
-    /// Written; the lease is this node's, at `revision`, as of `sent`.
-    Written {
-        model: ModelUuid,
-        revision: u64,
-        sent: Instant,
-        acquired: bool,
-    },
-    /// Someone else holds it (or took it meanwhile).
-    Taken { model: ModelUuid },
-    /// Given back.
-    Released,
-    /// The write failed for another reason.
-    Failed { model: ModelUuid, error: String },
 }
 
 /// The NATS connection's events, marked with the connection they are of.
@@ -564,104 +549,5 @@ impl LeaseManager {
 
     fn gauges(&self) {
         self.config.metrics.set_held(self.held.len());
-    }
-}
-
-/// The lease an entry says, if any: a deleted or purged key is vacant.
-fn read_entry(entry: Option<kv::Entry>) -> Option<Seen> {
-    let entry = entry?;
-    if entry.operation != kv::Operation::Put {
-        return None;
-    }
-    let holder = std::str::from_utf8(&entry.value).ok()?.parse().ok()?;
-    Some(Seen {
-        holder,
-        revision: entry.revision,
-    })
-}
-
-/// Writes one step; a lease taken starts its model's polling, a renewal
-/// refused stops it, at once.
-async fn carry_out(
-    store: &kv::Store,
-    node: &str,
-    holds: &ModelHolds,
-    step: Step,
-    timeout: Duration,
-) -> Outcome {
-    let sent = Instant::now();
-    match step {
-        Step::Renew { model, revision } => {
-            let write = store.update(model.to_string(), node.to_owned().into(), revision);
-            match tokio::time::timeout(timeout, write).await {
-                Ok(Ok(revision)) => {
-                    holds.hold(model);
-                    Outcome::Written {
-                        model,
-                        revision,
-                        sent,
-                        acquired: false,
-                    }
-                }
-                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    holds.release(&model);
-                    Outcome::Taken { model }
-                }
-                Ok(Err(e)) => {
-                    holds.release(&model);
-                    Outcome::Failed {
-                        model,
-                        error: e.to_string(),
-                    }
-                }
-                Err(_) => {
-                    holds.release(&model);
-                    Outcome::Failed {
-                        model,
-                        error: "the renewal timed out".into(),
-                    }
-                }
-            }
-        }
-        Step::Acquire { model } => {
-            let write = store.create(model.to_string(), node.to_owned().into());
-            match tokio::time::timeout(timeout, write).await {
-                Ok(Ok(revision)) => {
-                    holds.hold(model);
-                    Outcome::Written {
-                        model,
-                        revision,
-                        sent,
-                        acquired: true,
-                    }
-                }
-                Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    Outcome::Taken { model }
-                }
-                Ok(Err(e)) => Outcome::Failed {
-                    model,
-                    error: e.to_string(),
-                },
-                Err(_) => Outcome::Failed {
-                    model,
-                    error: "taking the lease timed out".into(),
-                },
-            }
-        }
-        Step::Release { model, revision } => {
-            let delete = store.delete_expect_revision(model.to_string(), Some(revision));
-            match tokio::time::timeout(timeout, delete).await {
-                Ok(Ok(())) => Outcome::Released,
-                // It expires at the TTL anyway.
-                Ok(Err(e)) => Outcome::Failed {
-                    model,
-                    error: e.to_string(),
-                },
-                Err(_) => Outcome::Failed {
-                    model,
-                    error: "giving the lease back timed out".into(),
-                },
-            }
-        }
     }
 }

@@ -46,31 +46,70 @@ impl Versions {
     }
 }
 
+/// How long one watch lasts before it is made again from where it got to:
+/// a watch whose consumer NATS placed on a server that died may stall
+/// without an error, and a new one resumes from the revision after the
+/// last heard, so nothing is missed and nothing heard twice matters.
+const WATCH_FOR: Duration = Duration::from_secs(5);
+
 /// Moves each model's version when the bucket says its registrations or
-/// its credential changed, whichever node wrote them. Watches again after
-/// NATS dropped the watch, and then moves every version: what changed
-/// meanwhile was not heard.
+/// its credential changed, whichever node wrote them. Watches from the
+/// bucket's end as it first finds it, then every [`WATCH_FOR`] again from
+/// the revision after the last change heard.
 pub(super) async fn follow(store: kv::Store, versions: Weak<Versions>) {
+    let mut next: Option<u64> = None;
     loop {
-        let watches = futures::future::try_join(store.watch("m.>"), store.watch("c.>")).await;
-        if let Ok((machines, credentials)) = watches {
-            if let Some(versions) = versions.upgrade() {
-                versions.bump_all();
-            }
-            let mut both = futures::stream::select(machines, credentials);
-            while let Some(Ok(entry)) = both.next().await {
-                let Some(versions) = versions.upgrade() else {
-                    return;
-                };
-                if let Some(model) = model_of_key(&entry.key) {
-                    versions.bump(model);
-                }
-            }
-        }
         if versions.strong_count() == 0 {
             return;
         }
-        tokio::time::sleep(REWATCH).await;
+        let from = match next {
+            Some(from) => Some(from),
+            None => match tokio::time::timeout(WATCH_FOR, store.stream.get_info()).await {
+                Ok(Ok(info)) => Some(info.state.last_sequence + 1),
+                _ => None,
+            },
+        };
+        let Some(from) = from else {
+            tokio::time::sleep(REWATCH).await;
+            continue;
+        };
+        let watches = futures::future::try_join(
+            store.watch_from_revision("m.>", from),
+            store.watch_from_revision("c.>", from),
+        );
+        let Ok(Ok((machines, credentials))) = tokio::time::timeout(WATCH_FOR, watches).await else {
+            tokio::time::sleep(REWATCH).await;
+            continue;
+        };
+        if next.is_none()
+            && let Some(versions) = versions.upgrade()
+        {
+            // What changed before the first watch was not heard.
+            versions.bump_all();
+        }
+        next = Some(from);
+        let until = tokio::time::Instant::now() + WATCH_FOR;
+        let mut both = futures::stream::select(machines, credentials);
+        loop {
+            match tokio::time::timeout_at(until, both.next()).await {
+                Ok(Some(Ok(entry))) => {
+                    let Some(versions) = versions.upgrade() else {
+                        return;
+                    };
+                    next = Some(next.map_or(entry.revision + 1, |n| n.max(entry.revision + 1)));
+                    if let Some(model) = model_of_key(&entry.key) {
+                        versions.bump(model);
+                    }
+                }
+                // Time to watch again from where it got to.
+                Err(_) => break,
+                // NATS ended it, or it failed.
+                Ok(_) => {
+                    tokio::time::sleep(REWATCH).await;
+                    break;
+                }
+            }
+        }
     }
 }
 

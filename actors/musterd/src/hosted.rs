@@ -10,15 +10,16 @@ use futures::{Stream, StreamExt};
 use muster::clock::{Clock, SystemClock};
 use muster::sim::Sim;
 use muster_actors::host::TreeBackends;
-use muster_actors::{Backends, Extensions, ModelHolds, Muster, TreeError};
+use muster_actors::{Backends, Extensions, Mailbox, ModelHolds, Muster, TreeError};
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info, warn};
 
 use crate::agents::{self, ConnectionIds, Door, DoorMetrics};
 use crate::cluster::{
-    BridgeConfig, ClusterConfig, ClusterMetrics, LeaseConfig, LeaseMetrics, LiveNodes, NatsAuth,
-    bridge_child, lease_child,
+    BridgeConfig, ClusterConfig, ClusterMetrics, Farewell, LeaseConfig, LeaseMetrics, LiveNodes,
+    NatsAuth, bridge_child_on, lease_child_on,
 };
+use crate::cluster::{bridge::BRIDGE_MAILBOX, leases::LEASES_MAILBOX};
 use crate::config::{self, BackendKind, DaemonConfig};
 use crate::history::Sampler;
 use crate::http::{self, Inspector, StateGauges};
@@ -79,6 +80,8 @@ pub struct Hosted {
     pub ids: ConnectionIds,
     server: actix_web::dev::ServerHandle,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// What the node says to its cluster as it stops, with `[cluster]`.
+    farewell: Option<Farewell>,
 }
 
 /// What ended a daemon's run.
@@ -213,36 +216,48 @@ impl Hosted {
         let clock = backends.clock().clone();
         let mut registry = Registry::default();
         let mut extensions = Extensions::new();
+        let mut farewell = None;
         if let Some(cluster) = &config.cluster {
             // The bridge to the other API servers lives in the presence
             // subtree it feeds.
             let node = config.agents.server.clone();
             let live = LiveNodes::new(node.clone());
             let auth = NatsAuth::read(cluster)?;
-            extensions = extensions.presence_child(bridge_child(BridgeConfig {
-                node: node.clone(),
-                cluster: cluster.clone(),
-                auth: auth.clone(),
-                metrics: ClusterMetrics::register(&mut registry),
-                clock: clock.clone(),
-                live: live.clone(),
-            }));
+            let bridge = Mailbox::new(BRIDGE_MAILBOX);
+            let mut leases = None;
+            extensions = extensions.presence_child(bridge_child_on(
+                BridgeConfig {
+                    node: node.clone(),
+                    cluster: cluster.clone(),
+                    auth: auth.clone(),
+                    metrics: ClusterMetrics::register(&mut registry),
+                    clock: clock.clone(),
+                    live: live.clone(),
+                },
+                bridge.clone(),
+            ));
             // Many models: each polled by the one node holding its lease.
             if let TreeBackends::Many(fleet) = &backends {
                 let holds = ModelHolds::new();
+                let mailbox = Mailbox::new(LEASES_MAILBOX);
+                leases = Some(mailbox.clone());
                 extensions = extensions
                     .hold_models(holds.clone())
-                    .presence_child(lease_child(LeaseConfig {
-                        node,
-                        cluster: cluster.clone(),
-                        auth,
-                        models: fleet.models.iter().map(|m| m.uuid).collect(),
-                        holds,
-                        live,
-                        metrics: LeaseMetrics::register(&mut registry),
-                        clock: clock.clone(),
-                    }));
+                    .presence_child(lease_child_on(
+                        LeaseConfig {
+                            node,
+                            cluster: cluster.clone(),
+                            auth,
+                            models: fleet.models.iter().map(|m| m.uuid).collect(),
+                            holds,
+                            live,
+                            metrics: LeaseMetrics::register(&mut registry),
+                            clock: clock.clone(),
+                        },
+                        mailbox,
+                    ));
             }
+            farewell = Some(Farewell::new(bridge, leases, cluster.lease_ttl));
         }
         let muster = Muster::start_with(
             &config.muster(),
@@ -286,6 +301,7 @@ impl Hosted {
             ids,
             server: handle,
             served,
+            farewell,
         })
     }
 
@@ -353,7 +369,8 @@ impl Hosted {
     }
 
     /// Closes the agents' door (every agent's disconnect recorded), then
-    /// stops the HTTP surface, then the tree, gracefully.
+    /// stops the HTTP surface, says farewell to the cluster (the model
+    /// leases given back, the peers told), then stops the tree, gracefully.
     pub async fn stop(self, logger: &Logger) -> Result<(), DaemonError> {
         if let Some(mirror) = &self.mirror {
             mirror.abort();
@@ -362,6 +379,9 @@ impl Hosted {
         self.server.stop(true).await;
         if let Ok(Err(e)) = self.served.await {
             error!(logger, "http server failed"; "error" => %e);
+        }
+        if let Some(farewell) = &self.farewell {
+            farewell.say().await;
         }
         self.muster.shutdown();
         self.muster.wait().await?;

@@ -168,3 +168,56 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
     );
     assert!(page.contains("child=\"root/presence/leases\""), "{page}");
 }
+
+/// A node stopped with SIGTERM gives its leases back and tells its peers
+/// it leaves (docs/spec.md §11.6.6, §11.8.6). With a `lease_ttl` of 30 s
+/// and a `down_after` of a minute, its models could not move before its
+/// leases expired, 20 s after the stop at the soonest, nor its peers hold
+/// it down before a minute: both happen well within those bounds, which
+/// only the farewell makes possible.
+#[tokio::test]
+async fn a_node_stopped_gracefully_hands_its_models_over_and_is_down_at_once() {
+    let Some(nats) = NatsServer::start("farewell") else {
+        return;
+    };
+    let urls = [nats.url()];
+    let lease_ttl = Duration::from_secs(30);
+    let down_after = Duration::from_secs(60);
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|n| Node::with_models_timed("farewell", n, &urls, &MODELS, down_after, lease_ttl))
+        .collect();
+    wait_until("every model is held", || {
+        nodes.iter().map(|n| held(n).len()).sum::<usize>() == MODELS.len()
+    });
+    let victim = (0..3).max_by_key(|&n| held(&nodes[n]).len()).unwrap();
+    let leaving = nodes[victim].server();
+    let moving = held(&nodes[victim]);
+    assert_eq!(nodes[victim].stop(), Some(0), "a graceful stop exits 0");
+    let stopped = Instant::now();
+    let others: Vec<&Node> = (0..3).filter(|&n| n != victim).map(|n| &nodes[n]).collect();
+
+    let soonest_expiry = lease_ttl * 2 / 3;
+    loop {
+        let now_held: Vec<String> = others.iter().flat_map(|n| held(n)).collect();
+        let down = others.iter().all(|n| n.peer(&leaving)["state"] == "down");
+        if down && moving.iter().all(|m| now_held.contains(m)) {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < soonest_expiry,
+            "{leaving} stopped {:?} ago; its models {moving:?}, held now {now_held:?}; \
+             peers down: {down}",
+            stopped.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "{leaving} stopped gracefully: its {} models held by the others and it down everywhere {:?} after",
+        moving.len(),
+        stopped.elapsed()
+    );
+    // Each model is then polled by one of the two.
+    for (model, by) in pollers(&others, &MODELS, Duration::from_secs(2)) {
+        assert!(by.len() <= 1, "{model} polled by {by:?}");
+    }
+}

@@ -34,6 +34,7 @@ use super::metrics::{ClusterMetrics, Kind};
 use super::peers::{Action, Peers, Settings};
 use super::protocol::{self, Incarnation, Subjects};
 
+pub use messages::Leave;
 pub(super) use messages::{Answered, Asked, Failed, Heard, LinkEvent, Tapped, Unanswered};
 pub use report::{BridgeReport, PeerShown};
 
@@ -134,6 +135,8 @@ pub struct Bridge {
     applier: mpsc::UnboundedSender<Action>,
     applied: Option<mpsc::UnboundedReceiver<Action>>,
     twin_warned: Option<Instant>,
+    /// It said it stops ([`Leave`]): it sends nothing more.
+    left: bool,
     log: Logger,
 }
 
@@ -143,8 +146,16 @@ muster_actors::supervised!(Bridge);
 /// its own mailbox and report; give it to
 /// [`Extensions::presence_child`](muster_actors::Extensions::presence_child).
 pub fn bridge_child(config: BridgeConfig) -> impl FnOnce(&PresenceHandle) -> ChildSpec + Send {
+    bridge_child_on(config, Mailbox::new(BRIDGE_MAILBOX))
+}
+
+/// [`bridge_child`] on `mailbox`, which the host keeps to tell the bridge
+/// that the node stops ([`Leave`]).
+pub fn bridge_child_on(
+    config: BridgeConfig,
+    mailbox: Mailbox<Bridge>,
+) -> impl FnOnce(&PresenceHandle) -> ChildSpec + Send {
     move |presence| {
-        let mailbox: Mailbox<Bridge> = Mailbox::new(BRIDGE_MAILBOX);
         let presence = presence.clone();
         let start_mailbox = mailbox.clone();
         ChildSpec::actor("cluster", &mailbox, move |cx| {
@@ -173,6 +184,7 @@ pub fn bridge_child(config: BridgeConfig) -> impl FnOnce(&PresenceHandle) -> Chi
                 applier,
                 applied: Some(applied),
                 twin_warned: None,
+                left: false,
                 log: cx.logger().clone(),
             })
         })
@@ -302,7 +314,7 @@ impl Bridge {
 
     /// Queues a message; false when the outbox is full (it is dropped).
     fn send(&mut self, out: Outgoing) -> bool {
-        let Some(outbox) = &self.outbox else {
+        let Some(outbox) = self.outbox.as_ref().filter(|_| !self.left) else {
             return false;
         };
         match outbox.try_send(out) {

@@ -23,6 +23,8 @@ pub enum Kind {
     Events,
     /// A node's heartbeat.
     Heartbeat,
+    /// A node's word that it stops.
+    Leaving,
     /// A request for a snapshot.
     SnapshotRequest,
     /// A part of a snapshot.
@@ -34,6 +36,7 @@ impl Kind {
         match self {
             Kind::Events => "events",
             Kind::Heartbeat => "heartbeat",
+            Kind::Leaving => "leaving",
             Kind::SnapshotRequest => "snapshot_request",
             Kind::SnapshotPart => "snapshot_part",
         }

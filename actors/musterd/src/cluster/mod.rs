@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod bridge;
 pub mod config;
+pub mod farewell;
 pub mod kv;
 pub mod leases;
 mod link;
@@ -20,9 +21,10 @@ pub mod protocol;
 pub mod rendezvous;
 
 pub use auth::{CredentialsProblem, NatsAuth};
-pub use bridge::{BridgeConfig, BridgeReport, bridge_child};
+pub use bridge::{Bridge, BridgeConfig, BridgeReport, bridge_child, bridge_child_on};
 pub use config::ClusterConfig;
-pub use leases::{LeaseConfig, LeaseMetrics, lease_child};
+pub use farewell::Farewell;
+pub use leases::{LeaseConfig, LeaseManager, LeaseMetrics, lease_child, lease_child_on};
 pub use link::reconnect_delay;
 pub use live::LiveNodes;
 pub use metrics::ClusterMetrics;

@@ -127,6 +127,8 @@ struct Peer {
     state: State,
     last_heard: Instant,
     last_heartbeat: Option<SystemTime>,
+    /// Its run said it stops: nothing more of that run is taken.
+    left: bool,
     counts: PeerCounts,
 }
 
@@ -174,16 +176,12 @@ impl Peers {
 
     /// Something `feed` says, heard at `now` (`wall` by the node's clock).
     pub fn heard(&mut self, now: Instant, wall: SystemTime, feed: Feed) -> Vec<Action> {
-        let (node, incarnation) = match &feed {
-            Feed::Events {
-                node, incarnation, ..
-            }
-            | Feed::Heartbeat {
-                node, incarnation, ..
-            } => (node.clone(), *incarnation),
-        };
+        let (node, incarnation) = (feed.node().clone(), feed.incarnation());
         if node == self.me {
             return Vec::new();
+        }
+        if let Feed::Leaving { .. } = feed {
+            return self.leaving(&node, incarnation);
         }
         let mut actions = Vec::new();
         let peer = self.peers.entry(node.clone()).or_insert_with(|| Peer {
@@ -191,12 +189,18 @@ impl Peers {
             state: State::Down,
             last_heard: now,
             last_heartbeat: None,
+            left: false,
             counts: PeerCounts::default(),
         });
+        if peer.incarnation == incarnation && peer.left {
+            // What a run that said it stops sent before its word came.
+            return actions;
+        }
         if peer.incarnation != incarnation {
             // A new run: the old one's connections ended with it. They are
             // missing until its snapshot replaces them.
             peer.incarnation = incarnation;
+            peer.left = false;
             peer.counts.restarts += 1;
             if !matches!(peer.state, State::Down) {
                 peer.state = State::Down;
@@ -215,6 +219,7 @@ impl Peers {
             Feed::Events { events, .. } => {
                 self.take(&node, events, now, &mut actions);
             }
+            Feed::Leaving { .. } => {}
             Feed::Heartbeat { seq, .. } => {
                 let peer = self.peers.get_mut(&node).expect("added above");
                 match &mut peer.state {
@@ -230,6 +235,25 @@ impl Peers {
             }
         }
         actions
+    }
+
+    /// A peer's word that its run `incarnation` stops: down at once, and
+    /// nothing more taken from that run. A word from a run not known here
+    /// changes nothing.
+    fn leaving(&mut self, node: &MachineTag, incarnation: Incarnation) -> Vec<Action> {
+        let Some(peer) = self.peers.get_mut(node) else {
+            return Vec::new();
+        };
+        if peer.incarnation != incarnation || peer.left {
+            return Vec::new();
+        }
+        peer.left = true;
+        if matches!(peer.state, State::Down) {
+            return Vec::new();
+        }
+        peer.state = State::Down;
+        peer.counts.downs += 1;
+        vec![Action::Down { peer: node.clone() }]
     }
 
     /// Applies or holds a peer's changes.

@@ -183,13 +183,32 @@ pub enum Feed {
         /// The number of its last change.
         seq: u64,
     },
+    /// The node stops: the others hold it down at once rather than after
+    /// `down_after`, and nothing more of this run is taken from it.
+    Leaving {
+        /// The sending node.
+        node: MachineTag,
+        /// Its run.
+        incarnation: Incarnation,
+    },
 }
 
 impl Feed {
     /// The sending node.
     pub fn node(&self) -> &MachineTag {
         match self {
-            Feed::Events { node, .. } | Feed::Heartbeat { node, .. } => node,
+            Feed::Events { node, .. }
+            | Feed::Heartbeat { node, .. }
+            | Feed::Leaving { node, .. } => node,
+        }
+    }
+
+    /// The sending node's run.
+    pub fn incarnation(&self) -> Incarnation {
+        match self {
+            Feed::Events { incarnation, .. }
+            | Feed::Heartbeat { incarnation, .. }
+            | Feed::Leaving { incarnation, .. } => *incarnation,
         }
     }
 }
@@ -364,6 +383,14 @@ pub fn heartbeat(node: &MachineTag, incarnation: Incarnation, seq: u64) -> Vec<u
         node: node.clone(),
         incarnation,
         seq,
+    })
+}
+
+/// A node's word that it stops, encoded.
+pub fn leaving(node: &MachineTag, incarnation: Incarnation) -> Vec<u8> {
+    encoded(&Feed::Leaving {
+        node: node.clone(),
+        incarnation,
     })
 }
 

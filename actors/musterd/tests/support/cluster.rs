@@ -48,6 +48,18 @@ impl Node {
     /// Starts `machine-N` on NATS at `urls`, with `cluster` (more keys of
     /// `[cluster]`) and `sections` (more sections) in its config.
     pub fn start_with(test: &str, n: u32, urls: &[String], cluster: &str, sections: &str) -> Node {
+        Node::start_timed(test, n, urls, cluster, sections, DOWN_AFTER)
+    }
+
+    /// [`Node::start_with`], a peer silent for `down_after` held down.
+    pub fn start_timed(
+        test: &str,
+        n: u32,
+        urls: &[String],
+        cluster: &str,
+        sections: &str,
+        down_after: Duration,
+    ) -> Node {
         let (http, agents) = (free_port(), free_port());
         let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
         let text = format!(
@@ -56,7 +68,7 @@ impl Node {
              [cluster]\nname = \"test\"\nnats = [{}]\nheartbeat = \"{}ms\"\ndown_after = \"{}ms\"\n{cluster}\n",
             urls.join(", "),
             HEARTBEAT.as_millis(),
-            DOWN_AFTER.as_millis(),
+            down_after.as_millis(),
         );
         let config = ConfigFile::new(&format!("{test}-{n}"), &text);
         let mut node = Node {
@@ -75,6 +87,18 @@ impl Node {
     /// one seed), polled every [`LONG_POLL`] once settled, and leases of
     /// [`LEASE_TTL`].
     pub fn with_models(test: &str, n: u32, urls: &[String], models: &[&str]) -> Node {
+        Node::with_models_timed(test, n, urls, models, DOWN_AFTER, LEASE_TTL)
+    }
+
+    /// [`Node::with_models`] with `down_after` and `lease_ttl` of its own.
+    pub fn with_models_timed(
+        test: &str,
+        n: u32,
+        urls: &[String],
+        models: &[&str],
+        down_after: Duration,
+        lease_ttl: Duration,
+    ) -> Node {
         let mut sections = String::from(
             "[backend]\nmachines = 2\n\
              [backend.sim]\npending_for = \"0s\"\nallocating_for = \"0s\"\naddress_delay = \"0s\"\n",
@@ -91,14 +115,21 @@ impl Node {
                 "[[models]]\nuuid = \"{uuid}\"\ncloud = \"sim\"\nregion = \"local\"\n"
             ));
         }
-        let cluster = format!("lease_ttl = \"{}ms\"\n", LEASE_TTL.as_millis());
-        Node::start_with(test, n, urls, &cluster, &sections)
+        let cluster = format!("lease_ttl = \"{}ms\"\n", lease_ttl.as_millis());
+        Node::start_timed(test, n, urls, &cluster, &sections, down_after)
     }
 
     /// Starts the daemon (again, on the same ports).
     pub fn run(&mut self) {
         assert!(self.musterd.is_none(), "machine-{} runs already", self.n);
         self.musterd = Some(Musterd::start(&["run", "--config", self.config.path()]));
+    }
+
+    /// SIGTERM, and its exit code: a graceful stop, with its farewell.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.musterd
+            .take()
+            .and_then(|mut musterd| musterd.terminate())
     }
 
     /// SIGKILL: no goodbye to anyone.

@@ -1,7 +1,10 @@
 //! What comes into the bridge's mailbox: the NATS client's connection
 //! events, the feeds' messages, requests for this node's snapshot, the
-//! parts of the snapshots it asked for, its own server's changes, and the
-//! applier's word that presence refused something.
+//! parts of the snapshots it asked for, its own server's changes, the
+//! applier's word that presence refused something, and the host's word
+//! that the node stops.
+
+use std::time::Duration;
 
 use actix::prelude::*;
 use muster::names::MachineTag;
@@ -9,7 +12,9 @@ use muster_actors::presence::Change;
 use tokio::time::Instant;
 
 use super::Bridge;
-use crate::cluster::protocol::Part;
+use crate::cluster::link::Outgoing;
+use crate::cluster::metrics::Kind;
+use crate::cluster::protocol::{self, Part};
 
 /// A connection event of the NATS client, of one link.
 pub(in crate::cluster) struct LinkEvent {
@@ -120,5 +125,51 @@ impl Handler<Failed> for Bridge {
     fn handle(&mut self, failed: Failed, _ctx: &mut Context<Self>) {
         let actions = self.memory.lock().peers.failed(Instant::now(), &failed.0);
         self.carry_out(actions);
+    }
+}
+
+/// The node stops: the bridge tells its peers, after every change it
+/// published before, so that they hold it down at once instead of after
+/// `down_after` (and the models it polled move sooner), and sends nothing
+/// more. Answers once the word is out, or after `wait` at most.
+pub struct Leave {
+    /// How long to wait for the word to reach the NATS server.
+    pub wait: Duration,
+}
+
+impl Message for Leave {
+    type Result = ();
+}
+
+impl Handler<Leave> for Bridge {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, leave: Leave, _ctx: &mut Context<Self>) -> Self::Result {
+        let incarnation = self.memory.lock().incarnation;
+        let out = Outgoing {
+            subject: self.subjects.feed(&self.config.node),
+            reply: None,
+            payload: protocol::leaving(&self.config.node, incarnation),
+            kind: Kind::Leaving,
+        };
+        let sent = !self.left && self.connected() && self.send(out);
+        self.left = true;
+        let outbox = self.outbox.clone().filter(|_| sent);
+        let client = self.client.clone().filter(|_| sent);
+        let said = async move {
+            let (Some(outbox), Some(client)) = (outbox, client) else {
+                return;
+            };
+            // The publisher has taken every message, this one last, once
+            // the outbox is empty; the flush then waits for the server.
+            let drained = async {
+                while outbox.capacity() < outbox.max_capacity() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let _ = client.flush().await;
+            };
+            let _ = tokio::time::timeout(leave.wait, drained).await;
+        };
+        Box::pin(said.into_actor(self))
     }
 }

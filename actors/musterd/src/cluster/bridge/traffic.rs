@@ -113,6 +113,7 @@ impl Bridge {
         let kind = match feed {
             Feed::Events { .. } => Kind::Events,
             Feed::Heartbeat { .. } => Kind::Heartbeat,
+            Feed::Leaving { .. } => Kind::Leaving,
         };
         self.config.metrics.received(kind, size);
         if self.subjects.feed_node(&message.subject).as_ref() != Some(feed.node()) {
@@ -134,12 +135,12 @@ impl Bridge {
     /// `[agents] server`, and each hides the other's agents. Said once a
     /// minute at most.
     pub(super) fn twin(&mut self, feed: &Feed, now: Instant) {
-        let (Feed::Events { incarnation, .. } | Feed::Heartbeat { incarnation, .. }) = feed;
+        let incarnation = feed.incarnation();
         let ours = self.memory.lock().incarnation;
         let due = self
             .twin_warned
             .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(60));
-        if *incarnation != ours && due {
+        if incarnation != ours && due {
             self.twin_warned = Some(now);
             warn!(self.log, "another process publishes as this node: give each daemon its own [agents] server";
                 "node" => %self.config.node, "its_incarnation" => %incarnation);

@@ -19,6 +19,7 @@
 //! lease another live node owns gives it back, at most one per renewal
 //! period, so a node that comes back takes its models back gradually.
 
+mod hand_back;
 mod link;
 mod metrics;
 pub mod plan;
@@ -41,6 +42,7 @@ use serde::Serialize;
 use slog::{Logger, info, warn};
 use tokio::time::Instant;
 
+pub use hand_back::HandBack;
 pub use metrics::LeaseMetrics;
 use plan::{Round, Seen, Step};
 pub use report::{HeldShown, LeaseReport, LeaseShown};
@@ -127,6 +129,8 @@ pub struct LeaseManager {
     seen: BTreeMap<ModelUuid, Option<Seen>>,
     vacant: BTreeMap<ModelUuid, u32>,
     busy: bool,
+    /// The node stops and gave its leases back: it takes none again.
+    stopping: bool,
     last_release: Option<Instant>,
     counts: Counts,
     log: Logger,
@@ -140,8 +144,16 @@ muster_actors::supervised!(LeaseManager);
 /// with `config.holds` to
 /// [`Extensions::hold_models`](muster_actors::Extensions::hold_models).
 pub fn lease_child(config: LeaseConfig) -> impl FnOnce(&PresenceHandle) -> ChildSpec + Send {
+    lease_child_on(config, Mailbox::new(LEASES_MAILBOX))
+}
+
+/// [`lease_child`] on `mailbox`, which the host keeps to have the leases
+/// given back as the node stops ([`HandBack`]).
+pub fn lease_child_on(
+    config: LeaseConfig,
+    mailbox: Mailbox<LeaseManager>,
+) -> impl FnOnce(&PresenceHandle) -> ChildSpec + Send {
     move |_presence| {
-        let mailbox: Mailbox<LeaseManager> = Mailbox::new(LEASES_MAILBOX);
         let start_mailbox = mailbox.clone();
         ChildSpec::actor(LEASES_CHILD, &mailbox, move |cx| {
             Ok(LeaseManager {
@@ -156,6 +168,7 @@ pub fn lease_child(config: LeaseConfig) -> impl FnOnce(&PresenceHandle) -> Child
                 seen: BTreeMap::new(),
                 vacant: BTreeMap::new(),
                 busy: false,
+                stopping: false,
                 last_release: None,
                 counts: Counts::default(),
                 log: cx.logger().clone(),
@@ -233,7 +246,12 @@ impl LeaseManager {
     fn quick_tick(&mut self, ctx: &mut Context<Self>) {
         let held: BTreeMap<ModelUuid, u64> =
             self.held.iter().map(|(m, h)| (*m, h.revision)).collect();
-        let orphans = plan::orphans(&self.seen, &held, &self.config.live.nodes());
+        let orphans = plan::orphans(
+            &self.config.node,
+            &self.seen,
+            &held,
+            &self.config.live.nodes(),
+        );
         if !orphans.is_empty() {
             self.round(orphans, false, ctx);
         }
@@ -243,7 +261,7 @@ impl LeaseManager {
     /// counts how long a lease has been vacant, so that the patience of a
     /// node that is not a lease's owner stays a whole TTL.
     fn round(&mut self, models: Vec<ModelUuid>, full: bool, ctx: &mut Context<Self>) {
-        if self.busy || self.link != "connected" {
+        if self.busy || self.stopping || self.link != "connected" {
             return;
         }
         let Some(client) = self.client.clone() else {
@@ -368,6 +386,16 @@ impl LeaseManager {
 
     fn apply(&mut self, outcomes: Vec<Outcome>) {
         self.busy = false;
+        if self.stopping {
+            // A round under way when the leases were given back: what it
+            // took is not polled, and expires at the TTL.
+            for outcome in &outcomes {
+                if let Outcome::Written { model, .. } = outcome {
+                    self.config.holds.release(model);
+                }
+            }
+            return;
+        }
         let wall = self.config.clock.now();
         for outcome in outcomes {
             match outcome {

@@ -113,17 +113,23 @@ pub fn plan(round: &Round<'_>) -> Vec<Step> {
     steps
 }
 
-/// The leases last seen held by a node that is not live, which this node
-/// does not hold: they will be vacant once they expire, and are read
-/// between rounds so that their models are taken at once.
+/// The leases read between rounds, so that their models are taken the
+/// moment they can be: those this node does not hold and last saw held by
+/// a node that is not live (vacant once they expire, or given back), or
+/// saw vacant and now owns (their owner then was a node that left).
 pub fn orphans(
+    me: &MachineTag,
     seen: &BTreeMap<ModelUuid, Option<Seen>>,
     held: &BTreeMap<ModelUuid, u64>,
     live: &BTreeSet<MachineTag>,
 ) -> Vec<ModelUuid> {
     seen.iter()
         .filter(|(model, lease)| {
-            !held.contains_key(model) && lease.as_ref().is_some_and(|l| !live.contains(&l.holder))
+            !held.contains_key(model)
+                && match lease {
+                    Some(lease) => !live.contains(&lease.holder),
+                    None => rendezvous::owner(model, live) == Some(me),
+                }
         })
         .map(|(model, _)| *model)
         .collect()
@@ -288,20 +294,29 @@ mod tests {
     }
 
     #[test]
-    fn leases_of_nodes_not_live_are_orphans_until_held_or_vacant() {
-        let case = Case::new(1, &[1, 2], 4);
-        let [a, b, c, d] = [0, 1, 2, 3].map(|n| case.models[n]);
+    fn leases_of_nodes_not_live_and_vacant_leases_of_its_own_are_read_between_rounds() {
+        let case = Case::new(1, &[1, 2], 20);
+        let (mine, theirs) = (case.owned(1), case.owned(2));
+        let (a, b, d, e) = (theirs[0], theirs[1], theirs[2], theirs[3]);
+        let c = mine[0];
         let by = |n: u32| {
             Some(Seen {
                 holder: node(n),
                 revision: 1,
             })
         };
-        let seen = BTreeMap::from([(a, by(2)), (b, by(3)), (c, None), (d, by(3))]);
+        let seen = BTreeMap::from([(a, by(2)), (b, by(3)), (c, None), (d, by(3)), (e, None)]);
         let held = BTreeMap::from([(d, 9)]);
-        // machine-3 is not live: its lease of b is an orphan; a's holder is
-        // live, c is vacant already, and d this node holds.
-        assert_eq!(orphans(&seen, &held, &case.live), vec![b]);
-        assert!(orphans(&seen, &held, &[1, 2, 3].map(node).into()).is_empty());
+        // machine-3 is not live: its lease of b is read, and so is c, vacant
+        // and this node's own; not a (its holder is live), d (held here),
+        // nor e (vacant, but machine-2's).
+        let mut want = vec![b, c];
+        want.sort();
+        assert_eq!(orphans(&node(1), &seen, &held, &case.live), want);
+        // machine-3 live again: b is not read; c only if machine-1 still
+        // owns it among the three.
+        let three = [1, 2, 3].map(node).into();
+        let read = orphans(&node(1), &seen, &held, &three);
+        assert!(read.iter().all(|m| *m == c), "{read:?}");
     }
 }

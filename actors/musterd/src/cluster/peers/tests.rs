@@ -273,6 +273,35 @@ fn a_peer_that_restarted_is_marked_down_and_taken_anew() {
 }
 
 #[test]
+fn a_peer_that_says_it_leaves_is_down_at_once_and_nothing_more_of_its_run_is_taken() {
+    let t0 = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH;
+    let mut peers = peers();
+    let leaving = |run| Feed::Leaving {
+        node: tag(B),
+        incarnation: run,
+    };
+    // A word from a run never heard changes nothing.
+    assert_eq!(peers.heard(t0, wall, leaving(RUN)), []);
+    peers.heard(t0, wall, heartbeat(RUN, 0));
+    peers.part(t0, 1, parts(RUN, 0, &[1, 2], 1 << 20).remove(0));
+    assert_eq!(state(&peers), ("up", Some(0), 0));
+    assert!(peers.live().contains(&tag(B)));
+    // Down at once, long before down_after; out of the live nodes.
+    assert_eq!(peers.heard(t0, wall, leaving(RUN)), [down()]);
+    assert_eq!(state(&peers).0, "down");
+    assert!(!peers.live().contains(&tag(B)));
+    // What that run sent before its word came is not taken, and it is not
+    // asked for a snapshot; the word heard twice changes nothing.
+    assert_eq!(peers.heard(t0, wall, events(RUN, vec![connect(1, 7)])), []);
+    assert_eq!(peers.heard(t0, wall, heartbeat(RUN, 1)), []);
+    assert_eq!(peers.heard(t0, wall, leaving(RUN)), []);
+    // Its next run is heard as any restart.
+    assert_eq!(peers.heard(t0, wall, heartbeat(SECOND_RUN, 0)), [ask(2)]);
+    assert_eq!(peers.report(t0)[0].counts.downs, 1);
+}
+
+#[test]
 fn losing_nats_marks_every_peer_down_and_its_return_asks_each() {
     let t0 = Instant::now();
     let wall = SystemTime::UNIX_EPOCH;

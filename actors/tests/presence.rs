@@ -143,6 +143,60 @@ async fn a_full_router_mailbox_refuses_at_once_and_loses_nothing_accepted() {
 }
 
 #[actix::test]
+async fn a_full_server_mailbox_holds_the_router_back_and_loses_nothing_accepted() {
+    tokio::time::pause();
+    let (presence, _root) = presence_tree(
+        &PresenceConfig {
+            router_mailbox: 64,
+            server_mailbox: 2,
+            ..PresenceConfig::default()
+        },
+        Arc::new(SystemClock),
+    );
+    presence.enable().await.unwrap();
+    let model = ModelUuid::from_u128(4);
+    // Far more than the server's actor can hold at once: the router waits
+    // for room, its own mailbox fills, and the host is refused, never told
+    // yes and then dropped.
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for id in 0..1_000u64 {
+        match presence
+            .connect(&server(0), &model, &unit(id), id, false, "")
+            .await
+        {
+            Ok(()) => accepted.push(id),
+            Err(SendError::Overloaded { .. }) => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(refused > 0, "the server's mailbox of 2 never filled");
+    // A query, too, is refused while the server's mailbox is full.
+    let mut connections = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        if let Ok(answer) = presence.connections().await {
+            connections = Some(answer);
+            break;
+        }
+    }
+    let connections = connections.expect("the server's actor catches up");
+    assert_eq!(connections.count(), accepted.len());
+    for id in accepted {
+        assert_eq!(
+            connections
+                .for_model(&model)
+                .agent_status(&unit(id))
+                .unwrap(),
+            Status::Alive
+        );
+    }
+}
+
+#[actix::test]
 async fn a_restarted_router_keeps_its_servers_and_its_enabled_flag() {
     tokio::time::pause();
     let (presence, root) = presence_tree(&PresenceConfig::default(), Arc::new(SystemClock));

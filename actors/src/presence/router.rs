@@ -21,6 +21,10 @@ use super::{TableSnapshot, Tap, tap};
 use crate::mailbox::{Mailbox, SendError};
 use crate::supervisor::{ChildSpec, Kept, SupervisorError, SupervisorRef};
 
+/// How long the router waits before it tries again to hand an event to a
+/// server's actor whose mailbox is full.
+const ROOM_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// One server as the router knows it.
 #[derive(Clone)]
 pub(super) struct ServerSlot {
@@ -149,8 +153,42 @@ impl PresenceActor {
                     self.state.lock().taps.changed(server, change);
                 }
             }
-            Err(error) => {
-                warn!(self.log, "presence event refused"; "server" => %server, "error" => %error)
+            Err(refused) => {
+                let (event, error) = refused.into_parts();
+                if !matches!(error, SendError::Overloaded { .. }) {
+                    warn!(self.log, "presence event refused"; "server" => %server, "error" => %error);
+                    return;
+                }
+                // The server's actor is behind. The router waits for room,
+                // handling nothing else meanwhile: its own mailbox fills and
+                // the host is refused at once, rather than an event it was
+                // told was accepted lost, and every event and query keeps
+                // its place behind this one.
+                let mailbox = slot.mailbox.clone();
+                let server = server.clone();
+                let sent = async move {
+                    let mut event = event;
+                    loop {
+                        tokio::time::sleep(ROOM_WAIT).await;
+                        match mailbox.do_send(event) {
+                            Ok(()) => return Ok(()),
+                            Err(refused) => match refused.into_parts() {
+                                (again, SendError::Overloaded { .. }) => event = again,
+                                (_, error) => return Err(error),
+                            },
+                        }
+                    }
+                };
+                ctx.wait(sent.into_actor(self).map(move |sent, router, _ctx| match sent {
+                    Ok(()) => {
+                        if let Some(change) = change {
+                            router.state.lock().taps.changed(&server, change);
+                        }
+                    }
+                    Err(error) => {
+                        warn!(router.log, "presence event refused"; "server" => %server, "error" => %error)
+                    }
+                }));
             }
         }
     }

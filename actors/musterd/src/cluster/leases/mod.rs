@@ -34,6 +34,7 @@ use actix::prelude::*;
 use async_nats::jetstream::{self, kv};
 
 use async_nats::Client;
+use futures::StreamExt;
 use muster::clock::Clock;
 use muster::names::{MachineTag, ModelUuid};
 use muster_actors::presence::PresenceHandle;
@@ -62,6 +63,10 @@ pub const LEASES_MAILBOX: usize = 256;
 /// The rounds in one TTL: a round reads the leases this node does not hold
 /// and acts on them, so a vacant lease is taken within a sixth of the TTL.
 const ROUNDS_PER_TTL: u32 = 6;
+
+/// The leases a round reads at once: one after another, a round of
+/// thousands of models would take longer than the round's period.
+const READS_AT_ONCE: usize = 64;
 
 /// The quick rounds in one TTL: while a lease is held by a node this one
 /// no longer hears, a quick round reads that lease alone, so that the
@@ -289,16 +294,18 @@ impl LeaseManager {
         };
         let timeout = self.op_timeout();
         let reading = async move {
-            let mut seen = BTreeMap::new();
-            for model in models {
+            let reads = futures::stream::iter(models).map(|model| {
+                let read = store.entry(model.to_string());
+                async move { (model, tokio::time::timeout(timeout, read).await) }
+            });
+            let read: Vec<_> = reads.buffer_unordered(READS_AT_ONCE).collect().await;
+            read.into_iter()
                 // A lease that cannot be read is left for the next round.
-                if let Ok(Ok(entry)) =
-                    tokio::time::timeout(timeout, store.entry(model.to_string())).await
-                {
-                    seen.insert(model, read_entry(entry));
-                }
-            }
-            seen
+                .filter_map(|(model, read)| match read {
+                    Ok(Ok(entry)) => Some((model, read_entry(entry))),
+                    _ => None,
+                })
+                .collect::<BTreeMap<_, _>>()
         };
         ctx.spawn(
             reading

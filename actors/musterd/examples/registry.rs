@@ -10,54 +10,22 @@
 //! size of the file. Then, for scale, the same inserts on a bare rusqlite
 //! connection on the calling thread, without the hop to the blocking pool.
 
+#[path = "support/registry_figures.rs"]
+mod registry_figures;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use muster::clock::SystemClock;
 use muster::model::ModelFacade;
-use muster::names::{MachineTag, ModelUuid};
-use muster::provider::{Address, AddressScope, InstanceStatus, NetworkInterface};
-use musterd::registry::{Registration, Registry, SqliteOptions};
+use muster::names::ModelUuid;
+use musterd::registry::{Registry, SqliteOptions};
+use registry_figures::{Run, line, once, run};
 use slog::{Discard, Logger, o};
 
 const MACHINES: u32 = 10_000;
-const IN_FLIGHT: usize = 64;
-
-fn tag(n: u32) -> MachineTag {
-    format!("machine-{n}").parse().expect("a machine tag")
-}
-
-fn registration(n: u32, agent: &str) -> Registration {
-    let body = format!(r#"{{"instance_id": "i-{n:017x}", "agent_status": "{agent}"}}"#);
-    musterd::registry::parse_registration(body.as_bytes()).expect("a valid body")
-}
-
-fn interfaces(n: u32) -> Vec<NetworkInterface> {
-    vec![NetworkInterface {
-        device_index: 0,
-        interface_name: "eth0".into(),
-        mac_address: format!(
-            "02:00:00:{:02x}:{:02x}:{:02x}",
-            n >> 16,
-            (n >> 8) & 0xff,
-            n & 0xff
-        ),
-        provider_id: format!("eni-{n:017x}"),
-        subnet_id: "subnet-0a1b2c3d".into(),
-        addresses: vec![
-            Address::new(
-                format!("10.{}.{}.4", n >> 8, n & 0xff),
-                AddressScope::CloudLocal,
-            ),
-            Address::new(
-                format!("198.18.{}.{}", n >> 8, n & 0xff),
-                AddressScope::Public,
-            ),
-        ],
-    }]
-}
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -77,14 +45,6 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn line(what: &str, count: u32, elapsed: Duration) {
-    println!(
-        "{what:<44} {:>8.0} ms {:>10.0} /s",
-        elapsed.as_secs_f64() * 1e3,
-        f64::from(count) / elapsed.as_secs_f64()
-    );
-}
-
 async fn figures(dir: &Path) {
     let path = dir.join("muster.db");
     let rss_before = rss_bytes();
@@ -93,71 +53,13 @@ async fn figures(dir: &Path) {
         .expect("the registry opens");
     let model = ModelUuid::from_u128(1);
 
-    let start = Instant::now();
-    for n in 0..MACHINES {
-        registry
-            .register(model, tag(n), registration(n, "pending"))
-            .await
-            .expect("registered");
-    }
-    line("register, one after another", MACHINES, start.elapsed());
-    let rss_registered = rss_bytes();
-
-    let start = Instant::now();
-    futures::stream::iter(0..MACHINES)
-        .map(|n| {
-            let registry = registry.clone();
-            async move {
-                registry
-                    .register(model, tag(n), registration(n, "started"))
-                    .await
-                    .expect("updated")
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .count()
-        .await;
-    line("update, 64 at once", MACHINES, start.elapsed());
-
-    let facade = registry.model(model);
-    let machines = futures::stream::iter(0..MACHINES)
-        .map(|n| facade.machine(&tag(n)))
-        .buffered(IN_FLIGHT)
-        .map(|m| m.expect("registered"))
-        .collect::<Vec<_>>()
-        .await;
-    let start = Instant::now();
-    for (n, machine) in (0..MACHINES).zip(&machines) {
-        machine
-            .set_instance_status(InstanceStatus::Running, String::new())
-            .await
-            .expect("recorded");
-        machine
-            .set_provider_network_config(interfaces(n))
-            .await
-            .expect("recorded");
-    }
-    line(
-        "record a poll (status + network config)",
-        MACHINES,
-        start.elapsed(),
-    );
-    let rss_recorded = rss_bytes();
-
-    let start = Instant::now();
-    for machine in &machines {
-        machine.instance_status().await.expect("read");
-    }
-    line("read one machine", MACHINES, start.elapsed());
-
-    let start = Instant::now();
-    let listed = registry.machines(model).await.expect("listed");
-    assert_eq!(listed.len(), MACHINES as usize);
-    println!(
-        "{:<44} {:>8.0} ms",
-        "list the model",
-        start.elapsed().as_secs_f64() * 1e3
-    );
+    let mut rss_registered = 0;
+    let mut rss_recorded = 0;
+    let Run { handles, facade } = run(&registry, model, MACHINES, |step| match step {
+        "registered" => rss_registered = rss_bytes(),
+        _ => rss_recorded = rss_bytes(),
+    })
+    .await;
 
     let start = Instant::now();
     let first = facade.watch_model_machines().next().await;
@@ -165,12 +67,8 @@ async fn figures(dir: &Path) {
         first.map(|b| b.map(|b| b.len())).transpose().ok().flatten(),
         Some(MACHINES as usize)
     );
-    println!(
-        "{:<44} {:>8.0} ms",
-        "the watcher's first batch",
-        start.elapsed().as_secs_f64() * 1e3
-    );
-    drop((listed, machines));
+    once("the watcher's first batch", start.elapsed());
+    drop(handles);
 
     let rss_after = rss_bytes();
     println!(

@@ -6,9 +6,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_sdk_ec2::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::config::timeout::TimeoutConfig;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{self as sdk, Filter};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use futures::future::{BoxFuture, FutureExt};
@@ -184,31 +186,27 @@ impl Ec2Environ {
         }
         let mut found: HashMap<String, Instance> = HashMap::with_capacity(ids.len());
         for chunk in unique_ids(&ids).chunks(MAX_IDS_PER_CALL) {
-            let mut token: Option<String> = None;
-            for _ in 0..MAX_PAGES {
-                let page = client
+            let pages = |token| {
+                client
                     .describe_instances()
                     .filters(filter("instance-id", chunk))
-                    .set_next_token(token.take())
+                    .set_next_token(token)
                     .send()
-                    .await
-                    .map_err(|e| target.error(DOING, e))?;
-                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                    if let Some(instance) = convert::instance(&plain_instance(instance)) {
-                        found.insert(instance.id.as_str().to_owned(), instance);
+            };
+            each_page(
+                &target,
+                DOING,
+                pages,
+                |page| page.next_token(),
+                |page| {
+                    for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                        if let Some(instance) = convert::instance(&plain_instance(instance)) {
+                            found.insert(instance.id.as_str().to_owned(), instance);
+                        }
                     }
-                }
-                token = page
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned);
-                if token.is_none() {
-                    break;
-                }
-            }
-            if token.is_some() {
-                return Err(too_many_pages(&target, DOING));
-            }
+                },
+            )
+            .await?;
         }
         let answer: Vec<Option<Instance>> = ids
             .iter()
@@ -231,30 +229,53 @@ impl Ec2Environ {
         }
         let mut raw: Vec<Ec2Interface> = Vec::new();
         for chunk in unique_ids(&ids).chunks(MAX_IDS_PER_CALL) {
-            let mut token: Option<String> = None;
-            for _ in 0..MAX_PAGES {
-                let page = client
+            let pages = |token| {
+                client
                     .describe_network_interfaces()
                     .filters(filter("attachment.instance-id", chunk))
-                    .set_next_token(token.take())
+                    .set_next_token(token)
                     .send()
-                    .await
-                    .map_err(|e| target.error(DOING, e))?;
-                raw.extend(page.network_interfaces().iter().map(plain_interface));
-                token = page
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned);
-                if token.is_none() {
-                    break;
-                }
-            }
-            if token.is_some() {
-                return Err(too_many_pages(&target, DOING));
-            }
+            };
+            each_page(
+                &target,
+                DOING,
+                pages,
+                |page| page.next_token(),
+                |page| {
+                    raw.extend(page.network_interfaces().iter().map(plain_interface));
+                },
+            )
+            .await?;
         }
         Ok(convert::interfaces_by_instance(&ids, &raw))
     }
+}
+
+/// Every page of one call, each handed to `take` in turn: `call` asks for
+/// the page after `token` (the first without one), `next` reads the token
+/// of the page after it. EC2 answering more than `MAX_PAGES` pages is an
+/// error rather than a loop without end.
+async fn each_page<P, E, F>(
+    target: &Target,
+    doing: &str,
+    mut call: impl FnMut(Option<String>) -> F,
+    next: impl Fn(&P) -> Option<&str>,
+    mut take: impl FnMut(&P),
+) -> Result<(), PollError>
+where
+    F: Future<Output = Result<P, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let mut token = None;
+    for _ in 0..MAX_PAGES {
+        let page = call(token).await.map_err(|e| target.error(doing, e))?;
+        take(&page);
+        token = next(&page).filter(|t| !t.is_empty()).map(str::to_owned);
+        if token.is_none() {
+            return Ok(());
+        }
+    }
+    Err(too_many_pages(target, doing))
 }
 
 fn too_many_pages(target: &Target, doing: &str) -> PollError {

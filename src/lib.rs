@@ -17,4 +17,6 @@ pub mod poll;
 pub mod presence;
 pub mod provider;
 pub mod sim;
+pub mod sync;
+pub mod token;
 pub mod update;

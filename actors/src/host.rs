@@ -33,7 +33,6 @@
 //! ```
 
 mod extend;
-mod gate;
 mod holds;
 mod models;
 mod tree;
@@ -52,6 +51,7 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use slog::{Logger, info};
 
+use crate::gate::Gate;
 use crate::gateway::{
     CredentialValid, GatewayConfig, GatewayMetrics, GatewayReport, GetGatewayReport,
     ProviderGateway,
@@ -68,8 +68,6 @@ pub use models::{CloudAccount, Fleet, FleetError, ModelBackends, ModelHandle, Mo
 pub use tree::{GATEWAYS, MODELS, TreeBackends};
 
 pub use extend::Extensions;
-pub(crate) use extend::PresenceChild;
-pub(crate) use gate::Gate;
 pub use holds::{HELD_CHILD, HELD_GROUP, ModelHolds};
 
 /// Every setting of the tree. Each section has its defaults, so an empty

@@ -43,6 +43,7 @@
 //! The daemon `musterd`, which hosts this tree with a config file and an
 //! HTTP inspection surface, is a crate of its own.
 
+mod gate;
 pub mod gateway;
 pub mod host;
 pub mod machines;

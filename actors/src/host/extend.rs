@@ -5,12 +5,8 @@
 use std::fmt;
 
 use super::ModelHolds;
-use crate::presence::PresenceHandle;
+use crate::presence::{PresenceChild, PresenceHandle};
 use crate::supervisor::ChildSpec;
-
-/// Makes one of the host's children of the presence subtree from the
-/// subtree's own presence handle.
-pub(crate) type PresenceChild = Box<dyn FnOnce(&PresenceHandle) -> ChildSpec + Send>;
 
 /// Children a host mounts in muster's tree, beside muster's own; give them
 /// to [`Muster::start_with`](super::Muster::start_with) or

@@ -11,7 +11,7 @@ use muster::names::ModelUuid;
 use muster::provider::Environ;
 use serde::Serialize;
 
-use super::Gate;
+use crate::gate::Gate;
 use crate::gateway::{GatewayReport, GetGatewayReport, ModelCredentialValid, ProviderGateway};
 use crate::machines::MachinesHandle;
 use crate::mailbox::{Mailbox, SendError};

@@ -10,7 +10,7 @@ use muster::provider::{Address, InstanceId, InstanceStatusInfo};
 use serde::{Serialize, Serializer};
 use tokio::time::Instant;
 
-use crate::host::Gate;
+use crate::gate::Gate;
 use crate::mailbox::{Mailbox, SendError};
 use crate::supervisor::SupervisorRef;
 

@@ -7,7 +7,7 @@ use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::presence::{Connections, ModelCounts, Value};
 use tokio::sync::watch;
 
-use crate::host::Gate;
+use crate::gate::Gate;
 use crate::mailbox::{Mailbox, SendError};
 
 use super::router::{

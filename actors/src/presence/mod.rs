@@ -37,7 +37,7 @@ use muster::names::MachineTag;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::host::{Gate, PresenceChild};
+use crate::gate::Gate;
 use crate::mailbox::Mailbox;
 use crate::supervisor::{
     ChildSpec, DynamicPolicy, RestartConfig, RestartPolicy, StatePolicy, SupervisorError,
@@ -45,6 +45,11 @@ use crate::supervisor::{
 };
 
 use router::RouterState;
+
+/// Makes one of the host's children of the presence subtree from the
+/// subtree's own presence handle (see
+/// [`Extensions::presence_child`](crate::host::Extensions::presence_child)).
+pub(crate) type PresenceChild = Box<dyn FnOnce(&PresenceHandle) -> ChildSpec + Send>;
 
 /// Settings of the presence subtree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -53,6 +53,10 @@ pub enum SupervisorError {
     /// actix `System`.
     #[error("a supervision tree must be started inside a running actix System")]
     NoSystem,
+    /// [`Root::run`](super::Root::run) was called on a root already
+    /// started.
+    #[error("the supervision tree {0} was started already")]
+    AlreadyStarted(String),
     /// The supervisor could not be reached.
     #[error(transparent)]
     Send(#[from] SendError),

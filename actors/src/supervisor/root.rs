@@ -1,7 +1,7 @@
 //! The root of a supervision tree, as its host holds it.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::ActorContext;
 use slog::Logger;
@@ -17,13 +17,21 @@ use super::spec::{SupervisorSpec, check_name};
 use super::task::{Notify, spawn_actor};
 use crate::mailbox::SendError;
 use crate::metrics::{Meter, Metrics};
+use muster::sync::lock;
 
-/// A running supervision tree, as its host holds it. Cheap to clone, so
-/// that one task can wait for the tree while another shuts it down.
+/// A supervision tree, as its host holds it. Cheap to clone, so that one
+/// task can wait for the tree while another shuts it down.
+///
+/// [`Root::start`] starts one at once. A host that must hand its root out
+/// before it starts it (to an HTTP surface, itself a child of the tree,
+/// that reports the tree and its health) makes it with [`Root::new`] and
+/// starts it with [`Root::run`].
 #[derive(Clone, Debug)]
 pub struct Root {
     handle: SupervisorRef,
     exit: watch::Receiver<Option<Exit>>,
+    /// Where the exit is told; taken by the one start.
+    exit_tx: Arc<Mutex<Option<watch::Sender<Option<Exit>>>>>,
     name: Arc<str>,
     health: HealthBoard,
 }
@@ -38,16 +46,46 @@ impl Root {
         logger: Logger,
         metrics: Metrics,
     ) -> Result<Root, SupervisorError> {
+        let root = Root::new(name)?;
+        root.run(spec, logger, metrics)?;
+        Ok(root)
+    }
+
+    /// A root called `name` that runs nothing yet: its report answers
+    /// [`SendError::NotRunning`] and its health says it is starting, until
+    /// [`Root::run`] starts it.
+    pub fn new(name: &str) -> Result<Root, SupervisorError> {
         check_name(name)?;
+        let (tx, rx) = watch::channel(None);
+        Ok(Root {
+            handle: SupervisorRef::new(),
+            exit: rx,
+            exit_tx: Arc::new(Mutex::new(Some(tx))),
+            name: Arc::from(name),
+            health: HealthBoard::default(),
+        })
+    }
+
+    /// Validates `spec` and starts it under this root, once. Must be called
+    /// inside a running actix `System`. Every child logs through a child
+    /// of `logger`; metrics go to `metrics`.
+    pub fn run(
+        &self,
+        spec: SupervisorSpec,
+        logger: Logger,
+        metrics: Metrics,
+    ) -> Result<(), SupervisorError> {
+        let name = &*self.name;
         spec.validate(name)?;
         if actix::System::try_current().is_none() {
             return Err(SupervisorError::NoSystem);
         }
-        let handle = SupervisorRef::new();
+        let Some(tx) = lock(&self.exit_tx).take() else {
+            return Err(SupervisorError::AlreadyStarted(name.to_owned()));
+        };
         let seed = spec.config.jitter_seed.unwrap_or_else(rand::random);
         let exit = ExitSlot::default();
-        Meter::bind(handle.0.meter(), name, &metrics, name);
-        let health = HealthBoard::default();
+        Meter::bind(self.handle.0.meter(), name, &metrics, name);
         let sup = Supervisor::new(
             name,
             spec,
@@ -55,19 +93,13 @@ impl Root {
             metrics,
             exit.clone(),
             seed,
-            health.clone(),
+            self.health.clone(),
         );
-        let (tx, rx) = watch::channel(None);
         let notify: Notify = Box::new(move |exit| {
             let _ = tx.send(Some(exit));
         });
-        spawn_actor(sup, &handle.0, exit, notify);
-        Ok(Root {
-            handle,
-            exit: rx,
-            name: Arc::from(name),
-            health,
-        })
+        spawn_actor(sup, &self.handle.0, exit, notify);
+        Ok(())
     }
 
     /// The root supervisor's handle.

@@ -1,0 +1,258 @@
+//! The daemon's configuration file: TOML, every setting of the tree plus the
+//! backend, the HTTP surface, the agents' door and the cluster, durations
+//! as human strings (`"3s"`, `"1m"`).
+//!
+//! Reading a file never panics and never stops at the first problem it can
+//! get past: [`DaemonConfig::from_toml`] answers every problem it finds,
+//! each naming its key and, where there is one, the value; the ranges are
+//! those of each section's [`Validate`], checked once for the whole file.
+
+mod read;
+
+use std::net::SocketAddr;
+
+use muster::config::{Checker, ConfigError, Counts, InvalidConfig, Validate};
+use muster::sim::SimConfig;
+use serde::{Deserialize, Serialize};
+
+use muster::token::validate_token;
+use muster_actors::gateway::GatewayConfig;
+use muster_actors::host::MusterConfig;
+use muster_actors::machines::MachinesConfig;
+use muster_actors::presence::PresenceConfig;
+use muster_actors::supervisor::RestartConfig;
+use muster_cluster::ClusterConfig;
+use muster_door::AgentsConfig;
+use muster_registry::models::{self, ModelConfig};
+use muster_registry::store::StoreConfig;
+
+/// Everything `musterd run` reads from its config file. Every section and
+/// every key may be left out; what is left out takes its default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Restarts of the root's own children.
+    pub supervision: RestartConfig,
+    /// The presence subtree.
+    pub presence: PresenceConfig,
+    /// The machine watcher, its pollers and the poll schedule.
+    pub machines: MachinesConfig,
+    /// The provider gateway.
+    pub gateway: GatewayConfig,
+    /// What the tree talks to.
+    pub backend: BackendConfig,
+    /// The HTTP inspection surface.
+    pub http: HttpConfig,
+    /// The agents' WebSocket door.
+    pub agents: AgentsConfig,
+    /// The other API servers of the controller, met over NATS; without
+    /// it, this daemon is the controller's only API server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
+    /// Where the machine registry of the `[[models]]` is kept.
+    pub store: StoreConfig,
+    /// The models polled, each on its cloud and region (`[[models]]`);
+    /// none, for one model on the simulated cloud.
+    pub models: Vec<ModelConfig>,
+}
+
+/// The simulated cloud: what every model on `cloud = "sim"` runs on, and
+/// the one model polled when the file names none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    /// The kind of backend of the one model polled when `[[models]]` names
+    /// none; only the embedded simulation.
+    pub kind: BackendKind,
+    /// How many machines each simulated model holds at start, each
+    /// provisioned then (the demo adds its own over time instead).
+    pub machines: usize,
+    /// Settings of the simulated cloud, for every simulated model.
+    pub sim: SimConfig,
+}
+
+/// The kinds of backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The embedded simulated cloud and model.
+    #[default]
+    Sim,
+}
+
+/// Where the HTTP surface listens and who may use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The listen address; loopback unless the operator says otherwise.
+    pub listen: SocketAddr,
+    /// When set, every endpoint but `/healthz` wants
+    /// `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+/// The default listen address of the HTTP surface.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: DEFAULT_LISTEN.parse().expect("a valid socket address"),
+            token: None,
+        }
+    }
+}
+
+/// The largest config file read, in bytes: a config is a few kilobytes, and
+/// a file past this is refused before more of it is read.
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// How many machines the simulated model may hold at start.
+const START_MACHINES: Counts = Counts::new(0, 1_000_000);
+
+impl DaemonConfig {
+    /// The tree's own settings.
+    pub fn muster(&self) -> MusterConfig {
+        MusterConfig {
+            supervision: self.supervision.clone(),
+            presence: self.presence.clone(),
+            machines: self.machines.clone(),
+            gateway: self.gateway,
+        }
+    }
+
+    /// Reads and checks a config file's bytes: at most [`MAX_FILE_BYTES`]
+    /// of UTF-8 text, then as [`DaemonConfig::from_toml`] does. The caller
+    /// reads at most one byte past the limit, so that an endless file is
+    /// refused without being read.
+    pub fn from_bytes(bytes: &[u8]) -> Result<DaemonConfig, InvalidConfig> {
+        if bytes.len() > MAX_FILE_BYTES {
+            let reason = format!(
+                "larger than {} MiB, the most a config file may be",
+                MAX_FILE_BYTES >> 20
+            );
+            return Err(ConfigError::new("", None, reason).into());
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let good = &bytes[..e.valid_up_to()];
+            // What comes before the bad byte is text, so lines count.
+            let text = std::str::from_utf8(good).unwrap_or_default();
+            let (line, column) = read::line_column(text, text.len());
+            let reason = format!("not UTF-8 text: a bad byte at line {line}, column {column}");
+            InvalidConfig::from(ConfigError::new("", None, reason))
+        })?;
+        DaemonConfig::from_toml(text)
+    }
+
+    /// Reads and checks a config file's text. On failure, answers every
+    /// problem found, each once: a file that is not TOML gives one;
+    /// otherwise each key that does not read is reported and left out,
+    /// and then the whole is checked and every setting out of range
+    /// reported. Past [`MAX_PROBLEMS`](muster::config::MAX_PROBLEMS) they
+    /// are counted.
+    pub fn from_toml(text: &str) -> Result<DaemonConfig, InvalidConfig> {
+        let read::Reading {
+            config,
+            document,
+            mut problems,
+        } = read::read(text)?;
+        if let Some(config) = &config
+            && let Err(ranges) = config.validate()
+        {
+            for mut problem in ranges.problems {
+                // A key that did not read was left out, so it looks absent
+                // now: its problem is already said.
+                if problems.has(&problem.key) {
+                    continue;
+                }
+                // The value as the file wrote it, where it wrote one.
+                if problem.value.is_some()
+                    && let Some(written) = read::value_at(text, &document, &problem.key)
+                {
+                    problem.value = Some(written);
+                }
+                problems.report(problem);
+            }
+            problems.count_more(ranges.more);
+        }
+        problems.finish()?;
+        Ok(config.unwrap_or_default())
+    }
+}
+
+impl Validate for DaemonConfig {
+    /// The tree's sections as the tree checks them, then the daemon's own.
+    fn check(&self, at: &mut Checker) {
+        self.muster().check(at);
+        at.section("backend", &self.backend);
+        at.section("http", &self.http);
+        at.section("agents", &self.agents);
+        if let Some(cluster) = &self.cluster {
+            at.section("cluster", cluster);
+        }
+        at.section("store", &self.store);
+        models::check_list(&self.models, at);
+        self.check_write_api(at);
+    }
+}
+
+impl DaemonConfig {
+    /// The write API of the registry (served with `[[models]]`) changes
+    /// what musterd polls: off a loopback address it is served only behind
+    /// a token.
+    fn check_write_api(&self, at: &mut Checker) {
+        if !self.models.is_empty()
+            && self.http.token.is_none()
+            && !self.http.listen.ip().is_loopback()
+        {
+            at.problem(
+                "http.token",
+                None,
+                format!(
+                    "must be set: with [[models]] the HTTP surface takes writes, and \
+                     http.listen = \"{}\" is not a loopback address",
+                    self.http.listen
+                ),
+            );
+        }
+    }
+
+    /// Takes the relative paths of the file (the store, the models'
+    /// credential files) from `folder`, the config file's.
+    pub fn resolve_paths(&mut self, folder: &std::path::Path) {
+        self.store.resolve(folder);
+        for model in &mut self.models {
+            if let Some(file) = &mut model.credential_file
+                && file.is_relative()
+            {
+                *file = folder.join(&*file);
+            }
+        }
+    }
+}
+
+impl Validate for BackendConfig {
+    /// At most a million machines at start, and the simulation's ranges.
+    fn check(&self, at: &mut Checker) {
+        at.count("machines", self.machines, START_MACHINES);
+        at.section("sim", &self.sim);
+    }
+}
+
+impl Validate for HttpConfig {
+    /// A token, when set, that follows the rule of every token
+    /// ([`validate_token`]).
+    fn check(&self, at: &mut Checker) {
+        if let Some(token) = &self.token {
+            // The token itself stays out of the message.
+            if let Err(reason) = validate_token(token) {
+                at.problem("token", None, reason);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod models_tests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,451 @@
+//! [`Hosted`]: the tree with its HTTP surface and the agents' door, started
+//! from a config (the machine registry and the models' clouds, or one
+//! simulated model), served until a signal or the tree's end, and stopped.
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use muster::clock::{Clock, SystemClock};
+use muster::sim::Sim;
+use muster_actors::host::TreeBackends;
+use muster_actors::{Backends, Extensions, Mailbox, ModelHolds, Muster, TreeError};
+use prometheus_client::registry::Registry;
+use slog::{Logger, error, info, warn};
+
+use crate::config::{BackendKind, DaemonConfig};
+use muster_cluster::{
+    BridgeConfig, ClusterConfig, ClusterMetrics, Farewell, LeaseConfig, LeaseMetrics, LiveNodes,
+    NatsAuth, bridge_child_on, lease_child_on,
+};
+use muster_cluster::{bridge::BRIDGE_MAILBOX, leases::LEASES_MAILBOX};
+use muster_door::{self as agents, ConnectionIds, Door, DoorMetrics};
+use muster_http::history::Sampler;
+use muster_http::{self as http, Inspector, StateGauges};
+use muster_registry::{self as registry, fleet};
+
+use crate::DaemonError;
+
+/// The machine registry the config's `[store]` names.
+fn open_store(
+    store: &muster_registry::store::StoreConfig,
+    clock: Arc<dyn Clock>,
+    logger: &Logger,
+) -> Result<registry::Registry, DaemonError> {
+    let log = logger.new(slog::o!("part" => "registry"));
+    let opened = if store.in_memory() {
+        registry::Registry::in_memory(clock, log)
+    } else {
+        registry::Registry::open(&store.path, &store.options(), clock, log)
+    };
+    let opened = opened.map_err(DaemonError::Store)?;
+    info!(logger, "machine registry open"; "location" => opened.location());
+    Ok(opened)
+}
+
+/// The machine registry the nodes of `cluster` share, in its NATS.
+async fn open_shared_store(
+    config: &DaemonConfig,
+    cluster: &ClusterConfig,
+    clock: Arc<dyn Clock>,
+    logger: &Logger,
+) -> Result<registry::Registry, DaemonError> {
+    let auth = NatsAuth::read(cluster)?;
+    let log = logger.new(slog::o!("part" => "registry"));
+    let backend = muster_cluster::NatsBackend::connect(cluster, &auth, &config.agents.server, &log)
+        .await
+        .map_err(DaemonError::SharedStore)?;
+    let opened = registry::Registry::new(Arc::new(backend), clock, log);
+    info!(logger, "machine registry open"; "location" => opened.location());
+    Ok(opened)
+}
+
+/// The tree with its HTTP surface and the agents' door, started from a
+/// config, and what [`Hosted::stop`] takes down.
+pub struct Hosted {
+    /// The tree's handle.
+    pub muster: Muster,
+    /// The simulated cloud of the one model polled when the config names
+    /// no `[[models]]`.
+    pub sim: Option<Sim>,
+    /// The simulated models among the config's `[[models]]`, by UUID.
+    pub sims: fleet::Sims,
+    /// The machine registry of the `[[models]]`.
+    pub registry: Option<registry::Registry>,
+    mirror: Option<tokio::task::JoinHandle<()>>,
+    /// Where the HTTP surface listens (the real port when 0 was asked for).
+    pub listen: std::net::SocketAddr,
+    /// The agents' door.
+    pub door: Door,
+    /// The connection ids of the process, which the door draws from.
+    pub ids: ConnectionIds,
+    server: actix_web::dev::ServerHandle,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// What the node says to its cluster as it stops, with `[cluster]`.
+    farewell: Option<Farewell>,
+}
+
+/// What ended a daemon's run.
+#[derive(Debug)]
+pub enum Ending {
+    /// A signal, named.
+    Signal(&'static str),
+    /// The work given to [`Hosted::serve_until`] is over (the demo's
+    /// `--duration`), named.
+    Done(&'static str),
+    /// The tree stopped on its own: with its error, or without one although
+    /// nobody asked it to.
+    Tree(Result<(), TreeError>),
+}
+
+/// The next signal of `signals`; never, once they are over.
+async fn next_signal(signals: &mut (impl Stream<Item = &'static str> + Unpin)) -> &'static str {
+    match signals.next().await {
+        Some(signal) => signal,
+        None => std::future::pending().await,
+    }
+}
+
+/// The listen addresses, bound before anything starts, so that a port in
+/// use is found first.
+struct Bound {
+    listener: std::net::TcpListener,
+    listen: std::net::SocketAddr,
+    door: agents::BoundDoor,
+}
+
+impl Bound {
+    fn bind(config: &DaemonConfig) -> Result<Bound, DaemonError> {
+        let listener = http::bind(config.http.listen)?;
+        let listen = listener.local_addr().map_err(DaemonError::Http)?;
+        let door = Door::bind(&config.agents)?;
+        Ok(Bound {
+            listener,
+            listen,
+            door,
+        })
+    }
+}
+
+/// What the daemon runs besides the tree: the backends' simulations, the
+/// machine registry and its simulated controller.
+#[derive(Default)]
+struct Extras {
+    sim: Option<Sim>,
+    sims: fleet::Sims,
+    registry: Option<registry::Registry>,
+    mirror: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Hosted {
+    /// Binds both listen addresses, then starts the backends of the config
+    /// (the machine registry and the models' clouds, or one simulated
+    /// model), the tree, the HTTP surface and the agents' door on the
+    /// current actix system. A port in use is found before anything starts.
+    pub async fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
+        let bound = Bound::bind(config)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        if config.models.is_empty() {
+            let sim = match config.backend.kind {
+                BackendKind::Sim => {
+                    Sim::new(config.backend.sim.clone()).map_err(DaemonError::Backend)?
+                }
+            };
+            for _ in 0..config.backend.machines {
+                sim.add_provisioned_machine();
+            }
+            let backends = Backends::sim(&sim, clock);
+            let extras = Extras {
+                sim: Some(sim),
+                ..Extras::default()
+            };
+            return Hosted::launch(config, bound, backends.into(), extras, logger);
+        }
+        let store = match &config.cluster {
+            // The nodes of a cluster share one registry.
+            Some(cluster) => open_shared_store(config, cluster, clock.clone(), logger).await?,
+            None => open_store(&config.store, clock.clone(), logger)?,
+        };
+        let (fleet, sims) =
+            fleet::build(&config.models, &config.backend.sim, &store, clock).await?;
+        for (_, sim) in &sims {
+            for _ in 0..config.backend.machines {
+                sim.add_provisioned_machine();
+            }
+        }
+        let mut mirror = crate::mirror::SimMirror::new(sims.clone(), store.clone(), logger.clone());
+        // The simulated machines are in the registry before the watchers
+        // read it.
+        mirror.sync().await;
+        let extras = Extras {
+            sim: None,
+            sims,
+            registry: Some(store),
+            mirror: Some(mirror.spawn()),
+        };
+        Hosted::launch(config, bound, fleet.into(), extras, logger)
+    }
+
+    /// [`Hosted::start`] with the tree talking to `backends` (one model's,
+    /// `sim` when they are a simulated cloud's, or a fleet of many) instead
+    /// of the config's.
+    pub fn start_with(
+        config: &DaemonConfig,
+        backends: impl Into<TreeBackends>,
+        sim: Option<Sim>,
+        logger: &Logger,
+    ) -> Result<Hosted, DaemonError> {
+        let bound = Bound::bind(config)?;
+        let extras = Extras {
+            sim,
+            ..Extras::default()
+        };
+        Hosted::launch(config, bound, backends.into(), extras, logger)
+    }
+
+    fn launch(
+        config: &DaemonConfig,
+        bound: Bound,
+        backends: TreeBackends,
+        extras: Extras,
+        logger: &Logger,
+    ) -> Result<Hosted, DaemonError> {
+        let Bound {
+            listener,
+            listen,
+            door,
+        } = bound;
+        let clock = backends.clock().clone();
+        let mut registry = Registry::default();
+        let mut extensions = Extensions::new();
+        let mut farewell = None;
+        if let Some(cluster) = &config.cluster {
+            // The bridge to the other API servers lives in the presence
+            // subtree it feeds.
+            let node = config.agents.server.clone();
+            let live = LiveNodes::new(node.clone());
+            let auth = NatsAuth::read(cluster)?;
+            let bridge = Mailbox::new(BRIDGE_MAILBOX);
+            let mut leases = None;
+            extensions = extensions.presence_child(bridge_child_on(
+                BridgeConfig {
+                    node: node.clone(),
+                    cluster: cluster.clone(),
+                    auth: auth.clone(),
+                    metrics: ClusterMetrics::register(&mut registry),
+                    clock: clock.clone(),
+                    live: live.clone(),
+                },
+                bridge.clone(),
+            ));
+            // Many models: each polled by the one node holding its lease.
+            if let TreeBackends::Many(fleet) = &backends {
+                let holds = ModelHolds::new();
+                let mailbox = Mailbox::new(LEASES_MAILBOX);
+                leases = Some(mailbox.clone());
+                extensions = extensions
+                    .hold_models(holds.clone())
+                    .presence_child(lease_child_on(
+                        LeaseConfig {
+                            node,
+                            cluster: cluster.clone(),
+                            auth,
+                            models: fleet.models.iter().map(|m| m.uuid).collect(),
+                            holds,
+                            live,
+                            metrics: LeaseMetrics::register(&mut registry),
+                            clock: clock.clone(),
+                        },
+                        mailbox,
+                    ));
+            }
+            farewell = Some(Farewell::new(bridge, leases, cluster.lease_ttl));
+        }
+        let muster = Muster::start_with(
+            &config.muster(),
+            backends,
+            extensions,
+            logger.clone(),
+            &mut registry,
+        )?;
+        let gauges = StateGauges::register(&mut registry);
+        let door_metrics = DoorMetrics::register(&mut registry);
+        let registry = Arc::new(registry);
+        let history = Sampler::new(muster.clone(), registry.clone(), clock).spawn();
+        let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone())
+            .with_history(history)
+            .with_registry(extras.registry.clone());
+        let server = match inspector.serve(listener) {
+            Ok(server) => server,
+            Err(e) => {
+                muster.shutdown();
+                return Err(DaemonError::Http(e));
+            }
+        };
+        let handle = server.handle();
+        let served = tokio::task::spawn_local(server);
+        info!(logger, "http listening"; "address" => %listen);
+        let ids = ConnectionIds::default();
+        let door = door.serve(
+            muster.presence().clone(),
+            ids.clone(),
+            door_metrics,
+            logger.clone(),
+        );
+        Ok(Hosted {
+            muster,
+            sim: extras.sim,
+            sims: extras.sims,
+            registry: extras.registry,
+            mirror: extras.mirror,
+            listen,
+            door,
+            ids,
+            server: handle,
+            served,
+            farewell,
+        })
+    }
+
+    /// The lines that say what the daemon serves, for its standard output:
+    /// `dashboard: http://ADDR/` (with `suffix` after the slash) and
+    /// `agents: ws://ADDR/agent`.
+    pub fn print_addresses(&self, out: &mut impl Write, suffix: &str) {
+        let _ = writeln!(out, "dashboard: http://{}/{suffix}", self.listen);
+        let _ = writeln!(out, "agents: {}", self.door.url());
+        let _ = out.flush();
+    }
+
+    /// Does `work` (which may wait on the tree for ever, as when the tree
+    /// gave up before presence started) until the first of: a signal from
+    /// `signals`, the tree stopping, `work` being over. Whatever is
+    /// waiting when one of them comes is dropped, so nothing the tree
+    /// cannot answer keeps the daemon up.
+    pub async fn serve_until(
+        &self,
+        signals: &mut (impl Stream<Item = &'static str> + Unpin),
+        work: impl Future<Output = &'static str>,
+    ) -> Ending {
+        tokio::select! {
+            // A tree that failed is reported even if a signal came too.
+            biased;
+            result = self.muster.wait() => Ending::Tree(result),
+            signal = next_signal(signals) => Ending::Signal(signal),
+            reason = work => Ending::Done(reason),
+        }
+    }
+
+    /// Stops after `ending`: gracefully after a signal or the end of the
+    /// work (`Ok`); after the tree stopped on its own, the door and the
+    /// HTTP surface, then the tree's error. Another signal meanwhile stops
+    /// waiting for a graceful stop.
+    pub async fn finish(
+        self,
+        ending: Ending,
+        logger: &Logger,
+        signals: &mut (impl Stream<Item = &'static str> + Unpin),
+    ) -> Result<(), DaemonError> {
+        let stopping = async {
+            match ending {
+                Ending::Signal(signal) => {
+                    info!(logger, "shutting down"; "signal" => signal);
+                    self.stop(logger).await
+                }
+                Ending::Done(reason) => {
+                    info!(logger, "shutting down"; "reason" => reason);
+                    self.stop(logger).await
+                }
+                Ending::Tree(result) => {
+                    let error = match result {
+                        Err(e) => DaemonError::Tree(e),
+                        Ok(()) => DaemonError::TreeStopped,
+                    };
+                    error!(logger, "shutting down"; "error" => %error);
+                    self.door.stop().await;
+                    self.server.stop(true).await;
+                    Err(error)
+                }
+            }
+        };
+        unless_signalled(stopping, logger, signals).await
+    }
+
+    /// Closes the agents' door (every agent's disconnect recorded), then
+    /// stops the HTTP surface, says farewell to the cluster (the model
+    /// leases given back, the peers told), then stops the tree, gracefully.
+    pub async fn stop(self, logger: &Logger) -> Result<(), DaemonError> {
+        if let Some(mirror) = &self.mirror {
+            mirror.abort();
+        }
+        self.door.stop().await;
+        self.server.stop(true).await;
+        if let Ok(Err(e)) = self.served.await {
+            error!(logger, "http server failed"; "error" => %e);
+        }
+        if let Some(farewell) = &self.farewell {
+            farewell.say().await;
+        }
+        self.muster.shutdown();
+        self.muster.wait().await?;
+        info!(logger, "stopped");
+        Ok(())
+    }
+}
+
+/// `stopping`, unless a signal from `signals` comes first: then the
+/// daemon stops at once, with [`DaemonError::Interrupted`].
+async fn unless_signalled(
+    stopping: impl Future<Output = Result<(), DaemonError>>,
+    logger: &Logger,
+    signals: &mut (impl Stream<Item = &'static str> + Unpin),
+) -> Result<(), DaemonError> {
+    tokio::select! {
+        biased;
+        result = stopping => result,
+        signal = next_signal(signals) => {
+            warn!(logger, "stopping at once"; "signal" => signal);
+            Err(DaemonError::Interrupted(signal))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logger() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
+    }
+
+    #[tokio::test]
+    async fn a_second_signal_cuts_a_graceful_stop_short() {
+        let mut signals = futures::stream::iter(["SIGINT"]);
+        let stopping = std::future::pending();
+        match unless_signalled(stopping, &logger(), &mut signals).await {
+            Err(e @ DaemonError::Interrupted("SIGINT")) => {
+                assert_eq!(e.exit_code(), crate::EXIT_FAILURE);
+                assert_eq!(
+                    e.to_string(),
+                    "stopped at once by SIGINT, before the tree had stopped"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_graceful_stop_ends_as_it_ends_without_another_signal() {
+        // No more signals to come: the stop is waited for.
+        let mut signals = futures::stream::empty();
+        let stopped = unless_signalled(async { Ok(()) }, &logger(), &mut signals).await;
+        assert!(stopped.is_ok());
+        let failed = unless_signalled(
+            async { Err(DaemonError::TreeStopped) },
+            &logger(),
+            &mut futures::stream::pending(),
+        )
+        .await;
+        assert!(matches!(failed, Err(DaemonError::TreeStopped)));
+    }
+}

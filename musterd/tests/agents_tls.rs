@@ -1,0 +1,166 @@
+//! The door over TLS, with a certificate made in the test: `wss://` logs
+//! in and is recorded; a plain client gets nowhere; unusable TLS files are
+//! refused naming their key.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
+use muster_door::{AgentsConfig, Door, DoorError};
+use serde_json::json;
+use support::agents::*;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_tungstenite::tungstenite::Message;
+
+fn connector(root: CertificateDer<'static>) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    roots.add(root).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+#[actix_web::test]
+async fn wss_logs_in_and_is_recorded() {
+    let (pems, root) = Pems::new("login");
+    let fixture = Fixture::start(pems.config()).await;
+    assert!(
+        fixture.url.starts_with("wss://127.0.0.1:"),
+        "{}",
+        fixture.url
+    );
+    let tcp = TcpStream::connect(fixture.addr()).await.unwrap();
+    let tls = connector(root)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(fixture.url.as_str(), tls)
+        .await
+        .unwrap();
+    ws.send(Message::text(login_frame("unit-mysql-0", json!({}))))
+        .await
+        .unwrap();
+    let Answer::In(answer) = answer(&mut ws).await else {
+        panic!("refused")
+    };
+    assert_eq!(answer["server"], "machine-0");
+    let presence = fixture.api_presence().await;
+    assert_eq!(
+        presence["agents"],
+        json!([{"agent": "unit-mysql-0", "status": "alive", "controller": false}])
+    );
+    // Frames and the close travel encrypted just the same.
+    round_trip(&mut ws).await;
+    ws.close(None).await.unwrap();
+    while let Some(Ok(_)) = ws.next().await {}
+    fixture.wait_count(0).await;
+    fixture.stop().await;
+}
+
+#[actix_web::test]
+async fn a_plain_client_gets_nowhere_on_a_tls_door() {
+    let (pems, _) = Pems::new("plain");
+    let fixture = Fixture::start(pems.config()).await;
+    let plain = fixture.url.replace("wss://", "ws://");
+    let tcp = TcpStream::connect(fixture.addr()).await.unwrap();
+    assert!(
+        tokio_tungstenite::client_async(plain.as_str(), tcp)
+            .await
+            .is_err()
+    );
+    assert_eq!(fixture.total().await, 0);
+    fixture.stop().await;
+}
+
+fn tls_problem(config: &AgentsConfig) -> (String, String) {
+    match Door::bind(config) {
+        Err(DoorError::Tls(problem)) => (problem.key.to_owned(), problem.reason),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("bound with bad TLS files"),
+    }
+}
+
+#[actix_web::test]
+async fn unusable_tls_files_are_refused_naming_the_key() {
+    let (pems, _) = Pems::new("bad");
+    let (other, _) = Pems::new("other");
+    std::fs::write(pems.path("empty.pem"), "").unwrap();
+    std::fs::write(
+        pems.path("junk.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n",
+    )
+    .unwrap();
+    let with = |cert: &Path, key: &Path| AgentsConfig {
+        tls_cert: Some(cert.to_owned()),
+        tls_key: Some(key.to_owned()),
+        ..config()
+    };
+    let (cert, key) = (pems.path("cert.pem"), pems.path("key.pem"));
+    for (config, want_key, want) in [
+        (
+            with(&pems.path("nope.pem"), &key),
+            "agents.tls_cert",
+            "cannot read",
+        ),
+        (
+            with(&pems.path("empty.pem"), &key),
+            "agents.tls_cert",
+            "holds no",
+        ),
+        (
+            with(&pems.path("junk.pem"), &key),
+            "agents.tls_cert",
+            "not a valid PEM",
+        ),
+        (with(&key, &key), "agents.tls_cert", "holds no"),
+        (with(&cert, &cert), "agents.tls_key", "holds no"),
+        (
+            with(&cert, &pems.path("nope.pem")),
+            "agents.tls_key",
+            "cannot read",
+        ),
+        (
+            with(&cert, &other.path("key.pem")),
+            "agents.tls_key",
+            "does not go with the certificate",
+        ),
+    ] {
+        let (key, reason) = tls_problem(&config);
+        assert_eq!(key, want_key, "{config:?}: {reason}");
+        assert!(reason.starts_with(want), "{config:?}: {reason}");
+    }
+}
+
+#[test]
+fn the_config_check_reads_the_tls_files() {
+    let (pems, _) = Pems::new("check");
+    let file = pems.path("muster.toml");
+    let write = |cert: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[agents]\ntls_cert = {:?}\ntls_key = {:?}\n",
+                pems.path(cert),
+                pems.path("key.pem")
+            ),
+        )
+        .unwrap()
+    };
+    write("cert.pem");
+    assert!(musterd::read_config(&file).is_ok());
+    write("missing.pem");
+    let error = musterd::read_config(&file).unwrap_err();
+    assert_eq!(error.exit_code(), 2);
+    let text = error.to_string();
+    assert!(text.contains("agents.tls_cert = \""), "{text}");
+    assert!(text.contains("missing.pem\": cannot read"), "{text}");
+}

@@ -1,0 +1,103 @@
+//! The lease manager's own NATS connection, and its events told apart
+//! from those of a connection it dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use async_nats::ConnectOptions;
+use slog::{info, warn};
+
+use super::LeaseManager;
+use crate::config::check_url;
+use crate::link::reconnect_delay;
+
+/// The NATS connection's events, marked with the connection they are of.
+struct LinkEvent {
+    generation: u64,
+    event: async_nats::Event,
+}
+
+impl Message for LinkEvent {
+    type Result = ();
+}
+
+/// Connections made by every lease manager of the process, so that a
+/// dropped connection's last events are told from the current one's.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
+impl Handler<LinkEvent> for LeaseManager {
+    type Result = ();
+
+    fn handle(&mut self, event: LinkEvent, _ctx: &mut Context<Self>) {
+        if event.generation != self.generation {
+            return;
+        }
+        match event.event {
+            async_nats::Event::Connected => {
+                info!(self.log, "leases: connected to NATS");
+                self.link = "connected";
+            }
+            async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                if self.link == "connected" {
+                    warn!(
+                        self.log,
+                        "leases: lost NATS; every model this node held stops polling"
+                    );
+                }
+                self.link = "disconnected";
+                self.drop_all("NATS lost");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl LeaseManager {
+    pub(super) fn connect(&mut self, ctx: &mut Context<Self>) {
+        self.generation = GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1;
+        let generation = self.generation;
+        let mailbox = self.mailbox.clone();
+        let cluster = &self.config.cluster;
+        let urls: Vec<_> = cluster
+            .nats
+            .iter()
+            .filter_map(|url| check_url(url).ok())
+            .collect();
+        let options = ConnectOptions::new()
+            .name(format!("musterd {} leases", self.config.node))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .ping_interval(cluster.down_after)
+            .connection_timeout(cluster.down_after.max(Duration::from_secs(1)))
+            .request_timeout(Some(self.op_timeout()))
+            .reconnect_delay_callback(reconnect_delay)
+            .event_callback(move |event| {
+                let mailbox = mailbox.clone();
+                async move {
+                    let _ = mailbox.do_send(LinkEvent { generation, event });
+                }
+            });
+        let options = match self.config.auth.apply(options) {
+            Ok(options) => options,
+            Err(e) => {
+                self.link = "failed";
+                self.error = Some(format!("cluster.credentials: {e}"));
+                return;
+            }
+        };
+        let connecting = async move { options.connect(urls).await };
+        ctx.spawn(
+            connecting
+                .into_actor(self)
+                .map(|connected, manager, _ctx| match connected {
+                    Ok(client) => manager.client = Some(client),
+                    Err(e) => {
+                        manager.link = "failed";
+                        manager.error = Some(format!("cannot connect to NATS: {e}"));
+                    }
+                }),
+        );
+    }
+}

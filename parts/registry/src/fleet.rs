@@ -1,0 +1,146 @@
+//! The models of a config file as the tree's [`Fleet`] (docs/spec.md §10):
+//! a cloud account (one provider gateway) for each cloud, region,
+//! endpoint and credential source the models name, and each model's
+//! machines and credential in the machine registry.
+//!
+//! A model's cloud is Amazon EC2 (`muster::ec2`, in a musterd built with
+//! the `ec2` feature) or the simulated cloud: each simulated model is a
+//! simulation of its own, seeded by `backend.sim.seed` plus its index in
+//! the file, and the simulated models of one account are on one
+//! [`SimAccount`], whose provider answers for all of them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use muster::clock::Clock;
+use muster::config::InvalidConfig;
+use muster::names::ModelUuid;
+use muster::provider::Environ;
+use muster::sim::{Sim, SimAccount, SimConfig};
+use muster_actors::{CloudAccount, Fleet, ModelBackends};
+
+use crate::Registry;
+use crate::models::{self, AccountKey, Cloud, ModelConfig};
+
+/// The simulated models of a fleet, by UUID, in the order of the file.
+pub type Sims = Vec<(ModelUuid, Sim)>;
+
+/// Why a fleet could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The simulated cloud refused its settings.
+    #[error("backend.sim: {0}")]
+    Sim(InvalidConfig),
+    /// A model's cloud could not be reached as configured.
+    #[error("models[{index}].{key}: {reason}")]
+    Cloud {
+        /// The model's index in the file.
+        index: usize,
+        /// The key of the model that is wrong.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The `[[models]]` of a config as a fleet whose models' machines and
+/// credentials are in `registry`, with the simulated models, each made
+/// from `sim` with its own seed. The models must have been checked.
+pub async fn build(
+    models: &[ModelConfig],
+    sim: &SimConfig,
+    registry: &Registry,
+    clock: Arc<dyn Clock>,
+) -> Result<(Fleet, Sims), FleetError> {
+    let (accounts, of_model) = models::accounts(models);
+    let mut sim_accounts: BTreeMap<usize, SimAccount> = BTreeMap::new();
+    let mut sims = Sims::new();
+    let mut backends = Vec::with_capacity(models.len());
+    for (index, (model, account)) in models.iter().zip(&of_model).enumerate() {
+        let (Some(uuid), Some(account)) = (model.uuid, *account) else {
+            return Err(FleetError::Cloud {
+                index,
+                key: "cloud".to_owned(),
+                reason: "not given: the config was not checked".to_owned(),
+            });
+        };
+        let (name, key) = &accounts[account];
+        if key.cloud == Cloud::Sim {
+            let sim_config = SimConfig {
+                seed: sim.seed.wrapping_add(index as u64),
+                ..sim.clone()
+            };
+            let sim = sim_accounts
+                .entry(account)
+                .or_default()
+                .add_model(sim_config)
+                .map_err(FleetError::Sim)?;
+            sims.push((uuid, sim));
+        }
+        let store = registry.model(uuid);
+        backends.push(ModelBackends {
+            uuid,
+            name: model.name.clone(),
+            account: name.clone(),
+            facade: store.clone(),
+            credentials: store,
+        });
+    }
+    let mut cloud_accounts = Vec::with_capacity(accounts.len());
+    for (at, (name, key)) in accounts.iter().enumerate() {
+        let environ: Arc<dyn Environ> = match key.cloud {
+            Cloud::Sim => sim_accounts
+                .get(&at)
+                .map_or_else(|| SimAccount::new().environ(), SimAccount::environ),
+            Cloud::Ec2 => {
+                let index = of_model
+                    .iter()
+                    .position(|a| *a == Some(at))
+                    .unwrap_or_default();
+                ec2_environ(key, index).await?
+            }
+        };
+        cloud_accounts.push(CloudAccount {
+            name: name.clone(),
+            environ,
+        });
+    }
+    let fleet = Fleet {
+        accounts: cloud_accounts,
+        models: backends,
+        clock,
+    };
+    Ok((fleet, sims))
+}
+
+/// The EC2 provider of an account; `index` is the first model naming it,
+/// for the error.
+#[cfg(feature = "ec2")]
+async fn ec2_environ(key: &AccountKey, index: usize) -> Result<Arc<dyn Environ>, FleetError> {
+    let config = muster::ec2::Ec2Config {
+        endpoint: key.endpoint.clone(),
+        credential_file: key.credential_file.clone(),
+        ..muster::ec2::Ec2Config::new(key.region.clone())
+    };
+    match muster::ec2::Ec2Environ::new(&config).await {
+        Ok(environ) => Ok(Arc::new(environ)),
+        Err(problem) => Err(FleetError::Cloud {
+            index,
+            key: problem.key,
+            reason: problem.reason,
+        }),
+    }
+}
+
+/// Without the `ec2` feature a model on EC2 is refused with the config.
+#[cfg(not(feature = "ec2"))]
+async fn ec2_environ(_key: &AccountKey, index: usize) -> Result<Arc<dyn Environ>, FleetError> {
+    Err(FleetError::Cloud {
+        index,
+        key: "cloud".to_owned(),
+        reason: format!(
+            "this musterd was built without EC2; build one that speaks it with `{}`",
+            models::EC2_BUILD
+        ),
+    })
+}

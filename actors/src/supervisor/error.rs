@@ -46,6 +46,14 @@ pub enum SupervisorError {
         /// The name.
         child: String,
     },
+    /// A child to kill has no running instance, or no such child exists.
+    #[error("{supervisor} has no running child called {child}")]
+    NotRunning {
+        /// The supervisor's path.
+        supervisor: String,
+        /// The name.
+        child: String,
+    },
     /// The supervisor is shutting down.
     #[error("{0} is shutting down")]
     ShuttingDown(String),

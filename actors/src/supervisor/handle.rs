@@ -108,6 +108,19 @@ impl SupervisorRef {
         }
     }
 
+    /// Kills child `name` (static or dynamic) at once, as if it had failed:
+    /// its supervisor restarts it, or not, as its policy says, and counts
+    /// the failure towards its restart intensity. For a host's tests and
+    /// an operator's last resort; a child killed this way gets no chance
+    /// to stop gracefully.
+    pub fn kill(&self, name: &str) -> impl Future<Output = Result<(), SupervisorError>> + use<> {
+        let name = name.to_owned();
+        let call = self
+            .0
+            .call(move |sup: &mut Supervisor, ctx| sup.kill_child(&name, ctx));
+        async move { call.await? }
+    }
+
     /// Which of `names` are not dynamic children of the supervisor, in the
     /// order given: one lookup per name, so asking about a few costs little
     /// however many children there are (a [`report`](Self::report) lists,

@@ -8,6 +8,7 @@ use actix::Context;
 use slog::{debug, info, warn};
 
 use super::actor::Supervisor;
+use super::error::SupervisorError;
 use super::exit::Exit;
 use super::lifecycle::{Lifecycle, StopReason};
 use super::timers::Timer;
@@ -66,6 +67,35 @@ impl Supervisor {
             info!(self.logger, "bouncing: an input stopped"; "child" => &*dep, "input" => &**name);
             self.request_stop(&dep, StopReason::Dependency, ctx);
         }
+    }
+
+    /// Kills child `name`'s running instance at once, as a failure of the
+    /// child: it is restarted, or not, as its policy says.
+    pub(super) fn kill_child(
+        &mut self,
+        name: &str,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), SupervisorError> {
+        let running = self
+            .children
+            .get_key_value(name)
+            .filter(|(_, child)| child.life.instance().is_some())
+            .map(|(name, _)| name.clone());
+        let Some(name) = running else {
+            return Err(SupervisorError::NotRunning {
+                supervisor: self.path.to_string(),
+                child: name.to_owned(),
+            });
+        };
+        warn!(self.logger, "child killed on request"; "child" => &*name);
+        let Some(mut ended) = self.end_run(&name) else {
+            return Ok(());
+        };
+        if let Some(handle) = ended.handle.take() {
+            (handle.kill)();
+        }
+        self.handle_exit(&name, Exit::Failed("killed on request".to_owned()), ended, ctx);
+        Ok(())
     }
 
     /// Kills the instance `generation` of a child that did not stop within

@@ -135,3 +135,31 @@ async fn uninstall_removes_the_child_for_good() {
         Err(SendError::NotRunning { .. })
     ));
 }
+
+#[actix::test]
+async fn a_killed_child_is_restarted_as_after_a_failure_and_its_siblings_run_on() {
+    tokio::time::pause();
+    let log = Log::default();
+    let (a, b) = (Mailbox::new(16), Mailbox::new(16));
+    let root = start_root(
+        SupervisorSpec::new(config())
+            .child(worker("a", &a, &log, |_| Plan::Run))
+            .child(worker("b", &b, &log, |_| Plan::Run)),
+    );
+    sleep(Duration::from_millis(1)).await;
+    root.supervisor().kill("a").await.unwrap();
+    sleep(Duration::from_secs(10)).await;
+    let r = report(&root).await;
+    let killed = r.child("a").unwrap();
+    assert_eq!((killed.state, killed.start_count), (ChildState::Started, 2));
+    assert_eq!(killed.restarts.failure, 1);
+    assert_eq!(killed.last_error.as_deref(), Some("killed on request"));
+    // No stop was asked of it: killed, not stopped.
+    assert_eq!(log.count("a:stopped"), 0);
+    let sibling = r.child("b").unwrap();
+    assert_eq!((sibling.state, sibling.start_count), (ChildState::Started, 1));
+    a.send(Ping).await.unwrap();
+    // Nothing by that name runs: refused, naming it.
+    let refused = root.supervisor().kill("c").await.unwrap_err();
+    assert_eq!(refused.to_string(), "root has no running child called c");
+}

@@ -54,7 +54,7 @@ use slog::{Logger, info};
 use crate::gate::Gate;
 use crate::gateway::{
     CredentialValid, GatewayConfig, GatewayMetrics, GatewayReport, GetGatewayReport,
-    ProviderGateway,
+    ProviderGateway, ProviderTotals,
 };
 use crate::machines::{MachinesConfig, MachinesHandle};
 use crate::mailbox::{Mailbox, SendError};
@@ -199,6 +199,8 @@ pub struct Muster {
     gateways: Arc<[(String, Mailbox<ProviderGateway>)]>,
     /// Each model of a tree of many; none in a tree of one.
     models: Arc<[ModelHandle]>,
+    /// The gateways' series, which outlive every restart.
+    provider: GatewayMetrics,
 }
 
 impl Muster {
@@ -234,11 +236,17 @@ impl Muster {
         check(&backends)?;
         let metrics = Metrics::register(registry);
         let gateway_metrics = GatewayMetrics::new(registry);
-        let (spec, handles) = tree::build(config, backends, extensions, gateway_metrics)?;
+        let (spec, handles) = tree::build(config, backends, extensions, gateway_metrics.clone())?;
         let root = Root::start("root", spec, logger.clone(), metrics)?;
         info!(logger, "muster started");
         let supervisor = root.supervisor().clone();
-        Ok(Muster::new("root", supervisor, Some(root), handles))
+        Ok(Muster::new(
+            "root",
+            supervisor,
+            Some(root),
+            handles,
+            gateway_metrics,
+        ))
     }
 
     /// The whole of muster as one child called `name` of the host's own
@@ -282,10 +290,11 @@ impl Muster {
         // registry as it was.
         check_name(name)?;
         let gateway_metrics = GatewayMetrics::new(registry);
-        let (spec, handles) = tree::build(config, backends, extensions, gateway_metrics)?;
+        let (spec, handles) = tree::build(config, backends, extensions, gateway_metrics.clone())?;
         let supervisor = SupervisorRef::new();
         let child = ChildSpec::supervisor(name, spec, &supervisor)?;
-        Ok((child, Muster::new(name, supervisor, None, handles)))
+        let muster = Muster::new(name, supervisor, None, handles, gateway_metrics);
+        Ok((child, muster))
     }
 
     fn new(
@@ -293,6 +302,7 @@ impl Muster {
         supervisor: SupervisorRef,
         root: Option<Root>,
         handles: tree::Handles,
+        provider: GatewayMetrics,
     ) -> Self {
         let gate = Gate::new(name, handles.status.clone(), DEFAULT_RESTART_WAIT);
         Muster {
@@ -309,6 +319,7 @@ impl Muster {
                 .collect(),
             gate,
             restart_wait: DEFAULT_RESTART_WAIT,
+            provider,
         }
     }
 
@@ -364,6 +375,13 @@ impl Muster {
         let mut reports = reports.into_iter().map(|(_, report)| report);
         let first = reports.next().expect("a tree has at least one gateway");
         Ok(reports.fold(first, add_reports))
+    }
+
+    /// What every gateway asked of the provider since muster was made:
+    /// read from the counters, so it answers while muster restarts, and
+    /// costs no message.
+    pub fn provider_totals(&self) -> ProviderTotals {
+        self.provider.totals()
     }
 
     /// Each gateway's report, by name: `gateway` alone in a tree of one

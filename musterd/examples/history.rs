@@ -12,7 +12,7 @@ use muster::clock::SystemClock;
 use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::presence::{Status, Value};
 use muster::sim::{Sim, SimConfig};
-use muster_actors::{Backends, Muster, MusterConfig};
+use muster_actors::{Backends, Metrics, Muster, MusterConfig, RestartConfig, Root, SupervisorSpec};
 use muster_http::history::{KEEP, Sampler};
 use prometheus_client::registry::Registry;
 use slog::{Logger, o};
@@ -42,11 +42,19 @@ async fn measure(machines: usize, connections: usize) {
     }
     let clock = Arc::new(SystemClock);
     let mut registry = Registry::default();
-    let muster = Muster::start(
+    let metrics = Metrics::register(&mut registry);
+    let (child, muster) = Muster::child(
+        "muster",
         &MusterConfig::default(),
         Backends::sim(&sim, clock.clone()),
-        Logger::root(slog::Discard, o!()),
         &mut registry,
+    )
+    .expect("a valid tree");
+    let root = Root::start(
+        "host",
+        SupervisorSpec::new(RestartConfig::default()).child(child),
+        Logger::root(slog::Discard, o!()),
+        metrics.clone(),
     )
     .expect("the tree starts");
     let presence = muster.presence();
@@ -89,7 +97,7 @@ async fn measure(machines: usize, connections: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let mut sampler = Sampler::new(muster.clone(), Arc::new(registry), clock);
+    let sampler = Sampler::new(muster.clone(), metrics, clock);
     let history = sampler.history();
     let mut took = Vec::with_capacity(KEEP);
     for _ in 0..KEEP {
@@ -125,6 +133,6 @@ async fn measure(machines: usize, connections: usize) {
         json.len() / copy.len().max(1)
     );
     drop(copy);
-    muster.shutdown();
-    let _ = muster.wait().await;
+    root.shutdown();
+    let _ = root.wait().await;
 }

@@ -10,19 +10,16 @@ use futures::{Stream, StreamExt};
 use muster::clock::{Clock, SystemClock};
 use muster::sim::Sim;
 use muster_actors::host::TreeBackends;
-use muster_actors::{Backends, Extensions, Mailbox, ModelHolds, Muster, TreeError};
+use muster_actors::{
+    Backends, Extensions, Metrics, Muster, Root, StartError, SupervisorSpec, TreeError,
+};
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info, warn};
 
 use crate::config::{BackendKind, DaemonConfig};
-use muster_cluster::{
-    BridgeConfig, ClusterConfig, ClusterMetrics, Farewell, LeaseConfig, LeaseMetrics, LiveNodes,
-    NatsAuth, bridge_child_on, lease_child_on,
-};
-use muster_cluster::{bridge::BRIDGE_MAILBOX, leases::LEASES_MAILBOX};
-use muster_door::{self as agents, ConnectionIds, Door, DoorMetrics};
-use muster_http::history::Sampler;
-use muster_http::{self as http, Inspector, StateGauges};
+use muster_cluster::{Cluster, ClusterConfig, Farewell};
+use muster_door::{BoundDoor, ConnectionIds, Door, DoorMetrics};
+use muster_http::{self as http, Inspector, Sampler, StateGauges};
 use muster_registry::{self as registry, fleet};
 
 use crate::DaemonError;
@@ -51,9 +48,10 @@ async fn open_shared_store(
     clock: Arc<dyn Clock>,
     logger: &Logger,
 ) -> Result<registry::Registry, DaemonError> {
-    let auth = NatsAuth::read(cluster)?;
+    let node = Cluster::new(cluster, config.agents.server.clone(), clock.clone())?;
     let log = logger.new(slog::o!("part" => "registry"));
-    let backend = muster_cluster::NatsBackend::connect(cluster, &auth, &config.agents.server, &log)
+    let backend = node
+        .registry(&log)
         .await
         .map_err(DaemonError::SharedStore)?;
     let opened = registry::Registry::new(Arc::new(backend), clock, log);
@@ -61,10 +59,22 @@ async fn open_shared_store(
     Ok(opened)
 }
 
-/// The tree with its HTTP surface and the agents' door, started from a
-/// config, and what [`Hosted::stop`] takes down.
+/// The daemon's tree, started from a config, and what [`Hosted::stop`]
+/// takes down. The daemon is one host of muster's parts, built from their
+/// public API as any host is:
+///
+/// ```text
+/// musterd                 the daemon's root
+/// ├── muster              muster's subtree (with the cluster's bridge and
+/// │                       lease manager in its presence subtree)
+/// ├── history             the samples of /api/history
+/// ├── http                the HTTP surface
+/// └── door                the agents' door
+/// ```
 pub struct Hosted {
-    /// The tree's handle.
+    /// The daemon's tree.
+    pub root: Root,
+    /// Muster's handle.
     pub muster: Muster,
     /// The simulated cloud of the one model polled when the config names
     /// no `[[models]]`.
@@ -80,12 +90,15 @@ pub struct Hosted {
     pub door: Door,
     /// The connection ids of the process, which the door draws from.
     pub ids: ConnectionIds,
-    server: actix_web::dev::ServerHandle,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
     /// What the node says to its cluster as it stops, with `[cluster]`.
     farewell: Option<Farewell>,
 }
 
+/// The name of the daemon's root.
+pub const ROOT: &str = "musterd";
+
+/// The name of muster's subtree in the daemon's tree.
+pub const MUSTER: &str = "muster";
 /// What ended a daemon's run.
 #[derive(Debug)]
 pub enum Ending {
@@ -112,14 +125,14 @@ async fn next_signal(signals: &mut (impl Stream<Item = &'static str> + Unpin)) -
 struct Bound {
     listener: std::net::TcpListener,
     listen: std::net::SocketAddr,
-    door: agents::BoundDoor,
+    door: BoundDoor,
 }
 
 impl Bound {
     fn bind(config: &DaemonConfig) -> Result<Bound, DaemonError> {
         let listener = http::bind(config.http.listen)?;
         let listen = listener.local_addr().map_err(DaemonError::Http)?;
-        let door = Door::bind(&config.agents)?;
+        let door = BoundDoor::bind(&config.agents)?;
         Ok(Bound {
             listener,
             listen,
@@ -218,82 +231,53 @@ impl Hosted {
         } = bound;
         let clock = backends.clock().clone();
         let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
         let mut extensions = Extensions::new();
         let mut farewell = None;
         if let Some(cluster) = &config.cluster {
-            // The bridge to the other API servers lives in the presence
-            // subtree it feeds.
-            let node = config.agents.server.clone();
-            let live = LiveNodes::new(node.clone());
-            let auth = NatsAuth::read(cluster)?;
-            let bridge = Mailbox::new(BRIDGE_MAILBOX);
-            let mut leases = None;
-            extensions = extensions.presence_child(bridge_child_on(
-                BridgeConfig {
-                    node: node.clone(),
-                    cluster: cluster.clone(),
-                    auth: auth.clone(),
-                    metrics: ClusterMetrics::register(&mut registry),
-                    clock: clock.clone(),
-                    live: live.clone(),
-                },
-                bridge.clone(),
-            ));
+            let mut node = Cluster::new(cluster, config.agents.server.clone(), clock.clone())?;
             // Many models: each polled by the one node holding its lease.
             if let TreeBackends::Many(fleet) = &backends {
-                let holds = ModelHolds::new();
-                let mailbox = Mailbox::new(LEASES_MAILBOX);
-                leases = Some(mailbox.clone());
-                extensions = extensions
-                    .hold_models(holds.clone())
-                    .presence_child(lease_child_on(
-                        LeaseConfig {
-                            node,
-                            cluster: cluster.clone(),
-                            auth,
-                            models: fleet.models.iter().map(|m| m.uuid).collect(),
-                            holds,
-                            live,
-                            metrics: LeaseMetrics::register(&mut registry),
-                            clock: clock.clone(),
-                        },
-                        mailbox,
-                    ));
+                node = node.polling(fleet.models.iter().map(|m| m.uuid));
             }
-            farewell = Some(Farewell::new(bridge, leases, cluster.lease_ttl));
+            let said;
+            (extensions, said) = node.mount(extensions, &mut registry);
+            farewell = Some(said);
         }
-        let muster = Muster::start_with(
+        let (muster_child, muster) = Muster::child_with(
+            MUSTER,
             &config.muster(),
             backends,
             extensions,
-            logger.clone(),
             &mut registry,
         )?;
         let gauges = StateGauges::register(&mut registry);
-        let door_metrics = DoorMetrics::register(&mut registry);
-        let registry = Arc::new(registry);
-        let history = Sampler::new(muster.clone(), registry.clone(), clock).spawn();
-        let inspector = Inspector::new(muster.clone(), registry, gauges, config.http.token.clone())
-            .with_history(history)
-            .with_registry(extras.registry.clone());
-        let server = match inspector.serve(listener) {
-            Ok(server) => server,
-            Err(e) => {
-                muster.shutdown();
-                return Err(DaemonError::Http(e));
-            }
-        };
-        let handle = server.handle();
-        let served = tokio::task::spawn_local(server);
-        info!(logger, "http listening"; "address" => %listen);
         let ids = ConnectionIds::default();
-        let door = door.serve(
+        let (door_child, door) = door.child(
             muster.presence().clone(),
             ids.clone(),
-            door_metrics,
-            logger.clone(),
+            DoorMetrics::register(&mut registry),
         );
+        let (history_child, history) = Sampler::new(muster.clone(), metrics.clone(), clock).child();
+        let root = Root::new(ROOT).map_err(StartError::from)?;
+        let http_child =
+            Inspector::new(muster.clone(), registry, gauges, config.http.token.clone())
+                .with_history(history)
+                .with_registry(extras.registry.clone())
+                .with_tree(root.clone())
+                .child(listener);
+        // Stopped in reverse: the door first (every disconnect recorded),
+        // then the HTTP surface, then muster.
+        let spec = SupervisorSpec::new(config.supervision.clone())
+            .child(muster_child)
+            .child(history_child)
+            .child(http_child)
+            .child(door_child);
+        root.run(spec, logger.clone(), metrics)
+            .map_err(StartError::from)?;
+        info!(logger, "muster started"; "http" => %listen, "agents" => door.url());
         Ok(Hosted {
+            root,
             muster,
             sim: extras.sim,
             sims: extras.sims,
@@ -302,8 +286,6 @@ impl Hosted {
             listen,
             door,
             ids,
-            server: handle,
-            served,
             farewell,
         })
     }
@@ -330,7 +312,7 @@ impl Hosted {
         tokio::select! {
             // A tree that failed is reported even if a signal came too.
             biased;
-            result = self.muster.wait() => Ending::Tree(result),
+            result = self.root.wait() => Ending::Tree(result),
             signal = next_signal(signals) => Ending::Signal(signal),
             reason = work => Ending::Done(reason),
         }
@@ -362,8 +344,6 @@ impl Hosted {
                         Ok(()) => DaemonError::TreeStopped,
                     };
                     error!(logger, "shutting down"; "error" => %error);
-                    self.door.stop().await;
-                    self.server.stop(true).await;
                     Err(error)
                 }
             }
@@ -371,23 +351,20 @@ impl Hosted {
         unless_signalled(stopping, logger, signals).await
     }
 
-    /// Closes the agents' door (every agent's disconnect recorded), then
-    /// stops the HTTP surface, says farewell to the cluster (the model
-    /// leases given back, the peers told), then stops the tree, gracefully.
+    /// Closes the agents' door (every agent's disconnect recorded), says
+    /// farewell to the cluster (the model leases given back, the peers
+    /// told), then stops the tree gracefully: the HTTP surface, the
+    /// history, then muster.
     pub async fn stop(self, logger: &Logger) -> Result<(), DaemonError> {
         if let Some(mirror) = &self.mirror {
             mirror.abort();
         }
-        self.door.stop().await;
-        self.server.stop(true).await;
-        if let Ok(Err(e)) = self.served.await {
-            error!(logger, "http server failed"; "error" => %e);
-        }
+        self.door.close().await;
         if let Some(farewell) = &self.farewell {
             farewell.say().await;
         }
-        self.muster.shutdown();
-        self.muster.wait().await?;
+        self.root.shutdown();
+        self.root.wait().await?;
         info!(logger, "stopped");
         Ok(())
     }

@@ -467,7 +467,7 @@ async fn stopping_the_door_closes_every_agent_1001_and_records_it() {
         codes.push(closed(&mut waiting).await.unwrap().0);
         codes
     };
-    let ((), codes) = futures::join!(door.stop(), closing);
+    let ((), codes) = futures::join!(door.close(), closing);
     assert!(codes.iter().all(|&c| c == 1001), "{codes:?}");
     // Recorded before the tree is told anything.
     assert_eq!(fixture.count().await, 0);

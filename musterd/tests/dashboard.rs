@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use muster_http::dashboard::natural::natural_cmp;
+use muster_http::lists::natural::natural_cmp;
 use support::{MUSTERD, Process, lines};
 
 /// More than two pages of machines.
@@ -252,7 +252,11 @@ fn the_dashboard_shows_the_tree_agents_and_machines() {
     assert!(points >= 2, "restarts: {points} points");
     // The supervision tree, with each actor's state.
     for actor in [
-        "root",
+        "musterd",
+        "muster",
+        "history",
+        "http",
+        "door",
         "gateways",
         "sim-controller",
         "sim-workloads",

@@ -10,14 +10,11 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use muster::clock::ManualClock;
 use muster::names::ModelUuid;
+use muster::sim::{FaultConfig, SimConfig};
+use muster_actors::Metrics;
 use muster_http::history::{EVERY, KEEP, MAILBOXES, Sample, Sampler};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
-use support::inprocess::{agent, bad, connect_three, get, server, service, start_time, tree};
+use support::inprocess::{agent, bad, connect_three, get, host, server, service, start_time};
 
 fn sum(samples: &[Sample], pick: impl Fn(&Sample) -> f64) -> f64 {
     samples.iter().map(pick).sum()
@@ -27,11 +24,23 @@ fn sum(samples: &[Sample], pick: impl Fn(&Sample) -> f64) -> f64 {
 async fn the_sampler_keeps_the_last_30_minutes_every_2_seconds() {
     tokio::time::pause();
     let clock = Arc::new(ManualClock::new(start_time()));
-    let (muster, _sim, registry) = tree(12, clock.clone()).await;
+    let mut history = None;
+    let tree = host(
+        12,
+        SimConfig::default(),
+        clock.clone(),
+        |muster, metrics| {
+            let (child, filled) =
+                Sampler::new(muster.clone(), metrics.clone(), clock.clone()).child();
+            history = Some(filled);
+            vec![child]
+        },
+    )
+    .await;
+    let (muster, history) = (tree.muster.clone(), history.unwrap());
     connect_three(&muster, ModelUuid::from_u128(7)).await;
 
-    let history = Sampler::new(muster.clone(), Arc::new(registry), clock.clone()).spawn();
-    // The first sample is taken at once.
+    // The first sample is taken as the tree starts.
     tokio::time::sleep(Duration::from_millis(1)).await;
     let first = history.since(None);
     assert_eq!(first.len(), 1);
@@ -42,15 +51,11 @@ async fn the_sampler_keeps_the_last_30_minutes_every_2_seconds() {
         start_time(),
         "wall-clock time from the clock given"
     );
-    let agents = first.agents.unwrap();
-    assert_eq!((agents.alive, agents.missing), (2, 1));
-    let phases = first.machines.unwrap();
-    assert_eq!((phases.short, phases.long, phases.manual), (12, 0, 1));
     // Rates need a sample before.
     assert_eq!(first.provider, None);
     assert_eq!(first.restarts, None);
     let children: Vec<&str> = first.mailboxes.iter().map(|m| &*m.child).collect();
-    assert!(children.contains(&"root/gateway"), "{children:?}");
+    assert!(children.contains(&"root/muster/gateway"), "{children:?}");
     assert!(children.len() <= MAILBOXES);
 
     // A minute later: 30 more samples, each stamped by the clock.
@@ -58,6 +63,11 @@ async fn the_sampler_keeps_the_last_30_minutes_every_2_seconds() {
         clock.advance(EVERY);
         tokio::time::sleep(EVERY).await;
     }
+    let second = &history.since(Some(0))[0];
+    let agents = second.agents.unwrap();
+    assert_eq!((agents.alive, agents.missing), (2, 1));
+    let phases = second.machines.unwrap();
+    assert_eq!((phases.short, phases.long, phases.manual), (12, 0, 1));
     let samples = history.since(None);
     assert_eq!(samples.len(), 31);
     assert_eq!(
@@ -85,128 +95,87 @@ async fn the_sampler_keeps_the_last_30_minutes_every_2_seconds() {
     assert_eq!(history.since(None)[0].seq, latest + 1 - KEEP as u64);
 
     // The sampler stops with the tree.
-    muster.shutdown();
-    muster.wait().await.unwrap();
+    tree.root.shutdown();
+    tree.root.wait().await.unwrap();
     tokio::time::sleep(EVERY * 10).await;
     assert_eq!(history.latest(), Some(latest));
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RestartLabel {
-    child: String,
-    reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ChildLabel {
-    child: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: String,
 }
 
 #[actix_web::test]
 async fn rates_are_per_second_and_restarts_per_interval() {
     tokio::time::pause();
     let clock = Arc::new(ManualClock::new(start_time()));
-    let (muster, _sim, _tree_registry) = tree(0, clock.clone()).await;
-    // Counters under the names the tree uses, moved by the test alone.
-    let mut registry = Registry::default();
-    let calls = Counter::<u64>::default();
-    let errors = Family::<KindLabel, Counter>::default();
-    let throttles = Counter::<u64>::default();
-    let restarts = Family::<RestartLabel, Counter>::default();
-    let depth = Family::<ChildLabel, Gauge>::default();
-    let provider = registry.sub_registry_with_prefix("muster_provider");
-    provider.register("calls", "calls", calls.clone());
-    provider.register("errors", "errors", errors.clone());
-    provider.register("throttles", "throttles", throttles.clone());
-    registry.register("muster_child_restarts", "restarts", restarts.clone());
-    registry.register("muster_mailbox_depth", "depth", depth.clone());
-    let restart = |reason: &str| RestartLabel {
-        child: "root/machines/pollers".into(),
-        reason: reason.into(),
+    // A cloud that fails and throttles now and then, so that every rate
+    // moves.
+    // Its instances stay pending, so that their machines keep being
+    // polled every minute at most.
+    let faulty = SimConfig {
+        pending_for: Duration::from_secs(86_400),
+        faults: FaultConfig {
+            error_rate: 0.3,
+            throttle_rate: 0.3,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
     };
-
-    let mut sampler = Sampler::new(muster.clone(), Arc::new(registry), clock);
+    let tree = host(20, faulty, clock.clone(), |_, _| Vec::new()).await;
+    let sampler = Sampler::new(tree.muster.clone(), tree.metrics.clone(), clock);
     let history = sampler.history();
-    calls.inc_by(1000);
-    restarts.get_or_create(&restart("failure")).inc_by(9);
+    // The sampler reads the counters before anything else runs.
+    let before = tree.muster.provider_totals();
     let first = tokio::time::Instant::now();
     sampler.sample().await;
-
-    calls.inc_by(40);
-    errors
-        .get_or_create(&KindLabel {
-            kind: "timeout".into(),
-        })
-        .inc_by(3);
-    errors
-        .get_or_create(&KindLabel {
-            kind: "throttled".into(),
-        })
-        .inc_by(1);
-    throttles.inc_by(2);
-    restarts.get_or_create(&restart("failure")).inc_by(2);
-    restarts.get_or_create(&restart("bounce")).inc_by(1);
-    restarts.get_or_create(&restart("done")).inc_by(50);
-    for n in 0..10 {
-        depth
-            .get_or_create(&ChildLabel {
-                child: format!("child-{n}"),
-            })
-            .set(n * 10);
+    // Two failures of muster, each restarted by the host.
+    for _ in 0..2 {
+        tree.root.supervisor().kill("muster").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(15)).await;
     }
-    // Four seconds from the first sample's start to the second's.
-    tokio::time::sleep_until(first + Duration::from_secs(4)).await;
+    tokio::time::sleep_until(first + Duration::from_secs(1800)).await;
+    let after = tree.muster.provider_totals();
     sampler.sample().await;
 
     let samples = history.since(None);
     let provider = samples[1].provider.unwrap();
+    assert!(
+        after.calls > before.calls && after.errors > before.errors,
+        "{after:?}"
+    );
+    assert!(after.throttles > before.throttles, "{after:?}");
     // Per second of the time between the samples (tokio's timer rounds a
     // wake-up to the millisecond).
-    let near = |rate: f64, expected: f64| (rate - expected).abs() < expected * 0.001;
-    assert!(near(provider.calls, 10.0), "{provider:?}");
-    assert!(near(provider.errors, 1.0), "{provider:?}");
-    assert!(near(provider.throttles, 0.5), "{provider:?}");
-    // A failure and a bounce restart count; a child done and started
-    // again does not.
-    assert_eq!(samples[1].restarts, Some(3));
-    let deepest: Vec<(&str, u64)> = samples[1]
-        .mailboxes
-        .iter()
-        .map(|m| (&*m.child, m.depth))
-        .collect();
-    assert_eq!(
-        deepest,
-        [
-            ("child-9", 90),
-            ("child-8", 80),
-            ("child-7", 70),
-            ("child-6", 60),
-            ("child-5", 50),
-            ("child-4", 40),
-            ("child-3", 30),
-            ("child-2", 20),
-        ]
+    let near = |rate: f64, now: u64, then: u64| {
+        let expected = (now - then) as f64 / 1800.0;
+        (rate - expected).abs() < expected * 0.001
+    };
+    assert!(
+        near(provider.calls, after.calls, before.calls),
+        "{provider:?}"
     );
+    assert!(
+        near(provider.errors, after.errors, before.errors),
+        "{provider:?}"
+    );
+    assert!(
+        near(provider.throttles, after.throttles, before.throttles),
+        "{provider:?}"
+    );
+    // The two failures, and nothing else.
+    assert_eq!(samples[1].restarts, Some(2));
 
     // Two samples at one instant: no rate rather than a division by zero.
     sampler.sample().await;
     let samples = history.since(None);
     assert_eq!(samples[2].provider, None);
     assert_eq!(samples[2].restarts, Some(0));
-    muster.shutdown();
 }
 
 #[actix_web::test]
 async fn a_sample_sees_the_mailboxes_as_they_were_when_it_was_taken() {
     tokio::time::pause();
     let clock = Arc::new(ManualClock::new(start_time()));
-    let (muster, _sim, registry) = tree(0, clock.clone()).await;
-    let mut sampler = Sampler::new(muster.clone(), Arc::new(registry), clock);
+    let tree = host(0, SimConfig::default(), clock.clone(), |_, _| Vec::new()).await;
+    let muster = tree.muster.clone();
+    let sampler = Sampler::new(muster.clone(), tree.metrics.clone(), clock);
     let history = sampler.history();
     // Accepted into the router's mailbox, not yet handled: nothing here
     // yields to the router.
@@ -229,21 +198,21 @@ async fn a_sample_sees_the_mailboxes_as_they_were_when_it_was_taken() {
         sample
             .mailboxes
             .iter()
-            .find(|m| &*m.child == "root/presence/router")
+            .find(|m| &*m.child == "root/muster/presence/router")
             .map(|m| m.depth)
     };
     let samples = history.since(None);
     assert_eq!(depth(&samples[0]), Some(500), "{:?}", samples[0].mailboxes);
     assert_eq!(
         samples[0].mailboxes[0].child.as_ref(),
-        "root/presence/router"
+        "root/muster/presence/router"
     );
     // The sample's own question to presence was answered after the 500.
     assert_eq!(samples[0].agents.unwrap().alive, 500);
     tokio::time::sleep(EVERY).await;
     sampler.sample().await;
     assert_eq!(depth(&history.since(None)[1]), Some(0));
-    muster.shutdown();
+    tree.root.shutdown();
 }
 
 /// The actix-web test service of the HTTP surface.
@@ -251,9 +220,10 @@ async fn a_sample_sees_the_mailboxes_as_they_were_when_it_was_taken() {
 async fn the_history_endpoint_answers_the_samples_after_the_one_asked() {
     tokio::time::pause();
     let clock = Arc::new(ManualClock::new(start_time()));
-    let (muster, _sim, registry) = tree(2, clock.clone()).await;
+    let tree = host(2, SimConfig::default(), clock.clone(), |_, _| Vec::new()).await;
+    let (muster, registry) = (tree.muster.clone(), tree.registry);
     connect_three(&muster, ModelUuid::from_u128(7)).await;
-    let mut sampler = Sampler::new(muster.clone(), Arc::new(Registry::default()), clock.clone());
+    let sampler = Sampler::new(muster.clone(), Metrics::unregistered(), clock.clone());
     for _ in 0..3 {
         sampler.sample().await;
         clock.advance(EVERY);
@@ -308,5 +278,5 @@ async fn the_history_endpoint_answers_the_samples_after_the_one_asked() {
         "parameter `after`: 18446744073709551616 is too large (at most 18446744073709551615)",
     )
     .await;
-    muster.shutdown();
+    tree.root.shutdown();
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::test;
 use muster::names::ModelUuid;
+use muster_actors::{Metrics, RestartConfig, Root, SupervisorSpec};
 use serde_json::Value;
+use slog::Logger;
 use support::inspector::{MODEL, agent, call, get, inspector, json, service, tag};
 
 #[actix_web::test]
@@ -464,9 +466,13 @@ async fn head_answers_like_get_without_the_body() {
     let (inspector, muster) = inspector(None).await;
     let listener = muster_http::bind(([127, 0, 0, 1], 0).into()).unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = inspector.serve(listener).unwrap();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let root = Root::start(
+        "host",
+        SupervisorSpec::new(RestartConfig::default()).child(inspector.child(listener)),
+        Logger::root(slog::Discard, slog::o!()),
+        Metrics::unregistered(),
+    )
+    .unwrap();
     for path in [
         "/",
         "/healthz",
@@ -503,7 +509,8 @@ async fn head_answers_like_get_without_the_body() {
             );
         }
     }
-    handle.stop(true).await;
+    root.shutdown();
+    root.wait().await.unwrap();
     muster.shutdown();
 }
 

@@ -166,7 +166,10 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
         page.contains("muster_leases_changes_total{change=\"acquired\"}"),
         "{page}"
     );
-    assert!(page.contains("child=\"root/presence/leases\""), "{page}");
+    assert!(
+        page.contains("child=\"musterd/muster/presence/leases\""),
+        "{page}"
+    );
 }
 
 /// A node stopped with SIGTERM gives its leases back and tells its peers

@@ -50,6 +50,10 @@ pub struct GatewayMetrics {
     errors: Family<ErrorLabel, Counter>,
     throttles: Counter,
     invalidations: Counter,
+    /// Calls and failed calls over every method and kind, unregistered:
+    /// what [`GatewayMetrics::totals`] reads without walking the families.
+    calls_total: Counter,
+    errors_total: Counter,
     pub(super) queued: Gauge,
     pub(super) paused: Gauge,
 }
@@ -99,6 +103,30 @@ impl GatewayMetrics {
 }
 
 /// What one incarnation of the gateway has counted, for its report.
+/// What the provider was asked, over every gateway sharing the series:
+/// counters since they were registered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderTotals {
+    /// Calls made, every method.
+    pub calls: u64,
+    /// Calls that failed, every kind.
+    pub errors: u64,
+    /// Calls refused by throttling.
+    pub throttles: u64,
+}
+
+impl GatewayMetrics {
+    /// The totals of the counters, read where they are kept.
+    pub fn totals(&self) -> ProviderTotals {
+        ProviderTotals {
+            calls: self.calls_total.get(),
+            errors: self.errors_total.get(),
+            throttles: self.throttles.get(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     /// Provider calls made, by method.
@@ -122,12 +150,14 @@ impl Tally {
         *self.calls.entry(call.method.name()).or_default() += 1;
         *self.ids.entry(call.method.name()).or_default() += call.ids as u64;
         metrics.calls.get_or_create(&label).inc();
+        metrics.calls_total.inc();
         metrics.ids.get_or_create(&label).inc_by(call.ids as u64);
         if let Some(error) = &call.error {
             // One name per kind, the same in the report and the metrics.
             let kind = error.kind().as_str();
             *self.errors.entry(kind).or_default() += 1;
             metrics.errors.get_or_create(&ErrorLabel { kind }).inc();
+            metrics.errors_total.inc();
             if error.kind() == ErrorKind::Throttled {
                 self.throttles += 1;
                 metrics.throttles.inc();

@@ -53,4 +53,4 @@ pub use messages::{
     CredentialValid, Fetch, Fetched, GatewayModel, GatewayReport, GetGatewayReport,
     ModelCredentialValid, ModelFetch,
 };
-pub use metrics::GatewayMetrics;
+pub use metrics::{GatewayMetrics, ProviderTotals};

@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use prometheus_client::registry::Registry;
 
+use serde::{Deserialize, Serialize};
+
 pub use meter::MailboxStats;
 pub(crate) use meter::Meter;
 
@@ -66,6 +68,19 @@ impl RestartReason {
             RestartReason::Dependency => "dependency",
         }
     }
+}
+
+/// Restarts of one child, or of a whole tree, by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartCounts {
+    /// After a failure or a panic.
+    pub failure: u64,
+    /// After the child asked to be bounced.
+    pub bounce: u64,
+    /// After a normal exit of a permanent child.
+    pub done: u64,
+    /// Because one of its inputs stopped or restarted.
+    pub dependency: u64,
 }
 
 /// Counters, as a mailbox keeps them and as a group keeps its gone members'.
@@ -186,6 +201,38 @@ impl Metrics {
             .entry(label.to_owned())
             .or_insert_with(|| Arc::new(Group::new()))
             .clone()
+    }
+
+    /// Each series label with its mailboxes' depth now: what
+    /// `muster_mailbox_depth` exports, read without encoding it.
+    pub fn depths(&self) -> Vec<(String, u64)> {
+        self.groups()
+            .into_iter()
+            .map(|(label, group)| (label, group.snapshot().depth))
+            .collect()
+    }
+
+    /// The restarts counted over the whole tree, by reason: what
+    /// `muster_child_restarts_total` exports, added up over its children.
+    pub fn restarts(&self) -> RestartCounts {
+        let mut counts = RestartCounts::default();
+        for (_, group) in self.groups() {
+            let read = |reason: RestartReason| {
+                let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+                group.restarts[i].load(Ordering::Relaxed)
+            };
+            counts.failure += read(RestartReason::Failure);
+            counts.bounce += read(RestartReason::Bounce);
+            counts.done += read(RestartReason::Done);
+            counts.dependency += read(RestartReason::Dependency);
+        }
+        counts
+    }
+
+    /// Every group, by label, taken out of the lock.
+    fn groups(&self) -> Vec<(String, Arc<Group>)> {
+        let groups = self.groups.0.lock().unwrap_or_else(|p| p.into_inner());
+        groups.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     pub(crate) fn restarted(&self, label: &str, reason: RestartReason) {

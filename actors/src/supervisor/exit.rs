@@ -1,9 +1,11 @@
 //! Why a child stops, and the slot through which a running actor says so.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::{ActorContext, Context};
+use muster::sync::lock;
 use serde::{Deserialize, Serialize};
 
 /// Why a child stopped. An actor reports it through its [`ExitSlot`]; a
@@ -67,13 +69,37 @@ impl fmt::Display for Exit {
 /// Where a running actor leaves the reason it is about to stop. Cheap to
 /// clone; handed out by [`StartCtx::exit_slot`](super::StartCtx::exit_slot).
 /// An actor that stops without setting it exits with [`Exit::Done`].
+///
+/// It also tells the actor, in its `stopping`, whether its supervisor asked
+/// it to stop ([`ExitSlot::stop_requested`]): actix runs `stopping` too
+/// when an instance is killed, or dropped after a panic, and an actor that
+/// hands its work over gracefully (closing its connections, say) does it
+/// only when asked.
 #[derive(Clone, Debug, Default)]
-pub struct ExitSlot(Arc<Mutex<Option<Exit>>>);
+pub struct ExitSlot(Arc<Slot>);
+
+#[derive(Debug, Default)]
+struct Slot {
+    exit: Mutex<Option<Exit>>,
+    stop_requested: AtomicBool,
+}
 
 impl ExitSlot {
+    /// Whether the supervisor asked this instance to stop: its tree is
+    /// shutting down, the child is being removed, or an input of it
+    /// stopped. False in a `stopping` run because the instance was killed
+    /// or failed.
+    pub fn stop_requested(&self) -> bool {
+        self.0.stop_requested.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn request_stop(&self) {
+        self.0.stop_requested.store(true, Ordering::Relaxed);
+    }
+
     /// Records `exit` as the reason of the coming stop (the last one set wins).
     pub fn set(&self, exit: Exit) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(exit);
+        *lock(&self.0.exit) = Some(exit);
     }
 
     /// Records `exit` and stops the actor.
@@ -86,6 +112,6 @@ impl ExitSlot {
     }
 
     pub(super) fn take(&self) -> Option<Exit> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+        lock(&self.0.exit).take()
     }
 }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use super::actor::Supervisor;
@@ -108,17 +109,29 @@ impl SupervisorRef {
         }
     }
 
-    /// Kills child `name` (static or dynamic) at once, as if it had failed:
-    /// its supervisor restarts it, or not, as its policy says, and counts
-    /// the failure towards its restart intensity. For a host's tests and
-    /// an operator's last resort; a child killed this way gets no chance
-    /// to stop gracefully.
-    pub fn kill(&self, name: &str) -> impl Future<Output = Result<(), SupervisorError>> + use<> {
-        let name = name.to_owned();
-        let call = self
-            .0
-            .call(move |sup: &mut Supervisor, ctx| sup.kill_child(&name, ctx));
-        async move { call.await? }
+    /// Kills the child at `path` (a child's name, or a path through nested
+    /// supervisors: `muster/presence/cluster`) at once, as if it had
+    /// failed: its supervisor restarts it, or not, as its policy says, and
+    /// counts the failure towards its restart intensity. For a host's
+    /// tests and an operator's last resort; a child killed this way gets
+    /// no chance to stop gracefully.
+    pub fn kill(&self, path: &str) -> BoxFuture<'static, Result<(), SupervisorError>> {
+        match path.split_once('/') {
+            None => {
+                let name = path.to_owned();
+                let call = self
+                    .0
+                    .call(move |sup: &mut Supervisor, ctx| sup.kill_child(&name, ctx));
+                Box::pin(async move { call.await? })
+            }
+            Some((first, rest)) => {
+                let (first, rest) = (first.to_owned(), rest.to_owned());
+                let call = self
+                    .0
+                    .call(move |sup: &mut Supervisor, _ctx| sup.nested_child(&first));
+                Box::pin(async move { call.await??.kill(&rest).await })
+            }
+        }
     }
 
     /// Which of `names` are not dynamic children of the supervisor, in the

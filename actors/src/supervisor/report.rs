@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+pub use crate::metrics::RestartCounts;
 use actix::Context;
 use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -31,19 +32,6 @@ pub enum ChildState {
     Stopped,
     /// Its last run failed; a restart may be scheduled (see `restart_in_ms`).
     Failed,
-}
-
-/// Restarts of one child, by reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestartCounts {
-    /// After a failure or a panic.
-    pub failure: u64,
-    /// After the child asked to be bounced.
-    pub bounce: u64,
-    /// After a normal exit of a permanent child.
-    pub done: u64,
-    /// Because one of its inputs stopped or restarted.
-    pub dependency: u64,
 }
 
 /// One child in a supervisor's report.

@@ -10,6 +10,7 @@ use slog::{debug, info, warn};
 use super::actor::Supervisor;
 use super::error::SupervisorError;
 use super::exit::Exit;
+use super::handle::SupervisorRef;
 use super::lifecycle::{Lifecycle, StopReason};
 use super::timers::Timer;
 
@@ -94,8 +95,24 @@ impl Supervisor {
         if let Some(handle) = ended.handle.take() {
             (handle.kill)();
         }
-        self.handle_exit(&name, Exit::Failed("killed on request".to_owned()), ended, ctx);
+        self.handle_exit(
+            &name,
+            Exit::Failed("killed on request".to_owned()),
+            ended,
+            ctx,
+        );
         Ok(())
+    }
+
+    /// The handle of nested supervisor `name`.
+    pub(super) fn nested_child(&self, name: &str) -> Result<SupervisorRef, SupervisorError> {
+        self.children
+            .get(name)
+            .and_then(|child| child.spec.nested.clone())
+            .ok_or_else(|| SupervisorError::NotRunning {
+                supervisor: self.path.to_string(),
+                child: name.to_owned(),
+            })
     }
 
     /// Kills the instance `generation` of a child that did not stop within

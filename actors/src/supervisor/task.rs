@@ -83,6 +83,7 @@ pub(super) fn spawn_actor<A: Supervised>(
 ) -> InstanceHandle {
     let fut = Context::<A>::new().into_future(actor);
     let generation = mailbox.attach(fut.address());
+    let requested = exit.clone();
     // A hand-written future rather than an async block: an async block
     // would store the actor's future twice (as a captured value and as the
     // awaited one), doubling what every child costs.
@@ -97,6 +98,7 @@ pub(super) fn spawn_actor<A: Supervised>(
     let killer = mailbox.clone();
     InstanceHandle {
         stop: Box::new(move || {
+            requested.request_stop();
             stopper.control(Box::new(|_act: &mut A, ctx: &mut Context<A>| ctx.stop()))
         }),
         kill: Box::new(move || {

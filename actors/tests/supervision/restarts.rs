@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use muster_actors::{
-    ChildState, Exit, Mailbox, RestartConfig, RestartPolicy, SendError, SupervisorSpec,
+    ChildSpec, ChildState, Exit, Mailbox, RestartConfig, RestartPolicy, SendError, SupervisorRef,
+    SupervisorSpec,
 };
 use tokio::time::{Instant, sleep};
 
@@ -157,9 +158,37 @@ async fn a_killed_child_is_restarted_as_after_a_failure_and_its_siblings_run_on(
     // No stop was asked of it: killed, not stopped.
     assert_eq!(log.count("a:stopped"), 0);
     let sibling = r.child("b").unwrap();
-    assert_eq!((sibling.state, sibling.start_count), (ChildState::Started, 1));
+    assert_eq!(
+        (sibling.state, sibling.start_count),
+        (ChildState::Started, 1)
+    );
     a.send(Ping).await.unwrap();
     // Nothing by that name runs: refused, naming it.
     let refused = root.supervisor().kill("c").await.unwrap_err();
     assert_eq!(refused.to_string(), "root has no running child called c");
+}
+
+#[actix::test]
+async fn a_child_of_a_nested_supervisor_is_killed_by_its_path() {
+    tokio::time::pause();
+    let log = Log::default();
+    let inner = Mailbox::new(16);
+    let nested = SupervisorSpec::new(config()).child(worker("w", &inner, &log, |_| Plan::Run));
+    let nested = ChildSpec::supervisor("sub", nested, &SupervisorRef::new()).unwrap();
+    let root = start_root(SupervisorSpec::new(config()).child(nested));
+    sleep(Duration::from_millis(1)).await;
+    root.supervisor().kill("sub/w").await.unwrap();
+    sleep(Duration::from_secs(10)).await;
+    let r = report(&root).await;
+    let sub = r.child("sub").unwrap();
+    // The nested supervisor ran on; its child was restarted by it.
+    assert_eq!(sub.start_count, 1);
+    let w = sub.report.as_ref().and_then(|r| r.get("children")).unwrap();
+    assert_eq!(w[0]["start_count"], 2, "{w}");
+    assert_eq!(w[0]["restarts"]["failure"], 1, "{w}");
+    let refused = root.supervisor().kill("sub/x/y").await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "root/sub has no running child called x"
+    );
 }

@@ -12,7 +12,7 @@ use futures::{SinkExt, StreamExt};
 use muster::clock::{Clock, ManualClock};
 use muster::names::ModelUuid;
 use muster::sim::{Sim, SimConfig};
-use muster_actors::{Backends, Muster, MusterConfig};
+use muster_actors::{Backends, Metrics, Muster, MusterConfig, RestartConfig, Root, SupervisorSpec};
 use muster_door::{AgentsConfig, ConnectionIds, Door, DoorMetrics};
 use muster_http::{Inspector, StateGauges};
 use prometheus_client::registry::Registry;
@@ -44,6 +44,8 @@ pub fn config() -> AgentsConfig {
 /// surface, and an open door.
 pub struct Fixture {
     pub muster: Muster,
+    /// The host's tree: muster and the door side by side.
+    pub root: Root,
     pub door: Option<Door>,
     pub url: String,
     pub clock: Arc<ManualClock>,
@@ -63,27 +65,33 @@ impl Fixture {
         let clock = Arc::new(ManualClock::new(EPOCH + Duration::from_secs(1_000_000)));
         let mut registry = Registry::default();
         let logger = Logger::root(slog::Discard, o!());
-        let muster = Muster::start(
+        let tree_metrics = Metrics::register(&mut registry);
+        let (muster_child, muster) = Muster::child(
+            "muster",
             &tree,
             Backends::sim(&sim, clock.clone() as Arc<dyn Clock>),
-            logger.clone(),
             &mut registry,
         )
         .unwrap();
         let metrics = DoorMetrics::register(&mut registry);
         let gauges = StateGauges::register(&mut registry);
-        let inspector = Inspector::new(muster.clone(), registry, gauges, None);
-        muster.presence().enable().await.unwrap();
-        let door = Door::bind(&config).unwrap().serve(
+        let (door_child, door) = Door::bind(&config).unwrap().child(
             muster.presence().clone(),
             ConnectionIds::default(),
             metrics,
-            logger,
         );
+        let spec = SupervisorSpec::new(RestartConfig::default())
+            .child(muster_child)
+            .child(door_child);
+        let root = Root::start("host", spec, logger, tree_metrics).unwrap();
+        let inspector =
+            Inspector::new(muster.clone(), registry, gauges, None).with_tree(root.clone());
+        muster.presence().enable().await.unwrap();
         Fixture {
             url: door.url(),
             door: Some(door),
             muster,
+            root,
             clock,
             inspector,
         }
@@ -159,10 +167,10 @@ impl Fixture {
 
     pub async fn stop(mut self) {
         if let Some(door) = self.door.take() {
-            door.stop().await;
+            door.close().await;
         }
-        self.muster.shutdown();
-        let _ = self.muster.wait().await;
+        self.root.shutdown();
+        let _ = self.root.wait().await;
     }
 }
 

@@ -198,10 +198,7 @@ impl Node {
 
 /// The bridge's report inside a tree's report.
 pub fn bridge_of(report: &Value) -> Option<Value> {
-    let presence = report["children"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == "presence")?;
+    let presence = super::child(report, "presence")?;
     presence["report"]["children"]
         .as_array()?
         .iter()

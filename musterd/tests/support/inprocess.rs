@@ -11,7 +11,9 @@ use actix_web::{App, test};
 use muster::clock::ManualClock;
 use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::sim::{Sim, SimConfig};
-use muster_actors::{Backends, Muster, MusterConfig};
+use muster_actors::{
+    Backends, ChildSpec, Metrics, Muster, MusterConfig, RestartConfig, Root, SupervisorSpec,
+};
 use muster_http::history::History;
 use muster_http::{Inspector, StateGauges};
 use prometheus_client::registry::Registry;
@@ -58,6 +60,64 @@ pub async fn tree(polled: usize, clock: Arc<ManualClock>) -> (Muster, Sim, Regis
         polled + 1
     );
     (muster, sim, registry)
+}
+
+/// A host's tree on the simulated cloud, as [`tree`] makes it, with
+/// muster as a child called `muster` of a root called `root`, beside the
+/// children `children` makes from muster's handle and the tree's metrics.
+pub struct Host {
+    pub muster: Muster,
+    pub sim: Sim,
+    pub registry: Registry,
+    pub metrics: Metrics,
+    pub root: Root,
+}
+
+pub async fn host(
+    polled: usize,
+    sim_config: SimConfig,
+    clock: Arc<ManualClock>,
+    children: impl FnOnce(&Muster, &Metrics) -> Vec<ChildSpec>,
+) -> Host {
+    let sim = Sim::new(sim_config).unwrap();
+    for _ in 0..polled {
+        sim.add_provisioned_machine();
+    }
+    sim.add_manual_machine();
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let (child, muster) = Muster::child(
+        "muster",
+        &MusterConfig::default(),
+        Backends::sim(&sim, clock),
+        &mut registry,
+    )
+    .unwrap();
+    let mut spec = SupervisorSpec::new(RestartConfig::default()).child(child);
+    for extra in children(&muster, &metrics) {
+        spec = spec.child(extra);
+    }
+    let root = Root::start(
+        "root",
+        spec,
+        Logger::root(slog::Discard, o!()),
+        metrics.clone(),
+    )
+    .unwrap();
+    muster.presence().enable().await.unwrap();
+    for _ in 0..500 {
+        if muster.machines().machines().await.unwrap().len() == polled + 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Host {
+        muster,
+        sim,
+        registry,
+        metrics,
+        root,
+    }
 }
 
 /// Three connections of one model on two servers, the second server down:

@@ -191,3 +191,15 @@ pub fn line_starting(
     }
     Err(seen)
 }
+
+/// The first child called `name` anywhere in a report of `/api/report`:
+/// muster's subtree is one child of the daemon's tree.
+pub fn child<'a>(report: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    report["children"].as_array()?.iter().find_map(|c| {
+        if c["name"] == name {
+            Some(c)
+        } else {
+            child(&c["report"], name)
+        }
+    })
+}

@@ -14,10 +14,8 @@ use super::cluster::{Node, PATIENCE};
 /// The lease manager's report, from `/api/report`.
 pub fn leases(node: &Node) -> Value {
     let report = node.get("/api/report");
-    let presence = report["children"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "presence"))
-        .unwrap_or_else(|| panic!("no presence in {report}"));
+    let presence =
+        super::child(&report, "presence").unwrap_or_else(|| panic!("no presence in {report}"));
     presence["report"]["children"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == "leases"))

@@ -242,15 +242,8 @@ impl Bridge {
         let options = LinkOptions {
             node: self.config.node.clone(),
             subjects: self.subjects.clone(),
-            urls: self
-                .config
-                .cluster
-                .nats
-                .iter()
-                .filter_map(|url| super::config::check_url(url).ok())
-                .collect(),
+            cluster: self.config.cluster.clone(),
             auth: self.config.auth.clone(),
-            ping: self.config.cluster.down_after,
         };
         let (mailbox, generation) = (self.mailbox.clone(), self.generation);
         let linking = async move {

@@ -16,6 +16,8 @@ pub mod leases;
 mod link;
 pub mod live;
 pub mod metrics;
+mod mount;
+mod nats;
 pub mod peers;
 pub mod protocol;
 pub mod registry;
@@ -26,7 +28,8 @@ pub use bridge::{Bridge, BridgeConfig, BridgeReport, bridge_child, bridge_child_
 pub use config::ClusterConfig;
 pub use farewell::Farewell;
 pub use leases::{LeaseConfig, LeaseManager, LeaseMetrics, lease_child, lease_child_on};
-pub use link::reconnect_delay;
 pub use live::LiveNodes;
 pub use metrics::ClusterMetrics;
+pub use mount::Cluster;
+pub use nats::reconnect_delay;
 pub use registry::NatsBackend;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::{Client, ConnectOptions, ServerAddr, Subscriber};
+use async_nats::{Client, Subscriber};
 use futures::StreamExt;
 use muster::clock::Clock;
 use muster::names::MachineTag;
@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 
 use super::NatsAuth;
 use super::bridge::{Answered, Asked, Bridge, Failed, Heard, LinkEvent, Tapped, Unanswered};
+use super::config::ClusterConfig;
 use super::metrics::{ClusterMetrics, Kind};
+use super::nats::connection;
 use super::peers::Action;
 use super::protocol::{Conn, Op, Part, Subjects};
 
@@ -56,18 +58,8 @@ pub(super) struct Linked {
 pub(super) struct LinkOptions {
     pub node: MachineTag,
     pub subjects: Subjects,
-    pub urls: Vec<ServerAddr>,
+    pub cluster: ClusterConfig,
     pub auth: NatsAuth,
-    /// How often the client pings the server: two unanswered pings and the
-    /// connection is taken for lost.
-    pub ping: Duration,
-}
-
-/// The wait before the `attempts`th reconnect: from 25 ms, doubling, at
-/// most a second, so that a NATS server that comes back is found within a
-/// second and one that stays away costs a try a second.
-pub fn reconnect_delay(attempts: usize) -> Duration {
-    Duration::from_millis((25u64 << attempts.min(6)).min(1000))
 }
 
 /// Connects (in the background: the client comes back at once and keeps
@@ -80,27 +72,19 @@ pub(super) async fn connect(
     mailbox: Mailbox<Bridge>,
     generation: u64,
 ) -> Result<Linked, String> {
-    let connect = ConnectOptions::new()
-        .name(format!("musterd {}", options.node))
+    let (connect, urls) = connection(&options.cluster, &options.auth, &options.node, "bridge")?;
+    let connect = connect
         .retry_on_initial_connect()
-        .max_reconnects(None)
         // A node hears its own feed in its own presence already.
         .no_echo()
-        .ping_interval(options.ping)
-        .connection_timeout(options.ping.max(Duration::from_secs(1)))
-        .reconnect_delay_callback(reconnect_delay)
         .event_callback(move |event| {
             let mailbox = mailbox.clone();
             async move {
                 let _ = mailbox.do_send(LinkEvent { generation, event });
             }
         });
-    let connect = options
-        .auth
-        .apply(connect)
-        .map_err(|e| format!("cluster.credentials: {e}"))?;
     let client = connect
-        .connect(options.urls.clone())
+        .connect(urls)
         .await
         .map_err(|e| format!("cannot connect to NATS: {e}"))?;
     let subscribe = |subject: String| {

@@ -5,52 +5,24 @@
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
-use slog::{Logger, debug};
+use slog::debug;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::ConnectionIds;
-use super::config::AgentsConfig;
 use super::ending::{Ending, TRY_AGAIN, broken, end, going_away};
 use super::login::{self, NOT_RECORDING, Refusal, TIMED_OUT};
-use super::metrics::DoorMetrics;
 use super::record::{Coalesce, Recorded};
+use super::shared::{Shared, closing};
 use muster::clock::later;
-use muster_actors::presence::PresenceHandle;
 
 /// The path agents connect to.
 pub const AGENT_PATH: &str = "/agent";
-
-/// What every connection of a door shares.
-pub(super) struct Shared {
-    pub config: AgentsConfig,
-    pub presence: PresenceHandle,
-    pub ids: ConnectionIds,
-    pub logger: Logger,
-    pub websocket: WebSocketConfig,
-    pub shutdown: watch::Receiver<bool>,
-    pub enabled: watch::Receiver<bool>,
-    pub metrics: DoorMetrics,
-}
-
-impl Shared {
-    /// The WebSocket settings of the door's connections: small buffers,
-    /// since most agents send a frame a minute, and frames capped.
-    pub fn websocket(config: &AgentsConfig) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(1024)
-            .write_buffer_size(0)
-            .max_write_buffer_size(64 * 1024)
-            .max_frame_size(Some(config.max_frame))
-            .max_message_size(Some(config.max_frame))
-    }
-}
 
 /// Serves one accepted socket: the upgrade and login within
 /// `login_timeout` of `started`, then the connection until it ends.
@@ -79,7 +51,7 @@ where
     let mut shutdown = shared.shutdown.clone();
     let upgraded = tokio::select! {
         upgraded = timeout_at(deadline, upgrade) => upgraded,
-        _ = shutdown.changed() => return,
+        () = closing(&mut shutdown) => return,
     };
     let mut ws = match upgraded {
         Ok(Ok(ws)) => ws,
@@ -94,7 +66,7 @@ where
     };
     let first = tokio::select! {
         first = timeout_at(deadline, first_text(&mut ws)) => first,
-        _ = shutdown.changed() => Ok(Err(going_away())),
+        () = closing(&mut shutdown) => Ok(Err(going_away())),
     };
     let login = match first {
         Err(_) => Err(Ending::Close(Refusal::new(
@@ -207,7 +179,7 @@ where
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => return going_away(),
+            () = closing(&mut shutdown) => return going_away(),
             changed = enabled.changed() => {
                 if changed.is_err() || !*enabled.borrow_and_update() {
                     return Ending::Close(Refusal::new(

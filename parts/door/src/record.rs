@@ -6,8 +6,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::time::Instant;
 
-use super::connection::Shared;
 use super::login::Login;
+use super::shared::Shared;
 use muster_actors::mailbox::SendError;
 
 /// A connection recorded in presence; dropping it records the disconnect,

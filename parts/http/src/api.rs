@@ -1,47 +1,26 @@
 //! The handlers of the health check, the JSON endpoints and the dashboard
 //! page.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+
 use muster::names::{AgentTag, ModelUuid};
 use muster::presence::Status;
 use muster_actors::ReportOptions;
 use serde::Serialize;
 use serde_json::json;
 
-use super::json::{ConnectionJson, round_report_durations};
-use super::{Inspector, error};
-use crate::dashboard::machines::MachinesQuery;
-use crate::dashboard::natural::sort_naturally;
-use crate::dashboard::paging::{BadParameter, PageQuery};
+use crate::inspector::Inspector;
+use crate::json::{ConnectionJson, round_report_durations};
+use crate::lists::machines::MachinesQuery;
+use crate::lists::natural::sort_naturally;
+use crate::lists::paging::PageQuery;
+use crate::respond::{bad_parameter, error, query, unavailable};
 
-fn bad_parameter(parameter: &str, message: impl Into<String>) -> HttpResponse {
-    HttpResponse::BadRequest().json(json!({ "error": message.into(), "parameter": parameter }))
-}
-
-impl From<BadParameter> for HttpResponse {
-    fn from(e: BadParameter) -> Self {
-        bad_parameter(e.parameter, e.message)
-    }
-}
-
-fn query(req: &HttpRequest) -> HashMap<String, String> {
-    web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default()
-}
-
-fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
-    error(
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-        format!("tree not answering: {e}"),
-    )
-}
-
-pub(super) async fn healthz(inspector: web::Data<Inspector>) -> HttpResponse {
+pub(crate) async fn healthz(inspector: web::Data<Inspector>) -> HttpResponse {
     // Read from what the supervisors keep: no message, no walk of the tree.
-    let health = inspector.muster.health();
+    let health = inspector.health();
     let mut response = if health.is_healthy() {
         HttpResponse::Ok()
     } else {
@@ -57,7 +36,7 @@ pub(super) async fn healthz(inspector: web::Data<Inspector>) -> HttpResponse {
 /// page of megabytes.
 pub const REPORT_FOLD_OVER: usize = 100;
 
-pub(super) async fn report(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+pub(crate) async fn report(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
     let options = match query(&req).get("children").map(String::as_str) {
         None => ReportOptions::folding_over(REPORT_FOLD_OVER),
         Some("all") => ReportOptions::every_child(),
@@ -69,7 +48,7 @@ pub(super) async fn report(req: HttpRequest, inspector: web::Data<Inspector>) ->
             );
         }
     };
-    match inspector.muster.report_with(options).await {
+    match inspector.report(options).await {
         Ok(report) => match serde_json::to_value(report) {
             Ok(mut report) => {
                 round_report_durations(&mut report);
@@ -88,7 +67,7 @@ pub(super) async fn report(req: HttpRequest, inspector: web::Data<Inspector>) ->
     }
 }
 
-pub(super) async fn models(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+pub(crate) async fn models(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
     let page = match PageQuery::parse(&query(&req)) {
         Ok(page) => page,
         Err(e) => return e.into(),
@@ -138,7 +117,7 @@ struct AgentStatus {
     controller: bool,
 }
 
-pub(super) async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+pub(crate) async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
     let query = query(&req);
     let page = match PageQuery::parse(&query) {
         Ok(page) => page,
@@ -207,7 +186,7 @@ pub(super) async fn presence(req: HttpRequest, inspector: web::Data<Inspector>) 
     }))
 }
 
-pub(super) async fn machines(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+pub(crate) async fn machines(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
     let asked = match MachinesQuery::parse(&query(&req)) {
         Ok(asked) => asked,
         Err(e) => return e.into(),
@@ -223,14 +202,14 @@ pub(super) async fn machines(req: HttpRequest, inspector: web::Data<Inspector>) 
     }
 }
 
-pub(super) async fn history(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+pub(crate) async fn history(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
     match crate::history::parse_after(&query(&req)) {
         Ok(after) => HttpResponse::Ok().json(inspector.history.answer(after)),
         Err(e) => e.into(),
     }
 }
 
-pub(super) async fn index() -> HttpResponse {
+pub(crate) async fn index() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(crate::dashboard::page())

@@ -16,7 +16,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::Inspector;
+use crate::inspector::Inspector;
 use muster::token;
 
 /// The path that never needs the token: a load balancer's probe has none.
@@ -43,7 +43,7 @@ fn given(req: &ServiceRequest) -> Option<String> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         return value.to_str().ok().and_then(bearer).map(str::to_owned);
     }
-    if req.path() != PAGE {
+    if within(req) != PAGE {
         return None;
     }
     web::Query::<HashMap<String, String>>::from_query(req.query_string())
@@ -52,11 +52,20 @@ fn given(req: &ServiceRequest) -> Option<String> {
         .remove("token")
 }
 
+/// The request's path below the scope the surface is mounted at: `/healthz`
+/// whether the host serves it at `/healthz` or at `/muster/healthz`.
+fn within(req: &ServiceRequest) -> &str {
+    match req.match_info().unprocessed() {
+        "" => "/",
+        path => path,
+    }
+}
+
 /// Lets a request through when no token is configured, when it asks for
 /// `/healthz`, or when it gives the token; answers `401` otherwise, before
 /// the path is looked up, so that without the token nothing tells which
 /// paths exist.
-pub(super) async fn check_token(
+pub(crate) async fn check_token(
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
@@ -66,7 +75,7 @@ pub(super) async fn check_token(
     let allowed = match expected {
         None => true,
         Some(expected) => {
-            req.path() == OPEN || given(&req).is_some_and(|t| token::matches(&t, &expected))
+            within(&req) == OPEN || given(&req).is_some_and(|t| token::matches(&t, &expected))
         }
     };
     if allowed {

@@ -118,6 +118,16 @@ pub(super) fn round_report_durations(report: &mut Value) {
     }
 }
 
+/// A machine's phase as the metrics and the API name it: `short`, `long`,
+/// or `manual` for a machine that is never polled.
+pub(crate) fn phase_name(machine: &muster_actors::machines::MachineState) -> &'static str {
+    match (machine.tracking, machine.phase) {
+        (Tracking::Manual, _) | (_, None) => "manual",
+        (Tracking::Polled, Some(muster::poll::Phase::Short)) => "short",
+        (Tracking::Polled, Some(muster::poll::Phase::Long)) => "long",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use muster_actors::host::Muster;
-use muster_actors::machines::Tracking;
 
-use super::exposition::{self, Format};
-use super::{Inspector, error};
+use crate::exposition::{self, Format};
+use crate::inspector::Inspector;
+use crate::respond::error;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
@@ -85,17 +85,7 @@ impl StateGauges {
     }
 }
 
-/// A machine's phase as the metrics and the API name it: `short`, `long`,
-/// or `manual` for a machine that is never polled.
-pub(crate) fn phase_name(machine: &muster_actors::machines::MachineState) -> &'static str {
-    match (machine.tracking, machine.phase) {
-        (Tracking::Manual, _) | (_, None) => "manual",
-        (Tracking::Polled, Some(muster::poll::Phase::Short)) => "short",
-        (Tracking::Polled, Some(muster::poll::Phase::Long)) => "long",
-    }
-}
-
-pub(super) async fn metrics(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
+pub(crate) async fn metrics(req: HttpRequest, inspector: web::Data<Inspector>) -> HttpResponse {
     let accept = req
         .headers()
         .get_all(header::ACCEPT)

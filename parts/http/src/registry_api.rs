@@ -21,10 +21,11 @@ use muster::names::ModelUuid;
 use muster_actors::machines::{MachineState, Tracking};
 use serde_json::{Value, json};
 
-use super::json::MachineJson;
-use super::{Inspector, read};
-use crate::dashboard::natural::sort_naturally;
-use crate::dashboard::paging::PageQuery;
+use crate::inspector::Inspector;
+use crate::json::MachineJson;
+use crate::lists::natural::sort_naturally;
+use crate::lists::paging::PageQuery;
+use crate::routes::read;
 use muster_registry::{
     BodyError, MAX_BODY_BYTES, MachineRecord, PutOutcome, Registry, parse_machine_id,
     parse_model_uuid, parse_registration,

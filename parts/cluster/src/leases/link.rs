@@ -2,16 +2,12 @@
 //! from those of a connection it dropped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use actix::prelude::*;
-
-use async_nats::ConnectOptions;
 use slog::{info, warn};
 
 use super::LeaseManager;
-use crate::config::check_url;
-use crate::link::reconnect_delay;
+use crate::nats::connection;
 
 /// The NATS connection's events, marked with the connection they are of.
 struct LinkEvent {
@@ -59,34 +55,25 @@ impl LeaseManager {
         self.generation = GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1;
         let generation = self.generation;
         let mailbox = self.mailbox.clone();
-        let cluster = &self.config.cluster;
-        let urls: Vec<_> = cluster
-            .nats
-            .iter()
-            .filter_map(|url| check_url(url).ok())
-            .collect();
-        let options = ConnectOptions::new()
-            .name(format!("musterd {} leases", self.config.node))
+        let config = &self.config;
+        let (options, urls) =
+            match connection(&config.cluster, &config.auth, &config.node, "leases") {
+                Ok(connection) => connection,
+                Err(e) => {
+                    self.link = "failed";
+                    self.error = Some(e);
+                    return;
+                }
+            };
+        let options = options
             .retry_on_initial_connect()
-            .max_reconnects(None)
-            .ping_interval(cluster.down_after)
-            .connection_timeout(cluster.down_after.max(Duration::from_secs(1)))
             .request_timeout(Some(self.op_timeout()))
-            .reconnect_delay_callback(reconnect_delay)
             .event_callback(move |event| {
                 let mailbox = mailbox.clone();
                 async move {
                     let _ = mailbox.do_send(LinkEvent { generation, event });
                 }
             });
-        let options = match self.config.auth.apply(options) {
-            Ok(options) => options,
-            Err(e) => {
-                self.link = "failed";
-                self.error = Some(format!("cluster.credentials: {e}"));
-                return;
-            }
-        };
         let connecting = async move { options.connect(urls).await };
         ctx.spawn(
             connecting

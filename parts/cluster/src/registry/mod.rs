@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_nats::ConnectOptions;
 use async_nats::jetstream::kv;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -29,9 +28,9 @@ use muster::names::{MachineTag, ModelUuid};
 use muster::provider::{InstanceStatusInfo, NetworkInterface, addresses_of};
 use tokio::sync::watch;
 
-use crate::config::check_url;
 use crate::kv::open_bucket;
-use crate::{ClusterConfig, NatsAuth, reconnect_delay};
+use crate::nats::connection;
+use crate::{ClusterConfig, NatsAuth};
 use muster_registry::{
     AddressesChanged, BackendError, Credential, MachineRecord, PutOutcome, Registered,
     Registration, RegistryBackend,
@@ -82,19 +81,7 @@ impl NatsBackend {
         node: &MachineTag,
         log: &slog::Logger,
     ) -> Result<NatsBackend, BackendError> {
-        let urls: Vec<_> = cluster
-            .nats
-            .iter()
-            .filter_map(|url| check_url(url).ok())
-            .collect();
-        let options = ConnectOptions::new()
-            .name(format!("musterd {node} registry"))
-            .max_reconnects(None)
-            .connection_timeout(cluster.down_after.max(Duration::from_secs(1)))
-            .reconnect_delay_callback(reconnect_delay);
-        let options = auth
-            .apply(options)
-            .map_err(|e| storage(format!("cluster.credentials: {e}")))?;
+        let (options, urls) = connection(cluster, auth, node, "registry").map_err(storage)?;
         let client = options
             .connect(urls)
             .await

@@ -257,12 +257,23 @@ function bridgeOf(report) {
   return presenceChild(report, "cluster");
 }
 
-// A child of the presence subtree's report, by name.
+// A child of the presence subtree's report, by name; muster's subtree may
+// be the whole tree or one child of a host's.
 function presenceChild(report, name) {
-  const presence = (report.children || []).find(c => c.name === "presence");
+  const presence = findChild(report, "presence");
   const children = (presence && presence.report && presence.report.children) || [];
   const child = children.find(c => c.name === name);
   return child && child.report;
+}
+
+// The first child called `name`, anywhere in the report's tree.
+function findChild(report, name) {
+  for (const child of report.children || []) {
+    if (child.name === name) return child;
+    const nested = child.report && findChild(child.report, name);
+    if (nested) return nested;
+  }
+  return null;
 }
 
 function ago(rfc3339) {

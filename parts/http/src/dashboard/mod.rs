@@ -1,14 +1,9 @@
-//! The dashboard: one page ([`page`]) that polls the JSON endpoints, and
-//! what keeps those answers one screen long at 10,000 machines or models:
-//! [`natural`] order for names and [`paging`] by query parameters.
+//! The dashboard: one page ([`page`]) that polls the JSON endpoints, which
+//! answer one screen at a time ([`crate::lists`]).
 //!
 //! The page draws its charts from `/api/history` with a few hundred lines
 //! of its own script: no build step, no script from elsewhere, nothing
 //! the page needs from the internet.
-
-pub mod machines;
-pub mod natural;
-pub mod paging;
 
 /// The dashboard page, its style and script inlined, so that a browser
 /// given the token once (`/?token=…`) needs no other authorised fetch than

@@ -10,7 +10,6 @@
 //! a fixed record plus at most [`MAILBOXES`] depths, whose names are shared
 //! between samples.
 
-mod exposition;
 pub mod sampler;
 
 use std::collections::{HashMap, VecDeque};
@@ -18,6 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Serialize, Serializer};
+
+use crate::lists::paging::BadParameter;
 
 pub use sampler::Sampler;
 
@@ -100,20 +101,18 @@ pub struct Sample {
 
 /// Reads `after` of `/api/history?after=N`: the number of the newest
 /// sample a page already has.
-pub fn parse_after(
-    query: &HashMap<String, String>,
-) -> Result<Option<u64>, crate::dashboard::paging::BadParameter> {
+pub fn parse_after(query: &HashMap<String, String>) -> Result<Option<u64>, BadParameter> {
     let Some(text) = query.get("after") else {
         return Ok(None);
     };
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(crate::dashboard::paging::BadParameter::new(
+        return Err(BadParameter::new(
             "after",
             format!("parameter `after`: {text:?} is not a sample number (a non-negative integer)"),
         ));
     }
     text.parse().map(Some).map_err(|_| {
-        crate::dashboard::paging::BadParameter::new(
+        BadParameter::new(
             "after",
             format!(
                 "parameter `after`: {text} is too large (at most {})",

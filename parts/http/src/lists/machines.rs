@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::natural::sort_naturally;
 use super::paging::{BadParameter, PageQuery};
-use crate::{MachineJson, phase_name};
+use crate::json::{MachineJson, phase_name};
 
 /// The phases, as `phase` names them.
 const PHASES: [&str; 3] = ["short", "long", "manual"];

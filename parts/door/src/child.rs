@@ -1,0 +1,261 @@
+//! The door as a supervised child: an actor that runs the accept loop,
+//! and the host's [`Door`] handle on it.
+//!
+//! What the connections share (their settings, the shutdown signal, the
+//! slots within `max_connections`) is made once, so a failure of the
+//! accept loop restarts it on the same listener while every connection
+//! carries on. A stop asked by the supervisor (the tree shutting down)
+//! closes every connection with 1001 first, each disconnect recorded; a
+//! kill or a panic leaves them be.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use muster::sync::lock;
+use muster_actors::presence::PresenceHandle;
+use muster_actors::{ChildSpec, ExitSlot, Mailbox, StatePolicy};
+use serde::Serialize;
+use slog::{Logger, info, warn};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::ConnectionIds;
+use super::listen::{BoundDoor, accept, url};
+use super::metrics::DoorMetrics;
+use super::shared::Shared;
+
+/// The door child's name in its host's tree.
+pub const DOOR_CHILD: &str = "door";
+
+/// How long closing the door waits for the connections to close.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// The door's mailbox: it hears only its supervisor and its report.
+const MAILBOX: usize = 16;
+
+/// What the door's incarnations and its handle share.
+struct State {
+    /// Taken when the host closes the door, so that the port is free and
+    /// no incarnation accepts again.
+    listener: Mutex<Option<Arc<TcpListener>>>,
+    listen: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    shutdown: watch::Sender<bool>,
+    slots: Arc<Semaphore>,
+    max: u32,
+    /// The tree's logger for the door, once it has started.
+    logger: OnceLock<Logger>,
+}
+
+impl State {
+    fn open(&self) -> usize {
+        self.max as usize - self.slots.available_permits()
+    }
+
+    /// Closes every connection with 1001 and waits for them, at most
+    /// [`STOP_WAIT`]; answers how many were open and how many still are.
+    async fn close_connections(&self) -> (usize, usize) {
+        let open = self.open();
+        self.shutdown.send_replace(true);
+        let all = self.max;
+        let closed = tokio::time::timeout(STOP_WAIT, self.slots.acquire_many(all)).await;
+        (open, if closed.is_ok() { 0 } else { self.open() })
+    }
+}
+
+/// The host's handle on its door: where agents connect, how many are
+/// connected, and the close that precedes a graceful stop. Cheap to clone.
+#[derive(Clone)]
+pub struct Door {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for Door {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Door")
+            .field("url", &self.url())
+            .field("open", &self.open())
+            .finish()
+    }
+}
+
+impl Door {
+    /// Binds `config.listen` and reads the TLS files, on the current tokio
+    /// runtime; [`BoundDoor::child`] makes the child that accepts.
+    pub fn bind(config: &super::AgentsConfig) -> Result<BoundDoor, super::DoorError> {
+        BoundDoor::bind(config)
+    }
+
+    /// The address the door listens on (the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.listen
+    }
+
+    /// Where agents connect: `ws://ADDR/agent`, or `wss://` with TLS.
+    pub fn url(&self) -> String {
+        url(self.state.listen, self.state.tls.is_some())
+    }
+
+    /// Sockets open now, those still logging in included.
+    pub fn open(&self) -> usize {
+        self.state.open()
+    }
+
+    /// Stops accepting for good, closes every connection with 1001 and
+    /// records each disconnect; answers once they are all closed, or after
+    /// a few seconds, whichever comes first. A host calls it before it
+    /// stops its tree, so that presence hears every disconnect.
+    pub async fn close(&self) {
+        // The accept loop that holds the other handle on the listener ends
+        // as the connections are told to close.
+        drop(lock(&self.state.listener).take());
+        let (open, left) = self.state.close_connections().await;
+        let Some(logger) = self.state.logger.get() else {
+            return;
+        };
+        if left == 0 {
+            info!(logger, "agents door closed"; "connections" => open);
+        } else {
+            warn!(logger, "agents door closed with connections still closing";
+                "connections" => open, "closing" => left);
+        }
+    }
+}
+
+/// The door's part of its host's report.
+#[derive(Debug, Clone, Serialize)]
+struct DoorReport {
+    url: String,
+    open: usize,
+    max_connections: u32,
+    accepting: bool,
+}
+
+/// The actor: it runs the accept loop of one incarnation.
+struct Acceptor {
+    state: Arc<State>,
+    exit: ExitSlot,
+    shared: Arc<Shared>,
+    /// Set once the connections are closed and the actor may stop.
+    closed: bool,
+    accepting: bool,
+}
+
+muster_actors::supervised!(Acceptor);
+
+impl Actor for Acceptor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(listener) = lock(&self.state.listener).clone() else {
+            return;
+        };
+        // A stop before this incarnation closed the connections; new ones
+        // are welcome again.
+        self.state.shutdown.send_replace(false);
+        self.accepting = true;
+        let accepting = accept(
+            listener,
+            self.state.tls.clone(),
+            self.shared.clone(),
+            self.state.slots.clone(),
+            self.state.shutdown.subscribe(),
+        );
+        ctx.spawn(accepting.into_actor(self));
+        info!(self.shared.logger, "agents listening";
+            "address" => %self.state.listen, "tls" => self.state.tls.is_some());
+    }
+
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        // Killed, or failed: the connections carry on, and the next
+        // incarnation accepts beside them.
+        if self.closed || !self.exit.stop_requested() {
+            return Running::Stop;
+        }
+        // Asked to stop: every connection closes first, so that presence
+        // hears each disconnect while it still runs.
+        self.closed = true;
+        self.accepting = false;
+        let state = self.state.clone();
+        let logger = self.shared.logger.clone();
+        let closing = async move {
+            let (open, left) = state.close_connections().await;
+            info!(logger, "agents door stopped"; "connections" => open, "still_closing" => left);
+        };
+        ctx.spawn(closing.into_actor(self).map(|(), _, ctx| ctx.stop()));
+        Running::Continue
+    }
+}
+
+impl Acceptor {
+    fn report(&self) -> DoorReport {
+        DoorReport {
+            url: url(self.state.listen, self.state.tls.is_some()),
+            open: self.state.open(),
+            max_connections: self.state.max,
+            accepting: self.accepting,
+        }
+    }
+}
+
+impl BoundDoor {
+    /// The door as a child called [`DOOR_CHILD`] of the host's tree, and
+    /// the host's handle on it: its accept loop records each connection
+    /// through `presence` with an id from `ids`, counting in `metrics`.
+    /// It logs through the tree's logger.
+    pub fn child(
+        self,
+        presence: PresenceHandle,
+        ids: ConnectionIds,
+        metrics: DoorMetrics,
+    ) -> (ChildSpec, Door) {
+        let listen = self.listener.local_addr().unwrap_or(self.config.listen);
+        let max = self.config.max_connections.min(Semaphore::MAX_PERMITS) as u32;
+        let state = Arc::new(State {
+            listener: Mutex::new(Some(Arc::new(self.listener))),
+            listen,
+            tls: self.tls,
+            shutdown: watch::Sender::new(false),
+            slots: Arc::new(Semaphore::new(max as usize)),
+            max,
+            logger: OnceLock::new(),
+        });
+        let config = self.config;
+        let mailbox = Mailbox::new(MAILBOX);
+        let started = state.clone();
+        let spec = ChildSpec::actor(DOOR_CHILD, &mailbox, move |cx| {
+            let logger = cx.logger().clone();
+            let _ = started.logger.set(logger.clone());
+            let (state, config, presence) = (started.clone(), config.clone(), presence.clone());
+            let (ids, metrics) = (ids.clone(), metrics.clone());
+            let shared = cx.kept(move || {
+                Arc::new(Shared {
+                    websocket: Shared::websocket(&config),
+                    enabled: presence.watch_enabled(),
+                    config,
+                    presence,
+                    ids,
+                    logger,
+                    shutdown: state.shutdown.subscribe(),
+                    metrics,
+                })
+            })?;
+            let shared = shared.lock().clone();
+            Ok(Acceptor {
+                state: started.clone(),
+                exit: cx.exit_slot(),
+                shared,
+                closed: false,
+                accepting: false,
+            })
+        })
+        .state(StatePolicy::Kept)
+        .report(mailbox.reporter(|acceptor: &Acceptor| {
+            serde_json::to_value(acceptor.report()).unwrap_or_default()
+        }));
+        (spec, Door { state })
+    }
+}

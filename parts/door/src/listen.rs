@@ -1,0 +1,191 @@
+//! The door's listener: bound before anything starts, so that a port in
+//! use is found first, then the accept loop, one task per socket, within
+//! `max_connections`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slog::warn;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use super::config::AgentsConfig;
+use super::connection::{self, AGENT_PATH};
+use super::metrics::DoorMetrics;
+use super::shared::{Shared, closing};
+use super::{BindError, DoorError, tls};
+
+/// Sockets answered HTTP 503 at once, at most; past it a socket over
+/// `max_connections` is closed unanswered, so refusing stays cheap.
+const REFUSING: usize = 256;
+
+/// The listen queue: a reconnect storm's sockets wait here for the accept
+/// loop (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: u32 = 4096;
+
+/// The door's listener, bound, with its TLS settings read: what
+/// [`BoundDoor::child`](crate::BoundDoor::child) mounts.
+pub struct BoundDoor {
+    pub(super) listener: TcpListener,
+    pub(super) tls: Option<TlsAcceptor>,
+    pub(super) config: AgentsConfig,
+}
+
+impl BoundDoor {
+    /// Binds `config.listen` and reads the TLS files, on the current tokio
+    /// runtime. Nothing is accepted until the door's child runs.
+    pub fn bind(config: &AgentsConfig) -> Result<BoundDoor, DoorError> {
+        let tls = tls::acceptor(config)?;
+        let listen = config.listen;
+        let bind = || -> std::io::Result<TcpListener> {
+            let socket = if listen.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(listen)?;
+            socket.listen(BACKLOG)
+        };
+        let listener = bind().map_err(|source| DoorError::Bind(BindError { listen, source }))?;
+        Ok(BoundDoor {
+            listener,
+            tls,
+            config: config.clone(),
+        })
+    }
+
+    /// The address bound (the real port when 0 was asked).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Where agents will connect.
+    pub fn url(&self) -> std::io::Result<String> {
+        Ok(url(self.local_addr()?, self.tls.is_some()))
+    }
+}
+
+/// `ws://ADDR/agent`, or `wss://` with TLS.
+pub(super) fn url(listen: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "wss" } else { "ws" };
+    format!("{scheme}://{listen}{AGENT_PATH}")
+}
+
+/// The accept loop: a socket within `max_connections` gets a connection
+/// task; past it, an HTTP 503 (or, past [`REFUSING`] of those, nothing).
+pub(super) async fn accept(
+    listener: Arc<TcpListener>,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let refusing = Arc::new(Semaphore::new(REFUSING));
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = closing(&mut stopping) => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if out_of_resources(&e) => {
+                // Wait for some sockets to close rather than spin.
+                warn!(shared.logger, "agents: accept failed"; "error" => %e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            // A connection that went away before it was accepted.
+            Err(_) => continue,
+        };
+        let _ = tcp.set_nodelay(true);
+        let started = Instant::now();
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            let shared = shared.clone();
+            let peer = peer.to_string();
+            let socket = Socket::opened(&shared.metrics, slot);
+            match &tls {
+                None => tokio::spawn(async move {
+                    connection::serve(shared, tcp, peer, started).await;
+                    drop(socket);
+                }),
+                Some(tls) => {
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        if let Some(stream) = handshake(&tls, tcp, &shared, started).await {
+                            connection::serve(shared, stream, peer, started).await;
+                        }
+                        drop(socket);
+                    })
+                }
+            };
+        } else if let Ok(refusal) = refusing.clone().try_acquire_owned() {
+            let shared = shared.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    None => connection::refuse(shared, tcp, started).await,
+                    Some(tls) => {
+                        if let Some(stream) = handshake(&tls, tcp, &shared, started).await {
+                            connection::refuse(shared, stream, started).await;
+                        }
+                    }
+                }
+                drop(refusal);
+            });
+        }
+    }
+}
+
+/// An open socket's place within `max_connections`, counted in the
+/// metrics until dropped.
+struct Socket {
+    metrics: DoorMetrics,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Socket {
+    fn opened(metrics: &DoorMetrics, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+        metrics.socket_opened();
+        Socket {
+            metrics: metrics.clone(),
+            _slot: slot,
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.metrics.socket_closed();
+    }
+}
+
+/// Whether an accept failed for want of file descriptors or memory, which
+/// only time frees.
+fn out_of_resources(error: &std::io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(error.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// The TLS handshake, within the login deadline. The stream is boxed so
+/// that the plain connections' tasks stay small.
+async fn handshake(
+    tls: &TlsAcceptor,
+    tcp: TcpStream,
+    shared: &Shared,
+    started: Instant,
+) -> Option<Box<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let deadline = started + shared.config.login_timeout;
+    match tokio::time::timeout_at(deadline, Box::pin(tls.accept(tcp))).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(e)) => {
+            slog::debug!(shared.logger, "agent TLS handshake failed"; "error" => %e);
+            None
+        }
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,126 @@
+//! [`Inspector`]: what the HTTP surface answers from, and the routes it
+//! serves, for a host to mount in its own actix-web app or to serve with
+//! the [`http` child](crate::server).
+
+use std::sync::Arc;
+
+use actix_web::dev::HttpServiceFactory;
+use actix_web::middleware::from_fn;
+use actix_web::web;
+use muster_actors::host::Muster;
+use muster_actors::{Health, Report, ReportOptions, Root, SendError};
+use muster_registry::Registry as MachineRegistry;
+use prometheus_client::registry::Registry;
+
+use crate::history::History;
+use crate::metrics::StateGauges;
+use crate::{api, auth, metrics, registry_api, routes};
+
+/// What the HTTP surface serves: the tree's handle, the metrics registry
+/// (complete: nothing registers after the server starts), the state gauges
+/// in it, the history, the optional token, the machine registry, and the
+/// host's tree when muster is one child of it. Cheap to clone.
+#[derive(Clone)]
+pub struct Inspector {
+    pub(crate) muster: Muster,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) gauges: StateGauges,
+    pub(crate) history: History,
+    pub(crate) token: Option<Arc<str>>,
+    /// The machine registry of the models, when there are some.
+    pub(crate) machines: Option<MachineRegistry>,
+    /// The host's whole tree, reported and checked in place of muster's.
+    tree: Option<Root>,
+}
+
+impl Inspector {
+    /// Serves `muster`; `registry` must already hold the tree's metrics and
+    /// `gauges`. `token` is expected to follow
+    /// [`validate_token`](muster::token::validate_token). Its history is
+    /// empty until [`Inspector::with_history`].
+    pub fn new(
+        muster: Muster,
+        registry: impl Into<Arc<Registry>>,
+        gauges: StateGauges,
+        token: Option<String>,
+    ) -> Self {
+        Inspector {
+            muster,
+            registry: registry.into(),
+            gauges,
+            history: History::new(),
+            token: token.map(Arc::from),
+            machines: None,
+            tree: None,
+        }
+    }
+
+    /// Serves `history` as `/api/history`.
+    pub fn with_history(self, history: History) -> Self {
+        Inspector { history, ..self }
+    }
+
+    /// Serves the machine registry of the models (`/api/models/{uuid}/…`,
+    /// docs/spec.md §10.5), and shows it in `/api/report`.
+    pub fn with_registry(self, machines: Option<MachineRegistry>) -> Self {
+        Inspector { machines, ..self }
+    }
+
+    /// Reports and checks the host's whole tree (`/api/report`,
+    /// `/healthz`), of which muster is one child, rather than muster's
+    /// own; so the host's other children, the door and this surface's own
+    /// child among them, show too. The root may be one not started yet
+    /// ([`Root::new`]).
+    pub fn with_tree(self, root: Root) -> Self {
+        Inspector {
+            tree: Some(root),
+            ..self
+        }
+    }
+
+    /// The health `/healthz` answers.
+    pub(crate) fn health(&self) -> Health {
+        match &self.tree {
+            Some(root) => root.health(),
+            None => self.muster.health(),
+        }
+    }
+
+    /// The report `/api/report` answers.
+    pub(crate) async fn report(&self, options: ReportOptions) -> Result<Report, SendError> {
+        match &self.tree {
+            Some(root) => root.report_with(options).await,
+            None => self.muster.report_with(options).await,
+        }
+    }
+
+    /// Routes and the token check, for an actix-web `App` or scope: the
+    /// paths of the module documentation, from the root of wherever they
+    /// are mounted.
+    pub fn configure(&self, config: &mut web::ServiceConfig) {
+        config.service(self.scope(""));
+    }
+
+    /// The surface as a scope of the host's own actix-web app, under
+    /// `prefix` (`/muster`, say: the dashboard is then `/muster/` and the
+    /// metrics `/muster/metrics`). Paths of the host's outside the prefix
+    /// are the host's own: the surface neither answers nor refuses them.
+    pub fn scope(&self, prefix: &str) -> impl HttpServiceFactory + 'static {
+        let prefix = prefix.trim_end_matches('/');
+        web::scope(prefix)
+            .app_data(web::Data::new(self.clone()))
+            .wrap(from_fn(auth::check_token))
+            .service(routes::read("/healthz", api::healthz))
+            .service(routes::read("/metrics", metrics::metrics))
+            .service(routes::read("/api/report", api::report))
+            .service(routes::read("/api/models", api::models))
+            .service(routes::read("/api/presence", api::presence))
+            .service(routes::read("/api/machines", api::machines))
+            .service(routes::read("/api/history", api::history))
+            .configure(registry_api::routes)
+            .service(routes::read("/", api::index))
+            // `/muster` is the page too, at the address its links work from.
+            .service(web::resource("").to(routes::to_slash))
+            .default_service(web::to(routes::not_found))
+    }
+}

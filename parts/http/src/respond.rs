@@ -1,0 +1,42 @@
+//! The answers every handler shares: a JSON error, a bad query parameter
+//! named, the tree not answering, and the query string read.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use crate::lists::paging::BadParameter;
+
+/// `{"error": message}` with `status`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message.into() }))
+}
+
+/// 400 `{"error", "parameter"}`.
+pub(crate) fn bad_parameter(parameter: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({ "error": message.into(), "parameter": parameter }))
+}
+
+impl From<BadParameter> for HttpResponse {
+    fn from(e: BadParameter) -> Self {
+        bad_parameter(e.parameter, e.message)
+    }
+}
+
+/// The query string's parameters; none when it does not read.
+pub(crate) fn query(req: &HttpRequest) -> HashMap<String, String> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+/// 503: the tree did not answer (it is restarting, or its mailbox is
+/// full).
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("tree not answering: {e}"),
+    )
+}

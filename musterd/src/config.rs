@@ -9,13 +9,10 @@
 
 mod read;
 
-use std::net::SocketAddr;
-
 use muster::config::{Checker, ConfigError, Counts, InvalidConfig, Validate};
 use muster::sim::SimConfig;
 use serde::{Deserialize, Serialize};
 
-use muster::token::validate_token;
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::host::MusterConfig;
 use muster_actors::machines::MachinesConfig;
@@ -23,6 +20,7 @@ use muster_actors::presence::PresenceConfig;
 use muster_actors::supervisor::RestartConfig;
 use muster_cluster::ClusterConfig;
 use muster_door::AgentsConfig;
+use muster_http::HttpConfig;
 use muster_registry::models::{self, ModelConfig};
 use muster_registry::store::StoreConfig;
 
@@ -78,29 +76,6 @@ pub enum BackendKind {
     /// The embedded simulated cloud and model.
     #[default]
     Sim,
-}
-
-/// Where the HTTP surface listens and who may use it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// The listen address; loopback unless the operator says otherwise.
-    pub listen: SocketAddr,
-    /// When set, every endpoint but `/healthz` wants
-    /// `Authorization: Bearer <token>`.
-    pub token: Option<String>,
-}
-
-/// The default listen address of the HTTP surface.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: DEFAULT_LISTEN.parse().expect("a valid socket address"),
-            token: None,
-        }
-    }
 }
 
 /// The largest config file read, in bytes: a config is a few kilobytes, and
@@ -236,19 +211,6 @@ impl Validate for BackendConfig {
     fn check(&self, at: &mut Checker) {
         at.count("machines", self.machines, START_MACHINES);
         at.section("sim", &self.sim);
-    }
-}
-
-impl Validate for HttpConfig {
-    /// A token, when set, that follows the rule of every token
-    /// ([`validate_token`]).
-    fn check(&self, at: &mut Checker) {
-        if let Some(token) = &self.token {
-            // The token itself stays out of the message.
-            if let Err(reason) = validate_token(token) {
-                at.problem("token", None, reason);
-            }
-        }
     }
 }
 

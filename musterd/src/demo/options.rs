@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::DaemonError;
-use crate::config::{DaemonConfig, HttpConfig};
+use crate::config::DaemonConfig;
 use muster::token::validate_token;
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::supervisor::RestartConfig;
@@ -214,10 +214,8 @@ impl DemoOptions {
                 max_calls_per_second: Some((4.0 * s).ceil().max(1.0) as u32),
             },
         };
-        config.http = HttpConfig {
-            listen: self.listen,
-            token: self.token.clone(),
-        };
+        config.http.listen = self.listen;
+        config.http.token = self.token.clone();
         config.agents.listen = self.agents_listen;
         // The demo's machines last as long as it does.
         config.store.path = muster_registry::store::IN_MEMORY.into();

@@ -41,6 +41,7 @@
 
 mod api;
 pub mod auth;
+mod config;
 pub mod dashboard;
 pub mod exposition;
 pub mod history;
@@ -54,7 +55,8 @@ mod routes;
 mod server;
 
 pub use api::REPORT_FOLD_OVER;
+pub use config::{DEFAULT_LISTEN, HttpConfig};
 pub use history::sampler::{HISTORY_CHILD, Sampler};
 pub use inspector::Inspector;
 pub use metrics::StateGauges;
-pub use server::{BindError, HTTP_CHILD, bind};
+pub use server::{BindError, HTTP_CHILD, bind, serve};

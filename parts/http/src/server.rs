@@ -1,6 +1,7 @@
-//! The surface served by a child of the host's tree, called `http`: an
-//! actix-web server on a listener bound before anything starts, with one
-//! worker thread.
+//! An actix-web app served by a child of the host's tree ([`serve`]): the
+//! surface alone, as the child called `http` ([`Inspector::child`]), or a
+//! host's own app with the surface in it. One worker thread, on a
+//! listener bound before anything starts.
 //!
 //! The listener is kept across restarts (each incarnation serves a copy
 //! of it), so a restart never loses the port. A stop asked by the
@@ -11,8 +12,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
 use muster_actors::{ChildSpec, Exit, ExitSlot, Mailbox};
 use serde::Serialize;
 use slog::{Logger, info};
@@ -44,9 +45,12 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// Starts a server on a listener.
+type Start = Arc<dyn Fn(TcpListener) -> std::io::Result<Server> + Send + Sync>;
+
 /// The actor of one incarnation: it owns the running server.
 struct Served {
-    inspector: Inspector,
+    start: Start,
     listener: Arc<TcpListener>,
     listen: SocketAddr,
     server: Option<ServerHandle>,
@@ -76,17 +80,8 @@ impl Actor for Served {
                 return;
             }
         };
-        let inspector = self.inspector.clone();
-        let server = HttpServer::new(move || {
-            let inspector = inspector.clone();
-            App::new().configure(move |c| inspector.configure(c))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_SECS)
-        .listen(listener);
-        let server = match server {
-            Ok(server) => server.run(),
+        let server = match (self.start)(listener) {
+            Ok(server) => server,
             Err(e) => {
                 self.exit
                     .stop(ctx, Exit::failed(format!("cannot serve: {e}")));
@@ -152,31 +147,53 @@ impl Served {
     }
 }
 
+/// An app of the routes `routes` configures served on `listener` (already
+/// bound, so that a port in use is found before anything starts) by a
+/// child called `name` of the host's tree, with one worker thread. A host
+/// serves its own routes and the surface's [`scope`](Inspector::scope)
+/// together this way.
+pub fn serve<F>(name: &str, listener: TcpListener, routes: F) -> ChildSpec
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Sync + Clone + 'static,
+{
+    let start: Start = Arc::new(move |listener| {
+        let routes = routes.clone();
+        Ok(
+            HttpServer::new(move || App::new().configure(routes.clone()))
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(SHUTDOWN_SECS)
+                .listen(listener)?
+                .run(),
+        )
+    });
+    let listen = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let listener = Arc::new(listener);
+    let mailbox = Mailbox::new(MAILBOX);
+    ChildSpec::actor(name, &mailbox, move |cx| {
+        Ok(Served {
+            start: start.clone(),
+            listener: listener.clone(),
+            listen,
+            server: None,
+            exit: cx.exit_slot(),
+            logger: cx.logger().clone(),
+            stopping: false,
+        })
+    })
+    .report(
+        mailbox
+            .reporter(|served: &Served| serde_json::to_value(served.report()).unwrap_or_default()),
+    )
+}
+
 impl Inspector {
     /// The surface served on `listener` (already bound, so that a port in
     /// use is found before anything starts) by a child called
     /// [`HTTP_CHILD`] of the host's tree, with one worker thread.
     pub fn child(self, listener: TcpListener) -> ChildSpec {
-        let listen = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let listener = Arc::new(listener);
-        let mailbox = Mailbox::new(MAILBOX);
-        ChildSpec::actor(HTTP_CHILD, &mailbox, move |cx| {
-            Ok(Served {
-                inspector: self.clone(),
-                listener: listener.clone(),
-                listen,
-                server: None,
-                exit: cx.exit_slot(),
-                logger: cx.logger().clone(),
-                stopping: false,
-            })
-        })
-        .report(
-            mailbox.reporter(|served: &Served| {
-                serde_json::to_value(served.report()).unwrap_or_default()
-            }),
-        )
+        serve(HTTP_CHILD, listener, move |routes| self.configure(routes))
     }
 }

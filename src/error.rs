@@ -15,6 +15,7 @@ use crate::names::MachineTag;
 /// It is `Clone` so that one failed batched provider call can be handed to
 /// every poller whose ids were in the batch.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum PollError {
     /// The entity is gone: a machine that was removed from the model.
     #[error("{0} not found")]
@@ -183,6 +184,18 @@ pub struct UnknownValue {
     pub text: String,
     /// What was expected, e.g. `instance status`.
     pub kind: &'static str,
+}
+
+/// A listen address of a part (the door, the HTTP surface) could not be
+/// bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {listen}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub listen: std::net::SocketAddr,
+    /// Why (for instance, the address is in use).
+    #[source]
+    pub source: std::io::Error,
 }
 
 #[cfg(test)]

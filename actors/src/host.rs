@@ -157,6 +157,7 @@ fn add_reports(mut sum: GatewayReport, report: GatewayReport) -> GatewayReport {
 
 /// Why the tree did not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// Settings are out of range: every one of them, each by its key.
     #[error("invalid config: {0}")]

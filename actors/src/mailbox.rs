@@ -134,6 +134,7 @@ impl Drop for Handled {
 
 /// Why a message was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The mailbox already holds `capacity` messages; the message was refused
     /// at once rather than queued.

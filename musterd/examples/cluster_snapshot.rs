@@ -93,12 +93,10 @@ impl Drop for Nats {
 fn node(n: u32, url: &str) -> (Muster, Registry) {
     let sim = Sim::new(SimConfig::default()).unwrap();
     let mut registry = Registry::default();
-    let cluster = ClusterConfig {
-        nats: vec![url.to_owned()],
-        heartbeat: Duration::from_millis(200),
-        down_after: Duration::from_secs(2),
-        ..ClusterConfig::default()
-    };
+    let mut cluster = ClusterConfig::default();
+    cluster.nats = vec![url.to_owned()];
+    cluster.heartbeat = Duration::from_millis(200);
+    cluster.down_after = Duration::from_secs(2);
     let node: MachineTag = format!("machine-{n}").parse().unwrap();
     let bridge = bridge_child(BridgeConfig {
         live: LiveNodes::new(node.clone()),

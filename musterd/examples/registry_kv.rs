@@ -28,11 +28,9 @@ use registry_figures::{run, tag};
 use slog::{Discard, Logger, o};
 
 async fn figures(url: String, machines: u32) {
-    let cluster = ClusterConfig {
-        name: "figures".into(),
-        nats: vec![url],
-        ..ClusterConfig::default()
-    };
+    let mut cluster = ClusterConfig::default();
+    cluster.name = "figures".into();
+    cluster.nats = vec![url];
     let log = Logger::root(Discard, o!());
     let backend = NatsBackend::connect(&cluster, &NatsAuth::None, &tag(0), &log)
         .await

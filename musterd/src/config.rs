@@ -28,6 +28,7 @@ use muster_registry::store::StoreConfig;
 /// every key may be left out; what is left out takes its default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct DaemonConfig {
     /// Restarts of the root's own children.
     pub supervision: RestartConfig,

@@ -46,6 +46,7 @@ pub const EXIT_FAILURE: i32 = 1;
 
 /// Why the daemon did not run, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DaemonError {
     /// The config file could not be read.
     #[error("{path}: cannot read: {source}")]

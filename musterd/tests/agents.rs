@@ -10,7 +10,6 @@ use futures::{SinkExt, StreamExt};
 use muster::clock::Clock;
 use muster::presence::Status;
 use muster_actors::MusterConfig;
-use muster_door::AgentsConfig;
 use serde_json::json;
 use support::agents::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -144,11 +143,7 @@ async fn last_seen(fixture: &Fixture, id: u64) -> std::time::SystemTime {
 
 #[actix_web::test]
 async fn every_frame_is_activity_when_nothing_is_coalesced() {
-    let fixture = Fixture::start(AgentsConfig {
-        activity_interval: Duration::ZERO,
-        ..config()
-    })
-    .await;
+    let fixture = Fixture::start(config_with(|c| c.activity_interval = Duration::ZERO)).await;
     let (mut ws, id) = login(&fixture.url, "unit-wordpress-0").await;
     let start = fixture.clock.now();
     assert_eq!(last_seen(&fixture, id).await, start);
@@ -176,10 +171,9 @@ async fn every_frame_is_activity_when_nothing_is_coalesced() {
 
 #[actix_web::test]
 async fn frames_within_the_activity_interval_are_not_reported() {
-    let fixture = Fixture::start(AgentsConfig {
-        activity_interval: Duration::from_secs(3600),
-        ..config()
-    })
+    let fixture = Fixture::start(config_with(|c| {
+        c.activity_interval = Duration::from_secs(3600)
+    }))
     .await;
     let (mut ws, id) = login(&fixture.url, "unit-wordpress-0").await;
     let start = fixture.clock.now();
@@ -267,11 +261,7 @@ async fn every_bad_login_is_closed_4400_naming_the_field() {
 
 #[actix_web::test]
 async fn a_missing_or_wrong_token_is_closed_4401() {
-    let fixture = Fixture::start(AgentsConfig {
-        token: Some("s3cret".into()),
-        ..config()
-    })
-    .await;
+    let fixture = Fixture::start(config_with(|c| c.token = Some("s3cret".into()))).await;
     for (extra, reason) in [
         (json!({}), "token: missing"),
         (json!({"token": "s3cre"}), "token: wrong"),
@@ -386,11 +376,7 @@ async fn upgrade_status(addr: std::net::SocketAddr, path: &str) -> String {
 
 #[actix_web::test]
 async fn past_max_connections_the_upgrade_is_answered_503() {
-    let fixture = Fixture::start(AgentsConfig {
-        max_connections: 2,
-        ..config()
-    })
-    .await;
+    let fixture = Fixture::start(config_with(|c| c.max_connections = 2)).await;
     let (_logged_in, _) = login(&fixture.url, "machine-1").await;
     // A socket still logging in holds its place too.
     let logging_in = open(&fixture.url).await;

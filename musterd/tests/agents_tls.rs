@@ -99,10 +99,11 @@ async fn unusable_tls_files_are_refused_naming_the_key() {
         "-----BEGIN CERTIFICATE-----\nnot base64!\n",
     )
     .unwrap();
-    let with = |cert: &Path, key: &Path| AgentsConfig {
-        tls_cert: Some(cert.to_owned()),
-        tls_key: Some(key.to_owned()),
-        ..config()
+    let with = |cert: &Path, key: &Path| {
+        config_with(|c| {
+            c.tls_cert = Some(cert.to_owned());
+            c.tls_key = Some(key.to_owned());
+        })
     };
     let (cert, key) = (pems.path("cert.pem"), pems.path("key.pem"));
     for (config, want_key, want) in [

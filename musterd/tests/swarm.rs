@@ -7,7 +7,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use muster_door::AgentsConfig;
 use musterd::swarm::{self, SwarmOptions, SwarmSummary};
 use support::agents::*;
 
@@ -125,11 +124,7 @@ async fn a_storm_drops_everyone_and_everyone_comes_back() {
 
 #[actix_web::test]
 async fn refusals_are_counted_by_close_code() {
-    let fixture = Fixture::start(AgentsConfig {
-        token: Some("s3cret".into()),
-        ..config()
-    })
-    .await;
+    let fixture = Fixture::start(config_with(|c| c.token = Some("s3cret".into()))).await;
     tokio::time::pause();
     let (summary, out) = run(SwarmOptions {
         duration: Some(Duration::from_millis(2500)),

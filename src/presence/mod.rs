@@ -97,6 +97,7 @@ pub struct AgentPresence {
 
 /// What a presence operation or query refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PresenceError {
     /// `update_server` on a disabled recorder.
     #[error("recorder not enabled")]

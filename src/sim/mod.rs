@@ -49,6 +49,7 @@ use crate::provider::{Address, Environ, InstanceId, InstanceStatusInfo, NetworkI
 
 /// A control operation on the simulation that does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SimError {
     /// No machine with this tag is in the simulation.
     #[error("machine {} is not in the simulation", .0.id())]

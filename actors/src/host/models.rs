@@ -59,6 +59,7 @@ pub struct Fleet {
 
 /// A fleet that does not make a tree.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FleetError {
     /// No model was given.
     #[error("a fleet needs at least one model")]

@@ -445,6 +445,7 @@ impl Handler<GetReport> for PresenceActor {
 
 /// Why a snapshot was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UpdateServerError {
     /// The recorder refused it (not enabled, or a value of another server).
     #[error(transparent)]

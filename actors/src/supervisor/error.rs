@@ -7,6 +7,7 @@ use crate::mailbox::SendError;
 
 /// What went wrong with a supervisor's specification or a request to it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SupervisorError {
     /// A restart config has settings out of range.
     #[error("invalid restart config: {0}")]
@@ -72,6 +73,7 @@ pub enum SupervisorError {
 
 /// How a supervision tree ended badly.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TreeError {
     /// A child exited with [`Exit::Fatal`](super::Exit::Fatal); the message
     /// names it by path.

@@ -124,13 +124,11 @@ fn ec2_settings_are_checked_as_the_provider_takes_them() {
 
 #[test]
 fn models_of_one_cloud_region_endpoint_and_credential_share_an_account() {
-    let model = |cloud, region: &str, endpoint: Option<&str>, file: Option<&str>| ModelConfig {
-        uuid: Some(ModelUuid::from_u128(1)),
-        name: None,
-        cloud: Some(cloud),
-        region: region.to_owned(),
-        endpoint: endpoint.map(str::to_owned),
-        credential_file: file.map(PathBuf::from),
+    let model = |cloud, region: &str, endpoint: Option<&str>, file: Option<&str>| {
+        let mut model = ModelConfig::new(ModelUuid::from_u128(1), cloud, region);
+        model.endpoint = endpoint.map(str::to_owned);
+        model.credential_file = file.map(PathBuf::from);
+        model
     };
     let models = [
         model(Cloud::Sim, "local", None, None),

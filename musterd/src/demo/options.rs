@@ -222,21 +222,18 @@ impl DemoOptions {
         config.models = demo_models(self.seed)
             .into_iter()
             .enumerate()
-            .map(|(n, uuid)| ModelConfig {
-                uuid: Some(uuid),
-                name: Some(match n {
-                    0 => "controller".to_owned(),
-                    n => format!("workload-{n}"),
-                }),
-                cloud: Some(Cloud::Sim),
-                region: if n == 0 {
+            .map(|(n, uuid)| {
+                let region = if n == 0 {
                     CONTROLLER_REGION
                 } else {
                     WORKLOAD_REGION
-                }
-                .to_owned(),
-                endpoint: None,
-                credential_file: None,
+                };
+                let mut model = ModelConfig::new(uuid, Cloud::Sim, region);
+                model.name = Some(match n {
+                    0 => "controller".to_owned(),
+                    n => format!("workload-{n}"),
+                });
+                model
             })
             .collect();
         config

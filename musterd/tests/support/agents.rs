@@ -34,10 +34,16 @@ pub fn model() -> ModelUuid {
 
 /// A config for tests: a free loopback port, the defaults otherwise.
 pub fn config() -> AgentsConfig {
-    AgentsConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..AgentsConfig::default()
-    }
+    let mut config = AgentsConfig::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+/// [`config`] as `change` leaves it.
+pub fn config_with(change: impl FnOnce(&mut AgentsConfig)) -> AgentsConfig {
+    let mut config = config();
+    change(&mut config);
+    config
 }
 
 /// A tree recording presence (stamped by a manual clock), its HTTP
@@ -311,11 +317,10 @@ impl Pems {
     }
 
     pub fn config(&self) -> AgentsConfig {
-        AgentsConfig {
-            tls_cert: Some(self.path("cert.pem")),
-            tls_key: Some(self.path("key.pem")),
-            ..config()
-        }
+        config_with(|c| {
+            c.tls_cert = Some(self.path("cert.pem"));
+            c.tls_key = Some(self.path("key.pem"));
+        })
     }
 }
 

@@ -42,6 +42,7 @@ impl fmt::Debug for NatsAuth {
 /// A credentials file that cannot be used, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cluster.credentials = {path:?}: {reason}")]
+#[non_exhaustive]
 pub struct CredentialsProblem {
     /// The file.
     pub path: String,

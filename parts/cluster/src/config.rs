@@ -21,6 +21,7 @@ pub const MAX_NAME: usize = 64;
 /// A node is the API server named by `[agents] server`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClusterConfig {
     /// The controller's name on NATS: every subject starts
     /// `muster.NAME.`, so several controllers can share one NATS.

@@ -35,6 +35,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Where agents connect and what the door allows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AgentsConfig {
     /// The listen address; loopback by default. Port 0 picks a free one.
     pub listen: SocketAddr,

@@ -36,7 +36,6 @@ mod record;
 mod shared;
 pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -46,6 +45,7 @@ pub use connection::AGENT_PATH;
 pub use ending::{GOING_AWAY, TOO_BIG, TRY_AGAIN};
 pub use listen::BoundDoor;
 pub use metrics::DoorMetrics;
+pub use muster::error::BindError;
 pub use tls::TlsProblem;
 
 /// Connection ids, unique for the life of the process: the door and any
@@ -64,17 +64,6 @@ impl ConnectionIds {
     pub fn next(&self) -> u64 {
         self.0.fetch_add(1, Ordering::Relaxed)
     }
-}
-
-/// The listen address could not be bound.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {listen}: {source}")]
-pub struct BindError {
-    /// The address.
-    pub listen: SocketAddr,
-    /// Why (for instance, the address is in use).
-    #[source]
-    pub source: std::io::Error,
 }
 
 /// Why the door did not open.

@@ -16,6 +16,7 @@ use super::config::AgentsConfig;
 /// A TLS file that could not be used, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key} = {path:?}: {reason}")]
+#[non_exhaustive]
 pub struct TlsProblem {
     /// `agents.tls_cert` or `agents.tls_key`.
     pub key: &'static str,

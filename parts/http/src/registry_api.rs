@@ -64,13 +64,6 @@ fn answer(result: Result<HttpResponse, Refusal>) -> HttpResponse {
     result.unwrap_or_else(HttpResponse::from)
 }
 
-fn field(name: &str, error: String) -> BodyError {
-    BodyError {
-        error,
-        field: Some(name.to_owned()),
-    }
-}
-
 /// The registry and the model of the path, when musterd polls it.
 fn model<'a>(inspector: &'a Inspector, uuid: &str) -> Result<(&'a Registry, ModelUuid), Refusal> {
     let uuid = parse_model_uuid(uuid).map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
@@ -78,7 +71,7 @@ fn model<'a>(inspector: &'a Inspector, uuid: &str) -> Result<(&'a Registry, Mode
         Some(registry) if inspector.muster.model(&uuid).is_some() => Ok((registry, uuid)),
         _ => Err(refused(
             StatusCode::NOT_FOUND,
-            field(
+            BodyError::field(
                 "uuid",
                 format!("musterd polls no model {uuid}: the models are those of its config file"),
             ),
@@ -91,10 +84,7 @@ fn model<'a>(inspector: &'a Inspector, uuid: &str) -> Result<(&'a Registry, Mode
 fn failed(error: impl std::fmt::Display) -> Refusal {
     Refusal(
         StatusCode::INTERNAL_SERVER_ERROR,
-        BodyError {
-            error: error.to_string(),
-            field: None,
-        },
+        BodyError::body(error.to_string()),
     )
 }
 
@@ -104,10 +94,9 @@ async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, R
     let too_large = |size: String| {
         refused(
             StatusCode::BAD_REQUEST,
-            BodyError {
-                error: format!("the body is {size} bytes, more than the {MAX_BODY_BYTES} allowed"),
-                field: None,
-            },
+            BodyError::body(format!(
+                "the body is {size} bytes, more than the {MAX_BODY_BYTES} allowed"
+            )),
         )
     };
     let declared = req
@@ -125,10 +114,7 @@ async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, R
         let chunk = chunk.map_err(|e| {
             refused(
                 StatusCode::BAD_REQUEST,
-                BodyError {
-                    error: format!("the body could not be read: {e}"),
-                    field: None,
-                },
+                BodyError::body(format!("the body could not be read: {e}")),
             )
         })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -202,7 +188,7 @@ async fn remove(uuid: &str, id: &str, inspector: &Inspector) -> Result<HttpRespo
     } else {
         Err(refused(
             StatusCode::NOT_FOUND,
-            field(
+            BodyError::field(
                 "id",
                 format!("machine {} of model {model} is not registered", tag.id()),
             ),

@@ -29,20 +29,11 @@ const MAILBOX: usize = 16;
 /// How long a graceful stop waits for the requests under way, in seconds.
 const SHUTDOWN_SECS: u64 = 2;
 
+pub use muster::error::BindError;
+
 /// Binds the listen address, with an error that says which address.
 pub fn bind(listen: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(listen).map_err(|source| BindError { listen, source })
-}
-
-/// The listen address could not be bound.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {listen}: {source}")]
-pub struct BindError {
-    /// The address.
-    pub listen: SocketAddr,
-    /// Why (for instance, the address is in use).
-    #[source]
-    pub source: std::io::Error,
 }
 
 /// Starts a server on a listener.

@@ -15,6 +15,7 @@ use super::record::{
 
 /// A failure of the storage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendError {
     /// The storage refused or failed the operation: the database is locked,
     /// the disk full, the file unreadable. The text is the storage's own.

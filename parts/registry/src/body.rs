@@ -30,6 +30,7 @@ pub const FIELDS: [&str; 4] = ["instance_id", "life", "agent_status", "manual"];
 /// A registration refused: what was wrong, and in which field; no field
 /// when the body as a whole is wrong (too large, not a JSON object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[non_exhaustive]
 pub struct BodyError {
     /// What was wrong.
     pub error: String,
@@ -48,14 +49,17 @@ impl fmt::Display for BodyError {
 }
 
 impl BodyError {
-    fn body(error: impl Into<String>) -> Self {
+    /// The body as a whole is wrong: too large, unreadable, not a JSON
+    /// object.
+    pub fn body(error: impl Into<String>) -> Self {
         BodyError {
             error: error.into(),
             field: None,
         }
     }
 
-    fn field(field: &str, error: impl Into<String>) -> Self {
+    /// `field` of the body (or `id`, `uuid` of the path) is wrong.
+    pub fn field(field: &str, error: impl Into<String>) -> Self {
         BodyError {
             error: error.into(),
             field: Some(field.to_owned()),

@@ -27,6 +27,7 @@ pub type Sims = Vec<(ModelUuid, Sim)>;
 
 /// Why a fleet could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FleetError {
     /// The simulated cloud refused its settings.
     #[error("backend.sim: {0}")]

@@ -59,6 +59,7 @@ pub use watch::COALESCE;
 /// storage's failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what}: {source}")]
+#[non_exhaustive]
 pub struct RegistryError {
     /// What the registry was doing, e.g. `registering machine 3 of model
     /// UUID`.
@@ -70,6 +71,7 @@ pub struct RegistryError {
 
 /// A write that failed, as the report shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct WriteFailure {
     /// When it failed, by the registry's clock.
     #[serde(with = "humantime_serde")]

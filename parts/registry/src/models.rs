@@ -47,6 +47,7 @@ pub const MAX_NAME_CHARS: usize = 128;
 /// with the ranges.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ModelConfig {
     /// The model's UUID; must be given, and each once in the file.
     pub uuid: Option<ModelUuid>,
@@ -90,6 +91,19 @@ fn region_problem(region: &str) -> Option<String> {
 /// A value as a config file writes it, for a problem's message.
 fn quoted(text: &str) -> String {
     format!("{text:?}")
+}
+
+impl ModelConfig {
+    /// Model `uuid` on `cloud`, in `region`, with no name, the region's own
+    /// endpoint and the cloud's usual credentials.
+    pub fn new(uuid: ModelUuid, cloud: Cloud, region: impl Into<String>) -> Self {
+        ModelConfig {
+            uuid: Some(uuid),
+            cloud: Some(cloud),
+            region: region.into(),
+            ..ModelConfig::default()
+        }
+    }
 }
 
 impl Validate for ModelConfig {

@@ -15,6 +15,7 @@ pub const IN_MEMORY: &str = ":memory:";
 /// Where the machine registry is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// The SQLite file, relative to the config file's folder; created when
     /// missing. `":memory:"` keeps the registry in memory.

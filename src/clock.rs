@@ -1,6 +1,7 @@
 //! Wall-clock time, injected so that tests can move it; and deadlines on
 //! tokio's clock that no duration can overflow.
 
+use crate::sync::lock;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -62,7 +63,7 @@ impl ManualClock {
     fn lock(&self) -> std::sync::MutexGuard<'_, SystemTime> {
         // A poisoned lock still holds a valid time: a panic elsewhere must not
         // stop the clock.
-        self.now.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.now)
     }
 }
 

@@ -28,6 +28,7 @@ mod model;
 mod provider;
 mod truth;
 
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -193,7 +194,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere leaves the state consistent: every update is a
         // plain assignment done under the lock.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Runs `f` on the state.

@@ -2,6 +2,7 @@
 //! hands out and its machine watcher. Each call is counted and its fault
 //! drawn when it is made.
 
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -172,7 +173,7 @@ impl Machine for SimMachineHandle {
     }
 
     fn life(&self) -> Life {
-        *self.life.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.life)
     }
 
     fn is_manual(&self) -> BoxFuture<'static, Result<bool, PollError>> {
@@ -188,7 +189,7 @@ impl Machine for SimMachineHandle {
             .answer("refreshing", move |state, _, _| {
                 Ok(Self::machine(state, &tag)?.life)
             })
-            .map(|life| *self.life.lock().unwrap_or_else(|e| e.into_inner()) = life);
+            .map(|life| *lock(&self.life) = life);
         future::ready(result).boxed()
     }
 }

@@ -3,7 +3,7 @@
 //! survives the watcher's restarts, a cell its poller's.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use muster::model::Machine;
 use muster::names::MachineTag;
@@ -33,9 +33,7 @@ pub(super) type StatusCell = Arc<Mutex<PollerStatus>>;
 /// Locks a cell. A poller that panicked while holding the lock leaves a
 /// state that is still consistent (each update is one assignment), so the
 /// poison is ignored: keeping the state through a failure is the point.
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(super) use muster::sync::lock;
 
 /// A polled machine's poller: its status cell and its mailbox.
 #[derive(Clone)]

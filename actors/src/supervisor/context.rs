@@ -2,6 +2,7 @@
 //! outputs, its exit slot, its logger, and the state it keeps across
 //! restarts.
 
+use muster::sync::lock;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,7 +34,7 @@ impl<S> Kept<S> {
 
     /// Locks the state.
     pub fn lock(&self) -> MutexGuard<'_, S> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// Runs `f` on the state.
@@ -124,7 +125,7 @@ impl StartCtx<'_> {
     /// with [`StatePolicy::Rebuilt`] `init` runs on every start. Fails when a
     /// previous start kept a state of another type.
     pub fn kept<S: Send + 'static>(&mut self, init: impl FnOnce() -> S) -> Result<Kept<S>, Exit> {
-        let mut slot = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = lock(self.kept);
         if self.state == StatePolicy::Rebuilt {
             *slot = None;
         }

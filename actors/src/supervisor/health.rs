@@ -7,6 +7,7 @@
 //! the tree doing its job, and reading them all is what made a health
 //! probe cost as much as the fleet.
 
+use muster::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -114,7 +115,7 @@ pub(crate) struct HealthBoard(Arc<Mutex<Posts>>);
 impl HealthBoard {
     fn lock(&self) -> MutexGuard<'_, Posts> {
         // Posts are replaced whole, never left half-written.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// A number no other supervisor instance of the tree has.

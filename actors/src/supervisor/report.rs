@@ -2,6 +2,7 @@
 //! that complete it with children's own reports, and how a supervisor
 //! gathers it.
 
+use muster::sync::lock;
 use std::sync::Arc;
 
 pub use crate::metrics::RestartCounts;
@@ -203,12 +204,7 @@ impl<A: Supervised> Mailbox<A> {
 
 /// The counters of a child's mailbox.
 fn mailbox_stats(child: &Child) -> Option<MailboxStats> {
-    child
-        .spec
-        .starter
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .stats()
+    lock(&child.spec.starter).stats()
 }
 
 /// A child's row, without its own report.

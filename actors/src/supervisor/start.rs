@@ -1,6 +1,7 @@
 //! Starting a child: a new instance from its starter, and the dependents
 //! that were waiting for it.
 
+use muster::sync::lock;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -76,7 +77,7 @@ impl Supervisor {
             health: self.health.board(),
         };
         let started = {
-            let mut starter = child.spec.starter.lock().unwrap_or_else(|p| p.into_inner());
+            let mut starter = lock(&child.spec.starter);
             // A panic in the start function is a failure of the child.
             catch_unwind(AssertUnwindSafe(|| starter.start(&mut cx, notify)))
         };

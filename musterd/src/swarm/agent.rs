@@ -1,6 +1,7 @@
 //! One agent of the swarm: it logs in, keeps its connection alive with
 //! pings, and logs in again whenever the connection ends.
 
+use muster::sync::lock;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -44,7 +45,7 @@ pub(super) struct Slot {
 
 impl Swarm {
     pub fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.stats)
     }
 
     /// Agent `i`'s model and tag: machine and unit agents in turn, spread

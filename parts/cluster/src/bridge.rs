@@ -8,6 +8,7 @@
 //! knows of its peers is kept across its own restarts, and a restart
 //! counts as a lost connection.
 
+mod link;
 mod messages;
 mod report;
 mod traffic;
@@ -28,11 +29,11 @@ use tokio::time::Instant;
 
 use super::NatsAuth;
 use super::config::ClusterConfig;
-use super::link::{self, Applier, LinkOptions, Linked, OUTBOX, Outgoing};
 use super::live::LiveNodes;
 use super::metrics::{ClusterMetrics, Kind};
 use super::peers::{Action, Peers, Settings};
 use super::protocol::{self, Incarnation, Subjects};
+use link::{Applier, LinkOptions, Linked, OUTBOX, Outgoing};
 
 pub use messages::Leave;
 pub(super) use messages::{Answered, Asked, Failed, Heard, LinkEvent, Tapped, Unanswered};

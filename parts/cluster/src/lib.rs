@@ -13,7 +13,6 @@ pub mod config;
 pub mod farewell;
 pub mod kv;
 pub mod leases;
-mod link;
 pub mod live;
 pub mod metrics;
 mod mount;

@@ -1,20 +1,14 @@
-//! [`Inspector`]: what the HTTP surface answers from, and the routes it
-//! serves, for a host to mount in its own actix-web app or to serve with
-//! the [`http` child](crate::server).
+//! [`Inspector`]: what the HTTP surface answers from.
 
 use std::sync::Arc;
 
-use actix_web::dev::HttpServiceFactory;
-use actix_web::middleware::from_fn;
-use actix_web::web;
 use muster_actors::host::Muster;
 use muster_actors::{Health, Report, ReportOptions, Root, SendError};
 use muster_registry::Registry as MachineRegistry;
 use prometheus_client::registry::Registry;
 
+use crate::gauges::StateGauges;
 use crate::history::History;
-use crate::metrics::StateGauges;
-use crate::{api, auth, metrics, registry_api, routes};
 
 /// What the HTTP surface serves: the tree's handle, the metrics registry
 /// (complete: nothing registers after the server starts), the state gauges
@@ -92,35 +86,5 @@ impl Inspector {
             Some(root) => root.report_with(options).await,
             None => self.muster.report_with(options).await,
         }
-    }
-
-    /// Routes and the token check, for an actix-web `App` or scope: the
-    /// paths of the module documentation, from the root of wherever they
-    /// are mounted.
-    pub fn configure(&self, config: &mut web::ServiceConfig) {
-        config.service(self.scope(""));
-    }
-
-    /// The surface as a scope of the host's own actix-web app, under
-    /// `prefix` (`/muster`, say: the dashboard is then `/muster/` and the
-    /// metrics `/muster/metrics`). Paths of the host's outside the prefix
-    /// are the host's own: the surface neither answers nor refuses them.
-    pub fn scope(&self, prefix: &str) -> impl HttpServiceFactory + 'static {
-        let prefix = prefix.trim_end_matches('/');
-        web::scope(prefix)
-            .app_data(web::Data::new(self.clone()))
-            .wrap(from_fn(auth::check_token))
-            .service(routes::read("/healthz", api::healthz))
-            .service(routes::read("/metrics", metrics::metrics))
-            .service(routes::read("/api/report", api::report))
-            .service(routes::read("/api/models", api::models))
-            .service(routes::read("/api/presence", api::presence))
-            .service(routes::read("/api/machines", api::machines))
-            .service(routes::read("/api/history", api::history))
-            .configure(registry_api::routes)
-            .service(routes::read("/", api::index))
-            // `/muster` is the page too, at the address its links work from.
-            .service(web::resource("").to(routes::to_slash))
-            .default_service(web::to(routes::not_found))
     }
 }

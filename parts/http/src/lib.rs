@@ -44,6 +44,7 @@ pub mod auth;
 mod config;
 pub mod dashboard;
 pub mod exposition;
+mod gauges;
 pub mod history;
 mod inspector;
 mod json;
@@ -56,7 +57,7 @@ mod server;
 
 pub use api::REPORT_FOLD_OVER;
 pub use config::{DEFAULT_LISTEN, HttpConfig};
+pub use gauges::StateGauges;
 pub use history::sampler::{HISTORY_CHILD, Sampler};
 pub use inspector::Inspector;
-pub use metrics::StateGauges;
 pub use server::{BindError, HTTP_CHILD, bind, serve};

@@ -25,7 +25,7 @@ use crate::inspector::Inspector;
 use crate::json::MachineJson;
 use crate::lists::natural::sort_naturally;
 use crate::lists::paging::PageQuery;
-use crate::routes::read;
+use crate::respond::read;
 use muster_registry::{
     BodyError, MAX_BODY_BYTES, MachineRecord, PutOutcome, Registry, parse_machine_id,
     parse_model_uuid, parse_registration,

@@ -1,10 +1,11 @@
 //! The answers every handler shares: a JSON error, a bad query parameter
-//! named, the tree not answering, and the query string read.
+//! named, the tree not answering, the query string read, and the methods
+//! every path answers.
 
 use std::collections::HashMap;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, web};
 use serde_json::json;
 
 use crate::lists::paging::BadParameter;
@@ -39,4 +40,29 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
         StatusCode::SERVICE_UNAVAILABLE,
         format!("tree not answering: {e}"),
     )
+}
+
+/// The methods every path answers.
+const ALLOW: &str = "GET, HEAD";
+
+/// A path read with `GET`, or `HEAD` (the server sends the same head
+/// without the body); any other method is told which it may use.
+pub(crate) fn read<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args> + Clone,
+    Args: FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, ALLOW))
+        .json(json!({
+            "error": format!("{} {}: this path answers {ALLOW}", req.method(), req.path())
+        }))
 }

@@ -1,27 +1,47 @@
-//! How a path answers what it does not serve: the methods every path
+//! The surface's routes, for a host to mount in its own actix-web app
+//! ([`Inspector::scope`]) or to serve with the [`http` child](crate::server),
+//! and how a path answers what it does not serve: the methods every path
 //! answers, 405 for the others, 404 for a path not listed.
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::http::{StatusCode, header};
-use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, web};
-use serde_json::json;
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::respond::error;
+use crate::inspector::Inspector;
+use crate::respond::{error, read};
+use crate::{api, auth, metrics, registry_api};
 
-/// The methods every path answers.
-const ALLOW: &str = "GET, HEAD";
+impl Inspector {
+    /// Routes and the token check, for an actix-web `App` or scope: the
+    /// paths of the module documentation, from the root of wherever they
+    /// are mounted.
+    pub fn configure(&self, config: &mut web::ServiceConfig) {
+        config.service(self.scope(""));
+    }
 
-/// A path read with `GET`, or `HEAD` (the server sends the same head
-/// without the body); any other method is told which it may use.
-pub(crate) fn read<F, Args>(path: &str, handler: F) -> Resource
-where
-    F: Handler<Args> + Clone,
-    Args: FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler))
-        .default_service(web::to(method_not_allowed))
+    /// The surface as a scope of the host's own actix-web app, under
+    /// `prefix` (`/muster`, say: the dashboard is then `/muster/` and the
+    /// metrics `/muster/metrics`). Paths of the host's outside the prefix
+    /// are the host's own: the surface neither answers nor refuses them.
+    pub fn scope(&self, prefix: &str) -> impl HttpServiceFactory + 'static {
+        let prefix = prefix.trim_end_matches('/');
+        web::scope(prefix)
+            .app_data(web::Data::new(self.clone()))
+            .wrap(from_fn(auth::check_token))
+            .service(read("/healthz", api::healthz))
+            .service(read("/metrics", metrics::metrics))
+            .service(read("/api/report", api::report))
+            .service(read("/api/models", api::models))
+            .service(read("/api/presence", api::presence))
+            .service(read("/api/machines", api::machines))
+            .service(read("/api/history", api::history))
+            .configure(registry_api::routes)
+            .service(read("/", api::index))
+            // `/muster` is the page too, at the address its links work from.
+            .service(web::resource("").to(to_slash))
+            .default_service(web::to(not_found))
+    }
 }
 
 pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
@@ -29,14 +49,6 @@ pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
         StatusCode::NOT_FOUND,
         format!("no such path: {}", req.path()),
     )
-}
-
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header((header::ALLOW, ALLOW))
-        .json(json!({
-            "error": format!("{} {}: this path answers {ALLOW}", req.method(), req.path())
-        }))
 }
 
 /// The scope's own path without its slash, redirected to it: the page's

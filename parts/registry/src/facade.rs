@@ -7,6 +7,7 @@
 //! answers "not found", as a removed machine does in Juju, and nothing it
 //! writes lands on the new registration.
 
+use muster::sync::lock;
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt};
@@ -81,11 +82,6 @@ struct RegisteredMachine {
     tag: MachineTag,
     incarnation: u64,
     life: Arc<Mutex<Life>>,
-}
-
-/// Locks the copy of a machine's life; a panic elsewhere leaves it whole.
-fn lock(life: &Mutex<Life>) -> std::sync::MutexGuard<'_, Life> {
-    life.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl RegisteredMachine {

@@ -31,8 +31,10 @@ pub mod models;
 mod record;
 mod sqlite;
 pub mod store;
+mod versions;
 mod watch;
 
+use muster::sync::lock;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -53,6 +55,7 @@ pub use record::{
     AddressesChanged, Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration,
 };
 pub use sqlite::{LONGEST_BUSY_TIMEOUT, SCHEMA_VERSION, SqliteBackend, SqliteOptions};
+pub use versions::Versions;
 pub use watch::COALESCE;
 
 /// An operation of the registry that failed: what it was doing, and the
@@ -310,10 +313,7 @@ impl Registry {
 
     fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
         // Each update is whole; a panic elsewhere leaves them readable.
-        self.inner
-            .failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.failures)
     }
 
     /// Hands on a write's result; a failure is logged, counted and kept.

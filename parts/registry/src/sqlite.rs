@@ -11,9 +11,8 @@
 mod schema;
 mod statements;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
@@ -29,6 +28,7 @@ use super::backend::{BackendError, RegistryBackend};
 use super::record::{
     AddressesChanged, Credential, MachineRecord, PutOutcome, Registered, Registration,
 };
+use super::versions::Versions;
 
 /// The longest busy timeout SQLite takes: `i32::MAX` milliseconds, about
 /// 24.8 days.
@@ -168,33 +168,6 @@ impl SqliteBackend {
             Ok(result)
         }
         .boxed()
-    }
-}
-
-/// Each model's change counter.
-#[derive(Default)]
-struct Versions(Mutex<HashMap<ModelUuid, watch::Sender<u64>>>);
-
-impl Versions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ModelUuid, watch::Sender<u64>>> {
-        // Each entry is inserted whole; a panic elsewhere leaves the map
-        // usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn subscribe(&self, model: ModelUuid) -> watch::Receiver<u64> {
-        self.lock()
-            .entry(model)
-            .or_insert_with(|| watch::Sender::new(0))
-            .subscribe()
-    }
-
-    fn bump(&self, model: ModelUuid) {
-        // No entry: nobody watches the model; a later watcher reads the
-        // registry after it subscribes.
-        if let Some(sender) = self.lock().get(&model) {
-            sender.send_modify(|version| *version += 1);
-        }
     }
 }
 

@@ -12,7 +12,7 @@ use muster_actors::presence::Change;
 use tokio::time::Instant;
 
 use super::Bridge;
-use crate::link::Outgoing;
+use super::link::Outgoing;
 use crate::metrics::Kind;
 use crate::protocol::{self, Part};
 

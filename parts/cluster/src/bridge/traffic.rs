@@ -9,7 +9,7 @@ use muster_actors::presence::Change;
 use slog::{debug, warn};
 use tokio::time::Instant;
 
-use crate::link::Outgoing;
+use super::link::Outgoing;
 use crate::metrics::Kind;
 use crate::peers::Action;
 use crate::protocol::{self, Conn, Event, Feed, Op, Part};

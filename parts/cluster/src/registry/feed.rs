@@ -1,50 +1,17 @@
 //! The registry's change feed: a watch of the bucket's registrations and
 //! credentials, whichever node wrote them, moving each model's version.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use muster::names::ModelUuid;
-use tokio::sync::watch;
+use muster_registry::Versions;
 
 /// How long the change feed waits before it watches again after NATS
 /// dropped it.
 const REWATCH: Duration = Duration::from_millis(250);
-
-/// The models' change counters, as the feed and this node's writes move
-/// them.
-#[derive(Default)]
-pub(super) struct Versions(Mutex<HashMap<ModelUuid, watch::Sender<u64>>>);
-
-impl Versions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ModelUuid, watch::Sender<u64>>> {
-        // Each entry is inserted whole; a panic elsewhere leaves the map
-        // usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(super) fn subscribe(&self, model: ModelUuid) -> watch::Receiver<u64> {
-        self.lock()
-            .entry(model)
-            .or_insert_with(|| watch::Sender::new(0))
-            .subscribe()
-    }
-
-    pub(super) fn bump(&self, model: ModelUuid) {
-        if let Some(sender) = self.lock().get(&model) {
-            sender.send_modify(|version| *version += 1);
-        }
-    }
-
-    fn bump_all(&self) {
-        for sender in self.lock().values() {
-            sender.send_modify(|version| *version += 1);
-        }
-    }
-}
 
 /// How long one watch lasts before it is made again from where it got to:
 /// a watch whose consumer NATS placed on a server that died may stall

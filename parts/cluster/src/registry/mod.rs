@@ -39,7 +39,8 @@ use muster_registry::{
 mod feed;
 mod stored;
 
-use feed::{Versions, follow};
+use feed::follow;
+use muster_registry::Versions;
 use stored::ATTEMPTS;
 use stored::{
     Read, StoredCredential, StoredMachine, StoredRecord, contended, credential_key, from_millis,

@@ -12,6 +12,7 @@
 
 pub mod sampler;
 
+use muster::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -160,7 +161,7 @@ impl History {
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
         // A panic while pushing leaves a ring that is still a ring.
-        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.ring)
     }
 
     /// Adds a sample, numbered next, dropping the oldest past [`KEEP`].

@@ -18,13 +18,13 @@ use muster_actors::presence::{Change, PresenceHandle, Tap};
 use slog::{Logger, debug, warn};
 use tokio::sync::mpsc;
 
-use super::NatsAuth;
-use super::bridge::{Answered, Asked, Bridge, Failed, Heard, LinkEvent, Tapped, Unanswered};
-use super::config::ClusterConfig;
-use super::metrics::{ClusterMetrics, Kind};
-use super::nats::connection;
-use super::peers::Action;
-use super::protocol::{Conn, Op, Part, Subjects};
+use super::{Answered, Asked, Bridge, Failed, Heard, LinkEvent, Tapped, Unanswered};
+use crate::NatsAuth;
+use crate::config::ClusterConfig;
+use crate::metrics::{ClusterMetrics, Kind};
+use crate::nats::connection;
+use crate::peers::Action;
+use crate::protocol::{Conn, Op, Part, Subjects};
 
 /// The most changes the bridge takes from its tap at once.
 const TAP_BATCH: usize = 1024;

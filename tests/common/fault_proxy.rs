@@ -39,6 +39,8 @@ impl Canned {
 #[derive(Default)]
 struct State {
     canned: Option<Canned>,
+    /// How many more requests get `canned`; `None` for all of them.
+    remaining: Option<usize>,
     /// Each request's first line, `GET /path HTTP/1.1`, in order.
     requests: Vec<String>,
 }
@@ -53,6 +55,17 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy on a free loopback port passing requests on to `upstream`.
     pub fn start(upstream: SocketAddr) -> FaultProxy {
+        FaultProxy::launch(upstream, false)
+    }
+
+    /// A proxy that also writes its own address over the upstream's in the
+    /// answers' bodies, as a reverse proxy does for a server that names
+    /// itself in its answers (mimic's service catalog does).
+    pub fn start_rewriting(upstream: SocketAddr) -> FaultProxy {
+        FaultProxy::launch(upstream, true)
+    }
+
+    fn launch(upstream: SocketAddr, rewriting: bool) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
@@ -65,7 +78,8 @@ impl FaultProxy {
                 }
                 let Ok(stream) = stream else { continue };
                 let shared = shared.clone();
-                std::thread::spawn(move || serve(stream, upstream, &shared));
+                let rewrite = rewriting.then(|| (upstream.to_string(), addr.to_string()));
+                std::thread::spawn(move || serve(stream, upstream, rewrite, &shared));
             }
         });
         FaultProxy {
@@ -87,7 +101,17 @@ impl FaultProxy {
     /// Answers every request with `canned` from now on; `None` passes them
     /// on again.
     pub fn answer_with(&self, canned: Option<Canned>) {
-        self.state.lock().unwrap().canned = canned;
+        let mut state = self.state.lock().unwrap();
+        state.canned = canned;
+        state.remaining = None;
+    }
+
+    /// Answers the next `count` requests with `canned`, then passes them on
+    /// again.
+    pub fn answer_next(&self, count: usize, canned: Canned) {
+        let mut state = self.state.lock().unwrap();
+        state.canned = Some(canned);
+        state.remaining = Some(count);
     }
 
     /// How many requests the proxy has had.
@@ -113,7 +137,12 @@ impl Drop for FaultProxy {
 }
 
 /// One request on one connection, answered with `Connection: close`.
-fn serve(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) {
+fn serve(
+    client: TcpStream,
+    upstream: SocketAddr,
+    rewrite: Option<(String, String)>,
+    state: &Mutex<State>,
+) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(&client);
     let Some((head, body)) = read_request(&mut reader) else {
@@ -124,7 +153,16 @@ fn serve(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) {
         state
             .requests
             .push(head.lines().next().unwrap_or_default().to_owned());
-        state.canned.clone()
+        let canned = state.canned.clone();
+        match state.remaining {
+            Some(1) => {
+                state.canned = None;
+                state.remaining = None;
+            }
+            Some(n) => state.remaining = Some(n.saturating_sub(1)),
+            None => {}
+        }
+        canned
     };
     let mut client = &client;
     match canned {
@@ -141,7 +179,7 @@ fn serve(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) {
             let _ = client.write_all(answer.as_bytes());
         }
         None => {
-            let Some(answer) = forward(upstream, &head, &body) else {
+            let Some(answer) = forward(upstream, &head, &body, rewrite.as_ref()) else {
                 let _ = client.write_all(
                     b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
@@ -185,30 +223,51 @@ fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
 }
 
 /// The upstream's whole answer, its `Connection` header made `close` so
-/// that the client does not keep the connection the proxy closes.
-fn forward(upstream: SocketAddr, head: &str, body: &[u8]) -> Option<Vec<u8>> {
+/// that the client does not keep the connection the proxy closes. When
+/// rewriting, the request goes as HTTP/1.0 (so that the answer's body is
+/// not chunked) and the body's `from` becomes `to`, its length made anew.
+fn forward(
+    upstream: SocketAddr,
+    head: &str,
+    body: &[u8],
+    rewrite: Option<&(String, String)>,
+) -> Option<Vec<u8>> {
     let mut server = TcpStream::connect(upstream).ok()?;
     server
         .set_read_timeout(Some(Duration::from_secs(60)))
         .ok()?;
+    let head = match rewrite {
+        Some(_) => head.replacen(" HTTP/1.1\r\n", " HTTP/1.0\r\n", 1),
+        None => head.to_owned(),
+    };
     server.write_all(head.as_bytes()).ok()?;
     server.write_all(body).ok()?;
     let mut answer = Vec::new();
     server.read_to_end(&mut answer).ok()?;
     let end = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&answer[..end]).into_owned();
+    let mut body = answer[end + 4..].to_vec();
+    if let Some((from, to)) = rewrite {
+        body = String::from_utf8_lossy(&body)
+            .replace(from, to)
+            .into_bytes();
+    }
     let mut rewritten = String::new();
     for line in head.split("\r\n") {
-        let is_connection = line
-            .split_once(':')
-            .is_some_and(|(name, _)| name.eq_ignore_ascii_case("connection"));
-        if !is_connection {
+        let dropped = line.split_once(':').is_some_and(|(name, _)| {
+            name.eq_ignore_ascii_case("connection")
+                || (rewrite.is_some() && name.eq_ignore_ascii_case("content-length"))
+        });
+        if !dropped {
             rewritten.push_str(line);
             rewritten.push_str("\r\n");
         }
     }
+    if rewrite.is_some() {
+        rewritten.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     rewritten.push_str("Connection: close\r\n\r\n");
     let mut whole = rewritten.into_bytes();
-    whole.extend_from_slice(&answer[end + 4..]);
+    whole.extend_from_slice(&body);
     Some(whole)
 }

@@ -5,6 +5,8 @@
 mod conformance;
 #[path = "../common/fault_proxy.rs"]
 mod fault_proxy;
+mod keystone;
+mod keystone_v3;
 mod mimic;
 mod plain_http;
 mod support;

@@ -166,7 +166,7 @@ impl Session {
         let bytes = read_body(response)
             .await
             .map_err(|e| self.transport_error(&context, &e))?;
-        if status == 401 {
+        if status == 401 || status == 403 {
             return Err(PollError::Unauthorised(format!(
                 "Keystone at {} refused the credential of {}: {}",
                 self.credential.auth_url,
@@ -175,13 +175,7 @@ impl Session {
             )));
         }
         if let Some(error) = refusal(status, retry_after.as_deref(), &bytes, SystemTime::now()) {
-            return Err(match error {
-                PollError::Unauthorised(why) => PollError::Unauthorised(format!(
-                    "Keystone at {}: {why}",
-                    self.credential.auth_url
-                )),
-                other => other,
-            });
+            return Err(error);
         }
         if !(200..300).contains(&status) {
             return Err(PollError::other(

@@ -266,7 +266,7 @@ async fn a_refused_credential_is_unauthorised_and_a_401_signs_in_again_once() {
 }
 
 #[tokio::test]
-async fn throttling_server_errors_and_dead_endpoints_say_what_and_where() {
+async fn throttling_and_server_errors_say_what_and_where() {
     let Some(cloud) = Cloud::start("frank", "tenant-f") else {
         return;
     };
@@ -319,4 +319,51 @@ async fn throttling_server_errors_and_dead_endpoints_say_what_and_where() {
             && error.to_string().ends_with(": HTTP 500: boom"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_closed_or_silent_keystone_names_itself_and_the_region() {
+    let Some(cloud) = Cloud::start("gina", "tenant-g") else {
+        return;
+    };
+    let asked = vec![InstanceId::from("00000000-0000-0000-0000-000000000001")];
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut config = cloud.config();
+    config.cloud = None;
+    config.auth_url = Some(format!("http://{closed}/v2.0"));
+    let environ = muster::openstack::OpenStackEnviron::new(&config).unwrap();
+    let error = environ.instances(&asked).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Other);
+    assert!(
+        error.to_string().starts_with(&format!(
+            "fetching instances: signing in to Keystone at http://{closed}/v2.0 for OpenStack \
+             region {REGION}: cannot connect"
+        )),
+        "{error}"
+    );
+
+    // A Keystone that takes the connection and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        let (stream, _) = silent.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(stream);
+    });
+    config.auth_url = Some(format!("http://{addr}/v2.0"));
+    config.connect_timeout = std::time::Duration::from_millis(500);
+    config.operation_timeout = std::time::Duration::from_millis(500);
+    let environ = muster::openstack::OpenStackEnviron::new(&config).unwrap();
+    let error = environ.network_interfaces(&asked).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "fetching network interfaces: signing in to Keystone at http://{addr}/v2.0 for \
+             OpenStack region {REGION}: no answer within the operation timeout of 500ms"
+        )
+    );
+    held.join().unwrap();
 }

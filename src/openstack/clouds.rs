@@ -182,6 +182,14 @@ mod tests {
             ),
             ("clouds:\n  x: {auth: p4ssw0rd: :\n", "not valid YAML (line"),
             ("clouds: &a\n  x: *a\n  y: [p4ssw0rd", "not valid YAML"),
+            (
+                "clouds:\n  x: {auth: {password: p4ssw0rd}}\n  x: {auth: {password: p4ssw0rd}}\n",
+                "not valid YAML",
+            ),
+            (
+                "clouds:\n  x:\n    auth: {password: a, password: p4ssw0rd}\n",
+                "not valid YAML",
+            ),
         ] {
             let error = parse_clouds(text).unwrap_err();
             assert!(error.contains(expected), "{text:?}: {error}");

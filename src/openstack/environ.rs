@@ -136,7 +136,14 @@ impl OpenStackEnviron {
                 })
                 .await?;
             let page: ServerPage = self.parse(doing, "/servers/detail", &answer)?;
-            marker = page.next_marker().map(str::to_owned);
+            let next = page.next_marker().map(str::to_owned);
+            if next.is_some() && next == marker {
+                return Err(PollError::other(
+                    super::errors::context(doing, &self.session.region, "/servers/detail"),
+                    "the cloud answered the same page again",
+                ));
+            }
+            marker = next;
             for server in page.servers {
                 if wanted.contains(server.id.as_str()) {
                     found.insert(server.id.clone(), server);
@@ -314,6 +321,16 @@ impl OpenStackEnviron {
             }
             let page: P = self.parse(doing, &format!("/v2.0/{resource}"), &answer)?;
             let (page_items, next) = split(page);
+            if next.is_some() && next.as_deref() == marker.as_deref() {
+                return Err(PollError::other(
+                    super::errors::context(
+                        doing,
+                        &self.session.region,
+                        &format!("/v2.0/{resource}"),
+                    ),
+                    "the cloud answered the same page again",
+                ));
+            }
             let empty = page_items.is_empty();
             items.extend(page_items);
             match next {

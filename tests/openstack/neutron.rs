@@ -79,6 +79,15 @@ struct Canned {
 
 impl Canned {
     fn start() -> Canned {
+        Canned::launch(false)
+    }
+
+    /// A cloud whose server list never ends.
+    fn lying() -> Canned {
+        Canned::launch(true)
+    }
+
+    fn launch(lying: bool) -> Canned {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -90,7 +99,7 @@ impl Canned {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                answer(stream, addr, &log);
+                answer(stream, addr, lying, &log);
             }
         });
         Canned {
@@ -116,7 +125,7 @@ impl Drop for Canned {
     }
 }
 
-fn answer(stream: TcpStream, addr: SocketAddr, log: &Mutex<Vec<String>>) {
+fn answer(stream: TcpStream, addr: SocketAddr, lying: bool, log: &Mutex<Vec<String>>) {
     let mut reader = BufReader::new(&stream);
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -179,6 +188,12 @@ fn answer(stream: TcpStream, addr: SocketAddr, log: &Mutex<Vec<String>>) {
                                 endpoint("network", format!("http://{addr}/network/"))]}}),
                 )
             }
+        }
+        "/compute/v2.1/servers/detail" if lying => {
+            // Every page says there is another, after the same server.
+            let mut page = servers();
+            page["servers_links"] = json!([{"rel": "next", "href": "again"}]);
+            (200, "", page)
         }
         "/compute/v2.1/servers/detail" => (200, "", servers()),
         "/network/v2.0/ports" => {
@@ -311,4 +326,27 @@ async fn a_wrong_password_is_refused_by_keystone_v3() {
             .ends_with("The request you have made requires authentication."),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_server_list_that_never_ends_is_an_error_not_a_loop() {
+    let canned = Canned::lying();
+    let dir = TempDir::new();
+    let environ = environ(&canned, &dir);
+    let asked: Vec<InstanceId> = [SERVER_A, "00000000-0000-0000-0000-000000000000"]
+        .map(InstanceId::from)
+        .to_vec();
+    let error = environ.instances(&asked).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("the cloud answered the same page again"),
+        "{error}"
+    );
+    let lists: Vec<String> = canned
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/servers/detail"))
+        .collect();
+    assert_eq!(lists.len(), 2, "{lists:?}");
 }

@@ -50,6 +50,16 @@ pub enum IdentityVersion {
     V3,
 }
 
+impl IdentityVersion {
+    /// The version as OpenStack writes it: `2.0` or `3`.
+    pub fn number(self) -> &'static str {
+        match self {
+            IdentityVersion::V2 => "2.0",
+            IdentityVersion::V3 => "3",
+        }
+    }
+}
+
 /// A password credential for Keystone, scoped to a project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -353,7 +363,9 @@ pub fn versioned_url(url: &str, asked: Option<&str>) -> Result<(String, Identity
     };
     match (in_path, asked) {
         (Some(path), Some(asked)) if path != asked => Err(format!(
-            "asks for {asked:?}, but auth_url's path is {path:?}'s"
+            "asks for version {}, but auth_url's path says {}",
+            asked.number(),
+            path.number()
         )),
         (Some(path), _) => Ok((base.to_owned(), path)),
         (None, asked) => match asked.unwrap_or(IdentityVersion::V3) {

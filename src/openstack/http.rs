@@ -87,27 +87,27 @@ impl Session {
     /// none or it is about to expire.
     pub(super) async fn endpoints(&self, doing: &str) -> Result<Endpoints, PollError> {
         let mut kept = self.kept.lock().await;
-        self.keep_token(&mut kept, doing).await?;
-        Ok(kept
-            .as_ref()
-            .map(|k| k.endpoints.clone())
-            .expect("a token was just kept"))
+        Ok(self.keep_token(&mut kept, doing).await?.endpoints.clone())
     }
 
-    async fn keep_token(&self, kept: &mut Option<Kept>, doing: &str) -> Result<(), PollError> {
-        if kept.as_ref().is_some_and(|k| Instant::now() < k.until) {
-            return Ok(());
+    /// The token in force, got anew when there is none or it is about to
+    /// expire.
+    async fn keep_token<'a>(
+        &self,
+        kept: &'a mut Option<Kept>,
+        doing: &str,
+    ) -> Result<&'a Kept, PollError> {
+        if let Some(token) = kept.take_if(|k| Instant::now() < k.until) {
+            return Ok(kept.insert(token));
         }
-        *kept = None;
         let token = self.sign_in(doing).await?;
         let endpoints = self.endpoints_of(&token, doing)?;
         let until = Instant::now() + token.keep_for(SystemTime::now());
-        *kept = Some(Kept {
+        Ok(kept.insert(Kept {
             token: token.id,
             endpoints,
             until,
-        });
-        Ok(())
+        }))
     }
 
     fn endpoints_of(&self, token: &Token, doing: &str) -> Result<Endpoints, PollError> {
@@ -199,8 +199,7 @@ impl Session {
         loop {
             let (token, endpoints) = {
                 let mut kept = self.kept.lock().await;
-                self.keep_token(&mut kept, doing).await?;
-                let kept = kept.as_ref().expect("a token was just kept");
+                let kept = self.keep_token(&mut kept, doing).await?;
                 (kept.token.clone(), kept.endpoints.clone())
             };
             let url = url(&endpoints);

@@ -162,7 +162,7 @@ fn what_is_missing_is_named_never_the_secret() {
                 ("OS_IDENTITY_API_VERSION", "2"),
             ],
             "auth_url",
-            "OS_IDENTITY_API_VERSION: asks for V2",
+            "OS_IDENTITY_API_VERSION: asks for version 2.0, but auth_url's path says 3",
         ),
         (
             OpenStackConfig::with_cloud("R", "nowhere"),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Checker, Counts, Durations, Validate};
+use crate::config::{Checker, Counts, Durations, Validate, shown};
 
 /// How a model reaches an OpenStack cloud.
 ///
@@ -94,10 +94,6 @@ pub const TIMEOUTS: Durations = Durations::positive(Duration::from_secs(3600));
 
 /// The interfaces a catalog endpoint can have.
 pub const INTERFACES: [&str; 3] = ["public", "internal", "admin"];
-
-/// Longer texts are cut in error messages, so a pasted blob cannot flood
-/// a log.
-const SHOWN_CHARS: usize = 64;
 
 impl OpenStackConfig {
     /// The configuration for `region` with Keystone at `auth_url`, the
@@ -197,16 +193,6 @@ impl Validate for OpenStackConfig {
             "operation_timeout",
             self.operation_timeout,
         );
-    }
-}
-
-/// `text` as an error message shows it: quoted, and cut when long.
-pub(crate) fn shown(text: &str) -> String {
-    if text.chars().count() <= SHOWN_CHARS {
-        format!("{text:?}")
-    } else {
-        let head: String = text.chars().take(SHOWN_CHARS).collect();
-        format!("{head:?}... ({} bytes)", text.len())
     }
 }
 

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aws_sdk_ec2::types::InstanceType;
 use muster::ec2::Ec2Environ;
 use muster::provider::conformance::{Conformance, Fault, Rule, run};
 use muster::provider::{Environ, InstanceId};
@@ -13,12 +12,12 @@ use muster::provider::{Environ, InstanceId};
 use crate::fault_proxy::{Canned, FaultProxy};
 use crate::moto::Moto;
 use crate::support::{SECRET, TempDir, environ};
+use crate::with_moto::run_instances;
 
 struct Ec2Fixture {
     client: aws_sdk_ec2::Client,
     proxy: FaultProxy,
     environ: Ec2Environ,
-    image: String,
     _dir: TempDir,
 }
 
@@ -41,22 +40,8 @@ impl Conformance for Ec2Fixture {
 
     async fn create_instances(&self, count: usize) -> Result<Vec<InstanceId>, String> {
         let count = i32::try_from(count).map_err(|e| e.to_string())?;
-        let made = self
-            .client
-            .run_instances()
-            .image_id(&self.image)
-            .instance_type(InstanceType::T2Micro)
-            .min_count(count)
-            .max_count(count)
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        Ok(made
-            .instances()
-            .iter()
-            .filter_map(|i| i.instance_id())
-            .map(InstanceId::from)
-            .collect())
+        let made = run_instances(&self.client, count).await;
+        Ok(made.into_iter().map(InstanceId::from).collect())
     }
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<(), String> {
@@ -117,22 +102,11 @@ async fn ec2_keeps_the_provider_contract() {
         .expect("moto's loopback address");
     let proxy = FaultProxy::start(upstream);
     let client = moto.client();
-    let image = client
-        .describe_images()
-        .send()
-        .await
-        .expect("moto lists its images")
-        .images()
-        .first()
-        .and_then(|i| i.image_id())
-        .expect("moto has an image")
-        .to_owned();
     let (environ, dir) = environ(&proxy.url()).await;
     let fixture = Ec2Fixture {
         client,
         proxy,
         environ,
-        image,
         _dir: dir,
     };
     let report = run(&fixture).await;

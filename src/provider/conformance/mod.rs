@@ -17,8 +17,8 @@
 //! }
 //! ```
 //!
-//! The suite makes a few hundred instances in all (most for the batching
-//! rule) and leaves them; give it a cloud of its own.
+//! The suite makes 101 instances in all (100 for the batching rule, one
+//! to delete) and leaves them; give it a cloud of its own.
 
 mod checks;
 mod report;

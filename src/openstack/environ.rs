@@ -45,8 +45,9 @@ const IDS_PER_PORT_REQUEST: usize = 100;
 ///   are [`PollError::Unauthorised`]; 5xx, timeouts and anything else fail
 ///   naming the region and the endpoint.
 ///
-/// Its `Debug` form names the region, Keystone's URL and where the
-/// credential was read, never the password or the token.
+/// TLS is rustls with the platform's trusted roots; HTTP proxies from the
+/// environment are not used. Its `Debug` form names the region, Keystone's
+/// URL and where the credential was read, never the password or the token.
 #[derive(Clone)]
 pub struct OpenStackEnviron {
     session: Arc<Session>,

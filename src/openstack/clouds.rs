@@ -198,6 +198,29 @@ mod tests {
     }
 
     #[test]
+    fn files_too_large_not_text_or_absent_are_refused() {
+        let dir = std::env::temp_dir().join(format!("muster-clouds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let huge = dir.join("huge.yaml");
+        std::fs::write(&huge, vec![b'#'; 4 << 20]).unwrap();
+        assert!(
+            read_clouds(&huge)
+                .unwrap_err()
+                .contains("larger than 1024 KiB")
+        );
+        let binary = dir.join("binary.yaml");
+        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+        assert_eq!(read_clouds(&binary).unwrap_err(), "not UTF-8 text");
+        assert!(
+            read_clouds(&dir.join("absent"))
+                .unwrap_err()
+                .starts_with("cannot open")
+        );
+        assert!(read_clouds(&dir).unwrap_err().starts_with("cannot read"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn secure_yaml_is_merged_over_the_cloud() {
         let mut entry =
             parse_clouds("clouds:\n  c:\n    auth: {username: u}\n").unwrap()["c"].clone();

@@ -402,6 +402,18 @@ impl fmt::Display for Numbers {
     }
 }
 
+/// Text as an error message shows it: quoted, and cut after 64 characters
+/// (with its length in bytes), so that a pasted blob cannot flood a log.
+pub fn shown(text: &str) -> String {
+    const SHOWN_CHARS: usize = 64;
+    if text.chars().count() <= SHOWN_CHARS {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(SHOWN_CHARS).collect();
+        format!("{head:?}... ({} bytes)", text.len())
+    }
+}
+
 /// A duration as a configuration file writes it: `"1m 30s"`.
 pub fn duration_value(value: Duration) -> String {
     format!("\"{}\"", humantime::format_duration(value))

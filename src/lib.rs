@@ -13,6 +13,8 @@ pub mod ec2;
 pub mod error;
 pub mod model;
 pub mod names;
+#[cfg(feature = "openstack")]
+pub mod openstack;
 pub mod poll;
 pub mod presence;
 pub mod provider;

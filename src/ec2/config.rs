@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, shown};
 
 /// How a model reaches Amazon EC2.
 ///
@@ -65,10 +65,6 @@ fn default_operation_timeout() -> Duration {
 /// delay the poll schedule that retries it anyway.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Longer texts are cut in error messages, so a pasted blob cannot flood
-/// a log.
-const SHOWN_CHARS: usize = 64;
-
 impl Ec2Config {
     /// The configuration for `region`, with the region's own endpoint, the
     /// standard credential chain and the default timeouts.
@@ -125,16 +121,6 @@ impl Ec2Config {
             ));
         }
         Ok(())
-    }
-}
-
-/// `text` as an error message shows it: quoted, and cut when long.
-pub(crate) fn shown(text: &str) -> String {
-    if text.chars().count() <= SHOWN_CHARS {
-        format!("{text:?}")
-    } else {
-        let head: String = text.chars().take(SHOWN_CHARS).collect();
-        format!("{head:?}... ({} bytes)", text.len())
     }
 }
 

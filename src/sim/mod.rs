@@ -19,6 +19,7 @@
 
 mod account;
 mod config;
+mod conformance;
 mod control;
 mod counters;
 mod credential;
@@ -39,6 +40,7 @@ use tokio::time::Instant;
 
 pub use account::SimAccount;
 pub use config::{FaultConfig, SimConfig};
+pub use conformance::SimConformance;
 pub use counters::{CallStats, SimCounters};
 pub use truth::{ModelView, ProviderView};
 

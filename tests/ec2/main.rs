@@ -3,6 +3,9 @@
 
 mod canned;
 mod canned_server;
+mod conformance;
+#[path = "../common/fault_proxy.rs"]
+mod fault_proxy;
 mod moto;
 mod support;
 mod with_moto;

@@ -14,7 +14,7 @@ use crate::support::environ;
 const UNKNOWN: &str = "i-0123456789abcdef0";
 
 /// Runs `count` instances in moto, answering their ids.
-async fn run_instances(client: &aws_sdk_ec2::Client, count: i32) -> Vec<String> {
+pub async fn run_instances(client: &aws_sdk_ec2::Client, count: i32) -> Vec<String> {
     let image = client
         .describe_images()
         .send()

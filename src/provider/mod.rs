@@ -1,5 +1,8 @@
 //! The cloud provider as the instance poller sees it: instances, their
-//! statuses and addresses, and their network interfaces.
+//! statuses and addresses, and their network interfaces; and
+//! [`conformance`], the suite that holds any provider to that contract.
+
+pub mod conformance;
 
 use std::fmt;
 use std::sync::Arc;

@@ -247,9 +247,7 @@ fn wait_settled(nodes: &[&Node]) -> Duration {
 
 fn main() {
     let settings = settings();
-    let Some(nats) = nats::NatsServer::start("lease_takeover") else {
-        return;
-    };
+    let nats = nats::NatsServer::start("lease_takeover");
     let dir = std::env::temp_dir().join(format!("lease-takeover-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut nodes: Vec<Node> = (0..3)

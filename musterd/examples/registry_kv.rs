@@ -45,9 +45,7 @@ fn main() {
     let machines = std::env::args()
         .nth(1)
         .map_or(10_000, |n| n.parse().expect("MACHINES: a number"));
-    let Some(server) = nats::NatsServer::start("registry_kv") else {
-        return;
-    };
+    let server = nats::NatsServer::start("registry_kv");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -17,11 +17,10 @@ use support::nats::NatsServer;
 /// machine. The figure measured is printed.
 const MISSING_WITHIN: Duration = Duration::from_secs(5);
 
+#[cfg_attr(missing_nats_server, ignore = "needs nats-server")]
 #[tokio::test]
 async fn three_nodes_answer_for_every_agent_and_a_killed_node_goes_missing_then_returns() {
-    let Some(nats) = NatsServer::start("three_nodes") else {
-        return;
-    };
+    let nats = NatsServer::start("three_nodes");
     let urls = [nats.url()];
     let mut nodes: Vec<Node> = (0..3).map(|n| Node::start("three", n, &urls)).collect();
     let mut agents = Agents::default();
@@ -91,11 +90,10 @@ async fn three_nodes_answer_for_every_agent_and_a_killed_node_goes_missing_then_
     converge(&all, &agents.truth());
 }
 
+#[cfg_attr(missing_nats_server, ignore = "needs nats-server")]
 #[tokio::test]
 async fn a_restarted_nats_server_leaves_every_node_with_the_same_tables() {
-    let Some(mut nats) = NatsServer::start("nats_restart") else {
-        return;
-    };
+    let mut nats = NatsServer::start("nats_restart");
     let urls = [nats.url()];
     let nodes: Vec<Node> = (0..3).map(|n| Node::start("restart", n, &urls)).collect();
     let mut agents = Agents::default();
@@ -130,11 +128,10 @@ async fn a_restarted_nats_server_leaves_every_node_with_the_same_tables() {
     }
 }
 
+#[cfg_attr(missing_nats_server, ignore = "needs nats-server")]
 #[tokio::test]
 async fn a_lost_message_is_noticed_by_its_number_and_repaired_with_a_snapshot() {
-    let Some(nats) = NatsServer::start("lost_message") else {
-        return;
-    };
+    let nats = NatsServer::start("lost_message");
     let urls = [nats.url()];
     let nodes: Vec<Node> = (0..2).map(|n| Node::start("lost", n, &urls)).collect();
     let mut agents = Agents::default();
@@ -225,11 +222,11 @@ fn a_credentials_file_is_checked_with_the_config_and_never_shown() {
     assert!(!said.contains("s3cret"), "{said}");
 }
 
+#[cfg_attr(missing_chromium, ignore = "needs chromium")]
+#[cfg_attr(missing_nats_server, ignore = "needs nats-server")]
 #[tokio::test]
 async fn the_dashboard_shows_the_peers_with_their_state_and_last_heartbeat() {
-    let Some(nats) = NatsServer::start("dashboard") else {
-        return;
-    };
+    let nats = NatsServer::start("dashboard");
     let urls = [nats.url()];
     let mut nodes: Vec<Node> = (0..3).map(|n| Node::start("dashboard", n, &urls)).collect();
     let mut agents = Agents::default();
@@ -240,9 +237,7 @@ async fn the_dashboard_shows_the_peers_with_their_state_and_last_heartbeat() {
     wait_until("machine-0 sees machine-2 down", || {
         nodes[0].peer("machine-2")["state"] == "down"
     });
-    let Some(dom) = rendered(&format!("http://127.0.0.1:{}/", nodes[0].http)) else {
-        return;
-    };
+    let dom = rendered(&format!("http://127.0.0.1:{}/", nodes[0].http));
     assert!(dom.contains("id=\"cluster-panel\">"), "the panel is hidden");
     assert!(
         dom.contains(&format!(

@@ -29,11 +29,11 @@ fn start(test: &str, n: u32, urls: &[String]) -> Node {
     Node::with_models(test, n, urls, &MODELS)
 }
 
+#[cfg_attr(missing_chromium, ignore = "needs chromium")]
+#[cfg_attr(missing_nats_server, ignore = "needs nats-server")]
 #[tokio::test]
 async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
-    let Some(nats) = NatsServer::start("leases") else {
-        return;
-    };
+    let nats = NatsServer::start("leases");
     let urls = [nats.url()];
     let mut nodes: Vec<Node> = (0..3).map(|n| start("leases", n, &urls)).collect();
     let all: Vec<&Node> = nodes.iter().collect();
@@ -63,7 +63,8 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
     }
     // The dashboard's cluster panel says which models the node polls.
     let holds = held(&nodes[0]);
-    if let Some(dom) = rendered(&format!("http://127.0.0.1:{}/", nodes[0].http)) {
+    {
+        let dom = rendered(&format!("http://127.0.0.1:{}/", nodes[0].http));
         let shown: Vec<String> = holds.iter().map(|m| format!("{}…", &m[..8])).collect();
         let want = format!(
             "data-held=\"{}\">polls {} of {} models{}",
@@ -178,11 +179,10 @@ async fn each_model_is_polled_by_one_node_and_a_killed_holders_models_move() {
 /// leases expired, 20 s after the stop at the soonest, nor its peers hold
 /// it down before a minute: both happen well within those bounds, which
 /// only the farewell makes possible.
+#[cfg_attr(missing_nats_server, ignore = "needs nats-server")]
 #[tokio::test]
 async fn a_node_stopped_gracefully_hands_its_models_over_and_is_down_at_once() {
-    let Some(nats) = NatsServer::start("farewell") else {
-        return;
-    };
+    let nats = NatsServer::start("farewell");
     let urls = [nats.url()];
     let lease_ttl = Duration::from_secs(30);
     let down_after = Duration::from_secs(60);

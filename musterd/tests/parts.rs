@@ -196,12 +196,11 @@ async fn presence_child(hosted: &Hosted, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+#[cfg_attr(missing_nats_server, ignore = "needs nats-server")]
 #[actix_web::test]
 async fn the_bridge_and_the_lease_manager_killed_are_restarted_and_carry_on() {
     let test = "the_bridge_and_the_lease_manager_killed_are_restarted_and_carry_on";
-    let Some(nats) = support::nats::NatsServer::start(test) else {
-        return;
-    };
+    let nats = support::nats::NatsServer::start(test);
     let (a, b) = (node(&nats.url(), 0).await, node(&nats.url(), 1).await);
     let model = ModelUuid::from_u128(9);
     for (path, name) in [

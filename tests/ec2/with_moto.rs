@@ -52,9 +52,10 @@ fn values(interface: &NetworkInterface) -> Vec<(String, AddressScope)> {
         .collect()
 }
 
+#[cfg_attr(missing_moto, ignore = "needs moto_server")]
 #[tokio::test]
 async fn running_instances_with_their_interfaces_in_device_order() {
-    let Some(moto) = Moto::start() else { return };
+    let moto = Moto::start();
     let client = moto.client();
     let running = run_instances(&client, 2).await;
     let (first, second) = (running[0].as_str(), running[1].as_str());
@@ -159,9 +160,10 @@ async fn running_instances_with_their_interfaces_in_device_order() {
     assert_eq!(values(&lists[1][0])[1].1, AddressScope::Public);
 }
 
+#[cfg_attr(missing_moto, ignore = "needs moto_server")]
 #[tokio::test]
 async fn stopped_terminated_and_unknown_instances() {
-    let Some(moto) = Moto::start() else { return };
+    let moto = Moto::start();
     let client = moto.client();
     let made = run_instances(&client, 3).await;
     let (running, stopped, terminated) = (made[0].as_str(), made[1].as_str(), made[2].as_str());
@@ -217,9 +219,10 @@ async fn stopped_terminated_and_unknown_instances() {
     assert!(lists[2].is_empty());
 }
 
+#[cfg_attr(missing_moto, ignore = "needs moto_server")]
 #[tokio::test]
 async fn a_batch_of_unknown_ids_is_no_instances() {
-    let Some(moto) = Moto::start() else { return };
+    let moto = Moto::start();
     run_instances(&moto.client(), 1).await;
     let (environ, _dir) = environ(&moto.url()).await;
 
@@ -233,11 +236,10 @@ async fn a_batch_of_unknown_ids_is_no_instances() {
     assert!(environ.instances(&[]).await.unwrap().is_empty());
 }
 
+#[cfg_attr(missing_moto, ignore = "needs moto_server")]
 #[tokio::test]
 async fn a_batch_of_a_hundred_ids_is_one_call() {
-    let Some(mut moto) = Moto::start() else {
-        return;
-    };
+    let mut moto = Moto::start();
     let client = moto.client();
     let mut made = run_instances(&client, 100).await;
     made.extend(run_instances(&client, 50).await);

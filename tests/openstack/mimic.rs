@@ -14,11 +14,6 @@ use serde_json::{Value, json};
 
 use crate::plain_http::request;
 
-/// Whether a missing tool must fail the test rather than skip it.
-pub fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// How long mimic may take to answer its first request.
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -58,9 +53,10 @@ pub struct Account {
 }
 
 impl Mimic {
-    /// A running mimic, or `None` (after saying so) when it is not
-    /// installed; under `CI=true` that fails the test instead.
-    pub fn start() -> Option<Mimic> {
+    /// A running mimic. A test that starts one is marked
+    /// `#[cfg_attr(missing_mimic, ignore = "needs mimic")]`: ignored where
+    /// mimic is missing, failing here under `CI=true`.
+    pub fn start() -> Mimic {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
@@ -75,14 +71,9 @@ impl Mimic {
             .spawn();
         let mut child = match spawned {
             Ok(child) => child,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                assert!(
-                    !required(),
-                    "mimic is not installed (.ci/run installs it: tests/openstack/mimic-requirements.txt)"
-                );
-                eprintln!("skipped: mimic (twistd) is not installed");
-                return None;
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
+                "mimic is needed (.ci/run installs it: tests/openstack/mimic-requirements.txt)"
+            ),
             Err(error) => panic!("cannot start mimic: {error}"),
         };
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -100,7 +91,7 @@ impl Mimic {
             log,
         };
         mimic.wait_until_ready();
-        Some(mimic)
+        mimic
     }
 
     fn wait_until_ready(&mut self) {

@@ -42,20 +42,19 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    /// mimic behind a proxy, with `user` of `tenant` signed in; `None` when
-    /// mimic is not installed.
-    pub fn start(user: &str, tenant: &str) -> Option<Cloud> {
-        let mimic = Mimic::start()?;
+    /// mimic behind a proxy, with `user` of `tenant` signed in.
+    pub fn start(user: &str, tenant: &str) -> Cloud {
+        let mimic = Mimic::start();
         let proxy = FaultProxy::start_rewriting(mimic.addr());
         let account = mimic.account(user, tenant);
-        Some(Cloud {
+        Cloud {
             mimic,
             proxy,
             account,
             user: user.to_owned(),
             tenant: tenant.to_owned(),
             dir: TempDir::new(),
-        })
+        }
     }
 
     /// A config for the environ: mimic's Keystone v2.0 through the proxy,

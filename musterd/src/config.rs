@@ -30,7 +30,9 @@ use muster_registry::store::StoreConfig;
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DaemonConfig {
-    /// Restarts of the root's own children.
+    /// Restarts of muster's own children (the gateway and the two
+    /// subtrees), and of the daemon's (muster, the history, the HTTP
+    /// surface and the door).
     pub supervision: RestartConfig,
     /// The presence subtree.
     pub presence: PresenceConfig,

@@ -61,3 +61,9 @@ pub use gauges::StateGauges;
 pub use history::sampler::{HISTORY_CHILD, Sampler};
 pub use inspector::Inspector;
 pub use server::{BindError, HTTP_CHILD, bind, serve};
+
+/// The README's Rust snippets, compiled and run as tests of this crate,
+/// which can reach every part they mount.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

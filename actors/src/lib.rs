@@ -50,6 +50,7 @@ pub mod machines;
 pub mod mailbox;
 pub mod metrics;
 pub mod presence;
+mod readiness;
 pub mod supervisor;
 mod ticks;
 
@@ -62,6 +63,7 @@ pub use host::{
 };
 pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};
+pub use readiness::Readiness;
 pub use supervisor::{
     ChildReport, ChildSpec, ChildState, DownChild, DynamicPolicy, DynamicSummary, Exit, ExitSlot,
     Health, Kept, Report, ReportOptions, Reporter, RestartConfig, RestartCounts, RestartPolicy,

@@ -11,7 +11,7 @@ use muster::clock::{Clock, SystemClock};
 use muster::sim::Sim;
 use muster_actors::host::TreeBackends;
 use muster_actors::{
-    Backends, Extensions, Metrics, Muster, Root, StartError, SupervisorSpec, TreeError,
+    Backends, Extensions, Metrics, Muster, Readiness, Root, StartError, SupervisorSpec, TreeError,
 };
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info, warn};
@@ -92,6 +92,8 @@ pub struct Hosted {
     pub ids: ConnectionIds,
     /// What the node says to its cluster as it stops, with `[cluster]`.
     farewell: Option<Farewell>,
+    /// What the parts say of whether the node can do its job (`/readyz`).
+    pub readiness: Readiness,
 }
 
 /// The name of the daemon's root.
@@ -260,11 +262,13 @@ impl Hosted {
         );
         let (history_child, history) = Sampler::new(muster.clone(), metrics.clone(), clock).child();
         let root = Root::new(ROOT).map_err(StartError::from)?;
+        let readiness = Readiness::new();
         let http_child =
             Inspector::new(muster.clone(), registry, gauges, config.http.token.clone())
                 .with_history(history)
                 .with_registry(extras.registry.clone())
                 .with_tree(root.clone())
+                .with_readiness(readiness.clone())
                 .child(listener);
         // Stopped in reverse: the door first (every disconnect recorded),
         // then the HTTP surface, then muster.
@@ -287,6 +291,7 @@ impl Hosted {
             door,
             ids,
             farewell,
+            readiness,
         })
     }
 

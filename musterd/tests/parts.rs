@@ -111,6 +111,59 @@ async fn the_report_shows_each_part_as_a_child_of_the_daemon() {
     hosted.stop(&logger).await.unwrap();
 }
 
+/// `GET path`: the status line and the body as text.
+async fn get_text(hosted: &Hosted, path: &str) -> (String, String) {
+    let mut tcp = TcpStream::connect(hosted.listen).await.unwrap();
+    let ask = format!("GET {path} HTTP/1.1\r\nHost: muster\r\nConnection: close\r\n\r\n");
+    tcp.write_all(ask.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[actix_web::test]
+async fn readyz_names_what_keeps_the_node_from_its_job_and_needs_no_token() {
+    let logger = Logger::root(slog::Discard, o!());
+    let mut config = config();
+    config.http.token = Some("s3cret".into());
+    let hosted = Hosted::start(&config, &logger).await.unwrap();
+    let mut answer = get_text(&hosted, "/readyz").await;
+    for _ in 0..200 {
+        if answer.0 == "HTTP/1.1 200 OK" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        answer = get_text(&hosted, "/readyz").await;
+    }
+    assert_eq!(answer, ("HTTP/1.1 200 OK".to_owned(), "ready\n".to_owned()));
+    // A part that cannot do its job says so, by its name, until it can.
+    hosted
+        .readiness
+        .not_ready("cluster", "NATS lost: nats://10.0.0.1:4222");
+    let (status, body) = get_text(&hosted, "/readyz").await;
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+    assert_eq!(
+        body,
+        "not ready\ncluster: NATS lost: nats://10.0.0.1:4222\n"
+    );
+    hosted.readiness.ready("cluster");
+    // muster restarting is not ready either, and says so.
+    hosted.root.supervisor().kill("muster").await.unwrap();
+    let (status, body) = get_text(&hosted, "/readyz").await;
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+    assert!(body.contains("muster: "), "{body}");
+    started(&hosted, "muster", 2).await;
+    assert_eq!(get_text(&hosted, "/readyz").await.0, "HTTP/1.1 200 OK");
+    // Both probes answer without the token the rest of the surface wants.
+    assert_eq!(get_text(&hosted, "/healthz").await.0, "HTTP/1.1 200 OK");
+    assert_eq!(
+        get_text(&hosted, "/api/report").await.0,
+        "HTTP/1.1 401 Unauthorized"
+    );
+    hosted.stop(&logger).await.unwrap();
+}
+
 #[actix_web::test]
 async fn each_part_killed_is_restarted_while_the_others_keep_working() {
     let logger = Logger::root(slog::Discard, o!());

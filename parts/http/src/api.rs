@@ -31,6 +31,22 @@ pub(crate) async fn healthz(inspector: web::Data<Inspector>) -> HttpResponse {
         .body(format!("{health}\n"))
 }
 
+pub(crate) async fn readyz(inspector: web::Data<Inspector>) -> HttpResponse {
+    let causes = inspector.unready();
+    if causes.is_empty() {
+        return HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n");
+    }
+    let lines: String = causes
+        .iter()
+        .map(|(part, cause)| format!("{part}: {cause}\n"))
+        .collect();
+    HttpResponse::ServiceUnavailable()
+        .content_type("text/plain")
+        .body(format!("not ready\n{lines}"))
+}
+
 /// Dynamic groups larger than this come folded into counts unless
 /// `?children=all` asks for every row: thousands of pollers would make a
 /// page of megabytes.

@@ -19,8 +19,9 @@ use serde_json::json;
 use crate::inspector::Inspector;
 use muster::token;
 
-/// The path that never needs the token: a load balancer's probe has none.
-const OPEN: &str = "/healthz";
+/// The paths that never need the token: a load balancer's or an
+/// orchestrator's probe has none.
+const OPEN: [&str; 2] = ["/healthz", "/readyz"];
 
 /// The path that also takes the token as a query parameter.
 const PAGE: &str = "/";
@@ -75,7 +76,8 @@ pub(crate) async fn check_token(
     let allowed = match expected {
         None => true,
         Some(expected) => {
-            within(&req) == OPEN || given(&req).is_some_and(|t| token::matches(&t, &expected))
+            OPEN.contains(&within(&req))
+                || given(&req).is_some_and(|t| token::matches(&t, &expected))
         }
     };
     if allowed {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use muster_actors::host::Muster;
-use muster_actors::{Health, Report, ReportOptions, Root, SendError};
+use muster_actors::{Health, Readiness, Report, ReportOptions, Root, SendError, TreeState};
 use muster_registry::Registry as MachineRegistry;
 use prometheus_client::registry::Registry;
 
@@ -25,6 +25,8 @@ pub struct Inspector {
     pub(crate) machines: Option<MachineRegistry>,
     /// The host's whole tree, reported and checked in place of muster's.
     tree: Option<Root>,
+    /// What the host's parts say of whether the node can do its job.
+    readiness: Readiness,
 }
 
 impl Inspector {
@@ -46,6 +48,7 @@ impl Inspector {
             token: token.map(Arc::from),
             machines: None,
             tree: None,
+            readiness: Readiness::new(),
         }
     }
 
@@ -70,6 +73,32 @@ impl Inspector {
             tree: Some(root),
             ..self
         }
+    }
+
+    /// Answers `/readyz` from `readiness`, which the host's parts keep,
+    /// beside the tree's own health.
+    pub fn with_readiness(self, readiness: Readiness) -> Self {
+        Inspector { readiness, ..self }
+    }
+
+    /// Why the node cannot do its job now, by part: what `/readyz`
+    /// answers; empty when it can. muster not running (restarting, given
+    /// up) and a static child of the tree down count, beside what the
+    /// parts said.
+    pub(crate) fn unready(&self) -> Vec<(String, String)> {
+        let mut causes = Vec::new();
+        let muster = self.muster.health();
+        if muster.tree != TreeState::Running {
+            causes.push(("muster".to_owned(), muster.to_string()));
+        }
+        if let Some(root) = &self.tree {
+            let tree = root.health();
+            if !tree.is_healthy() {
+                causes.push(("tree".to_owned(), tree.to_string().replace('\n', "; ")));
+            }
+        }
+        causes.extend(self.readiness.causes());
+        causes
     }
 
     /// The health `/healthz` answers.

@@ -4,6 +4,7 @@
 //! | path | answer |
 //! | --- | --- |
 //! | `/healthz` | `ok` while the tree runs with every static child up (never needs the token) |
+//! | `/readyz` | `ready` while the node can do its job, else 503 naming each part that cannot and why (never needs the token) |
 //! | `/metrics` | Prometheus text 0.0.4, or OpenMetrics 1.0 when asked for |
 //! | `/api/report[?children=all\|summary]` | the supervision tree; dynamic groups over 100 children folded into counts unless `all` |
 //! | `/api/models` | every model with connections, with counts by status |

@@ -30,6 +30,7 @@ impl Inspector {
             .app_data(web::Data::new(self.clone()))
             .wrap(from_fn(auth::check_token))
             .service(read("/healthz", api::healthz))
+            .service(read("/readyz", api::readyz))
             .service(read("/metrics", metrics::metrics))
             .service(read("/api/report", api::report))
             .service(read("/api/models", api::models))

@@ -12,6 +12,9 @@ enum Place {
     Vacant { next: u32 },
 }
 
+// A vacancy fits in the entry's niche: a place is no bigger than an entry.
+const _: () = assert!(std::mem::size_of::<Place>() == std::mem::size_of::<Entry>());
+
 /// The end of a group's list of vacancies.
 const END: u32 = u32::MAX;
 
@@ -143,9 +146,10 @@ impl Group {
         }
         let pos = self.used;
         if pos as usize == self.places.len() {
-            // Grow by half rather than doubling: a server holds many small
-            // groups, and doubling would leave up to half of each unused.
-            let room = self.places.len() + (self.places.len() / 2).max(4);
+            // Grow by a quarter rather than doubling: a server holds many
+            // small groups, and doubling would leave up to half of each
+            // unused; each entry is still moved a bounded number of times.
+            let room = self.places.len() + (self.places.len() / 4).max(4);
             self.reallocate(room);
         }
         self.used = pos.checked_add(1)?;

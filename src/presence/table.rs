@@ -15,7 +15,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::entry::{Entry, UserData};
+use super::agents::Agents;
+use super::entry::Entry;
 use super::index::{Index, Slot};
 use super::slab::Models;
 use super::tally::{Counts, Tally};
@@ -59,6 +60,9 @@ pub struct ServerTable {
     index: Index,
     missing: usize,
     tally: Option<Tally>,
+    /// The agent tags of a table without a tally; one with a tally holds
+    /// them in the tally, shared with the other tables.
+    agents: Agents,
 }
 
 impl ServerTable {
@@ -70,6 +74,7 @@ impl ServerTable {
             index: Index::default(),
             missing: 0,
             tally: None,
+            agents: Agents::default(),
         }
     }
 
@@ -121,29 +126,36 @@ impl ServerTable {
         if let Some(slot) = self.index.get(id) {
             let model = self.models.slot(slot.model).map(|(model, _)| *model);
             if let Some(entry) = entry_mut(&mut self.models, slot) {
-                let was = entry.status;
+                let was = entry.set_status(Status::Alive);
                 if was == Status::Missing {
                     self.missing -= 1;
                 }
-                entry.status = Status::Alive;
-                entry.last_seen = now;
-                if let (Some(tally), Some(model)) = (&self.tally, model) {
+                entry.see(now);
+                if let (Some(tally), Some(model), Status::Missing) = (&self.tally, model, was) {
                     tally.lock().status_changed(&model, entry, was);
                 }
             }
             return;
         }
-        let entry = Entry {
-            agent: agent.clone(),
-            id,
-            user_data: user_data.into(),
-            last_seen: now,
-            status: Status::Alive,
-            controller_agent,
-        };
-        if let Some(slot) = insert(Arc::make_mut(&mut self.models), model, entry) {
-            self.index.insert(id, slot);
-            self.count_added(slot);
+        let models = Arc::make_mut(&mut self.models);
+        match &self.tally {
+            Some(tally) => {
+                // One lock for the tag and the counts.
+                let mut counts = tally.lock();
+                let agent = counts.agents.intern(agent);
+                let entry = Entry::new(id, agent, controller_agent, user_data, now);
+                if let Some(slot) = insert(models, model, entry) {
+                    self.index.insert(id, slot);
+                    count_added(&mut counts, models, slot);
+                }
+            }
+            None => {
+                let agent = self.agents.intern(agent);
+                let entry = Entry::new(id, agent, controller_agent, user_data, now);
+                if let Some(slot) = insert(models, model, entry) {
+                    self.index.insert(id, slot);
+                }
+            }
         }
     }
 
@@ -158,7 +170,7 @@ impl ServerTable {
             return true;
         };
         if let Some(removed) = group.remove(slot.pos) {
-            if removed.status == Status::Missing {
+            if removed.status() == Status::Missing {
                 self.missing -= 1;
             }
             if let (Some(tally), Some(model)) = (&self.tally, model) {
@@ -189,7 +201,7 @@ impl ServerTable {
         };
         match entry_mut(&mut self.models, slot) {
             Some(entry) => {
-                entry.last_seen = now;
+                entry.see(now);
                 true
             }
             None => false,
@@ -206,7 +218,7 @@ impl ServerTable {
         let mut counts = self.tally.as_ref().map(Tally::lock);
         for (model, group) in Arc::make_mut(&mut self.models).groups_mut() {
             for entry in group.iter_mut() {
-                let was = std::mem::replace(&mut entry.status, Status::Missing);
+                let was = entry.set_status(Status::Missing);
                 if let Some(counts) = counts.as_mut() {
                     counts.status_changed(model, entry, was);
                 }
@@ -241,7 +253,7 @@ impl ServerTable {
         let mut counts = tally.as_ref().map(Tally::lock);
         for (model, mut group) in models.into_groups() {
             for entry in group.drain() {
-                if entry.status == Status::Alive {
+                if entry.status() == Status::Alive {
                     // Kept, and already counted.
                     self.insert_new(&model, entry);
                 } else if let Some(counts) = counts.as_mut() {
@@ -252,19 +264,23 @@ impl ServerTable {
         for value in values {
             if let Some(slot) = self.index.get(value.connection_id) {
                 if let Some(entry) = entry_mut(&mut self.models, slot) {
-                    entry.last_seen = now;
+                    entry.see(now);
                 }
-            } else if let Some(slot) = self.insert_new(
-                &value.model,
-                Entry {
-                    agent: value.agent,
-                    id: value.connection_id,
-                    user_data: UserData::from(value.user_data),
-                    last_seen: now,
-                    status: Status::Alive,
-                    controller_agent: value.controller_agent,
-                },
-            ) && let Some(counts) = counts.as_mut()
+                continue;
+            }
+            let agent = match counts.as_mut() {
+                Some(counts) => counts.agents.intern(&value.agent),
+                None => self.agents.intern(&value.agent),
+            };
+            let entry = Entry::new(
+                value.connection_id,
+                agent,
+                value.controller_agent,
+                &value.user_data,
+                now,
+            );
+            if let Some(slot) = self.insert_new(&value.model, entry)
+                && let Some(counts) = counts.as_mut()
             {
                 count_added(counts, &self.models, slot);
             }
@@ -308,20 +324,13 @@ impl ServerTable {
     /// Adds an entry whose id is not in the table, without counting it in
     /// the tally; answers where it went.
     fn insert_new(&mut self, model: &ModelUuid, entry: Entry) -> Option<Slot> {
-        let (id, missing) = (entry.id, entry.status == Status::Missing);
+        let (id, missing) = (entry.id, entry.status() == Status::Missing);
         let slot = insert(Arc::make_mut(&mut self.models), model, entry)?;
         self.index.insert(id, slot);
         if missing {
             self.missing += 1;
         }
         Some(slot)
-    }
-
-    /// Counts the entry at `slot` in the tally.
-    fn count_added(&self, slot: Slot) {
-        if let Some(tally) = &self.tally {
-            count_added(&mut tally.lock(), &self.models, slot);
-        }
     }
 
     /// Takes every entry out of the tally; the entries stay.

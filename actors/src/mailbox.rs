@@ -5,11 +5,13 @@
 //! The handle is also where the metering and the capacity check live, since
 //! actix's `send` and `do_send` queue past the mailbox capacity.
 //!
-//! Every message travels as an [`Envelope`]: a boxed call of the actor's own
-//! `Handler<M>`, timed and counted when it runs, counted as dropped when the
-//! actor stops before running it. An actor opts in with [`supervised!`],
-//! which implements `Handler<Envelope<Self>>` (a blanket impl is not allowed
-//! by the orphan rule).
+//! Every message travels as a [`Metered`] message, which holds the message
+//! itself, or as an [`Envelope`], a boxed call (what [`Mailbox::call`] runs,
+//! and what a keeping mailbox holds between instances): timed and counted
+//! when it runs, counted as dropped when the actor stops before running it.
+//! An actor opts in with [`supervised!`], which implements
+//! `Handler<Envelope<Self>>` and `Handler<Metered<Self, M>>` for each of its
+//! messages `M` (a blanket impl is not allowed by the orphan rule).
 //!
 //! A message sent while the actor is not running (between a failure and its
 //! restart, or after it stopped for good) is refused at once with
@@ -25,7 +27,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use actix::dev::MessageResponse;
 use actix::{Actor, Addr, Context, Handler, Message};
@@ -39,7 +41,8 @@ pub trait Supervised: Actor<Context = Context<Self>> + Handler<Envelope<Self>> {
 
 impl<A> Supervised for A where A: Actor<Context = Context<A>> + Handler<Envelope<A>> {}
 
-/// Implements `Handler<Envelope<Self>>` for an actor, making it [`Supervised`].
+/// Implements `Handler<Envelope<Self>>`, and `Handler<Metered<Self, M>>`
+/// for every message `M` it handles, for an actor, making it [`Supervised`].
 ///
 /// ```
 /// use actix::prelude::*;
@@ -58,6 +61,22 @@ macro_rules! supervised {
                 ctx: &mut $crate::actix::Context<$actor>,
             ) {
                 envelope.run(self, ctx)
+            }
+        }
+
+        impl<M> $crate::actix::Handler<$crate::Metered<$actor, M>> for $actor
+        where
+            $actor: $crate::actix::Handler<M>,
+            M: $crate::actix::Message + Send + 'static,
+            M::Result: Send,
+        {
+            type Result = ();
+            fn handle(
+                &mut self,
+                metered: $crate::Metered<$actor, M>,
+                ctx: &mut $crate::actix::Context<$actor>,
+            ) {
+                metered.run(self, ctx)
             }
         }
     };
@@ -91,7 +110,7 @@ impl<A: Actor<Context = Context<A>>> Envelope<A> {
                 // Counted in a guard so that a panicking handler still counts
                 // as handled and the depth stays right.
                 let _guard = Handled {
-                    meter,
+                    meter: &meter,
                     since: crate::ticks::now(),
                 };
                 job(act, ctx)
@@ -115,18 +134,87 @@ impl<A: Actor<Context = Context<A>>> Drop for Envelope<A> {
     }
 }
 
+/// Makes the boxed call a [`Metered`] message becomes when it must wait
+/// for the actor's next instance.
+type ToJob<A, M> = fn(M, Option<oneshot::Sender<<M as Message>::Result>>) -> Job<A>;
+
+/// One message on its way to a supervised actor, held as it was sent: the
+/// common path of [`Mailbox::do_send`] and [`Mailbox::send`], with no boxed
+/// call to allocate. Only [`supervised!`]'s handler needs to name it.
+///
+/// [`supervised!`]: crate::supervised
+pub struct Metered<A: Actor<Context = Context<A>>, M: Message> {
+    message: Option<M>,
+    reply: Option<oneshot::Sender<M::Result>>,
+    meter: Arc<Meter>,
+    held: Option<Arc<Held<A>>>,
+    to_job: ToJob<A, M>,
+}
+
+impl<A: Actor<Context = Context<A>>, M: Message> Message for Metered<A, M> {
+    type Result = ();
+}
+
+impl<A, M> Metered<A, M>
+where
+    A: Actor<Context = Context<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    /// Runs the message's handler on the actor, timing it, and sends the
+    /// answer to whoever waits for it.
+    pub fn run(mut self, act: &mut A, ctx: &mut Context<A>) {
+        let Some(message) = self.message.take() else {
+            return;
+        };
+        let _guard = Handled {
+            meter: &self.meter,
+            since: crate::ticks::now(),
+        };
+        let response = <A as Handler<M>>::handle(act, message, ctx);
+        response.handle(ctx, self.reply.take());
+    }
+}
+
+impl<A: Actor<Context = Context<A>>, M: Message> Drop for Metered<A, M> {
+    /// As an [`Envelope`] dropped unrun: held for the next instance by a
+    /// keeping mailbox, else counted as dropped.
+    fn drop(&mut self) {
+        let Some(message) = self.message.take() else {
+            return;
+        };
+        match &self.held {
+            Some(held) => lock(held).push_back((self.to_job)(message, self.reply.take())),
+            None => self.meter.dropped(),
+        }
+    }
+}
+
+/// The boxed call of `A`'s handler of `M`, answering on `reply`.
+fn job_of<A, M>(message: M, reply: Option<oneshot::Sender<M::Result>>) -> Job<A>
+where
+    A: Actor<Context = Context<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    Box::new(move |act: &mut A, ctx: &mut Context<A>| {
+        let response = <A as Handler<M>>::handle(act, message, ctx);
+        response.handle(ctx, reply);
+    })
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-struct Handled {
-    meter: Arc<Meter>,
+struct Handled<'a> {
+    meter: &'a Meter,
     since: u64,
 }
 
-impl Drop for Handled {
+impl Drop for Handled<'_> {
     fn drop(&mut self) {
         self.meter.handled(crate::ticks::nanos_since(self.since));
     }
@@ -225,7 +313,10 @@ struct Slot<A: Actor> {
 }
 
 struct Shared<A: Actor<Context = Context<A>>> {
-    slot: RwLock<Slot<A>>,
+    /// A mutex rather than a read-write lock: a send holds it for a few
+    /// instructions, and while it is held the meter's counts have one
+    /// writer, so they need no locked instructions of their own.
+    slot: Mutex<Slot<A>>,
     meter: Arc<Meter>,
     held: Option<Arc<Held<A>>>,
 }
@@ -275,7 +366,7 @@ impl<A: Supervised> Mailbox<A> {
     fn with_held(capacity: usize, held: Option<Arc<Held<A>>>) -> Self {
         Mailbox {
             shared: Arc::new(Shared {
-                slot: RwLock::new(Slot {
+                slot: Mutex::new(Slot {
                     generation: 0,
                     addr: None,
                 }),
@@ -291,36 +382,24 @@ impl<A: Supervised> Mailbox<A> {
     /// it.
     pub fn do_send<M>(&self, msg: M) -> Result<(), TrySendError<M>>
     where
-        A: Handler<M>,
+        A: Handler<M> + Handler<Metered<A, M>>,
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        self.push(msg, |msg| {
-            Box::new(move |act: &mut A, ctx: &mut Context<A>| {
-                let response = <A as Handler<M>>::handle(act, msg, ctx);
-                response.handle(ctx, None);
-            })
-        })
-        .map_err(|(message, error)| TrySendError { message, error })
+        self.push_message(msg, None)
+            .map_err(|(message, error)| TrySendError { message, error })
     }
 
     /// Sends `msg` and waits for the handler's answer. The mailbox's checks
     /// happen when `send` is called, not when the future is first polled.
     pub fn send<M>(&self, msg: M) -> impl Future<Output = Result<M::Result, SendError>> + use<A, M>
     where
-        A: Handler<M>,
+        A: Handler<M> + Handler<Metered<A, M>>,
         M: Message + Send + 'static,
         M::Result: Send,
     {
         let (tx, rx) = oneshot::channel();
-        let pushed = self
-            .push(msg, |msg| {
-                Box::new(move |act: &mut A, ctx: &mut Context<A>| {
-                    let response = <A as Handler<M>>::handle(act, msg, ctx);
-                    response.handle(ctx, Some(tx));
-                })
-            })
-            .map_err(|(_, error)| error);
+        let pushed = self.push_message(msg, Some(tx)).map_err(|(_, error)| error);
         self.answer(pushed, rx)
     }
 
@@ -376,42 +455,91 @@ impl<A: Supervised> Mailbox<A> {
     }
 
     fn read_addr<R>(&self, f: impl FnOnce(Option<&Addr<A>>) -> R) -> R {
-        let slot = self
-            .shared
-            .slot
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let slot = lock(&self.shared.slot);
         f(slot.addr.as_ref())
+    }
+
+    /// Queues `message` as itself, answering on `reply`, or hands it back
+    /// with why it was refused.
+    fn push_message<M>(
+        &self,
+        message: M,
+        reply: Option<oneshot::Sender<M::Result>>,
+    ) -> Result<(), (M, SendError)>
+    where
+        A: Handler<M> + Handler<Metered<A, M>>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let shared = &self.shared;
+        self.read_addr(|addr| {
+            let meter = &shared.meter;
+            let Some(addr) = addr else {
+                // Waiting for an instance: held as a boxed call, or refused.
+                return self.push_held_or_refuse(message, |m| job_of::<A, M>(m, reply));
+            };
+            if !meter.admit() {
+                return Err((message, self.overloaded()));
+            }
+            // The actix queue is unbounded for do_send; the meter bounds it.
+            addr.do_send(Metered {
+                message: Some(message),
+                reply,
+                meter: meter.clone(),
+                held: shared.held.clone(),
+                to_job: job_of::<A, M>,
+            });
+            Ok(())
+        })
+    }
+
+    fn overloaded(&self) -> SendError {
+        SendError::Overloaded {
+            child: self.shared.meter.name(),
+            capacity: self.shared.meter.capacity,
+        }
+    }
+
+    /// With no instance running: holds the job `make` builds from
+    /// `payload` for the next instance if the mailbox keeps its messages,
+    /// else refuses with [`SendError::NotRunning`].
+    fn push_held_or_refuse<T>(
+        &self,
+        payload: T,
+        make: impl FnOnce(T) -> Job<A>,
+    ) -> Result<(), (T, SendError)> {
+        let meter = &self.shared.meter;
+        match &self.shared.held {
+            Some(held) => {
+                if !meter.admit() {
+                    return Err((payload, self.overloaded()));
+                }
+                lock(held).push_back(make(payload));
+                Ok(())
+            }
+            None => {
+                meter.refuse_not_running();
+                Err((
+                    payload,
+                    SendError::NotRunning {
+                        child: meter.name(),
+                    },
+                ))
+            }
+        }
     }
 
     /// Queues the job `make` builds from `payload`, or hands `payload` back
     /// with why it was refused. The job is built only once admitted, so a
     /// refused message is still the sender's.
     fn push<T>(&self, payload: T, make: impl FnOnce(T) -> Job<A>) -> Result<(), (T, SendError)> {
-        let meter = &self.shared.meter;
-        let overloaded = || SendError::Overloaded {
-            child: meter.name(),
-            capacity: meter.capacity,
-        };
         self.read_addr(|addr| {
-            if let (None, Some(held)) = (addr, &self.shared.held) {
-                if !meter.admit() {
-                    return Err((payload, overloaded()));
-                }
-                lock(held).push_back(make(payload));
-                return Ok(());
-            }
             let Some(addr) = addr else {
-                meter.refuse_not_running();
-                return Err((
-                    payload,
-                    SendError::NotRunning {
-                        child: meter.name(),
-                    },
-                ));
+                return self.push_held_or_refuse(payload, make);
             };
+            let meter = &self.shared.meter;
             if !meter.admit() {
-                return Err((payload, overloaded()));
+                return Err((payload, self.overloaded()));
             }
             // The actix queue is unbounded for do_send; the meter bounds it.
             addr.do_send(Envelope {
@@ -446,11 +574,7 @@ impl<A: Supervised> Mailbox<A> {
     /// Points the mailbox at a new instance, handing it the messages held
     /// for it first; returns its generation.
     pub(crate) fn attach(&self, addr: Addr<A>) -> u64 {
-        let mut slot = self
-            .shared
-            .slot
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = lock(&self.shared.slot);
         slot.generation += 1;
         if let Some(held) = &self.shared.held {
             // Under the slot's write lock, so nothing sent meanwhile can
@@ -469,11 +593,7 @@ impl<A: Supervised> Mailbox<A> {
 
     /// Detaches the instance of `generation`, if it is still the current one.
     pub(crate) fn detach(&self, generation: u64) {
-        let mut slot = self
-            .shared
-            .slot
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = lock(&self.shared.slot);
         if slot.generation == generation {
             slot.addr = None;
         }

@@ -99,10 +99,18 @@ struct Snapshot {
     not_running: u64,
     handling_nanos: u64,
     depth: u64,
+    buckets: [u64; BUCKETS_NS.len() + 1],
+}
+
+fn add_buckets(into: &mut [u64], from: &[AtomicU64]) {
+    for (into, from) in into.iter_mut().zip(from) {
+        *into += from.load(Ordering::Relaxed);
+    }
 }
 
 /// The series of one label: its live mailboxes, the totals of its gone
-/// ones, the handling-time buckets and the restarts.
+/// ones (their handling-time buckets included), the high water mark and
+/// the restarts.
 #[derive(Debug)]
 pub(crate) struct Group {
     members: Mutex<Members>,
@@ -143,9 +151,11 @@ impl Group {
     fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::default();
         self.retired.add_to(&mut s);
+        add_buckets(&mut s.buckets, &self.buckets);
         let m = self.members.lock().unwrap_or_else(|p| p.into_inner());
         for meter in m.meters.iter().filter_map(Weak::upgrade) {
             meter.counts.add_to(&mut s);
+            add_buckets(&mut s.buckets, &meter.buckets);
             s.depth += meter.depth() as u64;
         }
         s

@@ -24,10 +24,13 @@
 //!
 //! [`supervised!`]: crate::supervised
 
+mod posted;
+
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use actix::dev::MessageResponse;
 use actix::{Actor, Addr, Context, Handler, Message};
@@ -84,8 +87,10 @@ macro_rules! supervised {
 
 type Job<A> = Box<dyn FnOnce(&mut A, &mut Context<A>) + Send>;
 
-/// Messages waiting for the next instance of a keeping mailbox's actor.
-type Held<A> = Mutex<VecDeque<Job<A>>>;
+/// Messages waiting for the next instance of a keeping mailbox's actor,
+/// each with whether it is metered (a take of posted messages is not: the
+/// messages it runs are).
+type Held<A> = Mutex<VecDeque<(Job<A>, bool)>>;
 
 /// One message on its way to a supervised actor. Only [`supervised!`]'s
 /// handler needs to name it.
@@ -127,7 +132,7 @@ impl<A: Actor<Context = Context<A>>> Drop for Envelope<A> {
     fn drop(&mut self) {
         let Some(job) = self.job.take() else { return };
         if let Some(held) = &self.held {
-            lock(held).push_back(job);
+            lock(held).push_back((job, self.meter.is_some()));
         } else if let Some(meter) = &self.meter {
             meter.dropped();
         }
@@ -184,7 +189,7 @@ impl<A: Actor<Context = Context<A>>, M: Message> Drop for Metered<A, M> {
             return;
         };
         match &self.held {
-            Some(held) => lock(held).push_back((self.to_job)(message, self.reply.take())),
+            Some(held) => lock(held).push_back(((self.to_job)(message, self.reply.take()), true)),
             None => self.meter.dropped(),
         }
     }
@@ -319,6 +324,8 @@ struct Shared<A: Actor<Context = Context<A>>> {
     slot: Mutex<Slot<A>>,
     meter: Arc<Meter>,
     held: Option<Arc<Held<A>>>,
+    /// The queue of [`Mailbox::post`], for the first type posted.
+    posted: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 /// The stable address of a supervised actor: cheap to clone, `Send + Sync`,
@@ -372,6 +379,7 @@ impl<A: Supervised> Mailbox<A> {
                 }),
                 meter: Arc::new(Meter::new(capacity)),
                 held,
+                posted: OnceLock::new(),
             }),
         }
     }
@@ -388,6 +396,66 @@ impl<A: Supervised> Mailbox<A> {
     {
         self.push_message(msg, None)
             .map_err(|(message, error)| TrySendError { message, error })
+    }
+
+    /// Sends `msg` without waiting for the answer, as [`do_send`](Self::do_send)
+    /// does, through a queue beside the actor's actix mailbox: the first
+    /// message of a run sends actix one take, which runs every message
+    /// posted by then, each metered as a sent one is (see the `posted`
+    /// module). Posted messages keep their order among themselves; one
+    /// sent otherwise meanwhile may be handled after posted messages that
+    /// were posted after it, never before those posted before it.
+    pub fn post<M>(&self, msg: M) -> Result<(), TrySendError<M>>
+    where
+        A: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let shared = &self.shared;
+        let any = shared
+            .posted
+            .get_or_init(|| Arc::new(posted::Posted::<M>::new()));
+        let Some(queue) = any.downcast_ref::<posted::Posted<M>>() else {
+            // Another type took the queue: this one goes as a boxed call.
+            return self
+                .push(msg, |msg| job_of::<A, M>(msg, None))
+                .map_err(|(message, error)| TrySendError { message, error });
+        };
+        self.read_addr(|addr| {
+            let meter = &shared.meter;
+            if addr.is_none() && shared.held.is_none() {
+                meter.refuse_not_running();
+                return Err(TrySendError {
+                    message: msg,
+                    error: SendError::NotRunning {
+                        child: meter.name(),
+                    },
+                });
+            }
+            if !meter.admit() {
+                return Err(TrySendError {
+                    message: msg,
+                    error: self.overloaded(),
+                });
+            }
+            if !queue.push(msg) {
+                return Ok(());
+            }
+            let Ok(queue) = Arc::clone(any).downcast::<posted::Posted<M>>() else {
+                return Ok(());
+            };
+            let take = posted::take::<A, M>(queue, meter.clone(), shared.held.clone());
+            match (addr, &shared.held) {
+                (Some(addr), _) => addr.do_send(Envelope {
+                    job: Some(take),
+                    meter: None,
+                    held: shared.held.clone(),
+                }),
+                (None, Some(held)) => lock(held).push_back((take, false)),
+                (None, None) => {}
+            }
+            Ok(())
+        })
     }
 
     /// Sends `msg` and waits for the handler's answer. The mailbox's checks
@@ -514,7 +582,7 @@ impl<A: Supervised> Mailbox<A> {
                 if !meter.admit() {
                     return Err((payload, self.overloaded()));
                 }
-                lock(held).push_back(make(payload));
+                lock(held).push_back((make(payload), true));
                 Ok(())
             }
             None => {
@@ -577,12 +645,12 @@ impl<A: Supervised> Mailbox<A> {
         let mut slot = lock(&self.shared.slot);
         slot.generation += 1;
         if let Some(held) = &self.shared.held {
-            // Under the slot's write lock, so nothing sent meanwhile can
+            // Under the slot's lock, so nothing sent meanwhile can
             // overtake the held messages.
-            for job in lock(held).drain(..) {
+            for (job, metered) in lock(held).drain(..) {
                 addr.do_send(Envelope {
                     job: Some(job),
-                    meter: Some(self.shared.meter.clone()),
+                    meter: metered.then(|| self.shared.meter.clone()),
                     held: Some(held.clone()),
                 });
             }

@@ -75,6 +75,15 @@ impl ServerEvent {
     }
 }
 
+/// Events for one server's actor, in the order they are to be applied: what
+/// the router hands on at once.
+#[derive(Debug)]
+pub(super) struct ServerEvents(pub(super) Vec<ServerEvent>);
+
+impl Message for ServerEvents {
+    type Result = ();
+}
+
 /// Asks a server actor for a view of its table.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "ServerView")]
@@ -106,39 +115,55 @@ impl Handler<ServerEvent> for ServerPresence {
 
     fn handle(&mut self, event: ServerEvent, _ctx: &mut Context<Self>) {
         let mut table = self.table.lock();
-        match event {
-            ServerEvent::Connect {
-                model,
-                agent,
-                id,
-                controller_agent,
-                user_data,
-                at,
-            } => table.connect(&model, &agent, id, controller_agent, &user_data, at),
-            ServerEvent::Disconnect { id } => {
-                table.disconnect(id);
-            }
-            ServerEvent::Activity { id, at } => {
-                table.activity(id, at);
-            }
-            ServerEvent::Down => table.mark_down(),
-            ServerEvent::Snapshot { values, at } => {
-                // The router validated the snapshot before routing it.
-                if let Err(error) = table.apply_snapshot(values, at) {
-                    warn!(self.log, "snapshot refused"; "error" => %error);
-                }
-            }
-            ServerEvent::Replace { values, at } => {
-                // Alive entries the snapshot no longer holds go missing
-                // (docs/spec.md §1.4.3); both steps under one lock, in one
-                // handler, so no query sees the table between them.
-                table.mark_down();
-                if let Err(error) = table.apply_snapshot(values, at) {
-                    warn!(self.log, "snapshot refused"; "error" => %error);
-                }
-            }
-            ServerEvent::Clear => table.clear(),
+        apply(&mut table, event, &self.log);
+    }
+}
+
+impl Handler<ServerEvents> for ServerPresence {
+    type Result = ();
+
+    fn handle(&mut self, events: ServerEvents, _ctx: &mut Context<Self>) {
+        let mut table = self.table.lock();
+        for event in events.0 {
+            apply(&mut table, event, &self.log);
         }
+    }
+}
+
+/// Applies one change to the server's table.
+fn apply(table: &mut ServerTable, event: ServerEvent, log: &Logger) {
+    match event {
+        ServerEvent::Connect {
+            model,
+            agent,
+            id,
+            controller_agent,
+            user_data,
+            at,
+        } => table.connect(&model, &agent, id, controller_agent, &user_data, at),
+        ServerEvent::Disconnect { id } => {
+            table.disconnect(id);
+        }
+        ServerEvent::Activity { id, at } => {
+            table.activity(id, at);
+        }
+        ServerEvent::Down => table.mark_down(),
+        ServerEvent::Snapshot { values, at } => {
+            // The router validated the snapshot before routing it.
+            if let Err(error) = table.apply_snapshot(values, at) {
+                warn!(log, "snapshot refused"; "error" => %error);
+            }
+        }
+        ServerEvent::Replace { values, at } => {
+            // Alive entries the snapshot no longer holds go missing
+            // (docs/spec.md §1.4.3); both steps under one lock, in one
+            // handler, so no query sees the table between them.
+            table.mark_down();
+            if let Err(error) = table.apply_snapshot(values, at) {
+                warn!(log, "snapshot refused"; "error" => %error);
+            }
+        }
+        ServerEvent::Clear => table.clear(),
     }
 }
 

@@ -219,7 +219,20 @@ struct Handled<'a> {
     since: u64,
 }
 
+impl Handled<'_> {
+    /// Counts the message handled now, and answers the reading of the
+    /// clock it took: where the next message of a run starts.
+    fn finish(self) -> u64 {
+        let now = crate::ticks::now();
+        self.meter
+            .handled(crate::ticks::nanos_between(self.since, now));
+        std::mem::forget(self);
+        now
+    }
+}
+
 impl Drop for Handled<'_> {
+    /// Counts a message whose handler panicked, as handled.
     fn drop(&mut self) {
         self.meter.handled(crate::ticks::nanos_since(self.since));
     }

@@ -117,13 +117,17 @@ where
         }
         // Every message taken runs now, even if a handler makes the actor
         // wait: anything sent after them must come after them.
+        // One reading of the clock a message: each one's handling ends
+        // where the next one's starts.
+        let mut since = crate::ticks::now();
         while let Some(message) = self.taken.pop_front() {
-            let _handled = Handled {
+            let handled = Handled {
                 meter: &self.meter,
-                since: crate::ticks::now(),
+                since,
             };
             let response = <A as Handler<M>>::handle(act, message, ctx);
             response.handle(ctx, None);
+            since = handled.finish();
         }
         let mut queue = lock(&self.posted.queue);
         if queue.items.capacity() == 0 {

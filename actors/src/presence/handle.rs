@@ -79,7 +79,7 @@ impl PresenceHandle {
             agent: agent.clone(),
             id,
             controller_agent,
-            user_data: user_data.to_owned(),
+            user_data: user_data.into(),
             at: self.clock.now(),
         };
         self.event(server, event).await

@@ -160,22 +160,31 @@ impl PresenceActor {
         if !state.enabled {
             return;
         }
-        if !state.servers.contains_key(server) {
-            // Only a connection or a snapshot makes a server known; the
-            // other events about an unknown server have nothing to change.
-            if !matches!(
-                event,
-                ServerEvent::Connect { .. }
-                    | ServerEvent::Snapshot { .. }
-                    | ServerEvent::Replace { .. }
-            ) {
-                return;
+        // A server with a place in `pending` is known: one lookup for the
+        // common case.
+        if !state.pending.contains_key(server) {
+            if !state.servers.contains_key(server) {
+                // Only a connection or a snapshot makes a server known;
+                // the other events about an unknown server have nothing to
+                // change.
+                if !matches!(
+                    event,
+                    ServerEvent::Connect { .. }
+                        | ServerEvent::Snapshot { .. }
+                        | ServerEvent::Replace { .. }
+                ) {
+                    return;
+                }
+                drop(state);
+                self.server(server, ctx);
+                state = self.state.lock();
             }
-            drop(state);
-            self.server(server, ctx);
-            state = self.state.lock();
+            state
+                .pending
+                .insert(server.clone(), Vec::with_capacity(BATCH));
         }
-        if state.taps.follows(server)
+        if !state.taps.is_empty()
+            && state.taps.follows(server)
             && let Some(change) = event.change()
         {
             // Numbered in the order the server's actor applies the events.
@@ -186,12 +195,7 @@ impl PresenceActor {
                 events.push(event);
                 events.len() >= BATCH
             }
-            None => {
-                let mut events = Vec::with_capacity(BATCH);
-                events.push(event);
-                state.pending.insert(server.clone(), events);
-                false
-            }
+            None => false,
         };
         let schedule = !std::mem::replace(&mut state.flush_scheduled, true);
         drop(state);
@@ -220,7 +224,8 @@ impl PresenceActor {
                 .filter(|(tag, events)| !events.is_empty() && !state.blocked.contains(*tag))
                 .filter_map(|(tag, events)| {
                     let slot = state.servers.get(tag)?;
-                    Some((tag.clone(), slot.mailbox.clone(), std::mem::take(events)))
+                    let batch = std::mem::replace(events, Vec::with_capacity(BATCH));
+                    Some((tag.clone(), slot.mailbox.clone(), batch))
                 })
                 .collect()
         };
@@ -238,7 +243,8 @@ impl PresenceActor {
                 (Some(events), Some(slot))
                     if !events.is_empty() && !state.blocked.contains(server) =>
                 {
-                    Some((slot.mailbox.clone(), std::mem::take(events)))
+                    let batch = std::mem::replace(events, Vec::with_capacity(BATCH));
+                    Some((slot.mailbox.clone(), batch))
                 }
                 _ => None,
             }

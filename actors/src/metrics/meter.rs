@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::{BUCKETS_NS, Counts, Group, Metrics};
+use super::{BUCKETS_NS, Buckets, Counts, Group, Metrics};
 
 /// A mailbox's own counters, as shown in the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,8 +40,9 @@ pub(crate) struct Meter {
     group: OnceLock<Arc<Group>>,
     pub(super) counts: Counts,
     /// Handling times by bucket of [`BUCKETS_NS`], summed over the group
-    /// at scrape time.
-    pub(super) buckets: [AtomicU64; BUCKETS_NS.len() + 1],
+    /// at scrape time; made on the first message handled, since most of
+    /// ten thousand pollers' mailboxes never see one.
+    pub(super) buckets: OnceLock<Box<Buckets>>,
     high_water: AtomicUsize,
 }
 
@@ -71,7 +72,11 @@ impl Drop for Meter {
             ] {
                 into.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
             }
-            for (into, from) in group.buckets.iter().zip(&self.buckets) {
+            for (into, from) in group
+                .buckets
+                .iter()
+                .zip(self.buckets.get().into_iter().flat_map(|b| b.iter()))
+            {
                 into.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
@@ -86,7 +91,7 @@ impl Meter {
             name: OnceLock::new(),
             group: OnceLock::new(),
             counts: Counts::default(),
-            buckets: Default::default(),
+            buckets: OnceLock::new(),
             high_water: AtomicUsize::new(0),
         }
     }
@@ -163,7 +168,8 @@ impl Meter {
     pub(crate) fn handled(&self, nanos: u64) {
         bump(&self.counts.handled, 1);
         bump(&self.counts.handling_nanos, nanos);
-        bump(&self.buckets[BUCKETS_NS.partition_point(|b| *b < nanos)], 1);
+        let buckets = self.buckets.get_or_init(Box::default);
+        bump(&buckets[BUCKETS_NS.partition_point(|b| *b < nanos)], 1);
     }
 
     pub(crate) fn dropped(&self) {

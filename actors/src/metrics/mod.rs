@@ -102,7 +102,10 @@ struct Snapshot {
     buckets: [u64; BUCKETS_NS.len() + 1],
 }
 
-fn add_buckets(into: &mut [u64], from: &[AtomicU64]) {
+/// Counts of handling times, one per bucket of [`BUCKETS_NS`] and `+Inf`.
+type Buckets = [AtomicU64; BUCKETS_NS.len() + 1];
+
+fn add_buckets<'a>(into: &mut [u64], from: impl IntoIterator<Item = &'a AtomicU64>) {
     for (into, from) in into.iter_mut().zip(from) {
         *into += from.load(Ordering::Relaxed);
     }
@@ -115,7 +118,7 @@ fn add_buckets(into: &mut [u64], from: &[AtomicU64]) {
 pub(crate) struct Group {
     members: Mutex<Members>,
     retired: Counts,
-    buckets: [AtomicU64; BUCKETS_NS.len() + 1],
+    buckets: Buckets,
     high_water: AtomicUsize,
     restarts: [AtomicU64; REASONS.len()],
 }
@@ -155,7 +158,9 @@ impl Group {
         let m = self.members.lock().unwrap_or_else(|p| p.into_inner());
         for meter in m.meters.iter().filter_map(Weak::upgrade) {
             meter.counts.add_to(&mut s);
-            add_buckets(&mut s.buckets, &meter.buckets);
+            if let Some(buckets) = meter.buckets.get() {
+                add_buckets(&mut s.buckets, buckets.iter());
+            }
             s.depth += meter.depth() as u64;
         }
         s

@@ -65,6 +65,9 @@ pub(crate) struct Group {
     /// The first vacancy, or [`END`].
     vacant_head: u32,
     vacant: u32,
+    /// Where the model's counts are in the table's tally, if it has one
+    /// (see `Counts::model_index`).
+    pub(super) tally: u32,
 }
 
 impl Default for Group {
@@ -74,6 +77,7 @@ impl Default for Group {
             used: 0,
             vacant_head: END,
             vacant: 0,
+            tally: u32::MAX,
         }
     }
 }
@@ -192,6 +196,7 @@ impl Group {
     /// the spare memory back.
     pub(super) fn compact(&mut self, mut moved: impl FnMut(u64, u32)) {
         let live = self.len();
+        let tally = self.tally;
         let mut pos = 0u32;
         let places: Arc<[Place]> = self
             .drain()
@@ -206,6 +211,7 @@ impl Group {
         *self = Group {
             places,
             used: pos,
+            tally,
             ..Group::default()
         };
     }

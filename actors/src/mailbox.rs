@@ -24,19 +24,23 @@
 //!
 //! [`supervised!`]: crate::supervised
 
+mod envelope;
+mod error;
 mod posted;
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use actix::dev::MessageResponse;
 use actix::{Actor, Addr, Context, Handler, Message};
 use tokio::sync::oneshot;
 
+pub use envelope::{Envelope, Metered};
+pub use error::{SendError, TrySendError};
+
 use crate::metrics::{MailboxStats, Meter};
+use envelope::{Held, Job, job_of, lock};
 
 /// An actor that runs under a supervisor: an actix actor with a plain
 /// `Context` that accepts [`Envelope`]s (see [`supervised!`](crate::supervised)).
@@ -84,246 +88,6 @@ macro_rules! supervised {
         }
     };
 }
-
-type Job<A> = Box<dyn FnOnce(&mut A, &mut Context<A>) + Send>;
-
-/// Messages waiting for the next instance of a keeping mailbox's actor,
-/// each with whether it is metered (a take of posted messages is not: the
-/// messages it runs are).
-type Held<A> = Mutex<VecDeque<(Job<A>, bool)>>;
-
-/// One message on its way to a supervised actor. Only [`supervised!`]'s
-/// handler needs to name it.
-///
-/// [`supervised!`]: crate::supervised
-pub struct Envelope<A: Actor<Context = Context<A>>> {
-    job: Option<Job<A>>,
-    meter: Option<Arc<Meter>>,
-    held: Option<Arc<Held<A>>>,
-}
-
-impl<A: Actor<Context = Context<A>>> Message for Envelope<A> {
-    type Result = ();
-}
-
-impl<A: Actor<Context = Context<A>>> Envelope<A> {
-    /// Runs the message's handler on the actor, timing it.
-    pub fn run(mut self, act: &mut A, ctx: &mut Context<A>) {
-        let Some(job) = self.job.take() else { return };
-        match self.meter.take() {
-            Some(meter) => {
-                // Counted in a guard so that a panicking handler still counts
-                // as handled and the depth stays right.
-                let _guard = Handled {
-                    meter: &meter,
-                    since: crate::ticks::now(),
-                };
-                job(act, ctx)
-            }
-            None => job(act, ctx),
-        }
-    }
-}
-
-impl<A: Actor<Context = Context<A>>> Drop for Envelope<A> {
-    /// An envelope dropped unrun was queued for an instance that stopped: a
-    /// keeping mailbox holds it for the next instance (it stays counted in
-    /// the depth), any other counts it as dropped.
-    fn drop(&mut self) {
-        let Some(job) = self.job.take() else { return };
-        if let Some(held) = &self.held {
-            lock(held).push_back((job, self.meter.is_some()));
-        } else if let Some(meter) = &self.meter {
-            meter.dropped();
-        }
-    }
-}
-
-/// Makes the boxed call a [`Metered`] message becomes when it must wait
-/// for the actor's next instance.
-type ToJob<A, M> = fn(M, Option<oneshot::Sender<<M as Message>::Result>>) -> Job<A>;
-
-/// One message on its way to a supervised actor, held as it was sent: the
-/// common path of [`Mailbox::do_send`] and [`Mailbox::send`], with no boxed
-/// call to allocate. Only [`supervised!`]'s handler needs to name it.
-///
-/// [`supervised!`]: crate::supervised
-pub struct Metered<A: Actor<Context = Context<A>>, M: Message> {
-    message: Option<M>,
-    reply: Option<oneshot::Sender<M::Result>>,
-    meter: Arc<Meter>,
-    held: Option<Arc<Held<A>>>,
-    to_job: ToJob<A, M>,
-}
-
-impl<A: Actor<Context = Context<A>>, M: Message> Message for Metered<A, M> {
-    type Result = ();
-}
-
-impl<A, M> Metered<A, M>
-where
-    A: Actor<Context = Context<A>> + Handler<M>,
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    /// Runs the message's handler on the actor, timing it, and sends the
-    /// answer to whoever waits for it.
-    pub fn run(mut self, act: &mut A, ctx: &mut Context<A>) {
-        let Some(message) = self.message.take() else {
-            return;
-        };
-        let _guard = Handled {
-            meter: &self.meter,
-            since: crate::ticks::now(),
-        };
-        let response = <A as Handler<M>>::handle(act, message, ctx);
-        response.handle(ctx, self.reply.take());
-    }
-}
-
-impl<A: Actor<Context = Context<A>>, M: Message> Drop for Metered<A, M> {
-    /// As an [`Envelope`] dropped unrun: held for the next instance by a
-    /// keeping mailbox, else counted as dropped.
-    fn drop(&mut self) {
-        let Some(message) = self.message.take() else {
-            return;
-        };
-        match &self.held {
-            Some(held) => lock(held).push_back(((self.to_job)(message, self.reply.take()), true)),
-            None => self.meter.dropped(),
-        }
-    }
-}
-
-/// The boxed call of `A`'s handler of `M`, answering on `reply`.
-fn job_of<A, M>(message: M, reply: Option<oneshot::Sender<M::Result>>) -> Job<A>
-where
-    A: Actor<Context = Context<A>> + Handler<M>,
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    Box::new(move |act: &mut A, ctx: &mut Context<A>| {
-        let response = <A as Handler<M>>::handle(act, message, ctx);
-        response.handle(ctx, reply);
-    })
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-struct Handled<'a> {
-    meter: &'a Meter,
-    since: u64,
-}
-
-impl Handled<'_> {
-    /// Counts the message handled now, and answers the reading of the
-    /// clock it took: where the next message of a run starts.
-    fn finish(self) -> u64 {
-        let now = crate::ticks::now();
-        self.meter
-            .handled(crate::ticks::nanos_between(self.since, now));
-        std::mem::forget(self);
-        now
-    }
-}
-
-impl Drop for Handled<'_> {
-    /// Counts a message whose handler panicked, as handled.
-    fn drop(&mut self) {
-        self.meter.handled(crate::ticks::nanos_since(self.since));
-    }
-}
-
-/// Why a message was not delivered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// The mailbox already holds `capacity` messages; the message was refused
-    /// at once rather than queued.
-    #[error("{child} is overloaded: its mailbox is full ({capacity} messages)")]
-    Overloaded {
-        /// The child the mailbox belongs to.
-        child: String,
-        /// The mailbox's capacity.
-        capacity: usize,
-    },
-    /// The actor is not running: it is waiting to be restarted, waiting for an
-    /// input, or stopped for good.
-    #[error("{child} is not running")]
-    NotRunning {
-        /// The child the mailbox belongs to.
-        child: String,
-    },
-    /// The message was accepted, but the actor stopped (or failed) before it
-    /// answered.
-    #[error("{child} stopped before answering")]
-    Lost {
-        /// The child the mailbox belongs to.
-        child: String,
-    },
-    /// The whole subsystem the call goes to is not running: it did not
-    /// start again within the handle's wait, or nothing will start it again
-    /// (see `Muster::with_restart_wait`).
-    #[error("{subsystem} is unavailable: {reason}")]
-    Unavailable {
-        /// The subsystem, by the name its host gave it.
-        subsystem: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// A message [`Mailbox::do_send`] refused, handed back with why, as
-/// tokio's `TrySendError` hands back what it could not send: the sender
-/// decides whether to send it again later, keep it, or drop it.
-pub struct TrySendError<M> {
-    message: M,
-    error: SendError,
-}
-
-impl<M> TrySendError<M> {
-    /// Why the message was refused: [`SendError::Overloaded`] or
-    /// [`SendError::NotRunning`].
-    pub fn error(&self) -> &SendError {
-        &self.error
-    }
-
-    /// The refused message.
-    pub fn into_message(self) -> M {
-        self.message
-    }
-
-    /// The refused message and why.
-    pub fn into_parts(self) -> (M, SendError) {
-        (self.message, self.error)
-    }
-}
-
-impl<M> From<TrySendError<M>> for SendError {
-    fn from(refused: TrySendError<M>) -> Self {
-        refused.error
-    }
-}
-
-impl<M> fmt::Debug for TrySendError<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The message need not be Debug; why it was refused is what matters.
-        f.debug_struct("TrySendError")
-            .field("error", &self.error)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<M> fmt::Display for TrySendError<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.error, f)
-    }
-}
-
-impl<M> std::error::Error for TrySendError<M> {}
 
 struct Slot<A: Actor> {
     generation: u64,

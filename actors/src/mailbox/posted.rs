@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use actix::dev::MessageResponse;
 use actix::{Actor, Context, Handler, Message};
 
-use super::{Envelope, Handled, Held, Job, lock};
+use super::envelope::{Envelope, Handled, Held, Job, lock};
 use crate::metrics::Meter;
 
 /// The messages of type `M` posted to one mailbox and not taken yet.

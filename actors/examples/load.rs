@@ -135,12 +135,14 @@ fn handle_rate(events: &[Event], names: &Names) -> (f64, u64, usize) {
     });
     let muster = rx.recv().unwrap();
     let presence = muster.presence().clone();
-    let mut retries = 0u64;
     let began = Instant::now();
-    for event in events {
-        loop {
-            let sent = futures::executor::block_on(async {
-                match *event {
+    // One task sends every event, as a host's connection handlers would
+    // from their own runtime; a refused event waits for the router.
+    let retries = futures::executor::block_on(async {
+        let mut retries = 0u64;
+        for event in events {
+            loop {
+                let sent = match *event {
                     Event::Connect(id) => {
                         presence
                             .connect(
@@ -155,18 +157,19 @@ fn handle_rate(events: &[Event], names: &Names) -> (f64, u64, usize) {
                     }
                     Event::Activity(id) => presence.activity(names.server(id), id).await,
                     Event::Disconnect(id) => presence.disconnect(names.server(id), id).await,
+                };
+                match sent {
+                    Ok(()) => break,
+                    Err(SendError::Overloaded { .. }) => {
+                        retries += 1;
+                        std::thread::yield_now();
+                    }
+                    Err(other) => panic!("{other}"),
                 }
-            });
-            match sent {
-                Ok(()) => break,
-                Err(SendError::Overloaded { .. }) => {
-                    retries += 1;
-                    std::thread::yield_now();
-                }
-                Err(other) => panic!("{other}"),
             }
         }
-    }
+        retries
+    });
     // The answer comes behind every event, so it marks their end.
     let count = futures::executor::block_on(presence.connections())
         .unwrap()

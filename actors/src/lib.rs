@@ -61,7 +61,7 @@ pub use host::{
     Backends, CloudAccount, DEFAULT_RESTART_WAIT, Extensions, Fleet, InvalidConfig, ModelBackends,
     ModelHandle, ModelHolds, ModelInfo, Muster, MusterConfig, StartError,
 };
-pub use mailbox::{Envelope, Mailbox, SendError, Supervised, TrySendError};
+pub use mailbox::{Envelope, Mailbox, Metered, SendError, Supervised, TrySendError};
 pub use metrics::{MailboxStats, Metrics};
 pub use readiness::Readiness;
 pub use supervisor::{

@@ -29,8 +29,13 @@ pub(crate) fn now() -> u64 {
 /// Nanoseconds since the reading `start`.
 #[inline]
 pub(crate) fn nanos_since(start: u64) -> u64 {
-    let clock = clock();
-    clock.delta_as_nanos(start, clock.raw())
+    nanos_between(start, now())
+}
+
+/// Nanoseconds from the reading `start` to the reading `end`.
+#[inline]
+pub(crate) fn nanos_between(start: u64, end: u64) -> u64 {
+    clock().delta_as_nanos(start, end)
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ impl Connections {
             );
         }
         let mut counts = StatusCounts::default();
-        self.for_each_entry(|_, _, entry| match entry.status {
+        self.for_each_entry(|_, _, entry| match entry.status() {
             Status::Alive => counts.alive += 1,
             Status::Missing => counts.missing += 1,
             Status::Unknown => {}
@@ -159,7 +159,7 @@ impl Connections {
     pub fn agents(&self) -> Vec<AgentTag> {
         let mut agents = BTreeSet::new();
         self.for_each_entry(|_, _, entry| {
-            agents.insert(&entry.agent);
+            agents.insert(entry.agent());
         });
         agents.into_iter().cloned().collect()
     }
@@ -176,8 +176,8 @@ impl Connections {
         }
         let mut status = Status::Unknown;
         self.for_each_entry(|_, _, entry| {
-            if entry.agent == *agent && !entry.controller_agent {
-                status = status.max(entry.status);
+            if !entry.controller_agent() && entry.agent() == agent {
+                status = status.max(entry.status());
             }
         });
         Ok(status)
@@ -197,10 +197,10 @@ impl Connections {
         let mut agents: BTreeMap<&AgentTag, (Status, bool)> = BTreeMap::new();
         self.for_each_entry(|_, _, entry| {
             let (status, only_controller) = agents
-                .entry(&entry.agent)
+                .entry(entry.agent())
                 .or_insert((Status::Unknown, true));
-            if !entry.controller_agent {
-                *status = (*status).max(entry.status);
+            if !entry.controller_agent() {
+                *status = (*status).max(entry.status());
                 *only_controller = false;
             }
         });
@@ -241,7 +241,10 @@ impl Connections {
     }
 
     fn agent_matches(&self, entry: &Entry) -> bool {
-        self.filter.agent.as_ref().is_none_or(|a| *a == entry.agent)
+        self.filter
+            .agent
+            .as_ref()
+            .is_none_or(|a| a == entry.agent())
     }
 
     /// Calls `f` with each model group the server and model filters select;

@@ -12,6 +12,9 @@ enum Place {
     Vacant { next: u32 },
 }
 
+// A vacancy fits in the entry's niche: a place is no bigger than an entry.
+const _: () = assert!(std::mem::size_of::<Place>() == std::mem::size_of::<Entry>());
+
 /// The end of a group's list of vacancies.
 const END: u32 = u32::MAX;
 
@@ -62,6 +65,9 @@ pub(crate) struct Group {
     /// The first vacancy, or [`END`].
     vacant_head: u32,
     vacant: u32,
+    /// Where the model's counts are in the table's tally, if it has one
+    /// (see `Counts::model_index`).
+    pub(super) tally: u32,
 }
 
 impl Default for Group {
@@ -71,6 +77,7 @@ impl Default for Group {
             used: 0,
             vacant_head: END,
             vacant: 0,
+            tally: u32::MAX,
         }
     }
 }
@@ -143,9 +150,10 @@ impl Group {
         }
         let pos = self.used;
         if pos as usize == self.places.len() {
-            // Grow by half rather than doubling: a server holds many small
-            // groups, and doubling would leave up to half of each unused.
-            let room = self.places.len() + (self.places.len() / 2).max(4);
+            // Grow by a quarter rather than doubling: a server holds many
+            // small groups, and doubling would leave up to half of each
+            // unused; each entry is still moved a bounded number of times.
+            let room = self.places.len() + (self.places.len() / 4).max(4);
             self.reallocate(room);
         }
         self.used = pos.checked_add(1)?;
@@ -188,6 +196,7 @@ impl Group {
     /// the spare memory back.
     pub(super) fn compact(&mut self, mut moved: impl FnMut(u64, u32)) {
         let live = self.len();
+        let tally = self.tally;
         let mut pos = 0u32;
         let places: Arc<[Place]> = self
             .drain()
@@ -202,6 +211,7 @@ impl Group {
         *self = Group {
             places,
             used: pos,
+            tally,
             ..Group::default()
         };
     }

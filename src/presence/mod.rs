@@ -9,9 +9,11 @@
 //!
 //! The rules are those of Juju's `core/presence` package (docs/spec.md §1).
 
+mod agents;
 mod connections;
 mod entry;
 mod group;
+mod hash;
 mod index;
 mod slab;
 mod table;
@@ -188,8 +190,11 @@ impl Recorder {
             return;
         }
         let now = self.clock.now();
-        self.table(server)
-            .connect(model, agent, id, controller_agent, user_data, now);
+        let table = match self.servers.get_mut(server) {
+            Some(table) => table,
+            None => self.table(server),
+        };
+        table.connect(model, agent, id, controller_agent, user_data, now);
     }
 
     /// Forgets a connection; an unknown one is ignored.

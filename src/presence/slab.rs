@@ -1,9 +1,9 @@
 //! A server's model groups in a slab of numbered slots.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::group::Group;
+use super::hash::FxMap;
 use crate::names::ModelUuid;
 
 /// Model slots per chunk of the slab.
@@ -20,7 +20,7 @@ type Chunk = [Option<(ModelUuid, Group)>; CHUNK];
 /// pointer per chunk and one chunk, not one pointer per model.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Models {
-    by_uuid: Arc<HashMap<ModelUuid, u32>>,
+    by_uuid: Arc<FxMap<ModelUuid, u32>>,
     chunks: Vec<Arc<Chunk>>,
     /// Slots below this have been handed out at least once.
     used: u32,

@@ -15,7 +15,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::entry::{Entry, UserData};
+use super::agents::Agents;
+use super::entry::Entry;
 use super::index::{Index, Slot};
 use super::slab::Models;
 use super::tally::{Counts, Tally};
@@ -59,6 +60,9 @@ pub struct ServerTable {
     index: Index,
     missing: usize,
     tally: Option<Tally>,
+    /// The agent tags of a table without a tally; one with a tally holds
+    /// them in the tally, shared with the other tables.
+    agents: Agents,
 }
 
 impl ServerTable {
@@ -70,6 +74,7 @@ impl ServerTable {
             index: Index::default(),
             missing: 0,
             tally: None,
+            agents: Agents::default(),
         }
     }
 
@@ -119,31 +124,47 @@ impl ServerTable {
         now: SystemTime,
     ) {
         if let Some(slot) = self.index.get(id) {
-            let model = self.models.slot(slot.model).map(|(model, _)| *model);
-            if let Some(entry) = entry_mut(&mut self.models, slot) {
-                let was = entry.status;
+            let Some(group) = Arc::make_mut(&mut self.models).group_mut(slot.model) else {
+                return;
+            };
+            let counted = group.tally;
+            if let Some(entry) = group.get_mut(slot.pos) {
+                let was = entry.set_status(Status::Alive);
                 if was == Status::Missing {
                     self.missing -= 1;
                 }
-                entry.status = Status::Alive;
-                entry.last_seen = now;
-                if let (Some(tally), Some(model)) = (&self.tally, model) {
-                    tally.lock().status_changed(&model, entry, was);
+                entry.see(now);
+                if let (Some(tally), Status::Missing) = (&self.tally, was) {
+                    tally.lock().status_changed(counted, entry, was);
                 }
             }
             return;
         }
-        let entry = Entry {
-            agent: agent.clone(),
-            id,
-            user_data: user_data.into(),
-            last_seen: now,
-            status: Status::Alive,
-            controller_agent,
-        };
-        if let Some(slot) = insert(Arc::make_mut(&mut self.models), model, entry) {
-            self.index.insert(id, slot);
-            self.count_added(slot);
+        let models = Arc::make_mut(&mut self.models);
+        match &self.tally {
+            Some(tally) => {
+                // One lock for the tag and the counts.
+                let mut counts = tally.lock();
+                let agent = counts.agents.intern(agent);
+                // The counts' index is found while the table's own lookups
+                // are under way: neither waits for the other's memory.
+                let counted = counts.model_index(model);
+                let entry = Entry::new(id, agent, controller_agent, user_data, now);
+                match insert(models, model, entry, counted) {
+                    Some(slot) => {
+                        self.index.insert(id, slot);
+                        count_added(&mut counts, models, slot);
+                    }
+                    None => counts.unused(counted),
+                }
+            }
+            None => {
+                let agent = self.agents.intern(agent);
+                let entry = Entry::new(id, agent, controller_agent, user_data, now);
+                if let Some(slot) = insert(models, model, entry, u32::MAX) {
+                    self.index.insert(id, slot);
+                }
+            }
         }
     }
 
@@ -153,16 +174,15 @@ impl ServerTable {
             return false;
         };
         let models = Arc::make_mut(&mut self.models);
-        let model = models.slot(slot.model).map(|(model, _)| *model);
         let Some(group) = models.group_mut(slot.model) else {
             return true;
         };
         if let Some(removed) = group.remove(slot.pos) {
-            if removed.status == Status::Missing {
+            if removed.status() == Status::Missing {
                 self.missing -= 1;
             }
-            if let (Some(tally), Some(model)) = (&self.tally, model) {
-                tally.lock().removed(&model, &removed);
+            if let Some(tally) = &self.tally {
+                tally.lock().removed(group.tally, &removed);
             }
         }
         if group.len() == 0 {
@@ -189,7 +209,7 @@ impl ServerTable {
         };
         match entry_mut(&mut self.models, slot) {
             Some(entry) => {
-                entry.last_seen = now;
+                entry.see(now);
                 true
             }
             None => false,
@@ -204,11 +224,12 @@ impl ServerTable {
             return;
         }
         let mut counts = self.tally.as_ref().map(Tally::lock);
-        for (model, group) in Arc::make_mut(&mut self.models).groups_mut() {
+        for (_, group) in Arc::make_mut(&mut self.models).groups_mut() {
+            let counted = group.tally;
             for entry in group.iter_mut() {
-                let was = std::mem::replace(&mut entry.status, Status::Missing);
+                let was = entry.set_status(Status::Missing);
                 if let Some(counts) = counts.as_mut() {
-                    counts.status_changed(model, entry, was);
+                    counts.status_changed(counted, entry, was);
                 }
             }
         }
@@ -240,33 +261,44 @@ impl ServerTable {
         let tally = self.tally.clone();
         let mut counts = tally.as_ref().map(Tally::lock);
         for (model, mut group) in models.into_groups() {
+            let counted = group.tally;
             for entry in group.drain() {
-                if entry.status == Status::Alive {
+                if entry.status() == Status::Alive {
                     // Kept, and already counted.
-                    self.insert_new(&model, entry);
+                    self.insert_new(&model, entry, counted);
                 } else if let Some(counts) = counts.as_mut() {
-                    counts.removed(&model, &entry);
+                    counts.removed(counted, &entry);
                 }
             }
         }
         for value in values {
             if let Some(slot) = self.index.get(value.connection_id) {
                 if let Some(entry) = entry_mut(&mut self.models, slot) {
-                    entry.last_seen = now;
+                    entry.see(now);
                 }
-            } else if let Some(slot) = self.insert_new(
-                &value.model,
-                Entry {
-                    agent: value.agent,
-                    id: value.connection_id,
-                    user_data: UserData::from(value.user_data),
-                    last_seen: now,
-                    status: Status::Alive,
-                    controller_agent: value.controller_agent,
-                },
-            ) && let Some(counts) = counts.as_mut()
-            {
-                count_added(counts, &self.models, slot);
+                continue;
+            }
+            let (agent, counted) = match counts.as_mut() {
+                Some(counts) => (
+                    counts.agents.intern(&value.agent),
+                    counts.model_index(&value.model),
+                ),
+                None => (self.agents.intern(&value.agent), u32::MAX),
+            };
+            let entry = Entry::new(
+                value.connection_id,
+                agent,
+                value.controller_agent,
+                &value.user_data,
+                now,
+            );
+            match (
+                self.insert_new(&value.model, entry, counted),
+                counts.as_mut(),
+            ) {
+                (Some(slot), Some(counts)) => count_added(counts, &self.models, slot),
+                (None, Some(counts)) => counts.unused(counted),
+                (_, None) => {}
             }
         }
         Ok(())
@@ -307,21 +339,14 @@ impl ServerTable {
 
     /// Adds an entry whose id is not in the table, without counting it in
     /// the tally; answers where it went.
-    fn insert_new(&mut self, model: &ModelUuid, entry: Entry) -> Option<Slot> {
-        let (id, missing) = (entry.id, entry.status == Status::Missing);
-        let slot = insert(Arc::make_mut(&mut self.models), model, entry)?;
+    fn insert_new(&mut self, model: &ModelUuid, entry: Entry, counted: u32) -> Option<Slot> {
+        let (id, missing) = (entry.id, entry.status() == Status::Missing);
+        let slot = insert(Arc::make_mut(&mut self.models), model, entry, counted)?;
         self.index.insert(id, slot);
         if missing {
             self.missing += 1;
         }
         Some(slot)
-    }
-
-    /// Counts the entry at `slot` in the tally.
-    fn count_added(&self, slot: Slot) {
-        if let Some(tally) = &self.tally {
-            count_added(&mut tally.lock(), &self.models, slot);
-        }
     }
 
     /// Takes every entry out of the tally; the entries stay.
@@ -330,9 +355,9 @@ impl ServerTable {
             return;
         };
         let mut counts = tally.lock();
-        for (model, group) in self.models.iter() {
+        for (_, group) in self.models.iter() {
             for entry in group.iter() {
-                counts.removed(model, entry);
+                counts.removed(group.tally, entry);
             }
         }
     }
@@ -347,10 +372,10 @@ impl Drop for ServerTable {
 
 /// Counts the entry at `slot` of `models` in `counts`.
 fn count_added(counts: &mut Counts, models: &Models, slot: Slot) {
-    if let Some((model, group)) = models.slot(slot.model)
+    if let Some((_, group)) = models.slot(slot.model)
         && let Some(entry) = group.get(slot.pos)
     {
-        counts.added(model, entry);
+        counts.added(group.tally, entry);
     }
 }
 
@@ -365,11 +390,13 @@ impl fmt::Debug for ServerTable {
     }
 }
 
-/// Stores an entry in its model's group; `None` only past the slab's and the
-/// group's `u32` addressing, which no real server reaches.
-fn insert(models: &mut Models, model: &ModelUuid, entry: Entry) -> Option<Slot> {
+/// Stores an entry in its model's group, whose counts are at `counted` in
+/// the tally; `None` only past the slab's and the group's `u32` addressing,
+/// which no real server reaches.
+fn insert(models: &mut Models, model: &ModelUuid, entry: Entry, counted: u32) -> Option<Slot> {
     let slot = models.slot_of(model)?;
     let group = models.group_mut(slot)?;
+    group.tally = counted;
     match group.insert(entry) {
         Some(pos) => Some(Slot { model: slot, pos }),
         None => {

@@ -2,15 +2,15 @@
 //! kept as changes arrive, so that a summary of every model costs one pass
 //! over the models instead of a walk over every connection.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
 use super::Status;
+use super::agents::Agents;
 use super::entry::Entry;
-use crate::names::{AgentTag, ModelUuid};
+use super::hash::FxMap;
+use crate::names::ModelUuid;
 
 /// What one model's connections add up to, over every server of a
 /// [`Tally`]. The agent counts follow [`Connections::agent_status`]: an
@@ -55,23 +55,22 @@ impl Tally {
     /// The counts of every model with connections, sorted by UUID.
     pub fn models(&self) -> Vec<ModelCounts> {
         let counts = self.lock();
-        let mut models: Vec<ModelCounts> = counts
-            .models
-            .iter()
-            .map(|(uuid, model)| model.counts(*uuid))
-            .collect();
+        let mut models: Vec<ModelCounts> =
+            counts.models.iter().flatten().map(Model::counts).collect();
         models.sort_unstable_by_key(|m| m.model);
         models
     }
 
     /// The counts of one model; `None` when it has no connection.
     pub fn model(&self, model: &ModelUuid) -> Option<ModelCounts> {
-        self.lock().models.get(model).map(|m| m.counts(*model))
+        let counts = self.lock();
+        let index = *counts.by_uuid.get(model)?;
+        counts.model(index).map(Model::counts)
     }
 
     /// The number of models with connections.
     pub fn len(&self) -> usize {
-        self.lock().models.len()
+        self.lock().by_uuid.len()
     }
 
     /// Whether no model has a connection.
@@ -94,69 +93,33 @@ impl std::fmt::Debug for Tally {
     }
 }
 
-/// FxHash (rustc's hasher), one multiply per word, with a finaliser. The
-/// keys are model UUIDs and agent tags the controller assigns, not strings
-/// a client picks, so a flooding-resistant hash would only slow every
-/// connect down.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-        for &byte in chunks.remainder() {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // MurmurHash3's finaliser: the multiply above only carries a word's
-        // low bits upwards, and a UUID read as words varies in its high
-        // bits, which would leave the table's bucket bits all alike.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-
-/// Every model's counts.
+/// Every model's counts, and the agent tags of the tables sharing them.
+///
+/// The counts sit in a slab: a table's group of a model keeps the model's
+/// index there (see [`Counts::model_index`]), so that a change reaches the
+/// counts without hashing the model's UUID, and while the table's own
+/// lookups are under way.
 #[derive(Default)]
 pub(super) struct Counts {
-    models: FxMap<ModelUuid, Model>,
+    by_uuid: FxMap<ModelUuid, u32>,
+    models: Vec<Option<Model>>,
+    free: Vec<u32>,
+    /// Held here so that one tag has one identity over every table, which
+    /// is what the models' agents are keyed by.
+    pub(super) agents: Agents,
 }
 
 /// One model's counts, with each agent's connections so that a change to
 /// one connection moves its agent between the alive, missing and
-/// controller counts in O(1).
-#[derive(Default)]
+/// controller counts in O(1). Agents are keyed by their identity in the
+/// shared [`Agents`]: a word to hash and compare, not a tag's text.
 struct Model {
+    uuid: ModelUuid,
     connections: usize,
     alive: usize,
     missing: usize,
     controller: usize,
-    agents: FxMap<AgentTag, AgentConnections>,
+    agents: FxMap<usize, AgentConnections>,
 }
 
 /// One agent's connections in one model, over every server. `u32` keeps
@@ -203,9 +166,20 @@ impl AgentConnections {
 }
 
 impl Model {
-    fn counts(&self, model: ModelUuid) -> ModelCounts {
+    fn new(uuid: ModelUuid) -> Self {
+        Model {
+            uuid,
+            connections: 0,
+            alive: 0,
+            missing: 0,
+            controller: 0,
+            agents: FxMap::default(),
+        }
+    }
+
+    fn counts(&self) -> ModelCounts {
         ModelCounts {
-            model,
+            model: self.uuid,
             connections: self.connections,
             agents: self.agents.len(),
             alive: self.alive,
@@ -224,14 +198,14 @@ impl Model {
 
     /// Applies `change` to `agent`'s connections and moves the agent to
     /// the count it now belongs in.
-    fn change(&mut self, agent: &AgentTag, change: impl FnOnce(&mut AgentConnections)) {
-        let (before, after) = match self.agents.get_mut(agent) {
+    fn change(&mut self, agent: usize, change: impl FnOnce(&mut AgentConnections)) {
+        let (before, after) = match self.agents.get_mut(&agent) {
             Some(connections) => {
                 let before = connections.standing();
                 change(connections);
                 let after = connections.standing();
                 if after.is_none() {
-                    self.agents.remove(agent);
+                    self.agents.remove(&agent);
                 }
                 (before, after)
             }
@@ -240,7 +214,7 @@ impl Model {
                 change(&mut connections);
                 let after = connections.standing();
                 if after.is_some() {
-                    self.agents.insert(agent.clone(), connections);
+                    self.agents.insert(agent, connections);
                 }
                 (None, after)
             }
@@ -257,48 +231,97 @@ impl Model {
 }
 
 impl Counts {
-    /// A connection of `model` was recorded.
-    pub(super) fn added(&mut self, model: &ModelUuid, entry: &Entry) {
-        let counts = self.models.entry(*model).or_default();
+    /// The index of `model`'s counts, made if it has none. A table's group
+    /// of the model holds it: the counts stay while the model has a
+    /// connection in any table, which it has while the group is not empty.
+    pub(super) fn model_index(&mut self, model: &ModelUuid) -> u32 {
+        if let Some(&index) = self.by_uuid.get(model) {
+            return index;
+        }
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.models.push(None);
+                // A tally counts fewer models than a table addresses.
+                u32::try_from(self.models.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        if let Some(place) = self.models.get_mut(index as usize) {
+            *place = Some(Model::new(*model));
+        }
+        self.by_uuid.insert(*model, index);
+        index
+    }
+
+    fn model(&self, index: u32) -> Option<&Model> {
+        self.models.get(index as usize)?.as_ref()
+    }
+
+    fn model_mut(&mut self, index: u32) -> Option<&mut Model> {
+        self.models.get_mut(index as usize)?.as_mut()
+    }
+
+    /// Forgets the counts of a model left with no connection.
+    fn release_if_empty(&mut self, index: u32) {
+        let Some(place) = self.models.get_mut(index as usize) else {
+            return;
+        };
+        if place.as_ref().is_some_and(|m| m.connections == 0)
+            && let Some(model) = place.take()
+        {
+            self.by_uuid.remove(&model.uuid);
+            self.free.push(index);
+        }
+    }
+
+    /// A connection of the model at `index` was recorded.
+    pub(super) fn added(&mut self, index: u32, entry: &Entry) {
+        let Some(counts) = self.model_mut(index) else {
+            return;
+        };
         counts.connections += 1;
-        counts.change(&entry.agent, |agent| {
-            if let Some(n) = agent.count_of(entry.controller_agent, entry.status) {
+        counts.change(entry.agent_id(), |agent| {
+            if let Some(n) = agent.count_of(entry.controller_agent(), entry.status()) {
                 *n += 1;
             }
         });
     }
 
-    /// A connection of `model` was forgotten.
-    pub(super) fn removed(&mut self, model: &ModelUuid, entry: &Entry) {
-        let Some(counts) = self.models.get_mut(model) else {
+    /// A connection of the model at `index` was forgotten.
+    pub(super) fn removed(&mut self, index: u32, entry: &Entry) {
+        let Some(counts) = self.model_mut(index) else {
             return;
         };
         counts.connections = counts.connections.saturating_sub(1);
-        counts.change(&entry.agent, |agent| {
-            if let Some(n) = agent.count_of(entry.controller_agent, entry.status) {
+        counts.change(entry.agent_id(), |agent| {
+            if let Some(n) = agent.count_of(entry.controller_agent(), entry.status()) {
                 *n = n.saturating_sub(1);
             }
         });
-        if counts.connections == 0 {
-            self.models.remove(model);
-        }
+        self.release_if_empty(index);
     }
 
-    /// The status of a connection of `model` changed from `from` to the
-    /// entry's.
-    pub(super) fn status_changed(&mut self, model: &ModelUuid, entry: &Entry, from: Status) {
+    /// A group made for the model at `index` got no connection after all.
+    pub(super) fn unused(&mut self, index: u32) {
+        self.release_if_empty(index);
+    }
+
+    /// The status of a connection of the model at `index` changed from
+    /// `from` to the entry's.
+    pub(super) fn status_changed(&mut self, index: u32, entry: &Entry, from: Status) {
         // A controller agent's connections count whatever their status.
-        if entry.controller_agent || from == entry.status {
+        let status = entry.status();
+        if entry.controller_agent() || from == status {
             return;
         }
-        let Some(counts) = self.models.get_mut(model) else {
+        let Some(counts) = self.model_mut(index) else {
             return;
         };
-        counts.change(&entry.agent, |agent| {
+        counts.change(entry.agent_id(), |agent| {
             if let Some(n) = agent.count_of(false, from) {
                 *n = n.saturating_sub(1);
             }
-            if let Some(n) = agent.count_of(false, entry.status) {
+            if let Some(n) = agent.count_of(false, status) {
                 *n += 1;
             }
         });
@@ -310,6 +333,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::names::AgentTag;
     use crate::presence::ServerTable;
 
     fn counts(model: ModelUuid, numbers: [usize; 5]) -> Option<ModelCounts> {

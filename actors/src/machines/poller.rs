@@ -90,6 +90,9 @@ enum Outcome {
     Updated(InstanceId, InstanceStatusInfo, Box<Update>),
 }
 
+/// One poll. The update's future is boxed once the gateway has answered:
+/// inline, it would make every poll waiting in the gateway's batch window
+/// (ten thousand of them at once when a fleet boots) as big as the update.
 async fn poll_once(
     model: Option<ModelUuid>,
     machine: Arc<dyn Machine>,
@@ -124,7 +127,7 @@ async fn poll_once(
         Fetched::Known {
             instance,
             interfaces,
-        } => match update_machine(&*machine, &instance, interfaces).await {
+        } => match Box::pin(update_machine(&*machine, &instance, interfaces)).await {
             Ok(update) => Outcome::Updated(id, instance.status, Box::new(update)),
             Err(e) => Outcome::ModelFailed(id, e),
         },

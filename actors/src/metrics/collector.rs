@@ -126,14 +126,14 @@ impl Collector for Groups {
             None,
             MetricType::Histogram,
         )?;
-        for (label, group, snap) in &snaps {
+        for (label, _, snap) in &snaps {
             let buckets: Vec<(f64, u64)> = BUCKETS_NS
                 .iter()
                 .map(|ns| *ns as f64 / 1e9)
                 // The top bucket is `+Inf`, as Prometheus' quantiles and
                 // the OpenMetrics parser want.
                 .chain(std::iter::once(f64::INFINITY))
-                .zip(group.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+                .zip(snap.buckets)
                 .collect();
             family
                 .encode_family(label)?

@@ -114,15 +114,26 @@ struct Snapshot {
     not_running: u64,
     handling_nanos: u64,
     depth: u64,
+    buckets: [u64; BUCKETS_NS.len() + 1],
+}
+
+/// Counts of handling times, one per bucket of [`BUCKETS_NS`] and `+Inf`.
+type Buckets = [AtomicU64; BUCKETS_NS.len() + 1];
+
+fn add_buckets<'a>(into: &mut [u64], from: impl IntoIterator<Item = &'a AtomicU64>) {
+    for (into, from) in into.iter_mut().zip(from) {
+        *into += from.load(Ordering::Relaxed);
+    }
 }
 
 /// The series of one label: its live mailboxes, the totals of its gone
-/// ones, the handling-time buckets and the restarts.
+/// ones (their handling-time buckets included), the high water mark and
+/// the restarts.
 #[derive(Debug)]
 pub(crate) struct Group {
     members: Mutex<Members>,
     retired: Counts,
-    buckets: [AtomicU64; BUCKETS_NS.len() + 1],
+    buckets: Buckets,
     high_water: AtomicUsize,
     restarts: [AtomicU64; REASONS.len()],
 }
@@ -158,9 +169,13 @@ impl Group {
     fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::default();
         self.retired.add_to(&mut s);
+        add_buckets(&mut s.buckets, &self.buckets);
         let m = self.members.lock().unwrap_or_else(|p| p.into_inner());
         for meter in m.meters.iter().filter_map(Weak::upgrade) {
             meter.counts.add_to(&mut s);
+            if let Some(buckets) = meter.buckets.get() {
+                add_buckets(&mut s.buckets, buckets.iter());
+            }
             s.depth += meter.depth() as u64;
         }
         s

@@ -79,7 +79,7 @@ impl PresenceHandle {
             agent: agent.clone(),
             id,
             controller_agent,
-            user_data: user_data.to_owned(),
+            user_data: user_data.into(),
             at: self.clock.now(),
         };
         self.event(server, event).await
@@ -197,11 +197,13 @@ impl PresenceHandle {
         &self.router
     }
 
-    /// Sends a change, stamped already, once muster runs.
+    /// Sends a change, stamped already, once muster runs. Changes are
+    /// posted: the router takes every change waiting in one message, and
+    /// each is metered in its mailbox as a message of its own.
     async fn event(&self, server: &MachineTag, event: ServerEvent) -> Result<(), SendError> {
         let request = Request::Event(server.clone(), event);
         self.gate
-            .call(|| std::future::ready(self.router.do_send(request).map_err(SendError::from)))
+            .call(|| std::future::ready(self.router.post(request).map_err(SendError::from)))
             .await
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use slog::{Logger, info, warn};
 use tokio::sync::watch;
 
-use super::server::{CaughtUp, ServerEvent, ServerPresence, ViewTable};
+use super::server::{CaughtUp, ServerEvent, ServerEvents, ServerPresence, ViewTable};
 use super::{TableSnapshot, Tap, tap};
 use crate::mailbox::{Mailbox, SendError};
 use crate::supervisor::{ChildSpec, Kept, SupervisorError, SupervisorRef};
@@ -24,6 +24,14 @@ use crate::supervisor::{ChildSpec, Kept, SupervisorError, SupervisorRef};
 /// How long the router waits before it tries again to hand an event to a
 /// server's actor whose mailbox is full.
 const ROOM_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The most events the router hands a server's actor in one message. The
+/// router gathers the events it routes while its mailbox has more for it,
+/// and hands each server what it gathered once the mailbox is drained (or
+/// this many are waiting): one message, one lock of the table and one
+/// metered hop for many events. Small enough that a server mailbox's
+/// capacity, counted in these messages, still bounds what it holds.
+pub(super) const BATCH: usize = 16;
 
 /// One server as the router knows it.
 #[derive(Clone)]
@@ -40,6 +48,17 @@ pub(super) struct RouterState {
     /// The per-model counts every server's table keeps up to date.
     pub(super) tally: Tally,
     pub(super) taps: tap::Taps,
+    /// Events routed but not yet handed to their server's actor, in order.
+    /// Kept with the rest, so that a router that fails between routing an
+    /// event and handing it on loses nothing: its next instance hands them
+    /// on as it starts.
+    pub(super) pending: BTreeMap<MachineTag, Vec<ServerEvent>>,
+    /// A hand-off of everything pending is scheduled on this instance.
+    pub(super) flush_scheduled: bool,
+    /// Servers whose actor's mailbox was full at the last hand-off: the
+    /// router waits for room, and their later events wait in `pending`
+    /// behind the refused ones.
+    pub(super) blocked: std::collections::BTreeSet<MachineTag>,
 }
 
 /// The presence router: owns one [`ServerPresence`] per API server and
@@ -70,6 +89,15 @@ impl Actor for PresenceActor {
                 self.start_server(&tag, &slot, ctx);
             }
         }
+        {
+            let mut state = self.state.lock();
+            state.flush_scheduled = false;
+            // A wait for room ended with the instance that waited; the
+            // events it held back are still first in their server's
+            // pending ones.
+            state.blocked.clear();
+        }
+        self.flush(ctx);
     }
 }
 crate::supervised!(PresenceActor);
@@ -128,69 +156,142 @@ impl PresenceActor {
         event: ServerEvent,
         ctx: &mut Context<Self>,
     ) {
-        if !self.state.lock().enabled {
+        let mut state = self.state.lock();
+        if !state.enabled {
             return;
         }
-        // Only a connection or a snapshot makes a server known; the other
-        // events about an unknown server have nothing to change.
-        let slot = match event {
-            ServerEvent::Connect { .. }
-            | ServerEvent::Snapshot { .. }
-            | ServerEvent::Replace { .. } => Some(self.server(server, ctx)),
-            _ => self.state.lock().servers.get(server).cloned(),
-        };
-        let Some(slot) = slot else { return };
-        let change = self
-            .state
-            .lock()
-            .taps
-            .follows(server)
-            .then(|| event.change())
-            .flatten();
-        match slot.mailbox.do_send(event) {
-            Ok(()) => {
-                if let Some(change) = change {
-                    self.state.lock().taps.changed(server, change);
-                }
-            }
-            Err(refused) => {
-                let (event, error) = refused.into_parts();
-                if !matches!(error, SendError::Overloaded { .. }) {
-                    warn!(self.log, "presence event refused"; "server" => %server, "error" => %error);
+        // A server with a place in `pending` is known: one lookup for the
+        // common case.
+        if !state.pending.contains_key(server) {
+            if !state.servers.contains_key(server) {
+                // Only a connection or a snapshot makes a server known;
+                // the other events about an unknown server have nothing to
+                // change.
+                if !matches!(
+                    event,
+                    ServerEvent::Connect { .. }
+                        | ServerEvent::Snapshot { .. }
+                        | ServerEvent::Replace { .. }
+                ) {
                     return;
                 }
-                // The server's actor is behind. The router waits for room,
-                // handling nothing else meanwhile: its own mailbox fills and
-                // the host is refused at once, rather than an event it was
-                // told was accepted lost, and every event and query keeps
-                // its place behind this one.
-                let mailbox = slot.mailbox.clone();
-                let server = server.clone();
-                let sent = async move {
-                    let mut event = event;
-                    loop {
-                        tokio::time::sleep(ROOM_WAIT).await;
-                        match mailbox.do_send(event) {
-                            Ok(()) => return Ok(()),
-                            Err(refused) => match refused.into_parts() {
-                                (again, SendError::Overloaded { .. }) => event = again,
-                                (_, error) => return Err(error),
-                            },
-                        }
-                    }
-                };
-                ctx.wait(sent.into_actor(self).map(move |sent, router, _ctx| match sent {
-                    Ok(()) => {
-                        if let Some(change) = change {
-                            router.state.lock().taps.changed(&server, change);
-                        }
-                    }
-                    Err(error) => {
-                        warn!(router.log, "presence event refused"; "server" => %server, "error" => %error)
-                    }
-                }));
+                drop(state);
+                self.server(server, ctx);
+                state = self.state.lock();
             }
+            state
+                .pending
+                .insert(server.clone(), Vec::with_capacity(BATCH));
         }
+        if !state.taps.is_empty()
+            && state.taps.follows(server)
+            && let Some(change) = event.change()
+        {
+            // Numbered in the order the server's actor applies the events.
+            state.taps.changed(server, change);
+        }
+        let full = match state.pending.get_mut(server) {
+            Some(events) => {
+                events.push(event);
+                events.len() >= BATCH
+            }
+            None => false,
+        };
+        let schedule = !std::mem::replace(&mut state.flush_scheduled, true);
+        drop(state);
+        if full {
+            self.flush_server(server, ctx);
+        }
+        if schedule {
+            // Polled once the router's mailbox is drained: actix handles
+            // every queued message before it polls the context's futures.
+            ctx.spawn(actix::fut::ready(()).map(|(), router: &mut Self, ctx| {
+                router.state.lock().flush_scheduled = false;
+                router.flush(ctx);
+            }));
+        }
+    }
+
+    /// Hands every server's pending events to its actor: before anything
+    /// else goes to the servers' actors, so that it comes behind them.
+    pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
+        let batches: Vec<(MachineTag, Mailbox<ServerPresence>, Vec<ServerEvent>)> = {
+            let mut state = self.state.lock();
+            let state = &mut *state;
+            state
+                .pending
+                .iter_mut()
+                .filter(|(tag, events)| !events.is_empty() && !state.blocked.contains(*tag))
+                .filter_map(|(tag, events)| {
+                    let slot = state.servers.get(tag)?;
+                    let batch = std::mem::replace(events, Vec::with_capacity(BATCH));
+                    Some((tag.clone(), slot.mailbox.clone(), batch))
+                })
+                .collect()
+        };
+        for (server, mailbox, events) in batches {
+            self.hand_off(server, mailbox, events, ctx);
+        }
+    }
+
+    /// Hands one server's pending events to its actor.
+    fn flush_server(&mut self, server: &MachineTag, ctx: &mut Context<Self>) {
+        let batch = {
+            let mut state = self.state.lock();
+            let state = &mut *state;
+            match (state.pending.get_mut(server), state.servers.get(server)) {
+                (Some(events), Some(slot))
+                    if !events.is_empty() && !state.blocked.contains(server) =>
+                {
+                    let batch = std::mem::replace(events, Vec::with_capacity(BATCH));
+                    Some((slot.mailbox.clone(), batch))
+                }
+                _ => None,
+            }
+        };
+        if let Some((mailbox, events)) = batch {
+            self.hand_off(server.clone(), mailbox, events, ctx);
+        }
+    }
+
+    fn hand_off(
+        &mut self,
+        server: MachineTag,
+        mailbox: Mailbox<ServerPresence>,
+        events: Vec<ServerEvent>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Err(refused) = mailbox.do_send(ServerEvents(events)) else {
+            return;
+        };
+        let (events, error) = refused.into_parts();
+        if !matches!(error, SendError::Overloaded { .. }) {
+            warn!(self.log, "presence events refused";
+                "server" => %server, "events" => events.0.len(), "error" => %error);
+            return;
+        }
+        // The server's actor is behind. The router waits for room,
+        // handling nothing else meanwhile: its own mailbox fills and the
+        // host is refused at once, rather than an event it was told was
+        // accepted lost, and every event and query keeps its place behind
+        // these. The events wait in the kept state, in front of any routed
+        // to the server meanwhile (the rest of a take), so that a router
+        // that fails while it waits loses none of them.
+        {
+            let mut state = self.state.lock();
+            let pending = state.pending.entry(server.clone()).or_default();
+            let later = std::mem::replace(pending, events.0);
+            pending.extend(later);
+            state.blocked.insert(server.clone());
+        }
+        ctx.wait(
+            tokio::time::sleep(ROOM_WAIT)
+                .into_actor(self)
+                .map(move |(), router, ctx| {
+                    router.state.lock().blocked.remove(&server);
+                    router.flush_server(&server, ctx);
+                }),
+        );
     }
 
     pub(super) fn report(&self) -> PresenceReport {
@@ -237,11 +338,13 @@ impl Handler<Request> for PresenceActor {
         match request {
             Request::Event(server, event) => self.route(&server, event, ctx),
             Request::Enable => {
+                self.flush(ctx);
                 self.state.lock().enabled = true;
                 self.enabled.send_replace(true);
                 info!(self.log, "presence recording enabled");
             }
             Request::Disable => {
+                self.flush(ctx);
                 let mut state = self.state.lock();
                 state.enabled = false;
                 self.enabled.send_replace(false);
@@ -321,7 +424,8 @@ impl Message for Views {
 impl Handler<Views> for PresenceActor {
     type Result = ResponseFuture<Result<Vec<ServerView>, SendError>>;
 
-    fn handle(&mut self, _: Views, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: Views, ctx: &mut Context<Self>) -> Self::Result {
+        self.flush(ctx);
         // Through each server's mailbox, behind the events already sent to
         // it, so that the answer reflects them.
         let asks: Vec<_> = self
@@ -360,7 +464,8 @@ impl Message for SnapshotOf {
 impl Handler<SnapshotOf> for PresenceActor {
     type Result = ResponseFuture<Result<TableSnapshot, SendError>>;
 
-    fn handle(&mut self, ask: SnapshotOf, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, ask: SnapshotOf, ctx: &mut Context<Self>) -> Self::Result {
+        self.flush(ctx);
         let state = self.state.lock();
         // The number as the router routes this question: the server's actor
         // answers it behind every change numbered up to here, and before
@@ -391,7 +496,8 @@ impl Message for GetModelCounts {
 impl Handler<GetModelCounts> for PresenceActor {
     type Result = ResponseFuture<Result<Vec<ModelCounts>, SendError>>;
 
-    fn handle(&mut self, _: GetModelCounts, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetModelCounts, ctx: &mut Context<Self>) -> Self::Result {
+        self.flush(ctx);
         let state = self.state.lock();
         let tally = state.tally.clone();
         // The counts are read once every server has applied the events sent
@@ -421,7 +527,10 @@ impl Message for ServerMailbox {
 impl Handler<ServerMailbox> for PresenceActor {
     type Result = Option<Mailbox<ServerPresence>>;
 
-    fn handle(&mut self, ask: ServerMailbox, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, ask: ServerMailbox, ctx: &mut Context<Self>) -> Self::Result {
+        // Whoever reaches the server's actor this way comes behind every
+        // event routed before.
+        self.flush(ctx);
         self.state
             .lock()
             .servers
@@ -438,7 +547,8 @@ pub(super) struct GetReport;
 impl Handler<GetReport> for PresenceActor {
     type Result = MessageResult<GetReport>;
 
-    fn handle(&mut self, _: GetReport, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetReport, ctx: &mut Context<Self>) -> Self::Result {
+        self.flush(ctx);
         MessageResult(self.report())
     }
 }

@@ -141,6 +141,11 @@ impl Taps {
         }
     }
 
+    /// Whether no server is followed.
+    pub(super) fn is_empty(&self) -> bool {
+        self.followed.is_empty()
+    }
+
     /// Whether `server` is followed, so that its changes are worth
     /// describing.
     pub(super) fn follows(&self, server: &MachineTag) -> bool {

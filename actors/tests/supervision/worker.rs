@@ -182,3 +182,22 @@ pub fn worker(
         })
     })
 }
+
+/// Logs `note:N`; [`Note::BOOM`] makes the handler panic instead.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Note(pub u32);
+
+impl Note {
+    pub const BOOM: u32 = u32::MAX;
+}
+
+impl Handler<Note> for Worker {
+    type Result = ();
+    fn handle(&mut self, Note(n): Note, _: &mut Context<Self>) {
+        if n == Note::BOOM {
+            panic!("note {n} went wrong");
+        }
+        self.log.push(format!("note:{n}"));
+    }
+}

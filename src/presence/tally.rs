@@ -81,7 +81,7 @@ impl Tally {
     pub(super) fn lock(&self) -> MutexGuard<'_, Counts> {
         // The counts are updated by plain arithmetic that cannot panic
         // half-way, so a poisoned lock still holds consistent counts.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.0)
     }
 }
 

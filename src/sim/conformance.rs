@@ -65,7 +65,7 @@ impl Conformance for SimConformance {
         let made: Vec<(MachineTag, InstanceId)> = (0..count)
             .map(|_| self.sim.add_provisioned_machine())
             .collect();
-        let mut machines = self.machines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut machines = crate::sync::lock(&self.machines);
         Ok(made
             .into_iter()
             .map(|(tag, id)| {
@@ -76,10 +76,7 @@ impl Conformance for SimConformance {
     }
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<(), String> {
-        let tag = self
-            .machines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let tag = crate::sync::lock(&self.machines)
             .remove(id)
             .ok_or_else(|| format!("{id} was not made by this fixture"))?;
         self.sim.remove(&tag).map_err(|e| e.to_string())

@@ -134,11 +134,7 @@ where
     })
 }
 
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub(super) use muster::sync::lock;
 
 pub(super) struct Handled<'a> {
     pub(super) meter: &'a Meter,

@@ -35,10 +35,7 @@ struct RefusedLabel {
 
 impl Collector for Groups {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let groups: Vec<(String, Arc<Group>)> = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let groups: Vec<(String, Arc<Group>)> = muster::sync::lock(&self.0)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use muster::sync::lock;
 use prometheus_client::registry::Registry;
 
 use serde::{Deserialize, Serialize};
@@ -156,7 +157,7 @@ impl Group {
     }
 
     fn join(&self, meter: Weak<Meter>) {
-        let mut m = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.members);
         // Dropping dead entries now and then keeps the list (and the memory
         // a Weak pins) proportional to the live members.
         if m.meters.len() >= 2 * m.pruned_at.max(16) {
@@ -170,7 +171,7 @@ impl Group {
         let mut s = Snapshot::default();
         self.retired.add_to(&mut s);
         add_buckets(&mut s.buckets, &self.buckets);
-        let m = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let m = lock(&self.members);
         for meter in m.meters.iter().filter_map(Weak::upgrade) {
             meter.counts.add_to(&mut s);
             if let Some(buckets) = meter.buckets.get() {
@@ -211,7 +212,7 @@ impl Metrics {
     }
 
     pub(crate) fn group(&self, label: &str) -> Arc<Group> {
-        let mut groups = self.groups.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut groups = lock(&self.groups.0);
         groups
             .entry(label.to_owned())
             .or_insert_with(|| Arc::new(Group::new()))
@@ -246,7 +247,7 @@ impl Metrics {
 
     /// Every group, by label, taken out of the lock.
     fn groups(&self) -> Vec<(String, Arc<Group>)> {
-        let groups = self.groups.0.lock().unwrap_or_else(|p| p.into_inner());
+        let groups = lock(&self.groups.0);
         groups.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! 1. Presence events through the handle, from a host thread, against the
-//!    core `Recorder` called directly, in the same run.
+//!    core `Recorder` called directly, in the same run; then the tree spread
+//!    over `--threads N` arbiters (the cores available by default).
 //! 2. 10,000 machines with one poller actor each, settled in the long phase
 //!    on the real clock: resident memory of the whole process, and the CPU
 //!    the idle tree uses.
@@ -20,7 +21,7 @@ use muster::names::{AgentTag, MachineTag, ModelUuid};
 use muster::poll::Phase;
 use muster::presence::Recorder;
 use muster::sim::{Sim, SimConfig};
-use muster_actors::{Backends, Muster, MusterConfig, SendError};
+use muster_actors::{Arbiters, Backends, Extensions, Muster, MusterConfig, SendError};
 use prometheus_client::registry::Registry;
 use slog::{Discard, Logger, o};
 
@@ -113,17 +114,19 @@ fn recorder_rate(events: &[Event], names: &Names) -> f64 {
 }
 
 /// Sends every event through the handle from this (host) thread while the
-/// tree runs on its own; a refused event is sent again once the router has
-/// drained some of its mailbox.
-fn handle_rate(events: &[Event], names: &Names) -> (f64, u64, usize) {
+/// tree runs on its own, spread over `threads` arbiters; a refused event is
+/// sent again once the router has drained some of its mailbox.
+fn handle_rate(events: &[Event], names: &Names, threads: usize) -> (f64, u64, usize) {
     let (tx, rx) = std::sync::mpsc::channel();
     let system = std::thread::spawn(move || {
         let system = actix::System::new();
         system.block_on(async move {
             let sim = Sim::new(SimConfig::default()).unwrap();
-            let muster = Muster::start(
+            let arbiters = Arbiters::start(threads);
+            let muster = Muster::start_with(
                 &MusterConfig::default(),
                 Backends::sim(&sim, Arc::new(SystemClock)),
+                Extensions::new().spread_over(arbiters.clone()),
                 Logger::root(Discard, o!()),
                 &mut Registry::default(),
             )
@@ -131,6 +134,7 @@ fn handle_rate(events: &[Event], names: &Names) -> (f64, u64, usize) {
             muster.presence().enable().await.unwrap();
             tx.send(muster.clone()).unwrap();
             muster.wait().await.unwrap();
+            arbiters.stop();
         });
     });
     let muster = rx.recv().unwrap();
@@ -293,7 +297,24 @@ fn calls_per_hour() -> (u64, u64, u64) {
     })
 }
 
+/// `--threads N`: the threads the tree spreads over for the second presence
+/// run (the cores available by default).
+fn threads() -> usize {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--threads" {
+            return args
+                .next()
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n >= 1)
+                .expect("--threads wants a number of threads from 1");
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn main() {
+    let threads = threads();
     // The tree first, so that its resident memory is not mixed with what the
     // presence load leaves behind in the allocator.
     let (before, settled, idle_cpu, idle_wall, long) = idle_tree();
@@ -332,7 +353,7 @@ fn main() {
         events.len()
     );
     let direct = recorder_rate(&events, &names);
-    let (through, retries, count) = handle_rate(&events, &names);
+    let (through, retries, count) = handle_rate(&events, &names, 1);
     println!(
         "  core Recorder, called directly : {:>10.0} events/s",
         direct
@@ -342,4 +363,12 @@ fn main() {
         through,
         direct / through
     );
+    if threads > 1 {
+        let (spread, retries, count) = handle_rate(&events, &names, threads);
+        println!(
+            "  on {threads} threads               : {:>10.0} events/s ({:.2}x one thread's; {retries} refusals retried; {count} connections held)",
+            spread,
+            spread / through
+        );
+    }
 }

@@ -65,8 +65,8 @@ pub use mailbox::{Envelope, Mailbox, Metered, SendError, Supervised, TrySendErro
 pub use metrics::{MailboxStats, Metrics};
 pub use readiness::Readiness;
 pub use supervisor::{
-    ChildReport, ChildSpec, ChildState, DownChild, DynamicPolicy, DynamicSummary, Exit, ExitSlot,
-    Health, Kept, Report, ReportOptions, Reporter, RestartConfig, RestartCounts, RestartPolicy,
-    Root, StartCtx, StateCounts, StatePolicy, StatusWatch, SupervisorError, SupervisorRef,
-    SupervisorSpec, SupervisorStatus, TreeError, TreeState,
+    Arbiters, ChildReport, ChildSpec, ChildState, DownChild, DynamicPolicy, DynamicSummary, Exit,
+    ExitSlot, Health, Kept, Report, ReportOptions, Reporter, RestartConfig, RestartCounts,
+    RestartPolicy, Root, StartCtx, StateCounts, StatePolicy, StatusWatch, SupervisorError,
+    SupervisorRef, SupervisorSpec, SupervisorStatus, TreeError, TreeState,
 };

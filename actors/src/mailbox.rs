@@ -44,9 +44,9 @@ use envelope::{Held, Job, job_of, lock};
 
 /// An actor that runs under a supervisor: an actix actor with a plain
 /// `Context` that accepts [`Envelope`]s (see [`supervised!`](crate::supervised)).
-pub trait Supervised: Actor<Context = Context<Self>> + Handler<Envelope<Self>> {}
+pub trait Supervised: Actor<Context = Context<Self>> + Handler<Envelope<Self>> + Send {}
 
-impl<A> Supervised for A where A: Actor<Context = Context<A>> + Handler<Envelope<A>> {}
+impl<A> Supervised for A where A: Actor<Context = Context<A>> + Handler<Envelope<A>> + Send {}
 
 /// Implements `Handler<Envelope<Self>>`, and `Handler<Metered<Self, M>>`
 /// for every message `M` it handles, for an actor, making it [`Supervised`].

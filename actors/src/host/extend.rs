@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::ModelHolds;
 use crate::presence::{PresenceChild, PresenceHandle};
-use crate::supervisor::ChildSpec;
+use crate::supervisor::{Arbiters, ChildSpec};
 
 /// Children a host mounts in muster's tree, beside muster's own; give them
 /// to [`Muster::start_with`](super::Muster::start_with) or
@@ -22,6 +22,7 @@ use crate::supervisor::ChildSpec;
 pub struct Extensions {
     pub(crate) presence: Vec<PresenceChild>,
     pub(crate) holds: Option<ModelHolds>,
+    pub(crate) arbiters: Arbiters,
 }
 
 impl Extensions {
@@ -44,6 +45,16 @@ impl Extensions {
         self
     }
 
+    /// Spreads muster's work over `arbiters` (threads): each API server's
+    /// presence actor, each model's machines subtree (or, in a tree of one
+    /// model, each poller) and each cloud account's gateway runs on one of
+    /// them, in turn. Without it, muster runs on its supervisor's arbiter
+    /// alone.
+    pub fn spread_over(mut self, arbiters: Arbiters) -> Self {
+        self.arbiters = arbiters;
+        self
+    }
+
     /// Polls a model of a [`Fleet`](super::Fleet) only while `holds` holds
     /// it (docs/spec.md §11.7): the tree starts with no model polled, and
     /// the host holds and releases each at run time, as a node of a
@@ -60,6 +71,7 @@ impl fmt::Debug for Extensions {
         f.debug_struct("Extensions")
             .field("presence_children", &self.presence.len())
             .field("holds", &self.holds)
+            .field("arbiters", &self.arbiters.len())
             .finish()
     }
 }

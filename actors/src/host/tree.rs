@@ -19,11 +19,11 @@ use std::sync::Arc;
 use muster::clock::Clock;
 
 use crate::gateway::{GatewayConfig, GatewayMetrics, GatewayState, ProviderGateway};
-use crate::machines::{MachinesHandle, machines_child, model_machines_child};
+use crate::machines::{MachinesHandle, model_machines_child, subtree};
 use crate::mailbox::Mailbox;
 use crate::presence::{PresenceHandle, presence_subtree};
 use crate::supervisor::{
-    ChildSpec, DynamicPolicy, RestartPolicy, StatePolicy, StatusWatch, SupervisorError,
+    Arbiters, ChildSpec, DynamicPolicy, RestartPolicy, StatePolicy, StatusWatch, SupervisorError,
     SupervisorRef, SupervisorSpec,
 };
 
@@ -110,11 +110,19 @@ pub(super) fn build(
     gateway_metrics: GatewayMetrics,
 ) -> Result<(SupervisorSpec, Handles), SupervisorError> {
     let clock = backends.clock().clone();
-    let (presence_child, presence) =
-        presence_subtree("presence", &config.presence, clock, extensions.presence)?;
+    let arbiters = extensions.arbiters;
+    let (presence_child, presence) = presence_subtree(
+        "presence",
+        &config.presence,
+        clock,
+        extensions.presence,
+        arbiters.clone(),
+    )?;
     let (gateways_child, machines_child, parts) = match backends {
-        TreeBackends::One(backends) => one(config, backends, gateway_metrics)?,
-        TreeBackends::Many(fleet) => many(config, &fleet, extensions.holds, gateway_metrics)?,
+        TreeBackends::One(backends) => one(config, backends, gateway_metrics, arbiters)?,
+        TreeBackends::Many(fleet) => {
+            many(config, &fleet, extensions.holds, gateway_metrics, &arbiters)?
+        }
     };
     let (spec, status) = SupervisorSpec::new(config.supervision.clone())
         .child(gateways_child)
@@ -143,6 +151,7 @@ fn one(
     config: &MusterConfig,
     backends: Backends,
     metrics: GatewayMetrics,
+    arbiters: Arbiters,
 ) -> Result<(ChildSpec, ChildSpec, Parts), SupervisorError> {
     let gateway = Mailbox::new(config.gateway.mailbox);
     let gateway_config = config.gateway;
@@ -156,11 +165,14 @@ fn one(
             log,
         )
     });
-    let (machines_child, machines) = machines_child(
+    // One model: its pollers are what there is to spread.
+    let (machines_child, machines) = subtree(
         "machines",
+        None,
         config.machines.clone(),
         backends.facade.clone(),
         gateway.clone(),
+        arbiters,
     )?;
     let parts = Parts {
         machines,
@@ -180,6 +192,7 @@ fn many(
     fleet: &Fleet,
     holds: Option<ModelHolds>,
     metrics: GatewayMetrics,
+    arbiters: &Arbiters,
 ) -> Result<(ChildSpec, ChildSpec, Parts), SupervisorError> {
     let mut gateways_spec = SupervisorSpec::new(config.supervision.clone());
     let mut mailboxes: Vec<(String, Mailbox<ProviderGateway>)> = Vec::new();
@@ -197,7 +210,7 @@ fn many(
         let mailbox = Mailbox::new(config.gateway.mailbox);
         let gateway_config: GatewayConfig = config.gateway;
         let metrics = metrics.clone();
-        gateways_spec = gateways_spec.child(gateway_child(account, &mailbox, move |log| {
+        let mut child = gateway_child(account, &mailbox, move |log| {
             ProviderGateway::for_models(
                 environ.clone(),
                 served.clone(),
@@ -205,7 +218,11 @@ fn many(
                 metrics.clone(),
                 log,
             )
-        }));
+        });
+        if let Some(arbiter) = arbiters.nth(mailboxes.len()) {
+            child = child.on(arbiter.clone());
+        }
+        gateways_spec = gateways_spec.child(child);
         mailboxes.push((account.to_owned(), mailbox));
     }
     let mut models_spec = SupervisorSpec::new(config.supervision.clone());
@@ -219,13 +236,18 @@ fn many(
             .find(|(name, _)| *name == model.account)
             .map(|(_, mailbox)| mailbox.clone())
             .expect("a checked fleet names only accounts it gives");
-        let (child, machines) = model_machines_child(
-            &model.uuid.to_string(),
+        let name = model.uuid.to_string();
+        let (mut child, machines) = model_machines_child(
+            &name,
             model.uuid,
             config.machines.clone(),
             model.facade.clone(),
             gateway.clone(),
         )?;
+        // A model's whole subtree, watcher and pollers, on one arbiter.
+        if let Some(arbiter) = arbiters.nth(handles.len()) {
+            child = child.on(arbiter.clone());
+        }
         if holds.is_some() {
             subtrees.insert(model.uuid, child);
         } else {

@@ -52,5 +52,6 @@ mod watcher;
 pub use config::MachinesConfig;
 pub use handle::{MachineState, MachinesHandle, PhaseCounts, Tracking};
 pub use poller::{MachinePoller, Reset};
+pub(crate) use subtree::subtree;
 pub use subtree::{POLLERS_GROUP, WATCHER_CHILD, machines_child, model_machines_child};
 pub use watcher::MachineWatcher;

@@ -9,7 +9,7 @@ use muster::names::ModelUuid;
 use crate::gateway::ProviderGateway;
 use crate::mailbox::Mailbox;
 use crate::supervisor::{
-    ChildSpec, DynamicPolicy, RestartPolicy, StatePolicy, SupervisorError, SupervisorRef,
+    Arbiters, ChildSpec, DynamicPolicy, RestartPolicy, StatePolicy, SupervisorError, SupervisorRef,
     SupervisorSpec,
 };
 
@@ -39,7 +39,7 @@ pub fn machines_child(
     facade: Arc<dyn ModelFacade>,
     gateway: Mailbox<ProviderGateway>,
 ) -> Result<(ChildSpec, MachinesHandle), SupervisorError> {
-    subtree(name, None, config, facade, gateway)
+    subtree(name, None, config, facade, gateway, Arbiters::default())
 }
 
 /// Like [`machines_child`], for `model` of a gateway that serves many
@@ -53,15 +53,24 @@ pub fn model_machines_child(
     facade: Arc<dyn ModelFacade>,
     gateway: Mailbox<ProviderGateway>,
 ) -> Result<(ChildSpec, MachinesHandle), SupervisorError> {
-    subtree(name, Some(model), config, facade, gateway)
+    subtree(
+        name,
+        Some(model),
+        config,
+        facade,
+        gateway,
+        Arbiters::default(),
+    )
 }
 
-fn subtree(
+/// The machines subtree, its pollers spread over `arbiters`.
+pub(crate) fn subtree(
     name: &str,
     model: Option<ModelUuid>,
     config: MachinesConfig,
     facade: Arc<dyn ModelFacade>,
     gateway: Mailbox<ProviderGateway>,
+    arbiters: Arbiters,
 ) -> Result<(ChildSpec, MachinesHandle), SupervisorError> {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let supervisor = SupervisorRef::new();
@@ -85,7 +94,8 @@ fn subtree(
             group: POLLERS_GROUP.to_owned(),
             restart: RestartPolicy::Permanent,
             state: StatePolicy::Kept,
-        });
+        })
+        .spread(arbiters);
     let child = ChildSpec::supervisor(name, spec, &supervisor)?;
     Ok((child, MachinesHandle::new(model, registry, supervisor)))
 }

@@ -40,7 +40,7 @@ use tokio::sync::watch;
 use crate::gate::Gate;
 use crate::mailbox::Mailbox;
 use crate::supervisor::{
-    ChildSpec, DynamicPolicy, RestartConfig, RestartPolicy, StatePolicy, SupervisorError,
+    Arbiters, ChildSpec, DynamicPolicy, RestartConfig, RestartPolicy, StatePolicy, SupervisorError,
     SupervisorRef, SupervisorSpec,
 };
 
@@ -92,7 +92,7 @@ pub fn presence_child(
     config: &PresenceConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<(ChildSpec, PresenceHandle), SupervisorError> {
-    presence_subtree(name, config, clock, Vec::new())
+    presence_subtree(name, config, clock, Vec::new(), Arbiters::default())
 }
 
 /// [`presence_child`] with the host's own children beside the router, each
@@ -104,6 +104,7 @@ pub(crate) fn presence_subtree(
     config: &PresenceConfig,
     clock: Arc<dyn Clock>,
     extra: Vec<PresenceChild>,
+    arbiters: Arbiters,
 ) -> Result<(ChildSpec, PresenceHandle), SupervisorError> {
     let subtree = SupervisorRef::new();
     let router = Mailbox::keeping(config.router_mailbox);
@@ -141,11 +142,14 @@ pub(crate) fn presence_subtree(
         }
         spec = spec.child(child);
     }
-    let spec = spec.dynamic(DynamicPolicy {
-        group: "servers".into(),
-        restart: RestartPolicy::Permanent,
-        state: StatePolicy::Kept,
-    });
+    // Each server's actor on one of the arbiters, by its name.
+    let spec = spec
+        .dynamic(DynamicPolicy {
+            group: "servers".into(),
+            restart: RestartPolicy::Permanent,
+            state: StatePolicy::Kept,
+        })
+        .spread(arbiters);
     let child = ChildSpec::supervisor(name, spec, &subtree)?;
     Ok((child, handle))
 }

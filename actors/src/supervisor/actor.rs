@@ -13,6 +13,7 @@ use super::context::Output;
 use super::exit::{Exit, ExitSlot};
 use super::health::{HealthBoard, HealthPost};
 use super::lifecycle::Child;
+use super::placement::Arbiters;
 use super::policy::{Intensity, RestartConfig};
 use super::shutdown::Shutdown;
 use super::spec::{ChildSpec, DynamicPolicy, SupervisorSpec};
@@ -27,6 +28,10 @@ pub struct Supervisor {
     pub(super) path: Arc<str>,
     pub(super) config: RestartConfig,
     pub(super) dynamic: Option<DynamicPolicy>,
+    /// Where the dynamic children run, in turn.
+    pub(super) spread: Arbiters,
+    /// The turn of the next dynamic child added.
+    pub(super) spread_next: usize,
     /// The host's logger, from which every supervisor of the tree makes
     /// its own, so that a nested one does not repeat its parent's keys.
     pub(super) base_logger: Logger,
@@ -157,6 +162,8 @@ impl Supervisor {
             path: Arc::from(path),
             config: spec.config,
             dynamic: spec.dynamic,
+            spread: spec.spread,
+            spread_next: 0,
             logger: logger.new(o!("supervisor" => path.to_owned())),
             base_logger: logger,
             metrics,

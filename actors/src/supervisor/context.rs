@@ -7,6 +7,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use actix::ArbiterHandle;
 use slog::Logger;
 
 use super::exit::{Exit, ExitSlot};
@@ -67,6 +68,8 @@ pub struct StartCtx<'a> {
     pub(super) metrics: &'a Metrics,
     pub(super) seed: u64,
     pub(super) health: &'a HealthBoard,
+    /// The arbiter the child runs on; its supervisor's when `None`.
+    pub(super) arbiter: Option<ArbiterHandle>,
 }
 
 impl StartCtx<'_> {

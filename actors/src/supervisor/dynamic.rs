@@ -45,6 +45,13 @@ impl Supervisor {
         let mut spec = spec;
         spec.restart = policy.restart;
         spec.state = policy.state;
+        if spec.arbiter.is_none()
+            && let Some(arbiter) = self.spread.nth(self.spread_next)
+        {
+            // Its arbiter for good: a restart runs it where it ran.
+            spec.arbiter = Some(arbiter.clone());
+            self.spread_next += 1;
+        }
         let name = spec.name.clone();
         self.insert(spec, true, usize::MAX);
         self.start_child(&name, ctx);

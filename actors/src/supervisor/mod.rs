@@ -59,6 +59,7 @@ mod handle;
 mod health;
 mod lifecycle;
 mod nested;
+mod placement;
 mod policy;
 mod report;
 mod restart;
@@ -77,6 +78,7 @@ pub use error::{SupervisorError, TreeError};
 pub use exit::{Exit, ExitSlot};
 pub use handle::SupervisorRef;
 pub use health::{DownChild, Health, TreeState};
+pub use placement::Arbiters;
 pub use policy::{RestartConfig, RestartPolicy, StatePolicy};
 pub use report::{
     ChildReport, ChildState, DynamicSummary, Report, ReportOptions, Reporter, RestartCounts,

@@ -56,7 +56,13 @@ impl Starter for SupervisorStarter {
             cx.health.clone(),
         );
         cx.set_output(self.handle.clone());
-        Ok(spawn_actor(sup, mailbox, cx.exit.clone(), notify))
+        Ok(spawn_actor(
+            sup,
+            mailbox,
+            cx.exit.clone(),
+            notify,
+            cx.arbiter.clone(),
+        ))
     }
 
     fn stats(&self) -> Option<MailboxStats> {

@@ -98,7 +98,7 @@ impl Root {
         let notify: Notify = Box::new(move |exit| {
             let _ = tx.send(Some(exit));
         });
-        spawn_actor(sup, &self.handle.0, exit, notify);
+        spawn_actor(sup, &self.handle.0, exit, notify, None);
         Ok(())
     }
 

@@ -5,12 +5,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix::ArbiterHandle;
 use muster::config::Validate;
 
 use super::context::{KeptSlot, StartCtx};
 use super::error::SupervisorError;
 use super::exit::Exit;
 use super::handle::SupervisorRef;
+use super::placement::Arbiters;
 use super::policy::{RestartConfig, RestartPolicy, StatePolicy};
 use super::report::Reporter;
 use super::status::{StatusCell, StatusWatch, status};
@@ -32,6 +34,8 @@ pub struct ChildSpec {
     pub(super) is_supervisor: bool,
     /// A nested supervisor's handle, through which its report is asked.
     pub(super) nested: Option<SupervisorRef>,
+    /// The arbiter it runs on; its supervisor's when `None`.
+    pub(super) arbiter: Option<ArbiterHandle>,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -80,6 +84,7 @@ impl ChildSpec {
             reporter: None,
             is_supervisor,
             nested: None,
+            arbiter: None,
         }
     }
 
@@ -122,6 +127,13 @@ impl ChildSpec {
         self
     }
 
+    /// Runs the child on `arbiter` (another thread) rather than on its
+    /// supervisor's (see [`Arbiters`](super::Arbiters)).
+    pub fn on(mut self, arbiter: ArbiterHandle) -> Self {
+        self.arbiter = Some(arbiter);
+        self
+    }
+
     /// The child's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -158,6 +170,8 @@ pub struct SupervisorSpec {
     pub(super) config: RestartConfig,
     pub(super) dynamic: Option<DynamicPolicy>,
     pub(super) status: Option<StatusCell>,
+    /// Where its dynamic children run, each by its name.
+    pub(super) spread: Arbiters,
 }
 
 impl SupervisorSpec {
@@ -168,6 +182,7 @@ impl SupervisorSpec {
             config,
             dynamic: None,
             status: None,
+            spread: Arbiters::default(),
         }
     }
 
@@ -175,6 +190,14 @@ impl SupervisorSpec {
     /// child's inputs must be added before it.
     pub fn child(mut self, child: ChildSpec) -> Self {
         self.children.push(child);
+        self
+    }
+
+    /// Runs the dynamic children on `arbiters`, in turn as they are added,
+    /// so that thousands of them share the threads (a static child goes
+    /// where [`ChildSpec::on`] says).
+    pub fn spread(mut self, arbiters: Arbiters) -> Self {
+        self.spread = arbiters;
         self
     }
 

@@ -75,6 +75,7 @@ impl Supervisor {
             metrics: &self.metrics,
             seed,
             health: self.health.board(),
+            arbiter: child.spec.arbiter.clone(),
         };
         let started = {
             let mut starter = lock(&child.spec.starter);

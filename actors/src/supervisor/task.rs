@@ -5,11 +5,12 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 
 use actix::dev::ContextFut;
-use actix::{ActorContext, Context};
+use actix::{ActorContext, ArbiterHandle, Context};
+use futures::future::{AbortHandle, Abortable};
 
 use super::context::StartCtx;
 use super::exit::{Exit, ExitSlot};
@@ -17,14 +18,14 @@ use crate::mailbox::{Mailbox, Supervised};
 use crate::metrics::{MailboxStats, Meter};
 
 /// Where a child's task reports its exit.
-pub(super) type Notify = Box<dyn FnOnce(Exit)>;
+pub(super) type Notify = Box<dyn FnOnce(Exit) + Send>;
 
 /// How the supervisor reaches a running instance of a child.
 pub(super) struct InstanceHandle {
     /// Asks the instance to stop (gracefully); false when it was already gone.
-    pub(super) stop: Box<dyn Fn() -> bool>,
+    pub(super) stop: Box<dyn Fn() -> bool + Send>,
     /// Kills the instance's task and detaches its mailbox.
-    pub(super) kill: Box<dyn FnOnce()>,
+    pub(super) kill: Box<dyn FnOnce() + Send>,
 }
 
 /// Makes and runs a new instance of a child on each start.
@@ -52,7 +53,13 @@ where
         if cx.output.is_none() {
             cx.set_output(self.mailbox.clone());
         }
-        Ok(spawn_actor(actor, &self.mailbox, cx.exit.clone(), notify))
+        Ok(spawn_actor(
+            actor,
+            &self.mailbox,
+            cx.exit.clone(),
+            notify,
+            cx.arbiter.clone(),
+        ))
     }
 
     fn stats(&self) -> Option<MailboxStats> {
@@ -74,38 +81,84 @@ pub(super) fn claim(meter: &Arc<Meter>, cx: &StartCtx<'_>) -> Result<(), Exit> {
 }
 
 /// Spawns `actor` on its own task, with panics caught, and points `mailbox`
-/// at it.
+/// at it: on the current arbiter, or on `arbiter` (the actor is made here
+/// and moved there, where its task runs).
 pub(super) fn spawn_actor<A: Supervised>(
     actor: A,
     mailbox: &Mailbox<A>,
     exit: ExitSlot,
     notify: Notify,
+    arbiter: Option<ArbiterHandle>,
 ) -> InstanceHandle {
+    let requested = exit.clone();
+    let stopper = mailbox.clone();
+    let stop: Box<dyn Fn() -> bool + Send> = Box::new(move || {
+        requested.request_stop();
+        stopper.control(Box::new(|_act: &mut A, ctx: &mut Context<A>| ctx.stop()))
+    });
+    let Some(arbiter) = arbiter else {
+        let (generation, task) = child_task(actor, mailbox, exit, notify);
+        let handle = actix::spawn(task);
+        let killer = mailbox.clone();
+        return InstanceHandle {
+            stop,
+            kill: Box::new(move || {
+                handle.abort();
+                killer.detach(generation);
+            }),
+        };
+    };
+    // The actor's future is not `Send`: it is made on the arbiter, which
+    // says which generation of the mailbox it took.
+    let (abort, registration) = AbortHandle::new_pair();
+    let attached = Arc::new(OnceLock::new());
+    let (mailbox_there, attached_there) = (mailbox.clone(), attached.clone());
+    let sent = arbiter.spawn_fn(move || {
+        let (generation, task) = child_task(actor, &mailbox_there, exit, notify);
+        let _ = attached_there.set(generation);
+        actix::spawn(async move {
+            let _ = Abortable::new(task, registration).await;
+        });
+    });
+    if !sent {
+        // The arbiter has stopped: the child never runs, and its supervisor
+        // hears nothing of it; it is killed at its stop deadline like any
+        // child that does not answer.
+        abort.abort();
+    }
+    let killer = mailbox.clone();
+    InstanceHandle {
+        stop,
+        kill: Box::new(move || {
+            abort.abort();
+            if let Some(generation) = attached.get() {
+                killer.detach(*generation);
+            }
+        }),
+    }
+}
+
+/// The task that runs `actor`, its mailbox pointed at it: the mailbox's
+/// generation, and the task.
+fn child_task<A: Supervised>(
+    actor: A,
+    mailbox: &Mailbox<A>,
+    exit: ExitSlot,
+    notify: Notify,
+) -> (u64, ChildTask<A>) {
     let fut = Context::<A>::new().into_future(actor);
     let generation = mailbox.attach(fut.address());
-    let requested = exit.clone();
     // A hand-written future rather than an async block: an async block
     // would store the actor's future twice (as a captured value and as the
     // awaited one), doubling what every child costs.
-    let handle = actix::spawn(ChildTask {
+    let task = ChildTask {
         fut: Some(fut),
         mailbox: mailbox.clone(),
         generation,
         exit,
         notify: Some(notify),
-    });
-    let stopper = mailbox.clone();
-    let killer = mailbox.clone();
-    InstanceHandle {
-        stop: Box::new(move || {
-            requested.request_stop();
-            stopper.control(Box::new(|_act: &mut A, ctx: &mut Context<A>| ctx.stop()))
-        }),
-        kill: Box::new(move || {
-            handle.abort();
-            killer.detach(generation);
-        }),
-    }
+    };
+    (generation, task)
 }
 
 /// A child's task: polls the actor's whole future (handlers, `started`,

@@ -11,6 +11,7 @@ mod inputs;
 mod mailboxes;
 mod observed;
 mod panics;
+mod placement;
 mod posting;
 mod restarts;
 mod shutdown;

@@ -1,5 +1,6 @@
 //! What presence hears of a connection: its connect, its activity
-//! (coalesced) and, however the connection ends, its disconnect, once.
+//! (coalesced) and, however the connection ends, its disconnect, once,
+//! queued until presence takes it (`disconnects`).
 
 use std::time::Duration;
 
@@ -46,8 +47,9 @@ impl<'a> Recorded<'a> {
         })
     }
 
-    /// Marks the connection seen now. One refused by a full mailbox is
-    /// let go: the next frame's will do.
+    /// Marks the connection seen now, when presence takes it at once. One
+    /// refused by a full mailbox, or waiting while muster restarts, is let
+    /// go: the next frame's will do.
     pub fn activity(&self) {
         let _ = self
             .shared
@@ -60,32 +62,9 @@ impl<'a> Recorded<'a> {
 impl Drop for Recorded<'_> {
     fn drop(&mut self) {
         self.shared.metrics.disconnected(self.reason);
-        let server = &self.shared.config.server;
-        let refused = matches!(
-            self.shared
-                .presence
-                .disconnect(server, self.id)
-                .now_or_never(),
-            Some(Err(_))
-        );
-        // A full mailbox must not leave the connection alive for ever: try
-        // again a little later, for a while.
-        if refused && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (presence, server, id) = (self.shared.presence.clone(), server.clone(), self.id);
-            runtime.spawn(async move {
-                for _ in 0..DISCONNECT_TRIES {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    if presence.disconnect(&server, id).await.is_ok() {
-                        return;
-                    }
-                }
-            });
-        }
+        self.shared.disconnects.record(self.id);
     }
 }
-
-/// How often a refused disconnect is sent again, 50 ms apart.
-const DISCONNECT_TRIES: usize = 200;
 
 /// Activity, coalesced: at most one report per `every`, made by the first
 /// frame after it has passed (the login counts as a report).

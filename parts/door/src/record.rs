@@ -1,5 +1,6 @@
-//! What presence hears of a connection: its connect, its activity
-//! (coalesced) and, however the connection ends, its disconnect, once,
+//! What presence hears of a connection: its connect, once presence has
+//! taken it; its activity, coalesced and let go when presence cannot take
+//! it at once; and, however the connection ends, its disconnect, once,
 //! queued until presence takes it (`disconnects`).
 
 use std::time::Duration;
@@ -22,11 +23,13 @@ pub(super) struct Recorded<'a> {
 }
 
 impl<'a> Recorded<'a> {
-    /// Records the connection; refused when the router's mailbox is full
-    /// or the router is gone, and then nothing is recorded.
-    pub fn connect(shared: &'a Shared, login: &Login, id: u64) -> Result<Self, SendError> {
-        // The handle's changes complete on their first poll: they only put
-        // the event in the router's mailbox.
+    /// Records the connection, once presence has taken its connect: at
+    /// once while muster runs, after muster's restart while it restarts.
+    /// Refused when the router's mailbox is full or muster does not come
+    /// back within the handle's restart wait, and then nothing is
+    /// recorded. Dropped before it answers, it has sent nothing: the
+    /// handle sends a change in the same poll that answers it.
+    pub async fn connect(shared: &'a Shared, login: &Login, id: u64) -> Result<Self, SendError> {
         shared
             .presence
             .connect(
@@ -37,8 +40,7 @@ impl<'a> Recorded<'a> {
                 login.controller_agent,
                 &login.user_data,
             )
-            .now_or_never()
-            .unwrap_or(Ok(()))?;
+            .await?;
         shared.metrics.connected();
         Ok(Recorded {
             shared,

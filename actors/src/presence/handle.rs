@@ -25,7 +25,9 @@ use super::{TableSnapshot, Tap};
 /// with the clock when called and resolve once the router has accepted them
 /// (or refused them when its mailbox is full); every query made after they
 /// resolve sees them. Reached through [`Muster`](crate::Muster), every call
-/// waits while the whole of muster restarts (docs/spec.md §8.3).
+/// waits while the whole of muster restarts (docs/spec.md §8.3). A change
+/// is sent in the poll that answers it, so one whose future is dropped
+/// before it answered (while it waited for muster, say) was not sent.
 #[derive(Clone)]
 pub struct PresenceHandle {
     pub(super) router: Mailbox<PresenceActor>,

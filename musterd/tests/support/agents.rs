@@ -67,6 +67,16 @@ impl Fixture {
 
     /// A fixture whose tree has settings of its own.
     pub async fn start_with(tree: MusterConfig, config: AgentsConfig) -> Fixture {
+        Fixture::start_in(RestartConfig::default(), tree, config).await
+    }
+
+    /// A fixture whose host restarts its children by `host`, and whose
+    /// tree has settings of its own.
+    pub async fn start_in(
+        host: RestartConfig,
+        tree: MusterConfig,
+        config: AgentsConfig,
+    ) -> Fixture {
         let sim = Sim::new(SimConfig::default()).unwrap();
         let clock = Arc::new(ManualClock::new(EPOCH + Duration::from_secs(1_000_000)));
         let mut registry = Registry::default();
@@ -86,7 +96,7 @@ impl Fixture {
             ConnectionIds::default(),
             metrics,
         );
-        let spec = SupervisorSpec::new(RestartConfig::default())
+        let spec = SupervisorSpec::new(host)
             .child(muster_child)
             .child(door_child);
         let root = Root::start("host", spec, logger, tree_metrics).unwrap();

@@ -5,8 +5,8 @@
 //! slots within `max_connections`) is made once, so a failure of the
 //! accept loop restarts it on the same listener while every connection
 //! carries on. A stop asked by the supervisor (the tree shutting down)
-//! closes every connection with 1001 first, each disconnect recorded; a
-//! kill or a panic leaves them be.
+//! closes every connection with 1001 first, and waits for presence to take
+//! each disconnect; a kill or a panic leaves them be.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::ConnectionIds;
+use super::disconnects::Disconnects;
 use super::listen::{BoundDoor, accept, url};
 use super::metrics::DoorMetrics;
 use super::shared::Shared;
@@ -30,7 +31,8 @@ use super::shared::Shared;
 /// The door child's name in its host's tree.
 pub const DOOR_CHILD: &str = "door";
 
-/// How long closing the door waits for the connections to close.
+/// How long closing the door waits for the connections to close and
+/// presence to take their disconnects.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// The door's mailbox: it hears only its supervisor and its report.
@@ -48,6 +50,18 @@ struct State {
     max: u32,
     /// The tree's logger for the door, once it has started.
     logger: OnceLock<Logger>,
+    /// The disconnects presence has not taken yet, kept with the rest.
+    disconnects: Arc<Disconnects>,
+}
+
+/// What a close of every connection left.
+struct Closed {
+    /// Connections open when the close began.
+    open: usize,
+    /// Connections still closing when the wait ended.
+    closing: usize,
+    /// Disconnects presence had not taken when the wait ended.
+    queued: usize,
 }
 
 impl State {
@@ -55,14 +69,23 @@ impl State {
         self.max as usize - self.slots.available_permits()
     }
 
-    /// Closes every connection with 1001 and waits for them, at most
-    /// [`STOP_WAIT`]; answers how many were open and how many still are.
-    async fn close_connections(&self) -> (usize, usize) {
+    /// Closes every connection with 1001 and waits for them, then for
+    /// presence to take every disconnect, at most [`STOP_WAIT`] in all.
+    async fn close_connections(&self) -> Closed {
         let open = self.open();
         self.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
         let all = self.max;
-        let closed = tokio::time::timeout(STOP_WAIT, self.slots.acquire_many(all)).await;
-        (open, if closed.is_ok() { 0 } else { self.open() })
+        // Each connection has recorded or queued its disconnect before it
+        // gives its slot back.
+        let closed = tokio::time::timeout_at(deadline, self.slots.acquire_many(all)).await;
+        let closing = if closed.is_ok() { 0 } else { self.open() };
+        let _ = tokio::time::timeout_at(deadline, self.disconnects.drained()).await;
+        Closed {
+            open,
+            closing,
+            queued: self.disconnects.len(),
+        }
     }
 }
 
@@ -104,23 +127,31 @@ impl Door {
         self.state.open()
     }
 
+    /// Disconnects presence has not taken yet (muster restarting, its
+    /// router's mailbox full): each is sent again until it is.
+    pub fn disconnects_queued(&self) -> usize {
+        self.state.disconnects.len()
+    }
+
     /// Stops accepting for good, closes every connection with 1001 and
-    /// records each disconnect; answers once they are all closed, or after
-    /// a few seconds, whichever comes first. A host calls it before it
-    /// stops its tree, so that presence hears every disconnect.
+    /// records each disconnect; answers once they are all closed and
+    /// presence has taken every disconnect, or after a few seconds,
+    /// whichever comes first. A host calls it before it stops its tree, so
+    /// that presence hears every disconnect.
     pub async fn close(&self) {
         // The accept loop that holds the other handle on the listener ends
         // as the connections are told to close.
         drop(lock(&self.state.listener).take());
-        let (open, left) = self.state.close_connections().await;
+        let closed = self.state.close_connections().await;
         let Some(logger) = self.state.logger.get() else {
             return;
         };
-        if left == 0 {
-            info!(logger, "agents door closed"; "connections" => open);
+        if closed.closing == 0 && closed.queued == 0 {
+            info!(logger, "agents door closed"; "connections" => closed.open);
         } else {
-            warn!(logger, "agents door closed with connections still closing";
-                "connections" => open, "closing" => left);
+            warn!(logger, "agents door closed before every disconnect was recorded";
+                "connections" => closed.open, "closing" => closed.closing,
+                "disconnects_queued" => closed.queued);
         }
     }
 }
@@ -132,6 +163,7 @@ struct DoorReport {
     open: usize,
     max_connections: u32,
     accepting: bool,
+    disconnects_queued: usize,
 }
 
 /// The actor: it runs the accept loop of one incarnation.
@@ -182,8 +214,9 @@ impl Actor for Acceptor {
         let state = self.state.clone();
         let logger = self.shared.logger.clone();
         let closing = async move {
-            let (open, left) = state.close_connections().await;
-            info!(logger, "agents door stopped"; "connections" => open, "still_closing" => left);
+            let closed = state.close_connections().await;
+            info!(logger, "agents door stopped"; "connections" => closed.open,
+                "still_closing" => closed.closing, "disconnects_queued" => closed.queued);
         };
         ctx.spawn(closing.into_actor(self).map(|(), _, ctx| ctx.stop()));
         Running::Continue
@@ -197,6 +230,7 @@ impl Acceptor {
             open: self.state.open(),
             max_connections: self.state.max,
             accepting: self.accepting,
+            disconnects_queued: self.state.disconnects.len(),
         }
     }
 }
@@ -214,6 +248,11 @@ impl BoundDoor {
     ) -> (ChildSpec, Door) {
         let listen = self.listener.local_addr().unwrap_or(self.config.listen);
         let max = self.config.max_connections.min(Semaphore::MAX_PERMITS) as u32;
+        let disconnects = Disconnects::new(
+            presence.clone(),
+            self.config.server.clone(),
+            metrics.clone(),
+        );
         let state = Arc::new(State {
             listener: Mutex::new(Some(Arc::new(self.listener))),
             listen,
@@ -222,6 +261,7 @@ impl BoundDoor {
             slots: Arc::new(Semaphore::new(max as usize)),
             max,
             logger: OnceLock::new(),
+            disconnects,
         });
         let config = self.config;
         let mailbox = Mailbox::new(MAILBOX);
@@ -241,6 +281,7 @@ impl BoundDoor {
                     logger,
                     shutdown: state.shutdown.subscribe(),
                     metrics,
+                    disconnects: state.disconnects.clone(),
                 })
             })?;
             let shared = shared.lock().clone();

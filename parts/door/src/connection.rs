@@ -8,7 +8,7 @@ use futures::{SinkExt, StreamExt};
 use slog::debug;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-
+use tokio::time::error::Elapsed;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,6 +20,7 @@ use super::login::{self, NOT_RECORDING, Refusal, TIMED_OUT};
 use super::record::{Coalesce, Recorded};
 use super::shared::{Shared, closing};
 use muster::clock::later;
+use muster_actors::mailbox::SendError;
 
 /// The path agents connect to.
 pub const AGENT_PATH: &str = "/agent";
@@ -90,25 +91,29 @@ where
             )))
         }
     });
-    let login = match login {
-        Ok(login) => login,
+    // The login is answered once presence has taken its connect: while
+    // muster restarts, that waits, within the login's deadline.
+    let recorded = match login {
+        Ok(login) => {
+            let id = shared.ids.next();
+            tokio::select! {
+                recorded = timeout_at(deadline, Recorded::connect(&shared, &login, id)) => {
+                    not_taken(&shared, &peer, recorded).map(|record| (record, login, id))
+                }
+                // The connect, not answered yet, was not sent.
+                () = closing(&mut shutdown) => Err(going_away()),
+            }
+        }
+        Err(ending) => Err(ending),
+    };
+    let (mut record, login, id) = match recorded {
+        Ok(recorded) => recorded,
         Err(ending) => {
             debug!(shared.logger, "agent login refused"; "peer" => &peer, "ending" => ?ending);
             if let Some(code) = ending.code() {
                 shared.metrics.login(&code.to_string());
             }
             end(&mut ws, ending).await;
-            return;
-        }
-    };
-    let id = shared.ids.next();
-    let mut record = match Recorded::connect(&shared, &login, id) {
-        Ok(record) => record,
-        Err(e) => {
-            debug!(shared.logger, "agent login not recorded"; "peer" => &peer, "error" => %e);
-            let refusal = Refusal::new(TRY_AGAIN, "presence is overloaded; try again later");
-            shared.metrics.login(&TRY_AGAIN.to_string());
-            end(&mut ws, Ending::Close(refusal)).await;
             return;
         }
     };
@@ -129,6 +134,31 @@ where
     end(&mut ws, ending).await;
     drop(record);
 }
+
+/// The login's refusal when presence did not take its connect: 1013 when
+/// its router's mailbox is full, 4503 when muster did not run again within
+/// the login's deadline (or the handle's restart wait).
+fn not_taken<T>(
+    shared: &Shared,
+    peer: &str,
+    connected: Result<Result<T, SendError>, Elapsed>,
+) -> Result<T, Ending> {
+    let refusal = match connected {
+        Ok(Ok(recorded)) => return Ok(recorded),
+        Ok(Err(SendError::Overloaded { .. })) => {
+            Refusal::new(TRY_AGAIN, "presence is overloaded; try again later")
+        }
+        Ok(Err(error)) => {
+            debug!(shared.logger, "agent login not recorded"; "peer" => peer, "error" => %error);
+            Refusal::new(NOT_RECORDING, UNAVAILABLE)
+        }
+        Err(_) => Refusal::new(NOT_RECORDING, UNAVAILABLE),
+    };
+    Err(Ending::Close(refusal))
+}
+
+/// Why a login presence did not take in time is refused.
+const UNAVAILABLE: &str = "presence is unavailable on this server (restarting); try again later";
 
 /// The agent's first text frame; pings and pongs before it are answered
 /// and passed over.

@@ -28,6 +28,7 @@ mod child;
 pub mod client;
 pub mod config;
 mod connection;
+mod disconnects;
 mod ending;
 mod listen;
 pub mod login;

@@ -7,7 +7,10 @@
 //!   refused login (`4400`, `4401`, `4408`, `4503`, `1009`, `1013`, ...),
 //!   or `http_503` past `max_connections`;
 //! - `muster_agents_disconnects_total{reason}`: `closed` by the agent,
-//!   `dropped`, `idle`, `too_big`, `protocol`, `disabled`, `shutdown`.
+//!   `dropped`, `idle`, `too_big`, `protocol`, `disabled`, `shutdown`;
+//! - `muster_agents_disconnects_queued`: disconnects presence has not
+//!   taken yet (muster restarting, its router's mailbox full), each sent
+//!   again until it is.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +36,7 @@ pub struct DoorMetrics {
     connections: Gauge,
     logins: Family<ResultLabel, Counter>,
     disconnects: Family<ReasonLabel, Counter>,
+    disconnects_queued: Gauge,
 }
 
 impl DoorMetrics {
@@ -59,6 +63,11 @@ impl DoorMetrics {
             "disconnects",
             "Logged-in agent connections ended, by reason",
             metrics.disconnects.clone(),
+        );
+        agents.register(
+            "disconnects_queued",
+            "Disconnects presence has not taken yet, queued and sent again until it does",
+            metrics.disconnects_queued.clone(),
         );
         metrics
     }
@@ -89,5 +98,10 @@ impl DoorMetrics {
         self.disconnects
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    pub(super) fn disconnects_queued(&self, queued: usize) {
+        self.disconnects_queued
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
     }
 }

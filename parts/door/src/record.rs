@@ -1,5 +1,7 @@
-//! What presence hears of a connection: its connect, its activity
-//! (coalesced) and, however the connection ends, its disconnect, once.
+//! What presence hears of a connection: its connect, once presence has
+//! taken it; its activity, coalesced and let go when presence cannot take
+//! it at once; and, however the connection ends, its disconnect, once,
+//! queued until presence takes it (`disconnects`).
 
 use std::time::Duration;
 
@@ -21,11 +23,13 @@ pub(super) struct Recorded<'a> {
 }
 
 impl<'a> Recorded<'a> {
-    /// Records the connection; refused when the router's mailbox is full
-    /// or the router is gone, and then nothing is recorded.
-    pub fn connect(shared: &'a Shared, login: &Login, id: u64) -> Result<Self, SendError> {
-        // The handle's changes complete on their first poll: they only put
-        // the event in the router's mailbox.
+    /// Records the connection, once presence has taken its connect: at
+    /// once while muster runs, after muster's restart while it restarts.
+    /// Refused when the router's mailbox is full or muster does not come
+    /// back within the handle's restart wait, and then nothing is
+    /// recorded. Dropped before it answers, it has sent nothing: the
+    /// handle sends a change in the same poll that answers it.
+    pub async fn connect(shared: &'a Shared, login: &Login, id: u64) -> Result<Self, SendError> {
         shared
             .presence
             .connect(
@@ -36,8 +40,7 @@ impl<'a> Recorded<'a> {
                 login.controller_agent,
                 &login.user_data,
             )
-            .now_or_never()
-            .unwrap_or(Ok(()))?;
+            .await?;
         shared.metrics.connected();
         Ok(Recorded {
             shared,
@@ -46,8 +49,9 @@ impl<'a> Recorded<'a> {
         })
     }
 
-    /// Marks the connection seen now. One refused by a full mailbox is
-    /// let go: the next frame's will do.
+    /// Marks the connection seen now, when presence takes it at once. One
+    /// refused by a full mailbox, or waiting while muster restarts, is let
+    /// go: the next frame's will do.
     pub fn activity(&self) {
         let _ = self
             .shared
@@ -60,32 +64,9 @@ impl<'a> Recorded<'a> {
 impl Drop for Recorded<'_> {
     fn drop(&mut self) {
         self.shared.metrics.disconnected(self.reason);
-        let server = &self.shared.config.server;
-        let refused = matches!(
-            self.shared
-                .presence
-                .disconnect(server, self.id)
-                .now_or_never(),
-            Some(Err(_))
-        );
-        // A full mailbox must not leave the connection alive for ever: try
-        // again a little later, for a while.
-        if refused && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (presence, server, id) = (self.shared.presence.clone(), server.clone(), self.id);
-            runtime.spawn(async move {
-                for _ in 0..DISCONNECT_TRIES {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    if presence.disconnect(&server, id).await.is_ok() {
-                        return;
-                    }
-                }
-            });
-        }
+        self.shared.disconnects.record(self.id);
     }
 }
-
-/// How often a refused disconnect is sent again, 50 ms apart.
-const DISCONNECT_TRIES: usize = 200;
 
 /// Activity, coalesced: at most one report per `every`, made by the first
 /// frame after it has passed (the login counts as a report).

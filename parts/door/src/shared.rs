@@ -2,12 +2,15 @@
 //! door's restarts, so that connections outlive a restart of the accept
 //! loop that took them.
 
+use std::sync::Arc;
+
 use slog::Logger;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::ConnectionIds;
 use super::config::AgentsConfig;
+use super::disconnects::Disconnects;
 use super::metrics::DoorMetrics;
 use muster_actors::presence::PresenceHandle;
 
@@ -21,6 +24,8 @@ pub(super) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     pub enabled: watch::Receiver<bool>,
     pub metrics: DoorMetrics,
+    /// The disconnects presence has not taken yet.
+    pub disconnects: Arc<Disconnects>,
 }
 
 impl Shared {

@@ -40,6 +40,8 @@ pub struct DaemonConfig {
     pub machines: MachinesConfig,
     /// The provider gateway.
     pub gateway: GatewayConfig,
+    /// The threads the daemon's work is spread over.
+    pub runtime: RuntimeConfig,
     /// What the tree talks to.
     pub backend: BackendConfig,
     /// The HTTP inspection surface.
@@ -55,6 +57,37 @@ pub struct DaemonConfig {
     /// The models polled, each on its cloud and region (`[[models]]`);
     /// none, for one model on the simulated cloud.
     pub models: Vec<ModelConfig>,
+}
+
+/// The threads the daemon runs on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RuntimeConfig {
+    /// How many threads (actix arbiters) the presence servers, the models'
+    /// pollers, the gateways and the agents' connections are spread over;
+    /// 0 takes one per core the process may use, 1 runs everything on one.
+    pub threads: usize,
+}
+
+/// The most threads `[runtime] threads` may ask for.
+const THREADS: Counts = Counts::new(0, 1024);
+
+impl RuntimeConfig {
+    /// The threads to run on: `threads`, or one per core for 0.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+impl Validate for RuntimeConfig {
+    /// At most 1024 threads.
+    fn check(&self, at: &mut Checker) {
+        at.count("threads", self.threads, THREADS);
+    }
 }
 
 /// The simulated cloud: what every model on `cloud = "sim"` runs on, and
@@ -162,6 +195,7 @@ impl Validate for DaemonConfig {
     /// The tree's sections as the tree checks them, then the daemon's own.
     fn check(&self, at: &mut Checker) {
         self.muster().check(at);
+        at.section("runtime", &self.runtime);
         at.section("backend", &self.backend);
         at.section("http", &self.http);
         at.section("agents", &self.agents);

@@ -11,7 +11,8 @@ use muster::clock::{Clock, SystemClock};
 use muster::sim::Sim;
 use muster_actors::host::TreeBackends;
 use muster_actors::{
-    Backends, Extensions, Metrics, Muster, Readiness, Root, StartError, SupervisorSpec, TreeError,
+    Arbiters, Backends, Extensions, Metrics, Muster, Readiness, Root, StartError, SupervisorSpec,
+    TreeError,
 };
 use prometheus_client::registry::Registry;
 use slog::{Logger, error, info, warn};
@@ -94,6 +95,8 @@ pub struct Hosted {
     farewell: Option<Farewell>,
     /// What the parts say of whether the node can do its job (`/readyz`).
     pub readiness: Readiness,
+    /// The threads the work is spread over.
+    arbiters: Arbiters,
 }
 
 /// The name of the daemon's root.
@@ -234,7 +237,8 @@ impl Hosted {
         let clock = backends.clock().clone();
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
-        let mut extensions = Extensions::new();
+        let arbiters = Arbiters::start(config.runtime.threads());
+        let mut extensions = Extensions::new().spread_over(arbiters.clone());
         let mut farewell = None;
         if let Some(cluster) = &config.cluster {
             let mut node = Cluster::new(cluster, config.agents.server.clone(), clock.clone())?;
@@ -255,7 +259,7 @@ impl Hosted {
         )?;
         let gauges = StateGauges::register(&mut registry);
         let ids = ConnectionIds::default();
-        let (door_child, door) = door.child(
+        let (door_child, door) = door.spread_over(arbiters.clone()).child(
             muster.presence().clone(),
             ids.clone(),
             DoorMetrics::register(&mut registry),
@@ -292,6 +296,7 @@ impl Hosted {
             ids,
             farewell,
             readiness,
+            arbiters,
         })
     }
 
@@ -369,7 +374,9 @@ impl Hosted {
             farewell.say().await;
         }
         self.root.shutdown();
-        self.root.wait().await?;
+        let stopped = self.root.wait().await;
+        self.arbiters.stop();
+        stopped?;
         info!(logger, "stopped");
         Ok(())
     }

@@ -44,9 +44,12 @@ impl Arbiters {
     /// `threads` arbiters: the current one (the caller's, which must run
     /// inside an actix system) and `threads - 1` new threads, each with
     /// its own arbiter. They stop when their handles are stopped
-    /// ([`Arbiters::stop`]) or the system does. Zero or one thread is the
-    /// current arbiter alone.
+    /// ([`Arbiters::stop`]) or the system does. Zero or one thread spreads
+    /// nothing: every child runs on its supervisor's arbiter.
     pub fn start(threads: usize) -> Self {
+        if threads <= 1 {
+            return Arbiters::default();
+        }
         let mut handles = vec![Arbiter::current()];
         for _ in 1..threads {
             handles.push(Arbiter::new().handle());

@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use muster::sync::lock;
 use muster_actors::presence::PresenceHandle;
-use muster_actors::{ChildSpec, ExitSlot, Mailbox, StatePolicy};
+use muster_actors::{Arbiters, ChildSpec, ExitSlot, Mailbox, StatePolicy};
 use serde::Serialize;
 use slog::{Logger, info, warn};
 use tokio::net::TcpListener;
@@ -52,6 +52,8 @@ struct State {
     logger: OnceLock<Logger>,
     /// The disconnects presence has not taken yet, kept with the rest.
     disconnects: Arc<Disconnects>,
+    /// Where the connections are served.
+    arbiters: Arbiters,
 }
 
 /// What a close of every connection left.
@@ -195,6 +197,7 @@ impl Actor for Acceptor {
             self.shared.clone(),
             self.state.slots.clone(),
             self.state.shutdown.subscribe(),
+            self.state.arbiters.clone(),
         );
         ctx.spawn(accepting.into_actor(self));
         info!(self.shared.logger, "agents listening";
@@ -262,6 +265,7 @@ impl BoundDoor {
             max,
             logger: OnceLock::new(),
             disconnects,
+            arbiters: self.arbiters,
         });
         let config = self.config;
         let mailbox = Mailbox::new(MAILBOX);

@@ -2,10 +2,12 @@
 //! use is found first, then the accept loop, one task per socket, within
 //! `max_connections`.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use muster_actors::Arbiters;
 use slog::warn;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -32,6 +34,7 @@ pub struct BoundDoor {
     pub(super) listener: TcpListener,
     pub(super) tls: Option<TlsAcceptor>,
     pub(super) config: AgentsConfig,
+    pub(super) arbiters: Arbiters,
 }
 
 impl BoundDoor {
@@ -55,7 +58,16 @@ impl BoundDoor {
             listener,
             tls,
             config: config.clone(),
+            arbiters: Arbiters::default(),
         })
+    }
+
+    /// Serves the connections on `arbiters` (threads), in turn as they
+    /// come: the accept loop stays on the door's own arbiter, and each
+    /// socket is read, written and recorded from its connection's.
+    pub fn spread_over(mut self, arbiters: Arbiters) -> Self {
+        self.arbiters = arbiters;
+        self
     }
 
     /// The address bound (the real port when 0 was asked).
@@ -83,8 +95,10 @@ pub(super) async fn accept(
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
     mut stopping: watch::Receiver<bool>,
+    arbiters: Arbiters,
 ) {
     let refusing = Arc::new(Semaphore::new(REFUSING));
+    let mut turn = 0usize;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -108,21 +122,18 @@ pub(super) async fn accept(
             let shared = shared.clone();
             let peer = peer.to_string();
             let socket = Socket::opened(&shared.metrics, slot);
-            match &tls {
-                None => tokio::spawn(async move {
-                    connection::serve(shared, tcp, peer, started).await;
-                    drop(socket);
-                }),
-                Some(tls) => {
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
+            let tls = tls.clone();
+            spawn_socket(&arbiters, &mut turn, tcp, move |tcp| async move {
+                match tls {
+                    None => connection::serve(shared, tcp, peer, started).await,
+                    Some(tls) => {
                         if let Some(stream) = handshake(&tls, tcp, &shared, started).await {
                             connection::serve(shared, stream, peer, started).await;
                         }
-                        drop(socket);
-                    })
+                    }
                 }
-            };
+                drop(socket);
+            });
         } else if let Ok(refusal) = refusing.clone().try_acquire_owned() {
             let shared = shared.clone();
             let tls = tls.clone();
@@ -139,6 +150,31 @@ pub(super) async fn accept(
             });
         }
     }
+}
+
+/// Serves an accepted socket on the next of `arbiters` in turn (on this
+/// one without any), the socket moved to that arbiter's own reactor so
+/// that its reading and writing happen there too.
+fn spawn_socket<F, Fut>(arbiters: &Arbiters, turn: &mut usize, tcp: TcpStream, serve: F)
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(arbiter) = arbiters.nth(*turn) else {
+        tokio::spawn(serve(tcp));
+        return;
+    };
+    *turn = turn.wrapping_add(1);
+    // A socket that fails here went away: dropping it closes it, and its
+    // slot goes with `serve`.
+    let Ok(socket) = tcp.into_std() else {
+        return;
+    };
+    arbiter.spawn(async move {
+        if let Ok(tcp) = TcpStream::from_std(socket) {
+            serve(tcp).await;
+        }
+    });
 }
 
 /// An open socket's place within `max_connections`, counted in the

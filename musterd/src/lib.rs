@@ -1,13 +1,13 @@
-//! The daemon `musterd` as a library: its config file ([`config`]), its
-//! HTTP inspection surface ([`http`]) with the dashboard ([`dashboard`])
-//! and its recent history ([`history`]), the agents' WebSocket door
-//! ([`agents`]), presence shared with the controller's other API servers
-//! over NATS ([`cluster`]), the demo ([`demo`]), the load client
-//! ([`swarm`]) and its logger ([`logging`]), and [`run`], which hosts the
-//! tree of [`muster_actors`] with a config file until told to stop.
+//! The daemon `musterd` as a library: one host of muster's parts
+//! ([`Hosted`]: muster from [`muster_actors`], the HTTP surface and history
+//! from [`muster_http`], the agents' door from [`muster_door`], the
+//! cluster from [`muster_cluster`], the machine registry from
+//! [`muster_registry`]), with its config file ([`config`]), the demo
+//! ([`demo`]), the load client ([`swarm`]), its logger ([`logging`]), and
+//! [`run`], which hosts them with a config file until told to stop.
 //!
-//! A crate of its own, so that a controller embedding `muster-actors` does
-//! not compile the daemon's HTTP server, command line and log drains.
+//! A crate of its own, so that a controller mounting the parts compiles
+//! none of the daemon's command line, config file reader and log drains.
 //!
 //! The binary (`src/main.rs`) parses the command line, installs the
 //! process-wide pieces (the `log` bridge, the signal handlers) and calls

@@ -89,6 +89,24 @@ fn a_simulated_model_takes_no_endpoint_nor_credential_file() {
     );
 }
 
+#[test]
+fn a_password_written_in_an_entry_is_refused_without_its_value() {
+    let text = format!(
+        "{}password = \"hunter2-secret\"\nOS_Password = \"hunter2-secret\"\n\
+         client_secret = \"hunter2-secret\"\n",
+        sim_model(A, "local")
+    );
+    let got = problems(&text);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (problem, key) in got.iter().zip(["password", "OS_Password", "client_secret"]) {
+        assert!(
+            problem.starts_with(&format!("models[0].{key}: unknown field `{key}`")),
+            "{problem}"
+        );
+        assert!(!problem.contains("hunter2"), "{problem}");
+    }
+}
+
 #[cfg(not(feature = "ec2"))]
 #[test]
 fn ec2_without_the_feature_says_how_to_build_it() {

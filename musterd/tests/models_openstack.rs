@@ -218,12 +218,14 @@ fn servers_registered_over_http_reach_running_with_mimic_s_addresses() {
     }
 }
 
-/// `METHOD path` with `body` to an in-process daemon, off its thread.
-async fn call(hosted: &Hosted, method: &'static str, path: String, body: String) -> (u16, Value) {
+/// Registers machine `id` of `model` of an in-process daemon on server
+/// `server`, its agent started, over HTTP, off the daemon's thread.
+async fn hosted_register(hosted: &Hosted, model: &str, id: &str, server: &str) {
     let port = hosted.listen.port();
-    tokio::task::spawn_blocking(move || request(port, method, &path, &body))
+    let (model, id, server) = (model.to_owned(), id.to_owned(), server.to_owned());
+    tokio::task::spawn_blocking(move || register(port, &model, &id, &server, "started"))
         .await
-        .unwrap()
+        .unwrap();
 }
 
 /// Machine `id` of `model` of an in-process daemon.
@@ -279,17 +281,8 @@ async fn a_building_server_keeps_its_machine_in_the_short_poll_until_it_is_activ
         &entry(&cloud, CAROL, "builder", "tenant-build", Keystone::Url),
     );
     let (hosted, logger) = host(&config).await;
-    for (id, server) in [("0", &building[0]), ("1", &active[0])] {
-        let body = json!({"instance_id": server, "agent_status": "started"}).to_string();
-        let (status, answer) = call(
-            &hosted,
-            "PUT",
-            format!("/api/models/{CAROL}/machines/{id}"),
-            body,
-        )
-        .await;
-        assert_eq!(status, 201, "{answer}");
-    }
+    hosted_register(&hosted, CAROL, "0", &building[0]).await;
+    hosted_register(&hosted, CAROL, "1", &active[0]).await;
 
     // The ACTIVE server's machine settles in the long phase; the building
     // one is allocating, polled on in the short phase, its interval
@@ -342,17 +335,8 @@ async fn a_refused_credential_pauses_that_model_only() {
     let config = config_file(&cloud, &models);
     let (hosted, logger) = host(&config).await;
     let registry = hosted.registry.clone().expect("a registry");
-    for (model, server) in [(ALICE, &alice_server), (BOB, &bob_server[0])] {
-        let body = json!({"instance_id": server, "agent_status": "started"}).to_string();
-        let (status, answer) = call(
-            &hosted,
-            "PUT",
-            format!("/api/models/{model}/machines/0"),
-            body,
-        )
-        .await;
-        assert_eq!(status, 201, "{answer}");
-    }
+    hosted_register(&hosted, ALICE, "0", &alice_server).await;
+    hosted_register(&hosted, BOB, "0", &bob_server[0]).await;
     // Two users, two accounts, two gateways.
     let gateways: Vec<String> = hosted
         .muster

@@ -10,6 +10,18 @@ use super::DaemonConfig;
 const A: &str = "4f1c6a1e-2d3b-4c5d-8e9f-0a1b2c3d4e5f";
 const B: &str = "7a8b9c0d-1e2f-4a3b-9c4d-5e6f7a8b9c0d";
 
+/// The keys only a model on OpenStack takes.
+const OPENSTACK_KEYS: [&str; 8] = [
+    "auth_url",
+    "os_cloud",
+    "interface",
+    "compute_service_name",
+    "network_service_name",
+    "page_size",
+    "connect_timeout",
+    "operation_timeout",
+];
+
 fn problems(text: &str) -> Vec<String> {
     DaemonConfig::from_toml(text).unwrap_err().lines()
 }
@@ -99,19 +111,10 @@ fn each_key_of_one_cloud_is_refused_on_another() {
          network_service_name = \"neutron\"\npage_size = 100\nconnect_timeout = \"1s\"\n\
          operation_timeout = \"2s\"\n";
     let on_openstack_only = |n: usize| -> Vec<String> {
-        [
-            "auth_url",
-            "os_cloud",
-            "interface",
-            "compute_service_name",
-            "network_service_name",
-            "page_size",
-            "connect_timeout",
-            "operation_timeout",
-        ]
-        .iter()
-        .map(|key| format!("models[{n}].{key}: only a model on cloud = \"openstack\" takes it"))
-        .collect()
+        OPENSTACK_KEYS
+            .iter()
+            .map(|key| format!("models[{n}].{key}: only a model on cloud = \"openstack\" takes it"))
+            .collect()
     };
     // On the simulated cloud and on EC2, whether this musterd speaks EC2
     // or not.
@@ -547,15 +550,10 @@ fn any_value_in_any_field_is_refused_by_its_key_or_read() {
             "region",
             "endpoint",
             "credential_file",
-            "auth_url",
-            "os_cloud",
-            "interface",
-            "compute_service_name",
-            "network_service_name",
-            "page_size",
-            "connect_timeout",
-            "operation_timeout",
-        ] {
+        ]
+        .into_iter()
+        .chain(OPENSTACK_KEYS)
+        {
             let text = format!("[[models]]\n{field} = {value}\n");
             match DaemonConfig::from_toml(&text) {
                 Ok(config) => config.validate().unwrap(),

@@ -610,7 +610,7 @@ fn the_example_models_read_as_entries() {
     }
     assert_eq!(clouds, [Cloud::Ec2, Cloud::OpenStack]);
     // The OpenStack example's commented-out keys read too.
-    let openstack = entries[1].replace("\n# ", "\n");
+    let openstack = entries[1].replace("\n  # ", "\n  ");
     let table: toml::Table = toml::from_str(&openstack).unwrap();
     let model: ModelConfig = table["models"][0].clone().try_into().unwrap();
     assert!(model.auth_url.is_some() && model.compute_service_name.is_some());

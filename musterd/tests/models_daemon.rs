@@ -217,3 +217,27 @@ fn a_model_on_ec2_says_how_to_build_a_musterd_that_speaks_it() {
         "{err}"
     );
 }
+
+#[cfg(not(feature = "openstack"))]
+#[test]
+fn a_model_on_openstack_says_how_to_build_a_musterd_that_speaks_it() {
+    let folder = Folder::new("openstack");
+    let config = folder.write(
+        "muster.toml",
+        &format!(
+            "[[models]]\nuuid = \"{MODEL}\"\ncloud = \"openstack\"\nregion = \"RegionOne\"\n\
+             os_cloud = \"mycloud\"\n"
+        ),
+    );
+    let refusal = "models[0].cloud = \"openstack\": this musterd was built without OpenStack; \
+                   build one that speaks it with `cargo build --release -p musterd --features openstack`";
+    for args in [
+        ["check-config", config.to_str().unwrap()].as_slice(),
+        ["run", "--config", config.to_str().unwrap()].as_slice(),
+    ] {
+        let out = musterd(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(refusal), "{args:?}: {err}");
+    }
+}

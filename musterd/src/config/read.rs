@@ -115,7 +115,7 @@ fn keep_what_reads<'i>(
         };
         match deserialize(nested(path, alone)) {
             Err(error) => {
-                let shown = (!is_table && !tables)
+                let shown = (!is_table && !tables && !names_a_secret(key.get_ref()))
                     .then(|| written(text, &value))
                     .flatten();
                 let reason = reason(error.message(), value.get_ref());
@@ -136,6 +136,15 @@ fn keep_what_reads<'i>(
         path.pop();
     }
     kept
+}
+
+/// Whether a key's name says it holds a password or a secret: its value
+/// is not shown when it does not read, so that a password written where
+/// none is read (an OpenStack model's is read from its credential file)
+/// reaches no log.
+fn names_a_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password") || key.contains("secret")
 }
 
 /// Whether `value` is an array holding tables only (`[[models]]`), whose
@@ -290,6 +299,13 @@ fn reason(message: &str, value: &DeValue<'_>) -> String {
                 ))
             }
         };
+    }
+    // The keys a table takes are the file's help, and as few as its
+    // fields: only the unknown key, which the file wrote, is shortened.
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((key, expected)) = rest.rsplit_once("`, expected ")
+    {
+        return format!("unknown field `{}`, expected {expected}", shorten(key));
     }
     // serde names the private type a table is read into; the reader of the
     // file knows it as a table.

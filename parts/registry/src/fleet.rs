@@ -1,10 +1,12 @@
 //! The models of a config file as the tree's [`Fleet`] (docs/spec.md §10):
-//! a cloud account (one provider gateway) for each cloud, region,
-//! endpoint and credential source the models name, and each model's
-//! machines and credential in the machine registry.
+//! a cloud account (one provider gateway) for each way of reaching a cloud
+//! the models name (cloud, region, endpoint or Keystone, credential
+//! source), and each model's machines and credential in the machine
+//! registry.
 //!
 //! A model's cloud is Amazon EC2 (`muster::ec2`, in a musterd built with
-//! the `ec2` feature) or the simulated cloud: each simulated model is a
+//! the `ec2` feature), OpenStack (`muster::openstack`, with the
+//! `openstack` feature) or the simulated cloud: each simulated model is a
 //! simulation of its own, seeded by `backend.sim.seed` plus its index in
 //! the file, and the simulated models of one account are on one
 //! [`SimAccount`], whose provider answers for all of them.
@@ -89,17 +91,17 @@ pub async fn build(
     }
     let mut cloud_accounts = Vec::with_capacity(accounts.len());
     for (at, (name, key)) in accounts.iter().enumerate() {
+        // The first model naming the account, for an error.
+        let index = of_model
+            .iter()
+            .position(|a| *a == Some(at))
+            .unwrap_or_default();
         let environ: Arc<dyn Environ> = match key.cloud {
             Cloud::Sim => sim_accounts
                 .get(&at)
                 .map_or_else(|| SimAccount::new().environ(), SimAccount::environ),
-            Cloud::Ec2 => {
-                let index = of_model
-                    .iter()
-                    .position(|a| *a == Some(at))
-                    .unwrap_or_default();
-                ec2_environ(key, index).await?
-            }
+            Cloud::Ec2 => ec2_environ(key, index).await?,
+            Cloud::OpenStack => openstack_environ(key, index)?,
         };
         cloud_accounts.push(CloudAccount {
             name: name.clone(),
@@ -118,12 +120,7 @@ pub async fn build(
 /// for the error.
 #[cfg(feature = "ec2")]
 async fn ec2_environ(key: &AccountKey, index: usize) -> Result<Arc<dyn Environ>, FleetError> {
-    let config = muster::ec2::Ec2Config {
-        endpoint: key.endpoint.clone(),
-        credential_file: key.credential_file.clone(),
-        ..muster::ec2::Ec2Config::new(key.region.clone())
-    };
-    match muster::ec2::Ec2Environ::new(&config).await {
+    match muster::ec2::Ec2Environ::new(&key.settings.ec2()).await {
         Ok(environ) => Ok(Arc::new(environ)),
         Err(problem) => Err(FleetError::Cloud {
             index,
@@ -142,6 +139,40 @@ async fn ec2_environ(_key: &AccountKey, index: usize) -> Result<Arc<dyn Environ>
         reason: format!(
             "this musterd was built without EC2; build one that speaks it with `{}`",
             models::EC2_BUILD
+        ),
+    })
+}
+
+/// The OpenStack provider of an account, its credential read now; `index`
+/// is the first model naming it, for the error, which names the entry's
+/// key and never the password.
+#[cfg(feature = "openstack")]
+fn openstack_environ(key: &AccountKey, index: usize) -> Result<Arc<dyn Environ>, FleetError> {
+    match muster::openstack::OpenStackEnviron::new(&key.settings.openstack()) {
+        Ok(environ) => Ok(Arc::new(environ)),
+        Err(problems) => {
+            let (key, reason) = match problems.problems.first() {
+                Some(first) => (
+                    models::openstack_entry_key(&first.key).to_owned(),
+                    first.reason.clone(),
+                ),
+                None => ("cloud".to_owned(), problems.to_string()),
+            };
+            Err(FleetError::Cloud { index, key, reason })
+        }
+    }
+}
+
+/// Without the `openstack` feature a model on OpenStack is refused with
+/// the config.
+#[cfg(not(feature = "openstack"))]
+fn openstack_environ(_key: &AccountKey, index: usize) -> Result<Arc<dyn Environ>, FleetError> {
+    Err(FleetError::Cloud {
+        index,
+        key: "cloud".to_owned(),
+        reason: format!(
+            "this musterd was built without OpenStack; build one that speaks it with `{}`",
+            models::OPENSTACK_BUILD
         ),
     })
 }

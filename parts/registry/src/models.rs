@@ -1,12 +1,20 @@
 //! `[[models]]`: the models the daemon polls, each on its cloud and
 //! region, and the cloud accounts they share (docs/spec.md §10).
 //!
-//! Models on one cloud, in one region, through one endpoint, with one
-//! source of credentials share a cloud account, and so one provider
-//! gateway: their polls share its batches and its rate limit.
+//! Models whose entries reach their cloud alike (one cloud and region,
+//! one endpoint or Keystone, one source of credentials) share a cloud
+//! account, and so one provider gateway: their polls share its batches
+//! and its rate limit.
+
+mod ec2;
+mod openstack;
+
+#[cfg(feature = "openstack")]
+pub(crate) use openstack::entry_key as openstack_entry_key;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use muster::config::{Checker, InvalidConfig, Validate};
 use muster::names::ModelUuid;
@@ -20,6 +28,9 @@ pub enum Cloud {
     Sim,
     /// Amazon EC2, in a musterd built with the `ec2` feature.
     Ec2,
+    /// An OpenStack cloud (Keystone, Nova, Neutron), in a musterd built
+    /// with the `openstack` feature.
+    OpenStack,
 }
 
 impl Cloud {
@@ -28,7 +39,23 @@ impl Cloud {
         match self {
             Cloud::Sim => "sim",
             Cloud::Ec2 => "ec2",
+            Cloud::OpenStack => "openstack",
         }
+    }
+
+    /// Whether this musterd speaks it, and if not, what a refusal of a
+    /// model on it says.
+    fn unbuilt(self) -> Option<String> {
+        let (built, name, build) = match self {
+            Cloud::Sim => return None,
+            Cloud::Ec2 => (EC2_BUILT, "EC2", EC2_BUILD),
+            Cloud::OpenStack => (OPENSTACK_BUILT, "OpenStack", OPENSTACK_BUILD),
+        };
+        (!built).then(|| {
+            format!(
+                "this musterd was built without {name}; build one that speaks it with `{build}`"
+            )
+        })
     }
 }
 
@@ -38,6 +65,13 @@ pub const EC2_BUILT: bool = cfg!(feature = "ec2");
 /// How to build a musterd that speaks EC2, as the refusal of a config
 /// naming it says.
 pub const EC2_BUILD: &str = "cargo build --release -p musterd --features ec2";
+
+/// Whether this musterd speaks OpenStack.
+pub const OPENSTACK_BUILT: bool = cfg!(feature = "openstack");
+
+/// How to build a musterd that speaks OpenStack, as the refusal of a
+/// config naming it says.
+pub const OPENSTACK_BUILD: &str = "cargo build --release -p musterd --features openstack";
 
 /// The longest model name, in characters.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -55,18 +89,51 @@ pub struct ModelConfig {
     pub name: Option<String>,
     /// Its cloud; must be given.
     pub cloud: Option<Cloud>,
-    /// Its region: lowercase letters, digits and hyphens, e.g.
-    /// `us-east-1`; must be given.
+    /// Its region; must be given. On EC2 and the simulated cloud:
+    /// lowercase letters, digits and hyphens, e.g. `us-east-1`; on
+    /// OpenStack, as the service catalog names it, e.g. `RegionOne`.
     pub region: String,
     /// Another endpoint than the region's own (EC2 only): a private
     /// endpoint, or a test double.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// A file holding the access key (EC2 only), in the AWS
-    /// shared-credentials format; relative to the config file's folder.
-    /// Without it, the standard AWS chain (environment, profile).
+    /// A file holding the credential, relative to the config file's
+    /// folder. On EC2, the access key in the AWS shared-credentials format
+    /// (without it, the standard AWS chain: environment, profile); on
+    /// OpenStack, a file in clouds.yaml's format (without it, clouds.yaml's
+    /// standard places for `os_cloud`, or the `OS_*` environment for
+    /// `auth_url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_file: Option<PathBuf>,
+    /// Keystone's URL (OpenStack only), the user, password and project
+    /// then read from `credential_file` or the `OS_*` environment; not
+    /// with `os_cloud`, whose entry in clouds.yaml names its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_url: Option<String>,
+    /// A cloud of clouds.yaml (OpenStack only); not with `auth_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_cloud: Option<String>,
+    /// The catalog's endpoint interface (OpenStack only): `public`,
+    /// `internal` or `admin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The compute service's name in the catalog (OpenStack only), for a
+    /// catalog holding several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute_service_name: Option<String>,
+    /// The network service's name in the catalog (OpenStack only), for a
+    /// catalog holding several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_service_name: Option<String>,
+    /// How many servers a page of Nova's list asks for (OpenStack only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+    /// How long a connection to an endpoint may take (OpenStack only).
+    #[serde(skip_serializing_if = "Option::is_none", with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// How long one request may take in all (OpenStack only).
+    #[serde(skip_serializing_if = "Option::is_none", with = "humantime_serde")]
+    pub operation_timeout: Option<Duration>,
 }
 
 /// A region name: what AWS spells one with, as it becomes part of a host
@@ -108,8 +175,9 @@ impl ModelConfig {
 
 impl Validate for ModelConfig {
     /// The UUID, the cloud and the region given; the name, when given, not
-    /// blank; the endpoint and the credential file only for EC2, and then
-    /// as the EC2 provider takes them; EC2 only in a musterd built for it.
+    /// blank; each key of one cloud only on a model of that cloud, and
+    /// then as that cloud's provider takes it; EC2 and OpenStack only in a
+    /// musterd built for them.
     fn check(&self, at: &mut Checker) {
         if self.uuid.is_none() {
             at.problem("uuid", None, "must be given: the model's UUID");
@@ -129,124 +197,139 @@ impl Validate for ModelConfig {
                 );
             }
         }
-        match self.cloud {
-            None => at.problem("cloud", None, "must be given: \"sim\" or \"ec2\""),
-            Some(Cloud::Ec2) if !EC2_BUILT => at.problem(
+        let Some(cloud) = self.cloud else {
+            at.problem(
                 "cloud",
-                Some(quoted("ec2")),
-                format!("this musterd was built without EC2; build one that speaks it with `{EC2_BUILD}`"),
-            ),
-            Some(Cloud::Sim) => {
-                for (field, given) in [
-                    ("endpoint", self.endpoint.is_some()),
-                    ("credential_file", self.credential_file.is_some()),
-                ] {
-                    if given {
-                        at.problem(field, None, "only a model on cloud = \"ec2\" takes it");
-                    }
+                None,
+                "must be given: \"sim\", \"ec2\" or \"openstack\"",
+            );
+            if let Some(reason) = region_problem(&self.region) {
+                at.problem("region", Some(quoted(&self.region)), reason);
+            }
+            return;
+        };
+        let unbuilt = cloud.unbuilt();
+        if let Some(reason) = &unbuilt {
+            at.problem("cloud", Some(quoted(cloud.as_str())), reason.clone());
+        }
+        self.check_keys_of(cloud, at);
+        match cloud {
+            // OpenStack's regions are its catalog's names, free text.
+            Cloud::OpenStack if unbuilt.is_none() => openstack::check(self, at),
+            Cloud::OpenStack => {
+                if self.region.trim().is_empty() {
+                    at.problem(
+                        "region",
+                        Some(quoted(&self.region)),
+                        "must name a region, such as \"RegionOne\"",
+                    );
                 }
             }
-            Some(Cloud::Ec2) => {}
-        }
-        if let Some(reason) = region_problem(&self.region) {
-            at.problem("region", Some(quoted(&self.region)), reason);
-        } else if self.cloud == Some(Cloud::Ec2) && EC2_BUILT {
-            ec2::check(self, at);
+            Cloud::Sim | Cloud::Ec2 => {
+                if let Some(reason) = region_problem(&self.region) {
+                    at.problem("region", Some(quoted(&self.region)), reason);
+                } else if cloud == Cloud::Ec2 && unbuilt.is_none() {
+                    ec2::check(self, at);
+                }
+            }
         }
     }
 }
 
-/// Reads the credential file each model on EC2 names, so that one that
-/// cannot be read is a problem of the config file, found before anything
-/// starts; the secret read is dropped at once.
+impl ModelConfig {
+    /// Refuses each key given that `cloud` does not take.
+    fn check_keys_of(&self, cloud: Cloud, at: &mut Checker) {
+        use Cloud::{Ec2, OpenStack};
+        let keys: [(&str, bool, &[Cloud]); 10] = [
+            ("endpoint", self.endpoint.is_some(), &[Ec2]),
+            (
+                "credential_file",
+                self.credential_file.is_some(),
+                &[Ec2, OpenStack],
+            ),
+            ("auth_url", self.auth_url.is_some(), &[OpenStack]),
+            ("os_cloud", self.os_cloud.is_some(), &[OpenStack]),
+            ("interface", self.interface.is_some(), &[OpenStack]),
+            (
+                "compute_service_name",
+                self.compute_service_name.is_some(),
+                &[OpenStack],
+            ),
+            (
+                "network_service_name",
+                self.network_service_name.is_some(),
+                &[OpenStack],
+            ),
+            ("page_size", self.page_size.is_some(), &[OpenStack]),
+            (
+                "connect_timeout",
+                self.connect_timeout.is_some(),
+                &[OpenStack],
+            ),
+            (
+                "operation_timeout",
+                self.operation_timeout.is_some(),
+                &[OpenStack],
+            ),
+        ];
+        for (field, given, takers) in keys {
+            if given && !takers.contains(&cloud) {
+                let names: Vec<String> = takers.iter().map(|c| quoted(c.as_str())).collect();
+                at.problem(
+                    field,
+                    None,
+                    format!("only a model on cloud = {} takes it", names.join(" or ")),
+                );
+            }
+        }
+    }
+}
+
+/// Reads the credential each model on EC2 or OpenStack names, so that one
+/// that cannot be read is a problem of the config file, found before
+/// anything starts; the secret read is dropped at once. An EC2 model's
+/// credential file must hold an access key; an OpenStack model's
+/// credential (its file, clouds.yaml or the `OS_*` environment) must name
+/// a user, a password and a project.
 pub fn check_files(models: &[ModelConfig]) -> Result<(), InvalidConfig> {
     let mut at = Checker::new();
     for (n, model) in models.iter().enumerate() {
-        if let (Some(Cloud::Ec2), Some(file)) = (model.cloud, &model.credential_file)
-            && let Err(reason) = ec2::read_credentials(file)
-        {
-            at.problem(
-                &format!("models[{n}].credential_file"),
-                Some(quoted(&file.display().to_string())),
-                reason,
-            );
+        match (model.cloud, &model.credential_file) {
+            (Some(Cloud::Ec2), Some(file)) if EC2_BUILT => {
+                if let Err(reason) = ec2::read_credentials(file) {
+                    at.problem(
+                        &format!("models[{n}].credential_file"),
+                        Some(quoted(&file.display().to_string())),
+                        reason,
+                    );
+                }
+            }
+            (Some(Cloud::OpenStack), _) if OPENSTACK_BUILT => {
+                if let Err(problem) = openstack::read_credential(model) {
+                    at.problem(
+                        &format!("models[{n}].{}", problem.key),
+                        problem.value,
+                        problem.reason,
+                    );
+                }
+            }
+            _ => {}
         }
     }
     at.finish()
 }
 
-#[cfg(feature = "ec2")]
-mod ec2 {
-    use std::path::Path;
-
-    use muster::config::Checker;
-    use muster::ec2::Ec2Config;
-    use muster::ec2::credentials::read_credential_file;
-
-    use super::ModelConfig;
-
-    /// Whether the file holds an access key, and why not.
-    pub(super) fn read_credentials(file: &Path) -> Result<(), String> {
-        read_credential_file(file).map(drop).map_err(|e| e.reason)
-    }
-
-    /// The endpoint and the credential file's name as the EC2 provider
-    /// takes them.
-    pub(super) fn check(model: &ModelConfig, at: &mut Checker) {
-        if let Err(problem) = model.ec2().validate() {
-            let value = match problem.key.as_str() {
-                "endpoint" => model.endpoint.as_deref().map(|e| format!("{e:?}")),
-                "credential_file" => model
-                    .credential_file
-                    .as_ref()
-                    .map(|p| format!("{:?}", p.display().to_string())),
-                _ => None,
-            };
-            at.problem(&problem.key, value, problem.reason);
-        }
-    }
-
-    impl ModelConfig {
-        /// How the EC2 provider reaches this model's cloud.
-        pub fn ec2(&self) -> Ec2Config {
-            Ec2Config {
-                endpoint: self.endpoint.clone(),
-                credential_file: self.credential_file.clone(),
-                ..Ec2Config::new(self.region.clone())
-            }
-        }
-    }
-}
-
-#[cfg(not(feature = "ec2"))]
-mod ec2 {
-    use std::path::Path;
-
-    use muster::config::Checker;
-
-    use super::ModelConfig;
-
-    /// Never called: a model on EC2 is refused whole without the feature.
-    pub(super) fn read_credentials(_file: &Path) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// Never called: a model on EC2 is refused whole without the feature.
-    pub(super) fn check(_model: &ModelConfig, _at: &mut Checker) {}
-}
-
 /// The cloud account of a model: models with the same key share a
 /// gateway.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AccountKey {
     /// The cloud.
     pub cloud: Cloud,
-    /// The region.
-    pub region: String,
-    /// The endpoint, when not the region's own.
-    pub endpoint: Option<String>,
-    /// Where the credentials come from: a file, or the standard chain.
-    pub credential_file: Option<PathBuf>,
+    /// How the account is reached: the model's entry without what names
+    /// the model (its UUID and its label), so its region, endpoint or
+    /// Keystone, credential source and the provider's settings.
+    pub settings: ModelConfig,
 }
 
 impl ModelConfig {
@@ -255,22 +338,39 @@ impl ModelConfig {
     pub fn account_key(&self) -> Option<AccountKey> {
         Some(AccountKey {
             cloud: self.cloud?,
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-            credential_file: self.credential_file.clone(),
+            settings: ModelConfig {
+                uuid: None,
+                name: None,
+                ..self.clone()
+            },
         })
     }
 }
 
+/// A region as part of a child's name: kept when it is made of letters,
+/// digits, `-`, `_` and `.`, as regions are; any other character (an
+/// OpenStack region is free text) becomes `-`.
+fn name_part(region: &str) -> String {
+    region
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// The accounts of `models`, each named for the tree as `CLOUD-REGION`,
-/// with `-2`, `-3`, … after the first of a cloud and region reached
-/// otherwise; in the order the models first name them. The second part
+/// with `-2`, `-3`, … after the first of that name, a name already taken
+/// skipped; in the order the models first name them. The second part
 /// gives each model's account by its index in the first; `None` for a
 /// model whose cloud is not given.
 pub fn accounts(models: &[ModelConfig]) -> (Vec<(String, AccountKey)>, Vec<Option<usize>>) {
     let mut accounts: Vec<(String, AccountKey)> = Vec::new();
     let mut of_model = Vec::with_capacity(models.len());
-    let mut seen: BTreeMap<(Cloud, String), usize> = BTreeMap::new();
     for model in models {
         let Some(key) = model.account_key() else {
             of_model.push(None);
@@ -279,12 +379,14 @@ pub fn accounts(models: &[ModelConfig]) -> (Vec<(String, AccountKey)>, Vec<Optio
         let at = match accounts.iter().position(|(_, k)| *k == key) {
             Some(at) => at,
             None => {
-                let count = seen.entry((key.cloud, key.region.clone())).or_default();
-                *count += 1;
-                let name = match *count {
-                    1 => format!("{}-{}", key.cloud.as_str(), key.region),
-                    n => format!("{}-{}-{n}", key.cloud.as_str(), key.region),
-                };
+                let base = format!("{}-{}", key.cloud.as_str(), name_part(&key.settings.region));
+                let taken = |name: &str| accounts.iter().any(|(taken, _)| taken == name);
+                let mut name = base.clone();
+                let mut n = 1;
+                while taken(&name) {
+                    n += 1;
+                    name = format!("{base}-{n}");
+                }
                 accounts.push((name, key));
                 accounts.len() - 1
             }

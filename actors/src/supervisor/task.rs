@@ -5,7 +5,7 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use actix::dev::ContextFut;
@@ -97,25 +97,19 @@ pub(super) fn spawn_actor<A: Supervised>(
         stopper.control(Box::new(|_act: &mut A, ctx: &mut Context<A>| ctx.stop()))
     });
     let Some(arbiter) = arbiter else {
-        let (generation, task) = child_task(actor, mailbox, exit, notify);
+        let (_, task) = child_task(actor, mailbox, exit, notify);
         let handle = actix::spawn(task);
-        let killer = mailbox.clone();
         return InstanceHandle {
             stop,
-            kill: Box::new(move || {
-                handle.abort();
-                killer.detach(generation);
-            }),
+            kill: Box::new(move || handle.abort()),
         };
     };
     // The actor's future is not `Send`: it is made on the arbiter, which
     // says which generation of the mailbox it took.
     let (abort, registration) = AbortHandle::new_pair();
-    let attached = Arc::new(OnceLock::new());
-    let (mailbox_there, attached_there) = (mailbox.clone(), attached.clone());
+    let mailbox_there = mailbox.clone();
     let sent = arbiter.spawn_fn(move || {
-        let (generation, task) = child_task(actor, &mailbox_there, exit, notify);
-        let _ = attached_there.set(generation);
+        let (_, task) = child_task(actor, &mailbox_there, exit, notify);
         actix::spawn(async move {
             let _ = Abortable::new(task, registration).await;
         });
@@ -126,15 +120,9 @@ pub(super) fn spawn_actor<A: Supervised>(
         // child that does not answer.
         abort.abort();
     }
-    let killer = mailbox.clone();
     InstanceHandle {
         stop,
-        kill: Box::new(move || {
-            abort.abort();
-            if let Some(generation) = attached.get() {
-                killer.detach(*generation);
-            }
-        }),
+        kill: Box::new(move || abort.abort()),
     }
 }
 
@@ -203,6 +191,22 @@ impl<A: Supervised> Future for ChildTask<A> {
             notify(exit);
         }
         Poll::Ready(())
+    }
+}
+
+/// A task dropped before its actor ended (killed, or its arbiter gone)
+/// drops the actor where it ran, while its mailbox still points at it: actix
+/// then runs `stopping` once (with no stop asked) and hands what is queued
+/// back to a keeping mailbox. Only then is the mailbox detached; detaching
+/// first would make actix skip `stopping` or not, depending on timing.
+impl<A: Supervised> Drop for ChildTask<A> {
+    fn drop(&mut self) {
+        let Some(fut) = self.fut.take() else {
+            return;
+        };
+        // The actor's `stopping` or Drop may panic; a drop must not.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(fut)));
+        self.mailbox.detach(self.generation);
     }
 }
 

@@ -1,5 +1,5 @@
 //! The chaos run in the test suite: seed 11 for two minutes, with every
-//! invariant held (docs/spec.md §14.2). The run itself is the `chaos`
+//! invariant held (docs/spec.md §15.2). The run itself is the `chaos`
 //! example's; here the nodes run the `musterd` built for the tests.
 
 #[path = "../examples/chaos/faults.rs"]

@@ -95,12 +95,13 @@ where
     // the login's deadline.
     let login = match login {
         Ok(login) if shared.config.passwords() => {
+            let before = shared.live.changes();
             let checked = tokio::select! {
                 checked = timeout_at(deadline, passwords::check(shared.passwords.as_ref(), &login)) => checked,
                 () = closing(&mut shutdown) => Ok(Err(Refusal::new(GOING_AWAY, "server shutting down"))),
             };
             match checked {
-                Ok(Ok(hash)) => Ok((login, Some(hash))),
+                Ok(Ok(hash)) => Ok((login, Some((hash, before)))),
                 Ok(Err(refusal)) => Err(Ending::Close(refusal)),
                 Err(_) => Err(Ending::Close(Refusal::new(
                     TRY_AGAIN,
@@ -156,8 +157,9 @@ where
         "peer" => &peer, "agent" => %login.agent, "model" => %login.model, "id" => id);
     // A change of the agent's password closes the connection.
     let (holding, revoked) = match hash {
-        Some(hash) => {
-            let (holding, revoked) = shared.live.hold(&login, id, hash);
+        Some((hash, before)) => {
+            let passwords = shared.passwords.as_ref();
+            let (holding, revoked) = shared.live.hold(&login, id, hash, before, passwords).await;
             (Some(holding), Some(revoked))
         }
         None => (None, None),

@@ -4,6 +4,7 @@
 //! closed with 4401 as soon as their agent's password changes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use futures::StreamExt;
@@ -66,6 +67,10 @@ type Key = (ModelUuid, AgentTag);
 #[derive(Default)]
 pub(super) struct Live {
     held: Mutex<HashMap<Key, Vec<Held>>>,
+    /// Changes heard so far: a login that sees it move between its check
+    /// and its holding looks again, since the change may have been heard
+    /// before it was held.
+    changes: AtomicU64,
 }
 
 /// A connection's place in [`Live`]: dropping it takes the connection
@@ -89,13 +94,19 @@ impl Drop for Holding {
 }
 
 impl Live {
-    /// Holds connection `id` of `login`, logged in with `hash`: the
-    /// receiver is told when the agent's password is no longer `hash`.
-    pub fn hold(
+    /// Holds connection `id` of `login`, logged in with `hash` when
+    /// [`Live::changes`] was `before`: the receiver is told when the
+    /// agent's password is no longer `hash`. A change heard since `before`
+    /// found nothing of this connection to close, so the password is read
+    /// again from `passwords` (a store that fails leaves it open, as a
+    /// change does).
+    pub async fn hold(
         self: &Arc<Self>,
         login: &Login,
         id: u64,
         hash: PasswordHash,
+        before: u64,
+        passwords: Option<&Arc<dyn AgentPasswords>>,
     ) -> (Holding, oneshot::Receiver<()>) {
         let (revoke, revoked) = oneshot::channel();
         let key = (login.model, login.agent.clone());
@@ -103,12 +114,23 @@ impl Live {
             .entry(key.clone())
             .or_default()
             .push(Held { id, hash, revoke });
+        if self.changes() != before
+            && let Some(passwords) = passwords
+            && let Ok(now) = passwords.password(key.0, key.1.clone()).await
+        {
+            self.revoke(&key, now);
+        }
         let holding = Holding {
             live: self.clone(),
             key,
             id,
         };
         (holding, revoked)
+    }
+
+    /// The changes heard so far.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
     }
 
     /// Closes the connections of `key` that logged in with another
@@ -149,6 +171,7 @@ pub(super) async fn follow(passwords: Arc<dyn AgentPasswords>, live: Weak<Live>,
         let Some(held) = live.upgrade() else {
             return;
         };
+        held.changes.fetch_add(1, Ordering::SeqCst);
         let keys = match change {
             PasswordChanged::Agent(model, agent) => {
                 let key = (model, agent);
@@ -198,4 +221,122 @@ pub(super) async fn check(
     let against = stored.unwrap_or(PasswordHash::from_bytes([0; 32]));
     let right = against.same_as(&given) & stored.is_some() & login.password.is_some();
     if right { Ok(against) } else { Err(refused()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use tokio::sync::mpsc;
+
+    /// Passwords in a map, and changes sent by the test.
+    struct Fake {
+        stored: Mutex<HashMap<Key, PasswordHash>>,
+        changes: Mutex<Option<mpsc::UnboundedReceiver<PasswordChanged>>>,
+    }
+
+    impl AgentPasswords for Fake {
+        fn password(
+            &self,
+            model: ModelUuid,
+            agent: AgentTag,
+        ) -> BoxFuture<'static, Result<Option<PasswordHash>, String>> {
+            let found = lock(&self.stored).get(&(model, agent)).copied();
+            futures::future::ready(Ok(found)).boxed()
+        }
+
+        fn changes(&self) -> BoxStream<'static, PasswordChanged> {
+            let mut changes = lock(&self.changes).take().unwrap();
+            futures::stream::poll_fn(move |cx| changes.poll_recv(cx)).boxed()
+        }
+    }
+
+    fn login(agent: &str) -> Login {
+        Login {
+            model: ModelUuid::from_u128(1),
+            agent: agent.parse().unwrap(),
+            user_data: String::new(),
+            controller_agent: false,
+            password: None,
+        }
+    }
+
+    fn fake() -> (Arc<Fake>, mpsc::UnboundedSender<PasswordChanged>) {
+        let (send, receive) = mpsc::unbounded_channel();
+        let fake = Arc::new(Fake {
+            stored: Mutex::default(),
+            changes: Mutex::new(Some(receive)),
+        });
+        (fake, send)
+    }
+
+    #[tokio::test]
+    async fn a_change_closes_the_connections_of_the_old_password_only() {
+        let (fake, changes) = fake();
+        let live = Arc::new(Live::default());
+        let passwords: Arc<dyn AgentPasswords> = fake.clone();
+        tokio::spawn(follow(
+            passwords.clone(),
+            Arc::downgrade(&live),
+            Logger::root(slog::Discard, slog::o!()),
+        ));
+        let (old, new) = (PasswordHash::of("old"), PasswordHash::of("new"));
+        let (unit, other) = (login("unit-app-0"), login("machine-1"));
+        let key = |l: &Login| (l.model, l.agent.clone());
+        lock(&fake.stored).insert(key(&unit), old);
+        lock(&fake.stored).insert(key(&other), old);
+        let (_a, mut first) = live.hold(&unit, 1, old, 0, Some(&passwords)).await;
+        let (_b, mut second) = live.hold(&other, 2, old, 0, Some(&passwords)).await;
+
+        // Rotated: the old password's connection is told, the other agent's
+        // is not.
+        lock(&fake.stored).insert(key(&unit), new);
+        changes
+            .send(PasswordChanged::Agent(unit.model, unit.agent.clone()))
+            .unwrap();
+        assert_eq!((&mut first).await, Ok(()));
+        assert!(second.try_recv().is_err());
+        // One that logged in with the new password stays through another
+        // look at every connection.
+        let before = live.changes();
+        let (_c, mut third) = live.hold(&unit, 3, new, before, Some(&passwords)).await;
+        changes.send(PasswordChanged::Any).unwrap();
+        tokio::task::yield_now().await;
+        while live.changes() == before {
+            tokio::task::yield_now().await;
+        }
+        assert!(third.try_recv().is_err());
+        assert!(second.try_recv().is_err());
+        // Dropped, a connection is no longer held.
+        drop(_b);
+        assert!(!live.holds(&key(&other)));
+    }
+
+    #[tokio::test]
+    async fn a_change_heard_between_the_check_and_the_holding_is_not_missed() {
+        let (fake, changes) = fake();
+        let live = Arc::new(Live::default());
+        let passwords: Arc<dyn AgentPasswords> = fake.clone();
+        tokio::spawn(follow(
+            passwords.clone(),
+            Arc::downgrade(&live),
+            Logger::root(slog::Discard, slog::o!()),
+        ));
+        let unit = login("unit-app-0");
+        let key = (unit.model, unit.agent.clone());
+        let old = PasswordHash::of("old");
+        // The login checked the old password...
+        let before = live.changes();
+        // ...then the password was removed, and the change heard while
+        // nothing of the login was held.
+        changes
+            .send(PasswordChanged::Agent(unit.model, unit.agent.clone()))
+            .unwrap();
+        while live.changes() == before {
+            tokio::task::yield_now().await;
+        }
+        assert!(!live.holds(&key));
+        let (_held, revoked) = live.hold(&unit, 1, old, before, Some(&passwords)).await;
+        assert_eq!(revoked.await, Ok(()), "the connection is closed at once");
+    }
 }

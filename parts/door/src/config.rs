@@ -60,9 +60,9 @@ pub struct AgentsConfig {
     /// The shared agent secret each login must carry, when set, with
     /// `auth = "token"`.
     pub token: Option<String>,
-    /// Failed logins (4401) from one address (an IPv6 one's /64) within
-    /// `login_failure_window` past which its logins are refused with 4429
-    /// for `login_lockout`.
+    /// With `auth = "password"`, failed logins (4401) from one address
+    /// (an IPv6 one's /64) within `login_failure_window` past which its
+    /// logins are refused with 4429 for `login_lockout`.
     pub max_login_failures: u32,
     /// The window failed logins are counted in.
     #[serde(with = "humantime_serde")]

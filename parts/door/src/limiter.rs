@@ -1,7 +1,9 @@
-//! The brute-force limit (docs/spec.md §14.6): failed logins are counted
-//! per source address, and an address past `max_login_failures` within
-//! `login_failure_window` has its logins refused with 4429 for
-//! `login_lockout`.
+//! The brute-force limit (docs/spec.md §14.6): with `auth = "password"`,
+//! failed logins are counted per source address, and an address past
+//! `max_login_failures` within `login_failure_window` has its logins
+//! refused with 4429 for `login_lockout`. With the shared token it counts
+//! nothing: a fleet given a wrong token fails whole, and must get in as
+//! soon as the token is put right.
 //!
 //! An IPv6 address counts as its /64, which one host commonly holds
 //! whole. The addresses followed are bounded: past [`MAX_TRACKED`], those
@@ -40,6 +42,8 @@ struct Failures {
 /// documentation.
 #[derive(Debug)]
 pub(super) struct Limiter {
+    /// Whether failures are counted at all (`auth = "password"`).
+    counting: bool,
     max: u32,
     window: Duration,
     lockout: Duration,
@@ -63,6 +67,7 @@ fn counted_as(address: IpAddr) -> IpAddr {
 impl Limiter {
     pub fn new(config: &AgentsConfig) -> Self {
         Limiter {
+            counting: config.passwords(),
             max: config.max_login_failures.max(1),
             window: config.login_failure_window,
             lockout: config.login_lockout,
@@ -72,15 +77,19 @@ impl Limiter {
 
     /// Whether logins from `address` are refused now.
     pub fn locked(&self, address: IpAddr, now: Instant) -> bool {
-        lock(&self.addresses)
-            .get(&counted_as(address))
-            .and_then(|f| f.locked_until)
-            .is_some_and(|until| now < until)
+        self.counting
+            && lock(&self.addresses)
+                .get(&counted_as(address))
+                .and_then(|f| f.locked_until)
+                .is_some_and(|until| now < until)
     }
 
     /// Counts a failed login from `address`; answers whether the address
     /// is locked out from now on.
     pub fn failed(&self, address: IpAddr, now: Instant) -> bool {
+        if !self.counting {
+            return false;
+        }
         let address = counted_as(address);
         let mut addresses = lock(&self.addresses);
         if !addresses.contains_key(&address) && addresses.len() >= MAX_TRACKED {
@@ -132,6 +141,7 @@ mod tests {
 
     fn limiter(max: u32, window: u64, lockout: u64) -> Limiter {
         Limiter::new(&AgentsConfig {
+            auth: crate::AgentAuth::Password,
             max_login_failures: max,
             login_failure_window: Duration::from_secs(window),
             login_lockout: Duration::from_secs(lockout),
@@ -165,6 +175,20 @@ mod tests {
         assert!(!limiter.failed(attacker, now));
         assert!(!limiter.failed(attacker, now));
         assert!(limiter.failed(attacker, now));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_door_on_the_shared_token_counts_nothing() {
+        let limiter = Limiter::new(&AgentsConfig {
+            max_login_failures: 1,
+            ..AgentsConfig::default()
+        });
+        let attacker = ip("192.0.2.7");
+        for _ in 0..100 {
+            assert!(!limiter.failed(attacker, Instant::now()));
+        }
+        assert!(!limiter.locked(attacker, Instant::now()));
+        assert_eq!(limiter.followed(), 0);
     }
 
     #[tokio::test(start_paused = true)]

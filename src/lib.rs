@@ -15,6 +15,7 @@ pub mod model;
 pub mod names;
 #[cfg(feature = "openstack")]
 pub mod openstack;
+pub mod password;
 pub mod poll;
 pub mod presence;
 pub mod provider;

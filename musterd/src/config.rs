@@ -205,6 +205,7 @@ impl Validate for DaemonConfig {
         at.section("store", &self.store);
         models::check_list(&self.models, at);
         self.check_write_api(at);
+        self.check_passwords(at);
     }
 }
 
@@ -225,6 +226,21 @@ impl DaemonConfig {
                      http.listen = \"{}\" is not a loopback address",
                     self.http.listen
                 ),
+            );
+        }
+    }
+
+    /// Agents' passwords are kept in the machine registry, which musterd
+    /// keeps for its `[[models]]` (in `[store]`, or the cluster's shared
+    /// one): `auth = "password"` wants them.
+    fn check_passwords(&self, at: &mut Checker) {
+        if self.agents.passwords() && self.models.is_empty() {
+            at.problem(
+                "agents.auth",
+                Some("\"password\"".to_owned()),
+                "wants a machine registry to keep the agents' passwords in: name the models \
+                 in [[models]] (their registry is [store], or with [cluster] the cluster's \
+                 shared one)",
             );
         }
     }

@@ -24,6 +24,7 @@ use muster_http::{self as http, Inspector, Sampler, StateGauges};
 use muster_registry::{self as registry, fleet};
 
 use crate::DaemonError;
+use crate::passwords::RegistryPasswords;
 
 /// The machine registry the config's `[store]` names.
 fn open_store(
@@ -259,7 +260,12 @@ impl Hosted {
         )?;
         let gauges = StateGauges::register(&mut registry);
         let ids = ConnectionIds::default();
-        let (door_child, door) = door.spread_over(arbiters.clone()).child(
+        let mut door = door.spread_over(arbiters.clone());
+        if let Some(store) = &extras.registry {
+            let models = config.models.iter().filter_map(|m| m.uuid);
+            door = door.checking_passwords(Arc::new(RegistryPasswords::new(store.clone(), models)));
+        }
+        let (door_child, door) = door.child(
             muster.presence().clone(),
             ids.clone(),
             DoorMetrics::register(&mut registry),

@@ -19,6 +19,7 @@ pub mod demo;
 mod hosted;
 pub mod logging;
 pub mod mirror;
+pub mod passwords;
 pub mod swarm;
 
 use std::io::{Read, Write};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use futures::{Stream, StreamExt};
+use muster::names::ModelUuid;
 use musterd::config::DaemonConfig;
 use musterd::demo::{self, DemoOptions};
 use musterd::logging::{LogBridge, LogFormat, LogLevel, logger, panic_hook};
@@ -58,9 +59,9 @@ struct SwarmArgs {
     /// The door: ws://HOST:PORT/agent, or wss://.
     #[arg(long)]
     url: String,
-    /// How many agents connect.
-    #[arg(long)]
-    agents: usize,
+    /// How many agents connect (with --passwords, one per line of the file).
+    #[arg(long, required_unless_present = "passwords")]
+    agents: Option<usize>,
     /// How many models the agents are spread over.
     #[arg(long, default_value_t = 1)]
     models: usize,
@@ -86,6 +87,19 @@ struct SwarmArgs {
     /// says how long until all are back.
     #[arg(long, value_parser = humantime::parse_duration)]
     storm_after: Option<Duration>,
+    /// A model the agents are spread over, in place of the swarm's own
+    /// (repeat it for more): the daemon's [[models]], for --provision.
+    #[arg(long = "model")]
+    model_uuids: Vec<ModelUuid>,
+    /// Makes each agent's own password through the HTTP surface at this
+    /// URL (http://HOST:PORT) before connecting, with --token as the
+    /// bearer of the writes.
+    #[arg(long, conflicts_with = "passwords")]
+    provision: Option<String>,
+    /// Logs the agents of this file in, one `model,agent,password` line
+    /// each.
+    #[arg(long)]
+    passwords: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -229,7 +243,8 @@ fn main() -> ExitCode {
             Command::Swarm(args) => {
                 let options = SwarmOptions {
                     url: args.url,
-                    agents: args.agents,
+                    // With --passwords, the file says how many.
+                    agents: args.agents.unwrap_or(1),
                     models: args.models,
                     ping: args.ping,
                     churn: args.churn,
@@ -238,6 +253,9 @@ fn main() -> ExitCode {
                     ca: args.ca,
                     concurrency: args.concurrency,
                     storm_after: args.storm_after,
+                    model_uuids: args.model_uuids,
+                    provision: args.provision,
+                    passwords: args.passwords,
                 };
                 let stop = async move { signals.next().await.unwrap_or("no signal") };
                 swarm::run(options, std::io::stdout(), stop)

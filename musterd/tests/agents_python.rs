@@ -88,7 +88,7 @@ fn a_python_websockets_agent_logs_in_and_out() {
     };
     assert_eq!(
         next("the bad login"),
-        "refused 4400 \"colour\": unknown field; expected model, agent, user_data, controller_agent, token"
+        "refused 4400 \"colour\": unknown field; expected model, agent, user_data, controller_agent, token, password"
     );
     assert_eq!(next("the missing token"), "refused 4401 token: missing");
     let login = next("its login");

@@ -26,6 +26,8 @@ pub(super) struct Swarm {
     pub client: Client,
     pub token: Option<String>,
     pub ping: Duration,
+    /// Each agent with its own password, when the door wants them.
+    pub identities: Option<Vec<super::Identity>>,
     pub models: Vec<ModelUuid>,
     pub logins: Semaphore,
     pub stats: std::sync::Mutex<Stats>,
@@ -48,17 +50,21 @@ impl Swarm {
         lock(&self.stats)
     }
 
-    /// Agent `i`'s model and tag: machine and unit agents in turn, spread
-    /// over the models, each tag used once per model.
-    pub fn identity(&self, i: usize) -> (ModelUuid, AgentTag) {
-        let model = self.models[i % self.models.len()];
-        let k = i / self.models.len();
-        let tag = if k.is_multiple_of(2) {
-            format!("machine-{}", k / 2)
-        } else {
-            format!("unit-swarm-{}", k / 2)
-        };
-        (model, tag.parse().expect("a valid agent tag"))
+    /// Agent `i`'s model, tag and password: its identity's, or else
+    /// machine and unit agents in turn, spread over the models, each tag
+    /// used once per model.
+    pub fn identity(&self, i: usize) -> (ModelUuid, AgentTag, Option<String>) {
+        match &self.identities {
+            Some(identities) => {
+                let identity = &identities[i];
+                let (model, agent) = (identity.model, identity.agent.clone());
+                (model, agent, Some(identity.password.clone()))
+            }
+            None => {
+                let (model, agent) = super::identity(&self.models, i);
+                (model, agent, None)
+            }
+        }
     }
 }
 
@@ -78,10 +84,11 @@ pub(super) async fn run(swarm: Arc<Swarm>, i: usize) {
         let attempt = async {
             let _permit = swarm.logins.acquire().await;
             let started = Instant::now();
-            let (model, agent) = swarm.identity(i);
+            let (model, agent, password) = swarm.identity(i);
             let login = Login::new(model, agent)
                 .with_user_data("swarm")
-                .with_token(swarm.token.clone());
+                .with_token(swarm.token.clone())
+                .with_password(password);
             let result = match timeout(LOGIN_TIMEOUT, swarm.client.login(&login)).await {
                 Ok(result) => result.map_err(|failure| failure.to_string()),
                 Err(_) => Err("timeout".to_owned()),

@@ -7,8 +7,15 @@
 //! It is the load client of the door's figures and of demos with several
 //! controllers; `--storm-after` drops every connection at once, without a
 //! close frame, and reports how long until all are back.
+//!
+//! Against a door with `auth = "password"`, each agent logs in with its own
+//! password: `--provision URL` makes them through musterd's HTTP API first
+//! (`--token` then being the API's, and `--model` naming the models), or
+//! `--passwords FILE` reads them, one `model,agent,password` line per
+//! agent.
 
 mod agent;
+mod provision;
 mod stats;
 
 use std::future::Future;
@@ -18,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use muster::names::ModelUuid;
+use muster::names::{AgentTag, ModelUuid};
 use muster_door::client::Client;
 use rand::Rng;
 use tokio::sync::{Semaphore, watch};
@@ -26,6 +33,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use super::DaemonError;
 use agent::{Slot, Swarm};
+pub use provision::{Identity, Surface, read_file};
 pub use stats::Stats;
 
 /// The most agents one swarm runs.
@@ -55,6 +63,16 @@ pub struct SwarmOptions {
     pub concurrency: usize,
     /// Drop every connection at once after this long, and reconnect.
     pub storm_after: Option<Duration>,
+    /// The models the agents are spread over, in place of the swarm's own
+    /// `models` (the daemon's `[[models]]`, to provision passwords for).
+    pub model_uuids: Vec<ModelUuid>,
+    /// Makes each agent's password through the HTTP surface at this URL
+    /// (`http://HOST:PORT`) before connecting, with `token` as the
+    /// bearer of the writes (and not sent in logins).
+    pub provision: Option<String>,
+    /// Reads the agents and their passwords from this file of
+    /// `model,agent,password` lines, in place of `agents` and `models`.
+    pub passwords: Option<PathBuf>,
 }
 
 impl Default for SwarmOptions {
@@ -70,6 +88,9 @@ impl Default for SwarmOptions {
             ca: None,
             concurrency: 1000,
             storm_after: None,
+            model_uuids: Vec::new(),
+            provision: None,
+            passwords: None,
         }
     }
 }
@@ -136,6 +157,15 @@ impl SwarmOptions {
         if !(1..=100_000).contains(&self.concurrency) {
             return Err(option("--concurrency", "must be from 1 to 100000"));
         }
+        if self.provision.is_some() && self.passwords.is_some() {
+            return Err(option(
+                "--provision",
+                "either makes the passwords or --passwords reads them, not both",
+            ));
+        }
+        if let Some(url) = &self.provision {
+            Surface::new(url).map_err(|reason| option("--provision", reason))?;
+        }
         Client::new(&self.url, self.ca.as_deref())
             .map_err(|e| option(&format!("--{}", e.setting), e.reason))
     }
@@ -149,10 +179,50 @@ fn models(n: usize) -> Vec<ModelUuid> {
         .collect()
 }
 
+/// Agent `i`'s model and tag among `models`: machine and unit agents in
+/// turn, spread over the models, each tag used once per model.
+fn identity(models: &[ModelUuid], i: usize) -> (ModelUuid, AgentTag) {
+    let model = models[i % models.len()];
+    let k = i / models.len();
+    let tag = if k.is_multiple_of(2) {
+        format!("machine-{}", k / 2)
+    } else {
+        format!("unit-swarm-{}", k / 2)
+    };
+    (model, tag.parse().expect("a valid agent tag"))
+}
+
+/// The agents' own passwords, as the options say: read from a file, made
+/// through the HTTP surface, or none.
+async fn identities(
+    options: &mut SwarmOptions,
+    models: &[ModelUuid],
+    out: &mut impl Write,
+) -> Result<Option<Vec<Identity>>, DaemonError> {
+    if let Some(path) = &options.passwords {
+        let read = read_file(path).map_err(|reason| option("--passwords", reason))?;
+        options.agents = read.len();
+        return Ok(Some(read));
+    }
+    let Some(url) = &options.provision else {
+        return Ok(None);
+    };
+    let surface = Surface::new(url).map_err(|reason| option("--provision", reason))?;
+    let agents = (0..options.agents).map(|i| identity(models, i)).collect();
+    let made = surface
+        .provision_all(agents, options.token.as_deref())
+        .await
+        .map_err(|reason| option("--provision", reason))?;
+    let _ = writeln!(out, "provisioned: {} passwords through {url}", made.len());
+    // The token was the HTTP surface's, not the door's.
+    options.token = None;
+    Ok(Some(made))
+}
+
 /// Runs a swarm until `stop` resolves or the duration is over, printing a
 /// line a second to `out`. Call it on a tokio runtime.
 pub async fn run(
-    options: SwarmOptions,
+    mut options: SwarmOptions,
     mut out: impl Write,
     stop: impl Future<Output = &'static str>,
 ) -> Result<SwarmSummary, DaemonError> {
@@ -161,6 +231,12 @@ pub async fn run(
         .resolved()
         .await
         .map_err(|e| option(&format!("--{}", e.setting), e.reason))?;
+    let models = if options.model_uuids.is_empty() {
+        models(options.models)
+    } else {
+        options.model_uuids.clone()
+    };
+    let identities = identities(&mut options, &models, &mut out).await?;
     let n = options.agents;
     let (stopping, stop_rx) = watch::channel(false);
     let (storming, storm_rx) = watch::channel(0u64);
@@ -168,7 +244,8 @@ pub async fn run(
         client,
         token: options.token.clone(),
         ping: options.ping,
-        models: models(options.models),
+        identities,
+        models,
         logins: Semaphore::new(options.concurrency),
         stats: std::sync::Mutex::new(Stats::new(n)),
         stop: stop_rx,
@@ -178,7 +255,7 @@ pub async fn run(
     let _ = writeln!(
         out,
         "swarm: {n} agents over {} models to {}, a ping every {}, churn {}/min",
-        options.models,
+        swarm.models.len(),
         options.url,
         humantime::format_duration(options.ping),
         options.churn

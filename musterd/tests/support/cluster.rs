@@ -60,11 +60,24 @@ impl Node {
         sections: &str,
         down_after: Duration,
     ) -> Node {
+        Node::start_configured(test, n, urls, cluster, sections, "", down_after)
+    }
+
+    /// [`Node::start_timed`] with `door` (more keys of `[agents]`).
+    pub fn start_configured(
+        test: &str,
+        n: u32,
+        urls: &[String],
+        cluster: &str,
+        sections: &str,
+        door: &str,
+        down_after: Duration,
+    ) -> Node {
         let (http, agents) = (free_port(), free_port());
         let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
         let text = format!(
             "{sections}\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
-             [agents]\nlisten = \"127.0.0.1:{agents}\"\nserver = \"machine-{n}\"\n\
+             [agents]\nlisten = \"127.0.0.1:{agents}\"\nserver = \"machine-{n}\"\n{door}\n\
              [cluster]\nname = \"test\"\nnats = [{}]\nheartbeat = \"{}ms\"\ndown_after = \"{}ms\"\n{cluster}\n",
             urls.join(", "),
             HEARTBEAT.as_millis(),
@@ -90,12 +103,35 @@ impl Node {
         Node::with_models_timed(test, n, urls, models, DOWN_AFTER, LEASE_TTL)
     }
 
+    /// [`Node::with_models`] with `door` (more keys of `[agents]`).
+    pub fn with_models_door(
+        test: &str,
+        n: u32,
+        urls: &[String],
+        models: &[&str],
+        door: &str,
+    ) -> Node {
+        Node::with_models_configured(test, n, urls, models, door, DOWN_AFTER, LEASE_TTL)
+    }
+
     /// [`Node::with_models`] with `down_after` and `lease_ttl` of its own.
     pub fn with_models_timed(
         test: &str,
         n: u32,
         urls: &[String],
         models: &[&str],
+        down_after: Duration,
+        lease_ttl: Duration,
+    ) -> Node {
+        Node::with_models_configured(test, n, urls, models, "", down_after, lease_ttl)
+    }
+
+    fn with_models_configured(
+        test: &str,
+        n: u32,
+        urls: &[String],
+        models: &[&str],
+        door: &str,
         down_after: Duration,
         lease_ttl: Duration,
     ) -> Node {
@@ -116,7 +152,7 @@ impl Node {
             ));
         }
         let cluster = format!("lease_ttl = \"{}ms\"\n", lease_ttl.as_millis());
-        Node::start_timed(test, n, urls, &cluster, &sections, down_after)
+        Node::start_configured(test, n, urls, &cluster, &sections, door, down_after)
     }
 
     /// Starts the daemon (again, on the same ports).

@@ -27,6 +27,7 @@ pub mod models;
 pub mod moto;
 pub mod moto_query;
 pub mod nats;
+pub mod passwords;
 pub mod registry;
 pub mod shared;
 

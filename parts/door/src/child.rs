@@ -24,8 +24,10 @@ use tokio_rustls::TlsAcceptor;
 
 use super::ConnectionIds;
 use super::disconnects::Disconnects;
+use super::limiter::Limiter;
 use super::listen::{BoundDoor, accept, url};
 use super::metrics::DoorMetrics;
+use super::passwords::{Live, follow};
 use super::shared::Shared;
 
 /// The door child's name in its host's tree.
@@ -268,6 +270,7 @@ impl BoundDoor {
             arbiters: self.arbiters,
         });
         let config = self.config;
+        let passwords = self.passwords;
         let mailbox = Mailbox::new(MAILBOX);
         let started = state.clone();
         let spec = ChildSpec::actor(DOOR_CHILD, &mailbox, move |cx| {
@@ -275,8 +278,18 @@ impl BoundDoor {
             let _ = started.logger.set(logger.clone());
             let (state, config, presence) = (started.clone(), config.clone(), presence.clone());
             let (ids, metrics) = (ids.clone(), metrics.clone());
+            let passwords = passwords.clone();
             let shared = cx.kept(move || {
+                let live = Arc::new(Live::default());
+                if let Some(passwords) = passwords.clone().filter(|_| config.passwords()) {
+                    // The runtime's task, as the disconnects' queue: it
+                    // follows the changes whichever incarnation runs.
+                    tokio::spawn(follow(passwords, Arc::downgrade(&live), logger.clone()));
+                }
                 Arc::new(Shared {
+                    limiter: Limiter::new(&config),
+                    passwords,
+                    live,
                     websocket: Shared::websocket(&config),
                     enabled: presence.watch_enabled(),
                     config,

@@ -32,6 +32,19 @@ pub const MAX_CONNECTIONS: usize = 10_000_000;
 /// deployment, short enough that a deadline never overflows the clock.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
+/// How the door checks who an agent is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AgentAuth {
+    /// The shared `token`, when one is set; any agent otherwise.
+    #[default]
+    Token,
+    /// Each agent's own password, as the host's password store holds it
+    /// (docs/spec.md §14).
+    Password,
+}
+
 /// Where agents connect and what the door allows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -42,8 +55,21 @@ pub struct AgentsConfig {
     /// The tag of the API server this door is: every connection is
     /// recorded under it.
     pub server: MachineTag,
-    /// The shared agent secret each login must carry, when set.
+    /// How each login is checked: `token` (the default) or `password`.
+    pub auth: AgentAuth,
+    /// The shared agent secret each login must carry, when set, with
+    /// `auth = "token"`.
     pub token: Option<String>,
+    /// With `auth = "password"`, failed logins (4401) from one address
+    /// (an IPv6 one's /64) within `login_failure_window` past which its
+    /// logins are refused with 4429 for `login_lockout`.
+    pub max_login_failures: u32,
+    /// The window failed logins are counted in.
+    #[serde(with = "humantime_serde")]
+    pub login_failure_window: Duration,
+    /// How long an address past `max_login_failures` is refused.
+    #[serde(with = "humantime_serde")]
+    pub login_lockout: Duration,
     /// How often the server pings each connection.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
@@ -79,7 +105,11 @@ impl Default for AgentsConfig {
                 .parse()
                 .expect("a valid socket address"),
             server: "machine-0".parse().expect("a valid machine tag"),
+            auth: AgentAuth::Token,
             token: None,
+            max_login_failures: 10,
+            login_failure_window: Duration::from_secs(60),
+            login_lockout: Duration::from_secs(300),
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             login_timeout: Duration::from_secs(10),
@@ -97,7 +127,18 @@ impl AgentsConfig {
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some() && self.tls_key.is_some()
     }
+
+    /// Whether each login is checked against the agent's own password.
+    pub fn passwords(&self) -> bool {
+        self.auth == AgentAuth::Password
+    }
 }
+
+/// What `max_login_failures` may be.
+const FAILURES: Counts = Counts::new(1, 1_000_000);
+
+/// What `login_failure_window` and `login_lockout` may be.
+const LOCKOUTS: Durations = Durations::between(Duration::from_secs(1), MAX_DURATION);
 
 /// What `ping_interval`, `idle_timeout` and `login_timeout` may be.
 const TIMEOUTS: Durations = Durations::between(Duration::from_millis(100), MAX_DURATION);
@@ -114,12 +155,17 @@ impl Validate for AgentsConfig {
     /// the idle timeout longer than the ping interval; the TLS files set
     /// together.
     fn check(&self, at: &mut Checker) {
-        if !self.listen.ip().is_loopback() && self.token.is_none() && !self.tls() {
+        if !self.listen.ip().is_loopback()
+            && self.token.is_none()
+            && !self.passwords()
+            && !self.tls()
+        {
             let reason = format!(
-                "{} is not a loopback address: set {} or {} and {}, so that what agents \
-                 send does not cross the network unguarded",
+                "{} is not a loopback address: set {}, {} = \"password\", or {} and {}, so \
+                 that what agents send does not cross the network unguarded",
                 self.listen.ip(),
                 at.key("token"),
+                at.key("auth"),
                 at.key("tls_cert"),
                 at.key("tls_key"),
             );
@@ -133,8 +179,18 @@ impl Validate for AgentsConfig {
             // The token itself stays out of the message.
             if let Err(reason) = validate_token(token) {
                 at.problem("token", None, reason);
+            } else if self.passwords() {
+                let reason = format!(
+                    "not used with {} = \"password\", where each agent logs in with its own \
+                     password: leave it out",
+                    at.key("auth")
+                );
+                at.problem("token", None, reason);
             }
         }
+        at.count("max_login_failures", self.max_login_failures, FAILURES);
+        at.duration("login_failure_window", self.login_failure_window, LOCKOUTS);
+        at.duration("login_lockout", self.login_lockout, LOCKOUTS);
         let ping = at.duration("ping_interval", self.ping_interval, TIMEOUTS);
         let idle = at.duration("idle_timeout", self.idle_timeout, TIMEOUTS);
         if ping && idle && self.idle_timeout <= self.ping_interval {
@@ -221,6 +277,11 @@ mod tests {
             ..open.clone()
         };
         assert!(keys(&tls).is_empty());
+        let passwords = AgentsConfig {
+            auth: AgentAuth::Password,
+            ..open.clone()
+        };
+        assert!(keys(&passwords).is_empty());
         let v6 = AgentsConfig {
             listen: "[::1]:0".parse().unwrap(),
             ..AgentsConfig::default()
@@ -338,6 +399,46 @@ mod tests {
                     ..d.clone()
                 },
                 "agents.tls_cert",
+            ),
+        ] {
+            assert_eq!(keys(&config), [key], "{config:?}");
+        }
+        for (config, key) in [
+            (
+                AgentsConfig {
+                    auth: AgentAuth::Password,
+                    token: Some("s3cret".into()),
+                    ..d.clone()
+                },
+                "agents.token",
+            ),
+            (
+                AgentsConfig {
+                    max_login_failures: 0,
+                    ..d.clone()
+                },
+                "agents.max_login_failures",
+            ),
+            (
+                AgentsConfig {
+                    max_login_failures: u32::MAX,
+                    ..d.clone()
+                },
+                "agents.max_login_failures",
+            ),
+            (
+                AgentsConfig {
+                    login_failure_window: Duration::ZERO,
+                    ..d.clone()
+                },
+                "agents.login_failure_window",
+            ),
+            (
+                AgentsConfig {
+                    login_lockout: Duration::MAX,
+                    ..d.clone()
+                },
+                "agents.login_lockout",
             ),
         ] {
             assert_eq!(keys(&config), [key], "{config:?}");

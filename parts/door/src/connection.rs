@@ -2,12 +2,13 @@
 //! activity, pings and the idle timeout. What presence hears of it is in
 //! `record`, how it ends in `ending`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
 use slog::debug;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::error::Elapsed;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
@@ -15,8 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
-use super::ending::{Ending, TRY_AGAIN, broken, end, going_away};
-use super::login::{self, NOT_RECORDING, Refusal, TIMED_OUT};
+use super::ending::{Ending, GOING_AWAY, TRY_AGAIN, broken, end, going_away};
+use super::limiter::TOO_MANY_FAILURES;
+use super::login::{self, BAD_TOKEN, NOT_RECORDING, Refusal, TIMED_OUT};
+use super::passwords::{self, PASSWORD_CHANGED};
 use super::record::{Coalesce, Recorded};
 use super::shared::{Shared, closing};
 use muster::clock::later;
@@ -27,10 +30,12 @@ pub const AGENT_PATH: &str = "/agent";
 
 /// Serves one accepted socket: the upgrade and login within
 /// `login_timeout` of `started`, then the connection until it ends.
-pub(super) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: String, started: Instant)
+pub(super) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, started: Instant)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let address = peer.ip();
+    let peer = peer.to_string();
     let deadline = later(started, shared.config.login_timeout);
     // tungstenite's callback answers its refusal as a whole HTTP response.
     #[allow(clippy::result_large_err)]
@@ -77,13 +82,40 @@ where
                 humantime::format_duration(shared.config.login_timeout)
             ),
         ))),
+        Ok(Ok(_)) if shared.limiter.locked(address, Instant::now()) => {
+            Err(Ending::Close(Refusal::new(
+                TOO_MANY_FAILURES,
+                "login: too many failed logins from this address; try again later",
+            )))
+        }
         Ok(Ok(text)) => login::read(&text, shared.config.token.as_deref()).map_err(Ending::Close),
         Ok(Err(ending)) => Err(ending),
     };
+    // With passwords, the login is checked against the agent's own, within
+    // the login's deadline.
+    let login = match login {
+        Ok(login) if shared.config.passwords() => {
+            let before = shared.live.changes();
+            let checked = tokio::select! {
+                checked = timeout_at(deadline, passwords::check(shared.passwords.as_ref(), &login)) => checked,
+                () = closing(&mut shutdown) => Ok(Err(Refusal::new(GOING_AWAY, "server shutting down"))),
+            };
+            match checked {
+                Ok(Ok(hash)) => Ok((login, Some((hash, before)))),
+                Ok(Err(refusal)) => Err(Ending::Close(refusal)),
+                Err(_) => Err(Ending::Close(Refusal::new(
+                    TRY_AGAIN,
+                    "the password store did not answer in time; try again later",
+                ))),
+            }
+        }
+        Ok(login) => Ok((login, None)),
+        Err(ending) => Err(ending),
+    };
     let mut enabled = shared.enabled.clone();
-    let login = login.and_then(|login| {
+    let login = login.and_then(|(login, hash)| {
         if *enabled.borrow_and_update() {
-            Ok(login)
+            Ok((login, hash))
         } else {
             Err(Ending::Close(Refusal::new(
                 NOT_RECORDING,
@@ -94,11 +126,11 @@ where
     // The login is answered once presence has taken its connect: while
     // muster restarts, that waits, within the login's deadline.
     let recorded = match login {
-        Ok(login) => {
+        Ok((login, hash)) => {
             let id = shared.ids.next();
             tokio::select! {
                 recorded = timeout_at(deadline, Recorded::connect(&shared, &login, id)) => {
-                    not_taken(&shared, &peer, recorded).map(|record| (record, login, id))
+                    not_taken(&shared, &peer, recorded).map(|record| (record, login, hash, id))
                 }
                 // The connect, not answered yet, was not sent.
                 () = closing(&mut shutdown) => Err(going_away()),
@@ -106,12 +138,16 @@ where
         }
         Err(ending) => Err(ending),
     };
-    let (mut record, login, id) = match recorded {
+    let (mut record, login, hash, id) = match recorded {
         Ok(recorded) => recorded,
         Err(ending) => {
             debug!(shared.logger, "agent login refused"; "peer" => &peer, "ending" => ?ending);
             if let Some(code) = ending.code() {
                 shared.metrics.login(&code.to_string());
+                if code == BAD_TOKEN && shared.limiter.failed(address, Instant::now()) {
+                    debug!(shared.logger, "agent logins refused from this address for a while";
+                        "peer" => &peer);
+                }
             }
             end(&mut ws, ending).await;
             return;
@@ -119,6 +155,15 @@ where
     };
     debug!(shared.logger, "agent connected";
         "peer" => &peer, "agent" => %login.agent, "model" => %login.model, "id" => id);
+    // A change of the agent's password closes the connection.
+    let (holding, revoked) = match hash {
+        Some((hash, before)) => {
+            let passwords = shared.passwords.as_ref();
+            let (holding, revoked) = shared.live.hold(&login, id, hash, before, passwords).await;
+            (Some(holding), Some(revoked))
+        }
+        None => (None, None),
+    };
     // Presence holds what the login said; the connection need not.
     drop(login);
     let answer = format!(
@@ -126,11 +171,12 @@ where
         shared.config.server
     );
     let ending = match timeout(shared.config.ping_interval, ws.send(Message::text(answer))).await {
-        Ok(Ok(())) => live(&shared, &mut ws, &mut enabled, &record).await,
+        Ok(Ok(())) => live(&shared, &mut ws, &mut enabled, &record, revoked).await,
         Ok(Err(_)) | Err(_) => Ending::Gone,
     };
     debug!(shared.logger, "agent disconnected"; "id" => id, "ending" => ?ending);
     record.reason = ending.reason();
+    drop(holding);
     end(&mut ws, ending).await;
     drop(record);
 }
@@ -191,10 +237,24 @@ async fn live<S>(
     ws: &mut WebSocketStream<S>,
     enabled: &mut watch::Receiver<bool>,
     record: &Recorded<'_>,
+    revoked: Option<oneshot::Receiver<()>>,
 ) -> Ending
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Told once, when the password it logged in with is no longer valid.
+    let revoked = async move {
+        // A sender dropped unsent: the door let go of the connection's
+        // password, which only happens as it ends.
+        let told = match revoked {
+            Some(revoked) => revoked.await.is_ok(),
+            None => false,
+        };
+        if !told {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(revoked);
     let config = &shared.config;
     let mut shutdown = shared.shutdown.clone();
     let now = Instant::now();
@@ -210,6 +270,9 @@ where
         tokio::select! {
             biased;
             () = closing(&mut shutdown) => return going_away(),
+            () = &mut revoked => {
+                return Ending::Close(Refusal::new(BAD_TOKEN, PASSWORD_CHANGED));
+            }
             changed = enabled.changed() => {
                 if changed.is_err() || !*enabled.borrow_and_update() {
                     return Ending::Close(Refusal::new(

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::login::{NOT_RECORDING, Refusal};
+use super::login::{BAD_TOKEN, NOT_RECORDING, Refusal};
 
 /// Close code of a server going away.
 pub const GOING_AWAY: u16 = 1001;
@@ -64,6 +64,7 @@ impl Ending {
             Ending::Close(refusal) => match refusal.code {
                 GOING_AWAY => "shutdown",
                 NOT_RECORDING => "disabled",
+                BAD_TOKEN => "revoked",
                 _ => "idle",
             },
         }

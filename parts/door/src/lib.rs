@@ -30,9 +30,11 @@ pub mod config;
 mod connection;
 mod disconnects;
 mod ending;
+mod limiter;
 mod listen;
 pub mod login;
 pub mod metrics;
+pub mod passwords;
 mod record;
 mod shared;
 pub mod tls;
@@ -41,12 +43,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use child::{DOOR_CHILD, Door};
-pub use config::AgentsConfig;
+pub use config::{AgentAuth, AgentsConfig};
 pub use connection::AGENT_PATH;
 pub use ending::{GOING_AWAY, TOO_BIG, TRY_AGAIN};
+pub use limiter::{MAX_TRACKED, TOO_MANY_FAILURES};
 pub use listen::BoundDoor;
 pub use metrics::DoorMetrics;
 pub use muster::error::BindError;
+pub use passwords::{AgentPasswords, PasswordChanged};
 pub use tls::TlsProblem;
 
 /// Connection ids, unique for the life of the process: the door and any

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::config::AgentsConfig;
 use super::connection::{self, AGENT_PATH};
 use super::metrics::DoorMetrics;
+use super::passwords::AgentPasswords;
 use super::shared::{Shared, closing};
 use super::{BindError, DoorError, tls};
 
@@ -35,6 +36,7 @@ pub struct BoundDoor {
     pub(super) tls: Option<TlsAcceptor>,
     pub(super) config: AgentsConfig,
     pub(super) arbiters: Arbiters,
+    pub(super) passwords: Option<Arc<dyn AgentPasswords>>,
 }
 
 impl BoundDoor {
@@ -59,7 +61,17 @@ impl BoundDoor {
             tls,
             config: config.clone(),
             arbiters: Arbiters::default(),
+            passwords: None,
         })
+    }
+
+    /// Checks each login against the agent's own password in `passwords`
+    /// when the config says `auth = "password"` (without it, every such
+    /// login is refused with 4401), and closes the connections whose
+    /// agent's password changes.
+    pub fn checking_passwords(mut self, passwords: Arc<dyn AgentPasswords>) -> Self {
+        self.passwords = Some(passwords);
+        self
     }
 
     /// Serves the connections on `arbiters` (threads), in turn as they
@@ -120,7 +132,6 @@ pub(super) async fn accept(
         let started = Instant::now();
         if let Ok(slot) = slots.clone().try_acquire_owned() {
             let shared = shared.clone();
-            let peer = peer.to_string();
             let socket = Socket::opened(&shared.metrics, slot);
             let tls = tls.clone();
             spawn_socket(&arbiters, &mut turn, tcp, move |tcp| async move {

@@ -9,7 +9,8 @@ pub const MAX_USER_DATA: usize = 1024;
 
 /// Close code of a login that does not read.
 pub const BAD_LOGIN: u16 = 4400;
-/// Close code of a missing or wrong token.
+/// Close code of a missing or wrong token or password, and of a
+/// connection whose password was rotated or removed.
 pub const BAD_TOKEN: u16 = 4401;
 /// Close code of a login that did not come in time, or of a connection
 /// silent for too long.
@@ -20,8 +21,8 @@ pub const NOT_RECORDING: u16 = 4503;
 /// The longest reason a close frame can carry, in bytes.
 const MAX_REASON: usize = 123;
 
-/// A login that was accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A login that was accepted. Its `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Login {
     /// The agent's model.
     pub model: ModelUuid,
@@ -31,6 +32,21 @@ pub struct Login {
     pub user_data: String,
     /// Whether the agent is a controller's own.
     pub controller_agent: bool,
+    /// The agent's own password, as given; checked by the door when
+    /// `auth = "password"` (`passwords`).
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("model", &self.model)
+            .field("agent", &self.agent)
+            .field("user_data", &self.user_data)
+            .field("controller_agent", &self.controller_agent)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// Why a login was refused: the close code and its reason.
@@ -63,7 +79,14 @@ impl Refusal {
     }
 }
 
-const FIELDS: [&str; 5] = ["model", "agent", "user_data", "controller_agent", "token"];
+const FIELDS: [&str; 6] = [
+    "model",
+    "agent",
+    "user_data",
+    "controller_agent",
+    "token",
+    "password",
+];
 
 /// Reads a login frame's text and checks its token against `token` (when
 /// one is configured).
@@ -76,7 +99,7 @@ pub fn read(text: &str, token: Option<&str>) -> Result<Login, Refusal> {
     if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(Refusal::field(
             &quoted(unknown),
-            "unknown field; expected model, agent, user_data, controller_agent, token",
+            "unknown field; expected model, agent, user_data, controller_agent, token, password",
         ));
     }
     let string = |field: &str| match object.get(field) {
@@ -107,6 +130,7 @@ pub fn read(text: &str, token: Option<&str>) -> Result<Login, Refusal> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(Refusal::field("controller_agent", "not true or false")),
     };
+    let password = string("password")?.map(str::to_owned);
     let given = string("token")?;
     if let Some(expected) = token {
         match given {
@@ -122,6 +146,7 @@ pub fn read(text: &str, token: Option<&str>) -> Result<Login, Refusal> {
         agent,
         user_data: user_data.to_owned(),
         controller_agent,
+        password,
     })
 }
 
@@ -168,6 +193,15 @@ mod tests {
         .unwrap();
         assert_eq!(login.user_data, "");
         assert!(!login.controller_agent);
+        assert_eq!(login.password, None);
+        // The password is read as given, and never shown in a debug print.
+        let login = read(
+            &format!(r#"{{"model":"{MODEL}","agent":"machine-3","password":"pw-Secret_1"}}"#),
+            None,
+        )
+        .unwrap();
+        assert_eq!(login.password.as_deref(), Some("pw-Secret_1"));
+        assert!(!format!("{login:?}").contains("pw-Secret_1"));
     }
 
     #[test]
@@ -213,6 +247,7 @@ mod tests {
                 "controller_agent: not true or false",
             ),
             (ok(r#","token":false"#), "token: not a string"),
+            (ok(r#","password":7"#), "password: not a string"),
         ] {
             let (code, reason) = refusal(&text, None);
             assert_eq!(code, BAD_LOGIN, "{text:.80}");

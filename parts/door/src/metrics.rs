@@ -4,10 +4,11 @@
 //!   included (what `max_connections` bounds);
 //! - `muster_agents_connections`: logged-in connections;
 //! - `muster_agents_logins_total{result}`: `ok`, or the close code of a
-//!   refused login (`4400`, `4401`, `4408`, `4503`, `1009`, `1013`, ...),
-//!   or `http_503` past `max_connections`;
+//!   refused login (`4400`, `4401`, `4408`, `4429`, `4503`, `1009`,
+//!   `1013`, ...), or `http_503` past `max_connections`;
 //! - `muster_agents_disconnects_total{reason}`: `closed` by the agent,
-//!   `dropped`, `idle`, `too_big`, `protocol`, `disabled`, `shutdown`;
+//!   `dropped`, `idle`, `too_big`, `protocol`, `disabled`, `shutdown`,
+//!   `revoked` (its password changed);
 //! - `muster_agents_disconnects_queued`: disconnects presence has not
 //!   taken yet (muster restarting, its router's mailbox full), each sent
 //!   again until it is.

@@ -11,7 +11,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use super::ConnectionIds;
 use super::config::AgentsConfig;
 use super::disconnects::Disconnects;
+use super::limiter::Limiter;
 use super::metrics::DoorMetrics;
+use super::passwords::{AgentPasswords, Live};
 use muster_actors::presence::PresenceHandle;
 
 /// What every connection of a door shares.
@@ -26,6 +28,12 @@ pub(super) struct Shared {
     pub metrics: DoorMetrics,
     /// The disconnects presence has not taken yet.
     pub disconnects: Arc<Disconnects>,
+    /// Where each agent's password is found, with `auth = "password"`.
+    pub passwords: Option<Arc<dyn AgentPasswords>>,
+    /// The connections that logged in with a password.
+    pub live: Arc<Live>,
+    /// The failed logins of each source address.
+    pub limiter: Limiter,
 }
 
 impl Shared {

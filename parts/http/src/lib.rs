@@ -12,6 +12,7 @@
 //! | `/api/machines` | every machine: phase, interval, next poll, instance, addresses, error |
 //! | `/api/history[?after=N]` | the samples of the last 30 minutes (see [`history`]) |
 //! | `/api/models/{uuid}/machines[/{id}]` | the machine registry of the models: `GET` a model's machines, `PUT` and `DELETE` one (see `registry_api.rs`) |
+//! | `/api/models/{uuid}/agents/{tag}/password` | an agent's own password: `POST` makes (or rotates) it, `DELETE` removes it (see `passwords_api.rs`) |
 //! | `/` | the dashboard: one page polling the JSON endpoints |
 //!
 //! The lists (`/api/models`, `/api/machines`, and the agents of
@@ -51,6 +52,7 @@ mod inspector;
 mod json;
 pub mod lists;
 mod metrics;
+mod passwords_api;
 mod registry_api;
 mod respond;
 mod routes;

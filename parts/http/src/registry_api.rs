@@ -47,7 +47,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// A request refused: its status, what was wrong and the field it was in.
-struct Refusal(StatusCode, BodyError);
+pub(crate) struct Refusal(pub(crate) StatusCode, pub(crate) BodyError);
 
 impl From<Refusal> for HttpResponse {
     fn from(Refusal(status, error): Refusal) -> Self {
@@ -55,17 +55,20 @@ impl From<Refusal> for HttpResponse {
     }
 }
 
-fn refused(status: StatusCode, error: BodyError) -> Refusal {
+pub(crate) fn refused(status: StatusCode, error: BodyError) -> Refusal {
     Refusal(status, error)
 }
 
 /// The answer of a handler, or its refusal.
-fn answer(result: Result<HttpResponse, Refusal>) -> HttpResponse {
+pub(crate) fn answer(result: Result<HttpResponse, Refusal>) -> HttpResponse {
     result.unwrap_or_else(HttpResponse::from)
 }
 
 /// The registry and the model of the path, when musterd polls it.
-fn model<'a>(inspector: &'a Inspector, uuid: &str) -> Result<(&'a Registry, ModelUuid), Refusal> {
+pub(crate) fn model<'a>(
+    inspector: &'a Inspector,
+    uuid: &str,
+) -> Result<(&'a Registry, ModelUuid), Refusal> {
     let uuid = parse_model_uuid(uuid).map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
     match &inspector.machines {
         Some(registry) if inspector.muster.model(&uuid).is_some() => Ok((registry, uuid)),
@@ -81,7 +84,7 @@ fn model<'a>(inspector: &'a Inspector, uuid: &str) -> Result<(&'a Registry, Mode
 
 /// A failure of the registry itself (the disk full, the file locked): it
 /// is logged and kept for `/api/report` by the registry.
-fn failed(error: impl std::fmt::Display) -> Refusal {
+pub(crate) fn failed(error: impl std::fmt::Display) -> Refusal {
     Refusal(
         StatusCode::INTERNAL_SERVER_ERROR,
         BodyError::body(error.to_string()),

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::inspector::Inspector;
 use crate::respond::{error, read};
-use crate::{api, auth, metrics, registry_api};
+use crate::{api, auth, metrics, passwords_api, registry_api};
 
 impl Inspector {
     /// Routes and the token check, for an actix-web `App` or scope: the
@@ -38,6 +38,7 @@ impl Inspector {
             .service(read("/api/machines", api::machines))
             .service(read("/api/history", api::history))
             .configure(registry_api::routes)
+            .configure(passwords_api::routes)
             .service(read("/", api::index))
             // `/muster` is the page too, at the address its links work from.
             .service(web::resource("").to(to_slash))

@@ -5,9 +5,12 @@
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
-use muster::names::{MachineTag, ModelUuid};
+use muster::names::{AgentTag, MachineTag, ModelUuid};
+use muster::password::PasswordHash;
 use muster::provider::{InstanceStatusInfo, NetworkInterface};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+
+use super::passwords::PasswordChange;
 
 use super::record::{
     AddressesChanged, Credential, MachineRecord, PutOutcome, Registered, Registration,
@@ -119,6 +122,36 @@ pub trait RegistryBackend: Send + Sync + 'static {
     /// and of its credential's validity, made through this backend or any
     /// other sharing the storage. Recorded values do not move it.
     fn version(&self, model: ModelUuid) -> watch::Receiver<u64>;
+
+    /// Stores the hash of agent `agent`'s password in `model` at `at`,
+    /// in place of any it had; answers whether it had one.
+    fn set_password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+        hash: PasswordHash,
+        at: SystemTime,
+    ) -> BoxFuture<'static, Result<bool, BackendError>>;
+
+    /// Removes agent `agent`'s password; answers whether it had one.
+    fn delete_password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+    ) -> BoxFuture<'static, Result<bool, BackendError>>;
+
+    /// The hash of agent `agent`'s password; `None` when it has none.
+    fn password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+    ) -> BoxFuture<'static, Result<Option<PasswordHash>, BackendError>>;
+
+    /// The agents whose password was set or removed from now on, through
+    /// this backend or any other sharing the storage. A receiver that
+    /// lags hears [`broadcast::error::RecvError::Lagged`], and should then
+    /// take every agent's password as changed.
+    fn password_changes(&self) -> broadcast::Receiver<PasswordChange>;
 
     /// Where the storage is, for reports: `sqlite:PATH`.
     fn location(&self) -> String;

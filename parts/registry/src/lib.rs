@@ -28,6 +28,7 @@ mod body;
 mod facade;
 pub mod fleet;
 pub mod models;
+mod passwords;
 mod record;
 mod sqlite;
 pub mod store;
@@ -51,6 +52,7 @@ pub use body::{
     parse_machine_id, parse_model_uuid, parse_registration,
 };
 pub use facade::ModelRegistry;
+pub use passwords::{FEED_CAPACITY, PasswordChange, PasswordFeed, Provisioned};
 pub use record::{
     AddressesChanged, Credential, MachineRecord, PutOutcome, Recorded, Registered, Registration,
 };

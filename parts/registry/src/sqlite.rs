@@ -8,6 +8,7 @@
 //! tasks: a paused test clock does not jump ahead while a write is under
 //! way, so tests on virtual time see the writes they made.
 
+mod passwords;
 mod schema;
 mod statements;
 
@@ -17,14 +18,16 @@ use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use muster::names::{MachineTag, ModelUuid};
+use muster::names::{AgentTag, MachineTag, ModelUuid};
+use muster::password::PasswordHash;
 use muster::provider::{InstanceStatusInfo, NetworkInterface};
 use rusqlite::Connection;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 pub use schema::SCHEMA_VERSION;
 
 use super::backend::{BackendError, RegistryBackend};
+use super::passwords::{PasswordChange, PasswordFeed};
 use super::record::{
     AddressesChanged, Credential, MachineRecord, PutOutcome, Registered, Registration,
 };
@@ -65,6 +68,9 @@ impl Default for SqliteOptions {
 pub struct SqliteBackend {
     conn: Arc<tokio::sync::Mutex<Connection>>,
     versions: Arc<Versions>,
+    /// Changes of passwords made through this backend: a file shared with
+    /// another process does not hear that process's.
+    feed: PasswordFeed,
     location: String,
 }
 
@@ -125,6 +131,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             conn: Arc::new(tokio::sync::Mutex::new(conn)),
             versions: Arc::default(),
+            feed: PasswordFeed::default(),
             location,
         })
     }
@@ -281,6 +288,56 @@ impl RegistryBackend for SqliteBackend {
 
     fn version(&self, model: ModelUuid) -> watch::Receiver<u64> {
         self.versions.subscribe(model)
+    }
+
+    fn set_password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+        hash: PasswordHash,
+        at: SystemTime,
+    ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        let feed = self.feed.clone();
+        let tag = agent.clone();
+        let set =
+            self.run(move |conn| passwords::set(conn, &model.to_string(), tag.as_str(), &hash, at));
+        async move {
+            let had = set.await?;
+            feed.changed(model, agent);
+            Ok(had)
+        }
+        .boxed()
+    }
+
+    fn delete_password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+    ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        let feed = self.feed.clone();
+        let tag = agent.clone();
+        let delete =
+            self.run(move |conn| passwords::delete(conn, &model.to_string(), tag.as_str()));
+        async move {
+            let had = delete.await?;
+            if had {
+                feed.changed(model, agent);
+            }
+            Ok(had)
+        }
+        .boxed()
+    }
+
+    fn password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+    ) -> BoxFuture<'static, Result<Option<PasswordHash>, BackendError>> {
+        self.run(move |conn| passwords::get(conn, &model.to_string(), agent.as_str()))
+    }
+
+    fn password_changes(&self) -> broadcast::Receiver<PasswordChange> {
+        self.feed.subscribe()
     }
 
     fn location(&self) -> String {

@@ -144,6 +144,36 @@ impl RegistryBackend for Failing {
         self.inner.version(model)
     }
 
+    fn set_password(
+        &self,
+        model: ModelUuid,
+        agent: muster::names::AgentTag,
+        hash: muster::password::PasswordHash,
+        at: SystemTime,
+    ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        self.write(self.inner.set_password(model, agent, hash, at))
+    }
+
+    fn delete_password(
+        &self,
+        model: ModelUuid,
+        agent: muster::names::AgentTag,
+    ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        self.write(self.inner.delete_password(model, agent))
+    }
+
+    fn password(
+        &self,
+        model: ModelUuid,
+        agent: muster::names::AgentTag,
+    ) -> BoxFuture<'static, Result<Option<muster::password::PasswordHash>, BackendError>> {
+        self.read(self.inner.password(model, agent))
+    }
+
+    fn password_changes(&self) -> tokio::sync::broadcast::Receiver<PasswordChange> {
+        self.inner.password_changes()
+    }
+
     fn location(&self) -> String {
         "failing".into()
     }

@@ -1,5 +1,6 @@
-//! The registry's change feed: a watch of the bucket's registrations and
-//! credentials, whichever node wrote them, moving each model's version.
+//! The registry's change feed: a watch of the bucket's registrations,
+//! credentials and passwords, whichever node wrote them, moving each
+//! model's version, and telling each agent whose password changed.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -7,7 +8,9 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use muster::names::ModelUuid;
-use muster_registry::Versions;
+use muster_registry::{PasswordFeed, Versions};
+
+use super::passwords::{PASSWORDS, agent_of_key};
 
 /// How long the change feed waits before it watches again after NATS
 /// dropped it.
@@ -20,10 +23,11 @@ const REWATCH: Duration = Duration::from_millis(250);
 const WATCH_FOR: Duration = Duration::from_secs(5);
 
 /// Moves each model's version when the bucket says its registrations or
-/// its credential changed, whichever node wrote them. Watches from the
+/// its credential changed, and tells `passwords` of each agent whose
+/// password changed, whichever node wrote them. Watches from the
 /// bucket's end as it first finds it, then every [`WATCH_FOR`] again from
 /// the revision after the last change heard.
-pub(super) async fn follow(store: kv::Store, versions: Weak<Versions>) {
+pub(super) async fn follow(store: kv::Store, versions: Weak<Versions>, passwords: PasswordFeed) {
     let mut next: Option<u64> = None;
     loop {
         if versions.strong_count() == 0 {
@@ -40,11 +44,14 @@ pub(super) async fn follow(store: kv::Store, versions: Weak<Versions>) {
             tokio::time::sleep(REWATCH).await;
             continue;
         };
-        let watches = futures::future::try_join(
+        let watches = futures::future::try_join3(
             store.watch_from_revision("m.>", from),
             store.watch_from_revision("c.>", from),
+            store.watch_from_revision(PASSWORDS, from),
         );
-        let Ok(Ok((machines, credentials))) = tokio::time::timeout(WATCH_FOR, watches).await else {
+        let Ok(Ok((machines, credentials, changed_passwords))) =
+            tokio::time::timeout(WATCH_FOR, watches).await
+        else {
             tokio::time::sleep(REWATCH).await;
             continue;
         };
@@ -56,15 +63,20 @@ pub(super) async fn follow(store: kv::Store, versions: Weak<Versions>) {
         }
         next = Some(from);
         let until = tokio::time::Instant::now() + WATCH_FOR;
-        let mut both = futures::stream::select(machines, credentials);
+        let mut changes = futures::stream::select(
+            futures::stream::select(machines, credentials),
+            changed_passwords,
+        );
         loop {
-            match tokio::time::timeout_at(until, both.next()).await {
+            match tokio::time::timeout_at(until, changes.next()).await {
                 Ok(Some(Ok(entry))) => {
                     let Some(versions) = versions.upgrade() else {
                         return;
                     };
                     next = Some(next.map_or(entry.revision + 1, |n| n.max(entry.revision + 1)));
-                    if let Some(model) = model_of_key(&entry.key) {
+                    if let Some((model, agent)) = agent_of_key(&entry.key) {
+                        passwords.changed(model, agent);
+                    } else if let Some(model) = model_of_key(&entry.key) {
                         versions.bump(model);
                     }
                 }

@@ -7,6 +7,7 @@
 //! - `r.MODEL.ID`: what the pollers recorded of it, with the incarnation it
 //!   is of (a record of another incarnation reads as nothing recorded);
 //! - `c.MODEL`: the model's credential;
+//! - `p.MODEL.AGENT`: the hash of an agent's password (`passwords.rs`);
 //! - `incarnations`: the last incarnation given out, never given twice.
 //!
 //! Each write reads the key, decides, and writes expecting the revision it
@@ -24,19 +25,21 @@ use std::time::{Duration, SystemTime};
 use async_nats::jetstream::kv;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use muster::names::{MachineTag, ModelUuid};
+use muster::names::{AgentTag, MachineTag, ModelUuid};
+use muster::password::PasswordHash;
 use muster::provider::{InstanceStatusInfo, NetworkInterface, addresses_of};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::kv::open_bucket;
 use crate::nats::connection;
 use crate::{ClusterConfig, NatsAuth};
 use muster_registry::{
-    AddressesChanged, BackendError, Credential, MachineRecord, PutOutcome, Registered,
-    Registration, RegistryBackend,
+    AddressesChanged, BackendError, Credential, MachineRecord, PasswordChange, PasswordFeed,
+    PutOutcome, Registered, Registration, RegistryBackend,
 };
 
 mod feed;
+mod passwords;
 mod stored;
 
 use feed::follow;
@@ -59,6 +62,8 @@ pub fn bucket_name(name: &str) -> String {
 pub struct NatsBackend {
     store: kv::Store,
     versions: Arc<Versions>,
+    /// The agents whose password changed, whichever node changed it.
+    passwords: PasswordFeed,
     feed: tokio::task::JoinHandle<()>,
     location: String,
 }
@@ -115,11 +120,17 @@ impl NatsBackend {
     /// change feed from now on.
     pub fn new(store: kv::Store) -> NatsBackend {
         let versions = Arc::new(Versions::default());
-        let feed = tokio::spawn(follow(store.clone(), Arc::downgrade(&versions)));
+        let passwords = PasswordFeed::default();
+        let feed = tokio::spawn(follow(
+            store.clone(),
+            Arc::downgrade(&versions),
+            passwords.clone(),
+        ));
         NatsBackend {
             location: format!("nats:{}", store.name),
             store,
             versions,
+            passwords,
             feed,
         }
     }
@@ -385,6 +396,52 @@ impl RegistryBackend for NatsBackend {
 
     fn version(&self, model: ModelUuid) -> watch::Receiver<u64> {
         self.versions.subscribe(model)
+    }
+
+    fn set_password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+        hash: PasswordHash,
+        at: SystemTime,
+    ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        let (store, feed) = (self.store.clone(), self.passwords.clone());
+        async move {
+            let had = passwords::set(&store, model, &agent, &hash, at).await?;
+            // The other nodes hear it from the bucket; this one at once.
+            feed.changed(model, agent);
+            Ok(had)
+        }
+        .boxed()
+    }
+
+    fn delete_password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+    ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        let (store, feed) = (self.store.clone(), self.passwords.clone());
+        async move {
+            let had = passwords::delete(&store, model, &agent).await?;
+            if had {
+                feed.changed(model, agent);
+            }
+            Ok(had)
+        }
+        .boxed()
+    }
+
+    fn password(
+        &self,
+        model: ModelUuid,
+        agent: AgentTag,
+    ) -> BoxFuture<'static, Result<Option<PasswordHash>, BackendError>> {
+        let store = self.store.clone();
+        async move { passwords::get(&store, model, &agent).await }.boxed()
+    }
+
+    fn password_changes(&self) -> broadcast::Receiver<PasswordChange> {
+        self.passwords.subscribe()
     }
 
     fn location(&self) -> String {

@@ -229,8 +229,8 @@ fn connector(ca: &Path, host: &str) -> Result<(TlsConnector, ServerName<'static>
 }
 
 /// What an agent says as it logs in: the login frame of
-/// `docs/agent-protocol.md`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `docs/agent-protocol.md`. Its `Debug` leaves the secrets out.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Login {
     /// The agent's model.
@@ -243,11 +243,27 @@ pub struct Login {
     pub controller_agent: bool,
     /// The door's shared token, when it wants one.
     pub token: Option<String>,
+    /// The agent's own password, when the door wants one.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "…");
+        f.debug_struct("Login")
+            .field("model", &self.model)
+            .field("agent", &self.agent)
+            .field("user_data", &self.user_data)
+            .field("controller_agent", &self.controller_agent)
+            .field("token", &hidden(&self.token))
+            .field("password", &hidden(&self.password))
+            .finish()
+    }
 }
 
 impl Login {
-    /// Agent `agent` of `model`, not a controller's, with no user data
-    /// and no token.
+    /// Agent `agent` of `model`, not a controller's, with no user data,
+    /// no token and no password.
     pub fn new(model: ModelUuid, agent: AgentTag) -> Self {
         Login {
             model,
@@ -255,7 +271,14 @@ impl Login {
             user_data: String::new(),
             controller_agent: false,
             token: None,
+            password: None,
         }
+    }
+
+    /// The same login with the agent's own `password`.
+    pub fn with_password(mut self, password: Option<String>) -> Self {
+        self.password = password;
+        self
     }
 
     /// The same login with `token`.
@@ -281,6 +304,9 @@ impl Login {
         if let Some(token) = &self.token {
             frame["token"] = token.as_str().into();
         }
+        if let Some(password) = &self.password {
+            frame["password"] = password.as_str().into();
+        }
         frame.to_string()
     }
 }
@@ -303,7 +329,8 @@ pub enum LoginFailure {
     /// The door's answer did not read.
     Answer,
     /// The door closed the connection with this code (4400: a bad login,
-    /// 4401: a wrong token, 4503: presence is not recording...).
+    /// 4401: a wrong token or password, 4429: too many failed logins from
+    /// this address, 4503: presence is not recording...).
     Closed(u16),
 }
 
@@ -328,7 +355,7 @@ impl std::fmt::Display for LoginFailure {
 #[non_exhaustive]
 pub enum SessionEnd {
     /// The door closed it with this code (1001: it shuts down; 4408: the
-    /// agent was silent too long).
+    /// agent was silent too long; 4401: its password changed).
     Closed(u16),
     /// The connection went without a close frame.
     Dropped,

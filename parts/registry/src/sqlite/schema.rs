@@ -8,7 +8,7 @@ use super::super::backend::BackendError;
 /// The schema this build reads and writes, kept in the database's
 /// `user_version`. A database at 0 (new) is set up; an older one would be
 /// migrated step by step; a newer one is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE machines (
@@ -37,6 +37,17 @@ CREATE TABLE credentials (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: each agent's password, as its SHA-256 hash only.
+const SCHEMA_V2: &str = "
+CREATE TABLE agent_passwords (
+    model  TEXT NOT NULL,
+    agent  TEXT NOT NULL,
+    sha256 BLOB NOT NULL,
+    set_at INTEGER NOT NULL,
+    PRIMARY KEY (model, agent)
+) WITHOUT ROWID;
+";
+
 /// Sets up a new database, or checks that an existing one is at a schema
 /// this build reads.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), BackendError> {
@@ -45,6 +56,11 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), BackendError> {
     match version {
         0 => {
             tx.execute_batch(SCHEMA_V1)?;
+            tx.execute_batch(SCHEMA_V2)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        1 => {
+            tx.execute_batch(SCHEMA_V2)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}

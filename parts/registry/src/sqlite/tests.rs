@@ -68,7 +68,7 @@ async fn a_new_file_gets_the_schema_in_wal_mode_and_a_newer_one_is_refused() {
     assert_eq!(
         error.to_string(),
         format!(
-            "{}: the registry's schema version is 7, newer than this musterd reads (1)",
+            "{}: the registry's schema version is 7, newer than this musterd reads (2)",
             path.display()
         )
     );

@@ -21,11 +21,19 @@ fn good(name: &str) -> Value {
         "user_data" => json!("agent 3.6.1"),
         "controller_agent" => json!(true),
         "token" => json!(TOKEN),
+        "password" => json!("Zm9yIGFuIGFnZW50IG9mIGl0cyBvd24"),
         other => unreachable!("no field {other}"),
     }
 }
 
-const NAMES: [&str; 5] = ["model", "agent", "user_data", "controller_agent", "token"];
+const NAMES: [&str; 6] = [
+    "model",
+    "agent",
+    "user_data",
+    "controller_agent",
+    "token",
+    "password",
+];
 
 /// A refusal as a close frame carries it: a code the protocol documents
 /// and a reason of at most 123 bytes that says something.
@@ -108,6 +116,8 @@ proptest! {
                 prop_assert_eq!(login.user_data.as_str(), user_data);
                 let controller = object.get("controller_agent").and_then(Value::as_bool);
                 prop_assert_eq!(login.controller_agent, controller.unwrap_or(false));
+                let password = object.get("password").and_then(Value::as_str);
+                prop_assert_eq!(login.password.as_deref(), password);
             }
             Err(refusal) => {
                 well_formed(&refusal);

@@ -36,7 +36,7 @@ use super::protocol::{self, Incarnation, Subjects};
 use link::{Applier, LinkOptions, Linked, OUTBOX, Outgoing};
 
 pub use messages::Leave;
-pub(super) use messages::{Answered, Asked, Failed, Heard, LinkEvent, Tapped, Unanswered};
+pub(super) use messages::{Answered, Asked, Failed, Heard, Tapped, Unanswered};
 pub use report::{BridgeReport, PeerShown};
 
 /// The bridge's mailbox: what NATS brings waits in its subscriptions
@@ -136,6 +136,9 @@ pub struct Bridge {
     applier: mpsc::UnboundedSender<Action>,
     applied: Option<mpsc::UnboundedReceiver<Action>>,
     twin_warned: Option<Instant>,
+    /// The connections set up by this instance, the last one current: a
+    /// dropped one's last events are told apart.
+    links: u64,
     /// It said it stops ([`Leave`]): it sends nothing more.
     left: bool,
     log: Logger,
@@ -185,6 +188,7 @@ pub fn bridge_child_on(
                 applier,
                 applied: Some(applied),
                 twin_warned: None,
+                links: 0,
                 left: false,
                 log: cx.logger().clone(),
             })
@@ -246,7 +250,26 @@ impl Bridge {
             cluster: self.config.cluster.clone(),
             auth: self.config.auth.clone(),
         };
-        let (mailbox, generation) = (self.mailbox.clone(), self.generation);
+        self.links += 1;
+        let attempt = self.links;
+        let (connect, urls, events) = match link::options(&options) {
+            Ok(made) => made,
+            Err(reason) => {
+                self.linked(Err(reason), ctx);
+                return;
+            }
+        };
+        // The connection's events come on this context, not through the
+        // mailbox: none is lost to a full one.
+        ctx.spawn(
+            actix::fut::wrap_stream::<_, Self>(events)
+                .map(move |event, bridge, _ctx| {
+                    if bridge.links == attempt {
+                        bridge.link_event(event);
+                    }
+                })
+                .finish(),
+        );
         let linking = async move {
             let mut enabled = presence.watch_enabled();
             enabled
@@ -257,7 +280,7 @@ impl Bridge {
                 .tap(&options.node)
                 .await
                 .map_err(|e| format!("cannot follow this node's presence: {e}"))?;
-            link::connect(options, tap, mailbox, generation).await
+            link::connect(options, connect, urls, tap).await
         };
         ctx.spawn(
             linking

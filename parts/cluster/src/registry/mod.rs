@@ -394,7 +394,10 @@ impl RegistryBackend for NatsBackend {
 
 /// Changes what is recorded of `tag`'s `incarnation` with `change`;
 /// answers what was recorded before, or `None`, writing nothing, when that
-/// incarnation is no longer registered.
+/// incarnation is no longer registered. Both are checked again on every
+/// attempt, after the record is read: a write that lost a race to the
+/// machine's next registration never writes over the new incarnation's
+/// record.
 async fn record(
     store: &kv::Store,
     model: ModelUuid,
@@ -402,13 +405,20 @@ async fn record(
     incarnation: u64,
     mut change: impl FnMut(&mut StoredRecord),
 ) -> Result<Option<StoredRecord>, BackendError> {
-    let machine: Read<StoredMachine> = read(store, &machine_key(model, tag)).await?;
-    if machine.value.is_none_or(|m| m.incarnation != incarnation) {
-        return Ok(None);
-    }
     let key = record_key(model, tag);
     for _ in 0..ATTEMPTS {
         let stored: Read<StoredRecord> = read(store, &key).await?;
+        if stored
+            .value
+            .as_ref()
+            .is_some_and(|r| r.incarnation > incarnation)
+        {
+            return Ok(None);
+        }
+        let machine: Read<StoredMachine> = read(store, &machine_key(model, tag)).await?;
+        if machine.value.is_none_or(|m| m.incarnation != incarnation) {
+            return Ok(None);
+        }
         let before = stored
             .value
             .filter(|r| r.incarnation == incarnation)

@@ -495,10 +495,12 @@ impl LeaseManager {
         let node = self.config.node.to_string();
         let holds = self.config.holds.clone();
         let timeout = self.op_timeout();
+        // The cut-off of `fence`, which the holds apply by themselves.
+        let valid_for = self.ttl() * 2 / 3;
         let writing = async move {
             let mut outcomes = Vec::with_capacity(steps.len());
             for step in steps {
-                outcomes.push(carry_out(&store, &node, &holds, step, timeout).await);
+                outcomes.push(carry_out(&store, &node, &holds, step, timeout, valid_for).await);
             }
             outcomes
         };

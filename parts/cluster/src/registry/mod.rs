@@ -58,6 +58,9 @@ pub fn bucket_name(name: &str) -> String {
 /// The registry in a key-value bucket. See the module's documentation.
 pub struct NatsBackend {
     store: kv::Store,
+    /// The connection the store uses, when this backend made it: while it
+    /// is down, calls fail at once instead of waiting out their timeouts.
+    link: Option<async_nats::Client>,
     versions: Arc<Versions>,
     feed: tokio::task::JoinHandle<()>,
     location: String,
@@ -108,7 +111,9 @@ impl NatsBackend {
                 Err(e) => return Err(storage(e)),
             }
         };
-        Ok(NatsBackend::new(store))
+        let mut backend = NatsBackend::new(store);
+        backend.link = Some(client);
+        Ok(backend)
     }
 
     /// The registry in `store` (which holds its NATS connection); follows its
@@ -119,10 +124,29 @@ impl NatsBackend {
         NatsBackend {
             location: format!("nats:{}", store.name),
             store,
+            link: None,
             versions,
             feed,
         }
     }
+}
+
+impl NatsBackend {
+    /// Why a call cannot be tried now: the link to NATS is down.
+    fn unavailable(&self) -> Option<BackendError> {
+        let link = self.link.as_ref()?;
+        let state = link.connection_state();
+        (state != async_nats::connection::State::Connected).then(|| {
+            BackendError::Unavailable(format!(
+                "the registry's NATS link is {state}: try again shortly"
+            ))
+        })
+    }
+}
+
+/// Answers `error` at once, as a backend call does.
+fn refused<T: Send + 'static>(error: BackendError) -> BoxFuture<'static, Result<T, BackendError>> {
+    futures::future::ready(Err(error)).boxed()
 }
 
 /// Machines in machine-number order: shorter ids first, then by id.
@@ -157,6 +181,9 @@ impl RegistryBackend for NatsBackend {
         registration: Registration,
         at: SystemTime,
     ) -> BoxFuture<'static, Result<PutOutcome, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let (store, versions) = (self.store.clone(), self.versions.clone());
         async move {
             let key = machine_key(model, &tag);
@@ -201,6 +228,9 @@ impl RegistryBackend for NatsBackend {
         model: ModelUuid,
         tag: MachineTag,
     ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let (store, versions) = (self.store.clone(), self.versions.clone());
         async move {
             let key = machine_key(model, &tag);
@@ -233,6 +263,9 @@ impl RegistryBackend for NatsBackend {
         model: ModelUuid,
         tag: MachineTag,
     ) -> BoxFuture<'static, Result<Option<MachineRecord>, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let store = self.store.clone();
         async move {
             let key = machine_key(model, &tag);
@@ -251,6 +284,9 @@ impl RegistryBackend for NatsBackend {
         &self,
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<MachineRecord>, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let machines = self.registered_of(model);
         let store = self.store.clone();
         async move {
@@ -281,6 +317,9 @@ impl RegistryBackend for NatsBackend {
         &self,
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<Registered>, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let machines = self.registered_of(model);
         async move {
             machines
@@ -300,6 +339,9 @@ impl RegistryBackend for NatsBackend {
         status: InstanceStatusInfo,
         at: SystemTime,
     ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let store = self.store.clone();
         async move {
             let recorded = record(&store, model, &tag, incarnation, |record| {
@@ -321,6 +363,9 @@ impl RegistryBackend for NatsBackend {
         interfaces: Vec<NetworkInterface>,
         at: SystemTime,
     ) -> BoxFuture<'static, Result<Option<AddressesChanged>, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let store = self.store.clone();
         async move {
             let addresses = addresses_of(&interfaces);
@@ -339,6 +384,9 @@ impl RegistryBackend for NatsBackend {
     }
 
     fn credential(&self, model: ModelUuid) -> BoxFuture<'static, Result<Credential, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let store = self.store.clone();
         async move {
             let stored: Read<StoredCredential> = read(&store, &credential_key(model)).await?;
@@ -360,6 +408,9 @@ impl RegistryBackend for NatsBackend {
         reason: String,
         at: SystemTime,
     ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let (store, versions) = (self.store.clone(), self.versions.clone());
         async move {
             let key = credential_key(model);

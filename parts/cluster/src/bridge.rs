@@ -10,6 +10,7 @@
 
 mod link;
 mod messages;
+mod queue;
 mod report;
 mod traffic;
 
@@ -31,9 +32,10 @@ use super::NatsAuth;
 use super::config::ClusterConfig;
 use super::live::LiveNodes;
 use super::metrics::{ClusterMetrics, Kind};
-use super::peers::{Action, Peers, Settings};
+use super::peers::{Peers, Settings};
 use super::protocol::{self, Incarnation, Subjects};
 use link::{Applier, LinkOptions, Linked, OUTBOX, Outgoing};
+use queue::{APPLIER_QUEUE, ApplierQueue};
 
 pub use messages::Leave;
 pub(super) use messages::{Answered, Asked, Failed, Heard, Tapped, Unanswered};
@@ -133,8 +135,8 @@ pub struct Bridge {
     client: Option<Client>,
     outbox: Option<mpsc::Sender<Outgoing>>,
     inbox: String,
-    applier: mpsc::UnboundedSender<Action>,
-    applied: Option<mpsc::UnboundedReceiver<Action>>,
+    applier: Arc<ApplierQueue>,
+    applier_running: bool,
     twin_warned: Option<Instant>,
     /// The connections set up by this instance, the last one current: a
     /// dropped one's last events are told apart.
@@ -173,7 +175,7 @@ pub fn bridge_child_on(
                 counts: Counts::default(),
                 link_since: None,
             })?;
-            let (applier, applied) = mpsc::unbounded_channel();
+            let applier = Arc::new(ApplierQueue::new(APPLIER_QUEUE));
             Ok(Bridge {
                 subjects: Subjects::new(&config.cluster.name),
                 config: config.clone(),
@@ -186,7 +188,7 @@ pub fn bridge_child_on(
                 outbox: None,
                 inbox: String::new(),
                 applier,
-                applied: Some(applied),
+                applier_running: false,
                 twin_warned: None,
                 links: 0,
                 left: false,
@@ -214,7 +216,8 @@ impl Actor for Bridge {
             // peers may be stale.
             memory.peers.link_down()
         };
-        if let Some(applied) = self.applied.take() {
+        if !self.applier_running {
+            self.applier_running = true;
             let applier = Applier {
                 presence: self.presence.clone(),
                 clock: self.config.clock.clone(),
@@ -222,7 +225,7 @@ impl Actor for Bridge {
                 metrics: self.config.metrics.clone(),
                 log: self.log.clone(),
             };
-            ctx.spawn(applier.run(applied).into_actor(self));
+            ctx.spawn(applier.run(self.applier.clone()).into_actor(self));
         }
         self.carry_out(downs);
         let cluster = &self.config.cluster;

@@ -18,6 +18,7 @@ use muster_actors::{Mailbox, SendError};
 use slog::{Logger, debug, warn};
 use tokio::sync::mpsc;
 
+use super::queue::ApplierQueue;
 use super::{Answered, Asked, Bridge, Failed, Heard, Tapped, Unanswered};
 use crate::NatsAuth;
 use crate::config::ClusterConfig;
@@ -278,8 +279,9 @@ impl Applier {
     /// Carries out the bridge's actions on presence, one after another, so
     /// that a peer's changes reach the router in the order it numbered
     /// them. What presence refuses makes the peer be taken anew.
-    pub(super) async fn run(self, mut actions: mpsc::UnboundedReceiver<Action>) {
-        while let Some(action) = actions.recv().await {
+    pub(super) async fn run(self, actions: Arc<ApplierQueue>) {
+        loop {
+            let action = actions.pop().await;
             let failed = match action {
                 Action::Apply { peer, events } => {
                     let mut refused = None;

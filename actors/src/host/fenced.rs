@@ -1,6 +1,6 @@
 //! A model's registry as its pollers see it when the host holds the model
 //! at run time: what the pollers record of a poll is written only while
-//! the hold is valid, checked as each write starts, so a node that woke
+//! the hold is valid, checked as each write is made, so a node that woke
 //! from a pause longer than its lease writes nothing stale.
 
 use std::sync::Arc;
@@ -46,23 +46,19 @@ struct FencedMachine {
 }
 
 impl FencedMachine {
-    /// `write`, once the gate allows the model as it starts.
-    fn fenced<T: Send + 'static>(
+    /// Why a write of `what` may not start now: the gate refuses the model.
+    fn refused<T: Send + 'static>(
         &self,
         what: &'static str,
-        write: BoxFuture<'static, Result<T, PollError>>,
-    ) -> BoxFuture<'static, Result<T, PollError>> {
-        let (model, gate) = (self.model, self.gate.clone());
-        async move {
-            if !gate(&model) {
-                return Err(PollError::other(
-                    what,
-                    format!("this node's hold of model {model} is not valid now: nothing written"),
-                ));
-            }
-            write.await
-        }
-        .boxed()
+    ) -> Option<BoxFuture<'static, Result<T, PollError>>> {
+        let model = self.model;
+        (!(self.gate)(&model)).then(|| {
+            let error = PollError::other(
+                what,
+                format!("this node's hold of model {model} is not valid now: nothing written"),
+            );
+            futures::future::ready(Err(error)).boxed()
+        })
     }
 }
 
@@ -79,8 +75,8 @@ impl Machine for FencedMachine {
         &self,
         interfaces: Vec<NetworkInterface>,
     ) -> BoxFuture<'static, Result<(Vec<Address>, bool), PollError>> {
-        let write = self.inner.set_provider_network_config(interfaces);
-        self.fenced("recording the network config", write)
+        self.refused("recording the network config")
+            .unwrap_or_else(|| self.inner.set_provider_network_config(interfaces))
     }
 
     fn instance_status(&self) -> BoxFuture<'static, Result<InstanceStatusInfo, PollError>> {
@@ -92,8 +88,8 @@ impl Machine for FencedMachine {
         status: InstanceStatus,
         message: String,
     ) -> BoxFuture<'static, Result<(), PollError>> {
-        let write = self.inner.set_instance_status(status, message);
-        self.fenced("recording the instance status", write)
+        self.refused("recording the instance status")
+            .unwrap_or_else(|| self.inner.set_instance_status(status, message))
     }
 
     fn status(&self) -> BoxFuture<'static, Result<MachineStatus, PollError>> {
@@ -110,5 +106,49 @@ impl Machine for FencedMachine {
 
     fn refresh(&self) -> BoxFuture<'static, Result<(), PollError>> {
         self.inner.refresh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use muster::sim::{Sim, SimConfig};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_poll_is_written_only_while_the_gate_allows_its_model() {
+        let sim = Sim::new(SimConfig::default()).unwrap();
+        let (tag, _) = sim.add_provisioned_machine();
+        let open = Arc::new(AtomicBool::new(true));
+        let gate_open = open.clone();
+        let fenced = FencedModel {
+            inner: sim.facade(),
+            model: ModelUuid::from_u128(3),
+            gate: Arc::new(move |_: &ModelUuid| gate_open.load(Ordering::SeqCst)),
+        };
+        let machine = fenced.machine(&tag).await.unwrap();
+        machine
+            .set_instance_status(InstanceStatus::Running, String::new())
+            .await
+            .unwrap();
+        assert_eq!(sim.counters().set_instance_status, 1);
+        // The hold runs out between the provider's answer and the write.
+        open.store(false, Ordering::SeqCst);
+        let refused = machine
+            .set_instance_status(InstanceStatus::Running, String::new())
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("nothing written"), "{refused}");
+        let refused = machine.set_provider_network_config(Vec::new()).await;
+        assert!(refused.is_err());
+        let counters = sim.counters();
+        assert_eq!(
+            (counters.set_instance_status, counters.set_network_config),
+            (1, 0)
+        );
+        // Reads go on: the poller learns its machine's state either way.
+        assert!(machine.instance_id().await.is_ok());
     }
 }

@@ -33,6 +33,7 @@
 //! ```
 
 mod extend;
+mod fenced;
 mod holds;
 mod models;
 mod tree;

@@ -330,3 +330,48 @@ async fn without_networking_the_instance_comes_without_interfaces() {
     assert_eq!(instance.status.status, InstanceStatus::Running);
     assert!(!instance.addresses.is_empty());
 }
+
+#[actix::test]
+async fn a_model_whose_hold_ran_out_gets_no_provider_call_until_held_again() {
+    use muster::names::ModelUuid;
+    use muster_actors::ModelHolds;
+    use muster_actors::gateway::ModelFetch;
+    use std::sync::Arc;
+
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (_, id) = sim.add_provisioned_machine();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let model = ModelUuid::from_u128(5);
+    let holds = ModelHolds::new();
+    let gate_holds = holds.clone();
+    let gateway = ProviderGateway::for_models(
+        sim.environ(),
+        [(model, sim.credential_api())],
+        GatewayConfig::default(),
+        GatewayMetrics::new(&mut Registry::default()),
+        logger(),
+    )
+    .gated_by(Arc::new(move |m: &ModelUuid| gate_holds.is_valid(m)))
+    .start();
+    let fetch = || {
+        gateway.send(ModelFetch {
+            model,
+            id: id.clone(),
+        })
+    };
+    holds.hold_until(model, tokio::time::Instant::now() + Duration::from_secs(2));
+    assert!(fetch().await.unwrap().is_ok());
+    let calls = sim.counters().instances.calls;
+    assert_eq!(calls, 1);
+    // The process stalls past the hold's end; nothing released it yet.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(holds.is_held(&model));
+    let refused = fetch().await.unwrap().unwrap_err();
+    assert!(refused.to_string().contains("not valid now"), "{refused}");
+    assert_eq!(sim.counters().instances.calls, calls, "no provider call");
+    // Held again, it is called for again.
+    holds.hold_until(model, tokio::time::Instant::now() + Duration::from_secs(2));
+    assert!(fetch().await.unwrap().is_ok());
+    assert_eq!(sim.counters().instances.calls, calls + 1);
+}

@@ -165,6 +165,12 @@ impl Hosted {
     pub async fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
         let bound = Bound::bind(config)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        if let Some(cluster) = &config.cluster {
+            Cluster::new(cluster, config.agents.server.clone(), clock.clone())?
+                .check_alone()
+                .await
+                .map_err(DaemonError::NotAlone)?;
+        }
         if config.models.is_empty() {
             let sim = match config.backend.kind {
                 BackendKind::Sim => {
@@ -241,8 +247,10 @@ impl Hosted {
         let arbiters = Arbiters::start(config.runtime.threads());
         let mut extensions = Extensions::new().spread_over(arbiters.clone());
         let mut farewell = None;
+        let readiness = Readiness::new();
         if let Some(cluster) = &config.cluster {
-            let mut node = Cluster::new(cluster, config.agents.server.clone(), clock.clone())?;
+            let mut node = Cluster::new(cluster, config.agents.server.clone(), clock.clone())?
+                .with_readiness(readiness.clone());
             // Many models: each polled by the one node holding its lease.
             if let TreeBackends::Many(fleet) = &backends {
                 node = node.polling(fleet.models.iter().map(|m| m.uuid));
@@ -272,7 +280,6 @@ impl Hosted {
         );
         let (history_child, history) = Sampler::new(muster.clone(), metrics.clone(), clock).child();
         let root = Root::new(ROOT).map_err(StartError::from)?;
-        let readiness = Readiness::new();
         let http_child =
             Inspector::new(muster.clone(), registry, gauges, config.http.token.clone())
                 .with_history(history)

@@ -93,6 +93,10 @@ pub enum DaemonError {
     /// opened in their NATS.
     #[error("cluster: the shared machine registry: {0}")]
     SharedStore(BackendError),
+    /// Another daemon already runs as this node of the cluster, or the
+    /// cluster's NATS could not be reached to tell.
+    #[error("cluster: {0}")]
+    NotAlone(String),
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(std::io::Error),

@@ -47,7 +47,14 @@ pub struct ProviderGateway {
     pub(super) tally: Tally,
     /// Invalidations made by this incarnation, by model.
     pub(super) invalidations: BTreeMap<ModelKey, u64>,
+    /// Whether a model may be called for now; none asked when `None`.
+    gate: Option<ModelGate>,
 }
+
+/// Whether the provider may be called for a model now: a node polls a
+/// model only while its lease on it is valid, and checks just before each
+/// call (see [`ProviderGateway::gated_by`]).
+pub type ModelGate = Arc<dyn Fn(&ModelUuid) -> bool + Send + Sync>;
 
 impl ProviderGateway {
     /// A gateway in front of `environ` for one model; `credentials` is told
@@ -107,7 +114,17 @@ impl ProviderGateway {
             in_flight: 0,
             tally: Tally::default(),
             invalidations: BTreeMap::new(),
+            gate: None,
         }
+    }
+
+    /// Calls the provider for a model only while `gate` says it may, asked
+    /// as each batch goes: a request of a model it refuses is answered
+    /// with an error and no call is made for it, so a node that woke from a
+    /// pause longer than its lease polls nothing before it notices.
+    pub fn gated_by(mut self, gate: ModelGate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// The gateway with its kept state in `state`, a cell made once and
@@ -247,6 +264,27 @@ impl ProviderGateway {
 
     /// Sends one batch's calls, each in a slot reserved now.
     fn send(&mut self, requests: Vec<Waiting>, now: Instant, ctx: &mut Context<Self>) {
+        let requests = match &self.gate {
+            Some(gate) => {
+                let (may, refused): (Vec<_>, Vec<_>) = requests
+                    .into_iter()
+                    .partition(|w| w.model.is_none_or(|model| gate(&model)));
+                for waiting in refused {
+                    let model = waiting.model.map(|m| m.to_string()).unwrap_or_default();
+                    let _ = waiting.reply.send(Err(PollError::other(
+                        "fetching instance",
+                        format!(
+                            "this node's hold of model {model} is not valid now: no provider call"
+                        ),
+                    )));
+                }
+                if may.is_empty() {
+                    return;
+                }
+                may
+            }
+            None => requests,
+        };
         let (batch, ids) = Batch::new(requests);
         let slots = [self.slots.reserve(now), self.slots.reserve(now)];
         self.in_flight += 1;

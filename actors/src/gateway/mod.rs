@@ -46,7 +46,7 @@ mod messages;
 mod metrics;
 mod pacing;
 
-pub use actor::ProviderGateway;
+pub use actor::{ModelGate, ProviderGateway};
 pub use config::GatewayConfig;
 pub use credential::GatewayState;
 pub use messages::{

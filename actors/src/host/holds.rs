@@ -9,12 +9,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use muster::names::ModelUuid;
+use muster::sync::lock;
 use slog::{Logger, debug, warn};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::mailbox::Mailbox;
 use crate::supervisor::{ChildSpec, SupervisorError, SupervisorRef};
@@ -31,15 +33,22 @@ pub const HELD_GROUP: &str = "models";
 /// time (a node that polls the models it holds a lease on). Cheap to
 /// clone: clones share one set. Give it to the tree with
 /// [`Extensions::hold_models`](super::Extensions::hold_models).
+///
+/// A hold may be given until a time ([`ModelHolds::hold_until`]): past it,
+/// the model's provider calls and its pollers' registry writes are refused
+/// ([`ModelHolds::is_valid`]) even before the holder gets round to
+/// releasing it, as after a pause of the whole process.
 #[derive(Clone)]
 pub struct ModelHolds {
     held: Arc<watch::Sender<BTreeSet<ModelUuid>>>,
+    until: Arc<Mutex<BTreeMap<ModelUuid, Instant>>>,
 }
 
 impl Default for ModelHolds {
     fn default() -> Self {
         ModelHolds {
             held: Arc::new(watch::Sender::new(BTreeSet::new())),
+            until: Arc::default(),
         }
     }
 }
@@ -61,13 +70,32 @@ impl ModelHolds {
     /// Polls `model` from now on: its subtree starts (again), resuming its
     /// machines' phases. False when it was held already.
     pub fn hold(&self, model: ModelUuid) -> bool {
+        lock(&self.until).remove(&model);
+        self.held.send_if_modified(|held| held.insert(model))
+    }
+
+    /// Polls `model` as [`ModelHolds::hold`] does, its calls and writes
+    /// allowed until `until` (by the monotonic clock), when the hold must
+    /// have been given again. False when it was held already.
+    pub fn hold_until(&self, model: ModelUuid, until: Instant) -> bool {
+        lock(&self.until).insert(model, until);
         self.held.send_if_modified(|held| held.insert(model))
     }
 
     /// Stops polling `model`: its subtree, watcher and pollers, stop. False
     /// when it was not held.
     pub fn release(&self, model: &ModelUuid) -> bool {
+        lock(&self.until).remove(model);
         self.held.send_if_modified(|held| held.remove(model))
+    }
+
+    /// Whether `model` may be called for, or written for, now: held, and
+    /// not past the time its hold was given until.
+    pub fn is_valid(&self, model: &ModelUuid) -> bool {
+        self.is_held(model)
+            && lock(&self.until)
+                .get(model)
+                .is_none_or(|until| Instant::now() < *until)
     }
 
     /// Whether `model` is held.

@@ -17,8 +17,10 @@
 use std::sync::Arc;
 
 use muster::clock::Clock;
+use muster::model::ModelFacade;
+use muster::names::ModelUuid;
 
-use crate::gateway::{GatewayConfig, GatewayMetrics, GatewayState, ProviderGateway};
+use crate::gateway::{GatewayConfig, GatewayMetrics, GatewayState, ModelGate, ProviderGateway};
 use crate::machines::{MachinesHandle, model_machines_child, subtree};
 use crate::mailbox::Mailbox;
 use crate::presence::{PresenceHandle, presence_subtree};
@@ -27,6 +29,7 @@ use crate::supervisor::{
     SupervisorRef, SupervisorSpec,
 };
 
+use super::fenced::FencedModel;
 use super::holds::{HELD_GROUP, ModelHolds, keeper_child};
 
 use super::models::{Fleet, ModelHandle, ModelInfo};
@@ -196,6 +199,11 @@ fn many(
 ) -> Result<(ChildSpec, ChildSpec, Parts), SupervisorError> {
     let mut gateways_spec = SupervisorSpec::new(config.supervision.clone());
     let mut mailboxes: Vec<(String, Mailbox<ProviderGateway>)> = Vec::new();
+    // Held models are called for, and their polls written, only while
+    // their holds are valid (docs/spec.md §11.7.3).
+    let gate: Option<ModelGate> = holds
+        .clone()
+        .map(|holds| Arc::new(move |model: &ModelUuid| holds.is_valid(model)) as ModelGate);
     for (account, models) in fleet.by_account() {
         let environ = fleet
             .accounts
@@ -210,14 +218,19 @@ fn many(
         let mailbox = Mailbox::new(config.gateway.mailbox);
         let gateway_config: GatewayConfig = config.gateway;
         let metrics = metrics.clone();
+        let gate = gate.clone();
         let mut child = gateway_child(account, &mailbox, move |log| {
-            ProviderGateway::for_models(
+            let gateway = ProviderGateway::for_models(
                 environ.clone(),
                 served.clone(),
                 gateway_config,
                 metrics.clone(),
                 log,
-            )
+            );
+            match &gate {
+                Some(gate) => gateway.gated_by(gate.clone()),
+                None => gateway,
+            }
         });
         if let Some(arbiter) = arbiters.nth(mailboxes.len()) {
             child = child.on(arbiter.clone());
@@ -237,11 +250,19 @@ fn many(
             .map(|(_, mailbox)| mailbox.clone())
             .expect("a checked fleet names only accounts it gives");
         let name = model.uuid.to_string();
+        let facade = match &gate {
+            Some(gate) => Arc::new(FencedModel {
+                inner: model.facade.clone(),
+                model: model.uuid,
+                gate: gate.clone(),
+            }) as Arc<dyn ModelFacade>,
+            None => model.facade.clone(),
+        };
         let (mut child, machines) = model_machines_child(
             &name,
             model.uuid,
             config.machines.clone(),
-            model.facade.clone(),
+            facade,
             gateway.clone(),
         )?;
         // A model's whole subtree, watcher and pollers, on one arbiter.

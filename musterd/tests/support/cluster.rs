@@ -157,8 +157,16 @@ impl Node {
 
     /// Starts the daemon (again, on the same ports).
     pub fn run(&mut self) {
+        self.run_with(&[]);
+    }
+
+    /// Starts the daemon (again, on the same ports) with `flags` before
+    /// `run` (`--log-level debug`).
+    pub fn run_with(&mut self, flags: &[&str]) {
         assert!(self.musterd.is_none(), "machine-{} runs already", self.n);
-        self.musterd = Some(Musterd::start(&["run", "--config", self.config.path()]));
+        let mut args = flags.to_vec();
+        args.extend(["run", "--config", self.config.path()]);
+        self.musterd = Some(Musterd::start(&args));
     }
 
     /// SIGTERM, and its exit code: a graceful stop, with its farewell.

@@ -10,6 +10,7 @@
 
 mod link;
 mod messages;
+mod queue;
 mod report;
 mod traffic;
 
@@ -31,12 +32,13 @@ use super::NatsAuth;
 use super::config::ClusterConfig;
 use super::live::LiveNodes;
 use super::metrics::{ClusterMetrics, Kind};
-use super::peers::{Action, Peers, Settings};
+use super::peers::{Peers, Settings};
 use super::protocol::{self, Incarnation, Subjects};
 use link::{Applier, LinkOptions, Linked, OUTBOX, Outgoing};
+use queue::{APPLIER_QUEUE, ApplierQueue};
 
 pub use messages::Leave;
-pub(super) use messages::{Answered, Asked, Failed, Heard, LinkEvent, Tapped, Unanswered};
+pub(super) use messages::{Answered, Asked, Failed, Heard, Tapped, Unanswered};
 pub use report::{BridgeReport, PeerShown};
 
 /// The bridge's mailbox: what NATS brings waits in its subscriptions
@@ -133,9 +135,12 @@ pub struct Bridge {
     client: Option<Client>,
     outbox: Option<mpsc::Sender<Outgoing>>,
     inbox: String,
-    applier: mpsc::UnboundedSender<Action>,
-    applied: Option<mpsc::UnboundedReceiver<Action>>,
+    applier: Arc<ApplierQueue>,
+    applier_running: bool,
     twin_warned: Option<Instant>,
+    /// The connections set up by this instance, the last one current: a
+    /// dropped one's last events are told apart.
+    links: u64,
     /// It said it stops ([`Leave`]): it sends nothing more.
     left: bool,
     log: Logger,
@@ -170,7 +175,7 @@ pub fn bridge_child_on(
                 counts: Counts::default(),
                 link_since: None,
             })?;
-            let (applier, applied) = mpsc::unbounded_channel();
+            let applier = Arc::new(ApplierQueue::new(APPLIER_QUEUE));
             Ok(Bridge {
                 subjects: Subjects::new(&config.cluster.name),
                 config: config.clone(),
@@ -183,8 +188,9 @@ pub fn bridge_child_on(
                 outbox: None,
                 inbox: String::new(),
                 applier,
-                applied: Some(applied),
+                applier_running: false,
                 twin_warned: None,
+                links: 0,
                 left: false,
                 log: cx.logger().clone(),
             })
@@ -210,7 +216,8 @@ impl Actor for Bridge {
             // peers may be stale.
             memory.peers.link_down()
         };
-        if let Some(applied) = self.applied.take() {
+        if !self.applier_running {
+            self.applier_running = true;
             let applier = Applier {
                 presence: self.presence.clone(),
                 clock: self.config.clock.clone(),
@@ -218,7 +225,7 @@ impl Actor for Bridge {
                 metrics: self.config.metrics.clone(),
                 log: self.log.clone(),
             };
-            ctx.spawn(applier.run(applied).into_actor(self));
+            ctx.spawn(applier.run(self.applier.clone()).into_actor(self));
         }
         self.carry_out(downs);
         let cluster = &self.config.cluster;
@@ -246,7 +253,26 @@ impl Bridge {
             cluster: self.config.cluster.clone(),
             auth: self.config.auth.clone(),
         };
-        let (mailbox, generation) = (self.mailbox.clone(), self.generation);
+        self.links += 1;
+        let attempt = self.links;
+        let (connect, urls, events) = match link::options(&options) {
+            Ok(made) => made,
+            Err(reason) => {
+                self.linked(Err(reason), ctx);
+                return;
+            }
+        };
+        // The connection's events come on this context, not through the
+        // mailbox: none is lost to a full one.
+        ctx.spawn(
+            actix::fut::wrap_stream::<_, Self>(events)
+                .map(move |event, bridge, _ctx| {
+                    if bridge.links == attempt {
+                        bridge.link_event(event);
+                    }
+                })
+                .finish(),
+        );
         let linking = async move {
             let mut enabled = presence.watch_enabled();
             enabled
@@ -257,7 +283,7 @@ impl Bridge {
                 .tap(&options.node)
                 .await
                 .map_err(|e| format!("cannot follow this node's presence: {e}"))?;
-            link::connect(options, tap, mailbox, generation).await
+            link::connect(options, connect, urls, tap).await
         };
         ctx.spawn(
             linking

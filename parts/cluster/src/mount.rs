@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use muster::clock::Clock;
 use muster::names::{MachineTag, ModelUuid};
-use muster_actors::{Extensions, Mailbox, ModelHolds};
+use muster_actors::{Extensions, Mailbox, ModelHolds, Readiness};
 use prometheus_client::registry::Registry;
 use slog::Logger;
 
@@ -16,6 +18,8 @@ use crate::farewell::Farewell;
 use crate::leases::{LEASES_MAILBOX, LeaseConfig, LeaseMetrics, lease_child_on};
 use crate::live::LiveNodes;
 use crate::metrics::ClusterMetrics;
+use crate::nats::connection;
+use crate::protocol::Subjects;
 use crate::registry::NatsBackend;
 
 /// This node of a cluster of API servers, as its host mounts it: built
@@ -44,6 +48,7 @@ pub struct Cluster {
     auth: NatsAuth,
     clock: Arc<dyn Clock>,
     models: Option<Vec<ModelUuid>>,
+    readiness: Readiness,
 }
 
 impl Cluster {
@@ -61,6 +66,7 @@ impl Cluster {
             node,
             clock,
             models: None,
+            readiness: Readiness::new(),
         })
     }
 
@@ -69,6 +75,13 @@ impl Cluster {
     /// [`Fleet`](muster_actors::Fleet).
     pub fn polling(mut self, models: impl IntoIterator<Item = ModelUuid>) -> Self {
         self.models = Some(models.into_iter().collect());
+        self
+    }
+
+    /// Says in `readiness` (the host's `/readyz`) what keeps the node's
+    /// cluster parts from their job, each by its child's name.
+    pub fn with_readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = readiness;
         self
     }
 
@@ -113,12 +126,40 @@ impl Cluster {
                         live,
                         metrics: LeaseMetrics::register(registry),
                         clock: self.clock,
+                        readiness: self.readiness.clone(),
                     },
                     mailbox,
                 ));
         }
         let farewell = Farewell::new(bridge, leases, self.config.lease_ttl);
         (extensions, farewell)
+    }
+
+    /// Listens on this node's own feed for three heartbeats before the node
+    /// starts, and fails naming the clash when another process already
+    /// publishes there: two daemons with one `[agents] server` would each
+    /// claim the other's leases and hide the other's agents, so the one
+    /// that comes second does not start. A NATS that cannot be reached now
+    /// tells nothing: the node starts, and its bridge connects later.
+    pub async fn check_alone(&self) -> Result<(), String> {
+        let (options, urls) = connection(&self.config, &self.auth, &self.node, "start")?;
+        let Ok(client) = options.connect(urls).await else {
+            return Ok(());
+        };
+        let subject = Subjects::new(&self.config.name).feed(&self.node);
+        let mut feed = client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| format!("cannot subscribe to {subject}: {e}"))?;
+        let wait = self.config.heartbeat * 3;
+        match tokio::time::timeout(wait, feed.next()).await {
+            Ok(Some(_)) => Err(format!(
+                "another daemon already runs as {} in cluster {} (heard on {subject}): \
+                 give each daemon its own [agents] server",
+                self.node, self.config.name
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The machine registry the nodes share, in the cluster's NATS

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use async_nats::{ConnectOptions, ServerAddr};
+use async_nats::{ConnectOptions, Event, ServerAddr};
+use futures::channel::mpsc;
 use muster::names::MachineTag;
 
 use crate::auth::NatsAuth;
@@ -43,4 +44,21 @@ pub(crate) fn connection(
         .apply(options)
         .map_err(|e| format!("cluster.credentials: {e}"))?;
     Ok((options, urls))
+}
+
+/// Gives `options` a callback that hands every connection event to the
+/// receiver answered, which the part reads on its own context: the events
+/// never pass through the part's mailbox, so a mailbox full of forwarded
+/// traffic cannot lose a `Connected` (and leave the part cut off) nor a
+/// `Disconnected` (and leave it acting on a lost link).
+pub(crate) fn with_events(
+    options: ConnectOptions,
+) -> (ConnectOptions, mpsc::UnboundedReceiver<Event>) {
+    let (events, received) = mpsc::unbounded();
+    let options = options.event_callback(move |event| {
+        // Gone only with the part that reads them, which needs no more.
+        let _ = events.unbounded_send(event);
+        async {}
+    });
+    (options, received)
 }

@@ -64,6 +64,9 @@ pub struct Settings {
     /// The most changes held for a peer while its snapshot is on its way;
     /// past it they are dropped and a newer snapshot is asked for.
     pub max_held: usize,
+    /// A peer down and silent this long is forgotten: a node that left the
+    /// cluster for good is not kept, nor asked, for ever.
+    pub forget_after: Duration,
 }
 
 impl Settings {
@@ -75,6 +78,7 @@ impl Settings {
             patience: down_after.max(Duration::from_secs(2)),
             retry: heartbeat,
             max_held: 100_000,
+            forget_after: (down_after * 10).max(Duration::from_secs(3600)),
         }
     }
 }
@@ -129,6 +133,9 @@ struct Peer {
     last_heartbeat: Option<SystemTime>,
     /// Its run said it stops: nothing more of that run is taken.
     left: bool,
+    /// Not heard since this node's link came back: it may be long gone,
+    /// so it is not live until it speaks.
+    unheard: bool,
     counts: PeerCounts,
 }
 
@@ -190,6 +197,7 @@ impl Peers {
             last_heard: now,
             last_heartbeat: None,
             left: false,
+            unheard: false,
             counts: PeerCounts::default(),
         });
         if peer.incarnation == incarnation && peer.left {
@@ -209,6 +217,7 @@ impl Peers {
             }
         }
         peer.last_heard = now;
+        peer.unheard = false;
         if matches!(feed, Feed::Heartbeat { .. }) {
             peer.last_heartbeat = Some(wall);
         }
@@ -356,6 +365,11 @@ impl Peers {
     /// What time alone decides at `now`: a peer silent for `down_after` is
     /// down; a snapshot that stalled for the patience is asked again.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        let forget_after = self.settings.forget_after;
+        self.peers.retain(|_, peer| {
+            !matches!(peer.state, State::Down)
+                || now.saturating_duration_since(peer.last_heard) < forget_after
+        });
         let mut actions = Vec::new();
         for (node, peer) in &mut self.peers {
             let silent = now.saturating_duration_since(peer.last_heard);
@@ -393,24 +407,32 @@ impl Peers {
     }
 
     /// The node's NATS connection came up at `now`: every peer it knows is
-    /// asked for a snapshot.
+    /// asked for a snapshot, except one whose run said it stops. None is
+    /// live until it is heard again: a peer that died meanwhile is down
+    /// again once silent for `down_after`, never counted live on the way.
     pub fn link_up(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         for (node, peer) in &mut self.peers {
+            if peer.left {
+                continue;
+            }
             peer.last_heard = now;
+            peer.unheard = true;
             actions.push(sync(node, peer, &mut self.next_request, now));
         }
         actions
     }
 
-    /// What was asked for `peer` could not be applied (presence refused
-    /// it): its table here may be wrong, so it is taken anew.
+    /// What was asked for `peer` could not be carried out (presence refused
+    /// it): its table here may be wrong, so it is taken anew, or, when it
+    /// is down here, marked down again until presence takes it.
     pub fn failed(&mut self, now: Instant, peer: &MachineTag) -> Vec<Action> {
         match self.peers.get_mut(peer) {
-            Some(known) if !matches!(known.state, State::Down) => {
-                vec![sync(peer, known, &mut self.next_request, now)]
+            Some(known) if matches!(known.state, State::Down) => {
+                vec![Action::Down { peer: peer.clone() }]
             }
-            _ => Vec::new(),
+            Some(known) => vec![sync(peer, known, &mut self.next_request, now)],
+            None => Vec::new(),
         }
     }
 
@@ -441,11 +463,12 @@ impl Peers {
             .collect()
     }
 
-    /// The peers not down: up, or being taken from a snapshot.
+    /// The peers not down and heard since the link last came up: up, or
+    /// being taken from a snapshot.
     pub fn live(&self) -> std::collections::BTreeSet<MachineTag> {
         self.peers
             .iter()
-            .filter(|(_, peer)| !matches!(peer.state, State::Down))
+            .filter(|(_, peer)| !matches!(peer.state, State::Down) && !peer.unheard)
             .map(|(node, _)| node.clone())
             .collect()
     }

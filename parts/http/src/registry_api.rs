@@ -27,8 +27,8 @@ use crate::lists::natural::sort_naturally;
 use crate::lists::paging::PageQuery;
 use crate::respond::read;
 use muster_registry::{
-    BodyError, MAX_BODY_BYTES, MachineRecord, PutOutcome, Registry, parse_machine_id,
-    parse_model_uuid, parse_registration,
+    BackendError, BodyError, MAX_BODY_BYTES, MachineRecord, PutOutcome, Registry, RegistryError,
+    parse_machine_id, parse_model_uuid, parse_registration,
 };
 
 /// The methods a machine's path answers.
@@ -51,9 +51,18 @@ pub(crate) struct Refusal(pub(crate) StatusCode, pub(crate) BodyError);
 
 impl From<Refusal> for HttpResponse {
     fn from(Refusal(status, error): Refusal) -> Self {
-        HttpResponse::build(status).json(json!({ "error": error.error, "field": error.field }))
+        let mut answer = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            answer.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+        }
+        answer.json(json!({ "error": error.error, "field": error.field }))
     }
 }
+
+/// When a client should ask again a call the registry could not try (its
+/// shared store unreachable): the link comes back within a second of its
+/// server, if the server is there.
+const RETRY_AFTER_SECONDS: u64 = 1;
 
 pub(crate) fn refused(status: StatusCode, error: BodyError) -> Refusal {
     Refusal(status, error)
@@ -83,12 +92,15 @@ pub(crate) fn model<'a>(
 }
 
 /// A failure of the registry itself (the disk full, the file locked): it
-/// is logged and kept for `/api/report` by the registry.
-pub(crate) fn failed(error: impl std::fmt::Display) -> Refusal {
-    Refusal(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        BodyError::body(error.to_string()),
-    )
+/// is logged and kept for `/api/report` by the registry. One the registry
+/// did not even try, its shared store unreachable, is 503 with
+/// `Retry-After`, at once.
+pub(crate) fn failed(error: RegistryError) -> Refusal {
+    let status = match error.source {
+        BackendError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Refusal(status, BodyError::body(error.to_string()))
 }
 
 /// Reads the body, at most [`MAX_BODY_BYTES`] of it: a larger one is

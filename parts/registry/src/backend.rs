@@ -24,6 +24,10 @@ pub enum BackendError {
     /// the disk full, the file unreadable. The text is the storage's own.
     #[error("{0}")]
     Storage(String),
+    /// The storage cannot be reached now and the operation was not tried:
+    /// a shared store whose link is down. Worth asking again shortly.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something stored does not read back as what was written, e.g. a life
     /// the registry does not know.
     #[error("stored data does not read: {0}")]

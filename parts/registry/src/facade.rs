@@ -9,6 +9,7 @@
 
 use muster::sync::lock;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt};
@@ -20,6 +21,14 @@ use slog::warn;
 
 use super::record::MachineRecord;
 use super::{Registry, RegistryError, watch};
+
+/// The wait before a failed read of a model's credential is tried again,
+/// doubling up to [`CREDENTIAL_RETRY_MOST`]: a change it would have seen is
+/// not lost with the failed read.
+const CREDENTIAL_RETRY_FIRST: Duration = Duration::from_millis(250);
+
+/// The longest wait between reads of a credential that keep failing.
+const CREDENTIAL_RETRY_MOST: Duration = Duration::from_secs(10);
 
 /// One model's machines and credential in the registry, as the instance
 /// poller's model facade and credential API. Made by [`Registry::model`].
@@ -201,20 +210,35 @@ impl CredentialApi for ModelRegistry {
         let registry = self.registry.clone();
         let model = self.model;
         let version = registry.backend().version(model);
+        // `retry`: a read failed, and is tried again after this wait, with
+        // no change needed to wake it.
         stream::unfold(
-            (registry, version, None::<bool>),
-            move |(registry, mut version, last)| async move {
+            (registry, version, None::<bool>, None::<Duration>),
+            move |(registry, mut version, last, retry)| async move {
+                let mut retry = retry;
                 loop {
-                    if last.is_some() && version.changed().await.is_err() {
-                        return None;
+                    match retry {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None if last.is_some() && version.changed().await.is_err() => {
+                            return None;
+                        }
+                        None => {}
                     }
                     // Marked before reading, so a change made meanwhile wakes
                     // the next round.
                     version.borrow_and_update();
                     let valid = match registry.credential(model).await {
-                        Ok(credential) => credential.valid,
+                        Ok(credential) => {
+                            retry = None;
+                            credential.valid
+                        }
                         Err(e) => {
-                            warn!(registry.log(), "cannot read the model's credential"; "error" => %e);
+                            let wait = retry.map_or(CREDENTIAL_RETRY_FIRST, |w| {
+                                (w * 2).min(CREDENTIAL_RETRY_MOST)
+                            });
+                            warn!(registry.log(), "cannot read the model's credential; reading it again";
+                                "error" => %e, "in" => ?wait);
+                            retry = Some(wait);
                             match last {
                                 // The cloud has the last word: polling
                                 // goes on until it denies the credential.
@@ -224,7 +248,7 @@ impl CredentialApi for ModelRegistry {
                         }
                     };
                     if last != Some(valid) {
-                        return Some((valid, (registry, version, Some(valid))));
+                        return Some((valid, (registry, version, Some(valid), retry)));
                     }
                 }
             },

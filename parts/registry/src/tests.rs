@@ -343,6 +343,37 @@ async fn a_failed_read_ends_the_machine_watch_and_the_credential_stream_starts_v
     assert_eq!(validity.next().await, Some(false));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_credential_change_whose_read_failed_is_read_again_until_it_is_seen() {
+    use futures::StreamExt;
+    use muster::model::CredentialApi;
+
+    let backend = Failing::new();
+    let registry = Registry::new(
+        backend.clone(),
+        Arc::new(muster::clock::SystemClock),
+        discard(),
+    );
+    let facade = registry.model(model());
+    let mut validity = facade.watch_credential_validity();
+    assert_eq!(validity.next().await, Some(true));
+    // The credential is withdrawn while its reads fail; they work again
+    // later, with no other change to wake the stream.
+    backend.fail_reads.store(true, Ordering::SeqCst);
+    registry
+        .set_credential_valid(model(), false, "denied".into())
+        .await
+        .unwrap();
+    let failing = tokio::time::timeout(Duration::from_secs(30), validity.next()).await;
+    assert!(
+        failing.is_err(),
+        "nothing read while reads fail: {failing:?}"
+    );
+    backend.fail_reads.store(false, Ordering::SeqCst);
+    let seen = tokio::time::timeout(Duration::from_secs(11), validity.next()).await;
+    assert_eq!(seen, Ok(Some(false)), "the withdrawn credential is seen");
+}
+
 fn discard() -> Logger {
     Logger::root(slog::Discard, o!())
 }

@@ -13,16 +13,17 @@ use futures::StreamExt;
 use muster::clock::Clock;
 use muster::names::MachineTag;
 use muster::presence::{Status, Value};
-use muster_actors::Mailbox;
 use muster_actors::presence::{Change, PresenceHandle, Tap};
+use muster_actors::{Mailbox, SendError};
 use slog::{Logger, debug, warn};
 use tokio::sync::mpsc;
 
-use super::{Answered, Asked, Bridge, Failed, Heard, LinkEvent, Tapped, Unanswered};
+use super::queue::ApplierQueue;
+use super::{Answered, Asked, Bridge, Failed, Heard, Tapped, Unanswered};
 use crate::NatsAuth;
 use crate::config::ClusterConfig;
 use crate::metrics::{ClusterMetrics, Kind};
-use crate::nats::connection;
+use crate::nats::{connection, with_events};
 use crate::peers::Action;
 use crate::protocol::{Conn, Op, Part, Subjects};
 
@@ -32,6 +33,10 @@ const TAP_BATCH: usize = 1024;
 /// The messages waiting to be published, at most; past it the bridge drops
 /// its changes (peers see the gap and take a snapshot) and heartbeats.
 pub(super) const OUTBOX: usize = 4096;
+
+/// How long the applier waits, after presence refused a peer's change,
+/// before the bridge asks again for what it refused.
+const REFUSED_WAIT: Duration = Duration::from_millis(100);
 
 /// One message for NATS.
 #[derive(Debug)]
@@ -62,27 +67,35 @@ pub(super) struct LinkOptions {
     pub auth: NatsAuth,
 }
 
-/// Connects (in the background: the client comes back at once and keeps
-/// trying) and subscribes to the feeds, this node's snapshot requests and
-/// its answers. The connection's events go to `mailbox`, marked with
-/// `generation`.
-pub(super) async fn connect(
-    options: LinkOptions,
-    tap: Tap,
-    mailbox: Mailbox<Bridge>,
-    generation: u64,
-) -> Result<Linked, String> {
+/// The connection's options, and the receiver of its events.
+pub(super) fn options(
+    options: &LinkOptions,
+) -> Result<
+    (
+        async_nats::ConnectOptions,
+        Vec<async_nats::ServerAddr>,
+        futures::channel::mpsc::UnboundedReceiver<async_nats::Event>,
+    ),
+    String,
+> {
     let (connect, urls) = connection(&options.cluster, &options.auth, &options.node, "bridge")?;
     let connect = connect
         .retry_on_initial_connect()
         // A node hears its own feed in its own presence already.
-        .no_echo()
-        .event_callback(move |event| {
-            let mailbox = mailbox.clone();
-            async move {
-                let _ = mailbox.do_send(LinkEvent { generation, event });
-            }
-        });
+        .no_echo();
+    let (connect, events) = with_events(connect);
+    Ok((connect, urls, events))
+}
+
+/// Connects with `connect` (in the background: the client comes back at
+/// once and keeps trying) and subscribes to the feeds, this node's
+/// snapshot requests and its answers.
+pub(super) async fn connect(
+    options: LinkOptions,
+    connect: async_nats::ConnectOptions,
+    urls: Vec<async_nats::ServerAddr>,
+    tap: Tap,
+) -> Result<Linked, String> {
     let client = connect
         .connect(urls)
         .await
@@ -111,18 +124,23 @@ pub(super) async fn connect(
 }
 
 /// Puts `message` in the bridge's mailbox once it has room: what comes
-/// meanwhile waits in NATS's subscription or in the tap. False once the
-/// bridge is gone.
+/// meanwhile waits in NATS's subscription or in the tap. A full mailbox is
+/// waited out, even one filled by another thread between the look and the
+/// send; false only once the bridge is gone.
 pub(super) async fn forward<M>(mailbox: &Mailbox<Bridge>, message: M) -> bool
 where
     Bridge: actix::Handler<M>,
     M: actix::Message + Send + 'static,
     M::Result: Send,
 {
+    let mut message = message;
     loop {
-        let stats = mailbox.stats();
-        if stats.depth < stats.capacity {
-            return mailbox.do_send(message).is_ok();
+        match mailbox.do_send(message) {
+            Ok(()) => return true,
+            Err(refused) => match refused.into_parts() {
+                (again, SendError::Overloaded { .. }) => message = again,
+                _ => return false,
+            },
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -261,8 +279,9 @@ impl Applier {
     /// Carries out the bridge's actions on presence, one after another, so
     /// that a peer's changes reach the router in the order it numbered
     /// them. What presence refuses makes the peer be taken anew.
-    pub(super) async fn run(self, mut actions: mpsc::UnboundedReceiver<Action>) {
-        while let Some(action) = actions.recv().await {
+    pub(super) async fn run(self, actions: Arc<ApplierQueue>) {
+        loop {
+            let action = actions.pop().await;
             let failed = match action {
                 Action::Apply { peer, events } => {
                     let mut refused = None;
@@ -313,6 +332,9 @@ impl Applier {
             if let Some((peer, error)) = failed {
                 warn!(self.log, "presence refused a peer's change; taking the peer anew";
                     "peer" => %peer, "error" => %error);
+                // Presence is busy or restarting: what is asked again
+                // waits a little rather than spinning against it.
+                tokio::time::sleep(REFUSED_WAIT).await;
                 if !forward(&self.mailbox, Failed(peer)).await {
                     return;
                 }

@@ -1,5 +1,4 @@
-//! What comes into the bridge's mailbox: the NATS client's connection
-//! events, the feeds' messages, requests for this node's snapshot, the
+//! What comes into the bridge's mailbox: the feeds' messages, requests for this node's snapshot, the
 //! parts of the snapshots it asked for, its own server's changes, the
 //! applier's word that presence refused something, and the host's word
 //! that the node stops.
@@ -15,27 +14,6 @@ use super::Bridge;
 use super::link::Outgoing;
 use crate::metrics::Kind;
 use crate::protocol::{self, Part};
-
-/// A connection event of the NATS client, of one link.
-pub(crate) struct LinkEvent {
-    pub generation: u64,
-    pub event: async_nats::Event,
-}
-
-impl Message for LinkEvent {
-    type Result = ();
-}
-
-impl Handler<LinkEvent> for Bridge {
-    type Result = ();
-
-    fn handle(&mut self, event: LinkEvent, _ctx: &mut Context<Self>) {
-        // A client of an earlier run of the bridge may still say goodbye.
-        if event.generation == self.generation {
-            self.link_event(event.event);
-        }
-    }
-}
 
 /// A message on a feed.
 pub(crate) struct Heard(pub async_nats::Message);

@@ -37,8 +37,12 @@ impl Bridge {
                     self.send(out);
                 }
                 other => {
-                    // The applier lives as long as the bridge.
-                    let _ = self.applier.send(other);
+                    if let Some(peer) = self.applier.push(other) {
+                        warn!(self.log, "the applier's queue is full; taking the peer anew";
+                            "peer" => %peer);
+                        let again = self.memory.lock().peers.failed(Instant::now(), &peer);
+                        self.carry_out(again);
+                    }
                 }
             }
         }

@@ -48,7 +48,8 @@ impl Handler<HandBack> for LeaseManager {
             };
             let steps = held.into_iter().map(|(model, revision)| {
                 let step = Step::Release { model, revision };
-                carry_out(&store, &node, &holds, step, back.wait)
+                // A release holds nothing.
+                carry_out(&store, &node, &holds, step, back.wait, Duration::ZERO)
             });
             tokio::time::timeout(back.wait, join_all(steps))
                 .await

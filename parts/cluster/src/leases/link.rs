@@ -7,30 +7,15 @@ use actix::prelude::*;
 use slog::{info, warn};
 
 use super::LeaseManager;
-use crate::nats::connection;
-
-/// The NATS connection's events, marked with the connection they are of.
-struct LinkEvent {
-    generation: u64,
-    event: async_nats::Event,
-}
-
-impl Message for LinkEvent {
-    type Result = ();
-}
+use crate::nats::{connection, with_events};
 
 /// Connections made by every lease manager of the process, so that a
 /// dropped connection's last events are told from the current one's.
 static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 
-impl Handler<LinkEvent> for LeaseManager {
-    type Result = ();
-
-    fn handle(&mut self, event: LinkEvent, _ctx: &mut Context<Self>) {
-        if event.generation != self.generation {
-            return;
-        }
-        match event.event {
+impl LeaseManager {
+    fn link_event(&mut self, event: async_nats::Event) {
+        match event {
             async_nats::Event::Connected => {
                 info!(self.log, "leases: connected to NATS");
                 self.link = "connected";
@@ -48,13 +33,9 @@ impl Handler<LinkEvent> for LeaseManager {
             _ => {}
         }
     }
-}
-
-impl LeaseManager {
     pub(super) fn connect(&mut self, ctx: &mut Context<Self>) {
         self.generation = GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1;
         let generation = self.generation;
-        let mailbox = self.mailbox.clone();
         let config = &self.config;
         let (options, urls) =
             match connection(&config.cluster, &config.auth, &config.node, "leases") {
@@ -67,13 +48,19 @@ impl LeaseManager {
             };
         let options = options
             .retry_on_initial_connect()
-            .request_timeout(Some(self.op_timeout()))
-            .event_callback(move |event| {
-                let mailbox = mailbox.clone();
-                async move {
-                    let _ = mailbox.do_send(LinkEvent { generation, event });
-                }
-            });
+            .request_timeout(Some(self.op_timeout()));
+        let (options, events) = with_events(options);
+        // Its events come on this context, not through the mailbox: none
+        // is lost to a full one.
+        ctx.spawn(
+            actix::fut::wrap_stream::<_, Self>(events)
+                .map(move |event, manager, _ctx| {
+                    if manager.generation == generation {
+                        manager.link_event(event);
+                    }
+                })
+                .finish(),
+        );
         let connecting = async move { options.connect(urls).await };
         ctx.spawn(
             connecting

@@ -19,6 +19,7 @@
 //! lease another live node owns gives it back, at most one per renewal
 //! period, so a node that comes back takes its models back gradually.
 
+mod bucket;
 mod hand_back;
 mod link;
 mod metrics;
@@ -38,11 +39,12 @@ use futures::StreamExt;
 use muster::clock::Clock;
 use muster::names::{MachineTag, ModelUuid};
 use muster_actors::presence::PresenceHandle;
-use muster_actors::{ChildSpec, Mailbox, ModelHolds};
+use muster_actors::{ChildSpec, Mailbox, ModelHolds, Readiness};
 use serde::Serialize;
 use slog::{Logger, info, warn};
 use tokio::time::Instant;
 
+use bucket::bucket_ttl;
 pub use hand_back::HandBack;
 pub use metrics::LeaseMetrics;
 use plan::{Round, Seen, Step};
@@ -99,6 +101,9 @@ pub struct LeaseConfig {
     pub metrics: LeaseMetrics,
     /// The wall clock, for the report's times.
     pub clock: Arc<dyn Clock>,
+    /// Where the manager says, as `leases`, why it cannot hand out the
+    /// models (`/readyz`).
+    pub readiness: Readiness,
 }
 
 /// What the manager counts, for its report.
@@ -110,6 +115,9 @@ struct Counts {
     lost: u64,
     /// Writes or reads that failed without saying who holds the lease.
     failed: u64,
+    /// Reads of a lease that failed (the bucket gone, NATS slow): each
+    /// also counted in `failed`.
+    read_failed: u64,
 }
 
 /// A lease this node holds.
@@ -124,7 +132,9 @@ struct Held {
 /// The lease manager actor. See the module's documentation.
 pub struct LeaseManager {
     config: LeaseConfig,
-    mailbox: Mailbox<LeaseManager>,
+    /// The bucket's `max_age`, once it is open.
+    bucket_ttl: Option<Duration>,
+    timers: Vec<SpawnHandle>,
     generation: u64,
     client: Option<Client>,
     store: Option<kv::Store>,
@@ -159,11 +169,11 @@ pub fn lease_child_on(
     mailbox: Mailbox<LeaseManager>,
 ) -> impl FnOnce(&PresenceHandle) -> ChildSpec + Send {
     move |_presence| {
-        let start_mailbox = mailbox.clone();
         ChildSpec::actor(LEASES_CHILD, &mailbox, move |cx| {
             Ok(LeaseManager {
                 config: config.clone(),
-                mailbox: start_mailbox.clone(),
+                bucket_ttl: None,
+                timers: Vec::new(),
                 generation: 0,
                 client: None,
                 store: None,
@@ -195,12 +205,7 @@ impl Actor for LeaseManager {
             self.config.holds.release(model);
         }
         self.gauges();
-        let ttl = self.config.cluster.lease_ttl;
-        ctx.run_interval(ttl / ROUNDS_PER_TTL, |manager, ctx| manager.tick(ctx));
-        ctx.run_interval(ttl / QUICK_ROUNDS_PER_TTL, |manager, ctx| {
-            manager.quick_tick(ctx)
-        });
-        ctx.run_interval(ttl / 12, |manager, _ctx| manager.fence());
+        self.schedule(ctx);
         self.connect(ctx);
     }
 
@@ -210,8 +215,28 @@ impl Actor for LeaseManager {
 }
 
 impl LeaseManager {
+    /// The TTL of a lease: the bucket's `max_age` once the bucket is open,
+    /// this node's `lease_ttl` until then. Expiry runs on the wall clock of
+    /// the bucket's stream leader: the nodes' clocks need not agree, but
+    /// each node's monotonic clock must run at the leader's rate to within
+    /// a small part of the TTL.
     fn ttl(&self) -> Duration {
-        self.config.cluster.lease_ttl
+        self.bucket_ttl.unwrap_or(self.config.cluster.lease_ttl)
+    }
+
+    /// Times the rounds and the cut-off on the TTL, again when it changes.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        for timer in self.timers.drain(..) {
+            ctx.cancel_future(timer);
+        }
+        let ttl = self.ttl();
+        self.timers = vec![
+            ctx.run_interval(ttl / ROUNDS_PER_TTL, |manager, ctx| manager.tick(ctx)),
+            ctx.run_interval(ttl / QUICK_ROUNDS_PER_TTL, |manager, ctx| {
+                manager.quick_tick(ctx)
+            }),
+            ctx.run_interval(ttl / 12, |manager, _ctx| manager.fence()),
+        ];
     }
 
     /// How long one read or write of a lease may take.
@@ -227,7 +252,7 @@ impl LeaseManager {
             bucket: bucket_name(&self.config.cluster.name),
             description: "muster: which node polls each model".into(),
             history: 1,
-            max_age: self.ttl(),
+            max_age: self.config.cluster.lease_ttl,
             storage: jetstream::stream::StorageType::File,
             num_replicas: self.config.cluster.replicas(),
             ..Default::default()
@@ -275,19 +300,22 @@ impl LeaseManager {
         self.busy = true;
         let Some(store) = self.store.clone() else {
             let bucket = self.bucket();
-            let opening = open_bucket(client, bucket);
-            ctx.spawn(opening.into_actor(self).map(|opened, manager, _ctx| {
+            let opening = async move {
+                let store = open_bucket(client, bucket).await?;
+                let ttl = bucket_ttl(&store).await?;
+                Ok::<_, String>((store, ttl))
+            };
+            ctx.spawn(opening.into_actor(self).map(|opened, manager, ctx| {
                 manager.busy = false;
                 match opened {
-                    Ok(store) => {
+                    Ok((store, ttl)) => {
                         info!(manager.log, "leases: bucket open"; "bucket" => store.name.clone());
                         manager.store = Some(store);
-                        manager.error = None;
+                        manager.healthy();
+                        manager.take_ttl(ttl, ctx);
                     }
-                    Err(e) => {
-                        warn!(manager.log, "leases: cannot open the bucket"; "error" => %e);
-                        manager.error = Some(e);
-                    }
+                    Err(e) => manager
+                        .unhealthy(e, "leases: cannot use the bucket; no model is polled here"),
                 }
             }));
             return;
@@ -299,18 +327,35 @@ impl LeaseManager {
                 async move { (model, tokio::time::timeout(timeout, read).await) }
             });
             let read: Vec<_> = reads.buffer_unordered(READS_AT_ONCE).collect().await;
-            read.into_iter()
+            let mut failed = Vec::new();
+            let seen = read
+                .into_iter()
                 // A lease that cannot be read is left for the next round.
                 .filter_map(|(model, read)| match read {
                     Ok(Ok(entry)) => Some((model, read_entry(entry))),
-                    _ => None,
+                    Ok(Err(e)) => {
+                        failed.push(e.to_string());
+                        None
+                    }
+                    Err(_) => {
+                        failed.push("the read timed out".to_owned());
+                        None
+                    }
                 })
-                .collect::<BTreeMap<_, _>>()
+                .collect::<BTreeMap<_, _>>();
+            (seen, failed)
         };
         ctx.spawn(
             reading
                 .into_actor(self)
-                .map(move |seen, manager, ctx| manager.decide(seen, full, ctx)),
+                .map(move |(seen, failed), manager, ctx| {
+                    if !failed.is_empty() {
+                        manager.read_failed(failed, seen.is_empty());
+                    } else if !seen.is_empty() {
+                        manager.healthy();
+                    }
+                    manager.decide(seen, full, ctx)
+                }),
         );
     }
 
@@ -377,10 +422,12 @@ impl LeaseManager {
         let node = self.config.node.to_string();
         let holds = self.config.holds.clone();
         let timeout = self.op_timeout();
+        // The cut-off of `fence`, which the holds apply by themselves.
+        let valid_for = self.ttl() * 2 / 3;
         let writing = async move {
             let mut outcomes = Vec::with_capacity(steps.len());
             for step in steps {
-                outcomes.push(carry_out(&store, &node, &holds, step, timeout).await);
+                outcomes.push(carry_out(&store, &node, &holds, step, timeout, valid_for).await);
             }
             outcomes
         };

@@ -18,7 +18,8 @@ pub struct LeaseReport {
     pub link: &'static str,
     /// Why the link or the bucket is not there, when it is not.
     pub error: Option<String>,
-    /// How long a lease lasts unless renewed, e.g. `15s`.
+    /// How long a lease lasts unless renewed, e.g. `15s`: the bucket's, once
+    /// it is open.
     pub lease_ttl: String,
     /// The nodes the models are spread over: this one and every peer not
     /// down.
@@ -84,7 +85,7 @@ impl LeaseManager {
             bucket: super::bucket_name(&self.config.cluster.name),
             link: self.link,
             error: self.error.clone(),
-            lease_ttl: humantime::format_duration(self.config.cluster.lease_ttl).to_string(),
+            lease_ttl: humantime::format_duration(self.ttl()).to_string(),
             live: live.into_iter().collect(),
             held: self
                 .held

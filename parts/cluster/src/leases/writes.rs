@@ -41,13 +41,16 @@ pub(super) fn read_entry(entry: Option<kv::Entry>) -> Option<Seen> {
 }
 
 /// Writes one step; a lease taken starts its model's polling, a renewal
-/// refused stops it, at once.
+/// refused stops it, at once. A lease written is held until `valid_for`
+/// after the write was sent: past it, the model's calls and writes are
+/// refused even if the manager has not yet noticed (a paused process).
 pub(super) async fn carry_out(
     store: &kv::Store,
     node: &str,
     holds: &ModelHolds,
     step: Step,
     timeout: Duration,
+    valid_for: Duration,
 ) -> Outcome {
     let sent = Instant::now();
     match step {
@@ -55,7 +58,7 @@ pub(super) async fn carry_out(
             let write = store.update(model.to_string(), node.to_owned().into(), revision);
             match tokio::time::timeout(timeout, write).await {
                 Ok(Ok(revision)) => {
-                    holds.hold(model);
+                    holds.hold_until(model, sent + valid_for);
                     Outcome::Written {
                         model,
                         revision,
@@ -87,7 +90,7 @@ pub(super) async fn carry_out(
             let write = store.create(model.to_string(), node.to_owned().into());
             match tokio::time::timeout(timeout, write).await {
                 Ok(Ok(revision)) => {
-                    holds.hold(model);
+                    holds.hold_until(model, sent + valid_for);
                     Outcome::Written {
                         model,
                         revision,

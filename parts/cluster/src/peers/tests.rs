@@ -26,6 +26,7 @@ fn settings() -> Settings {
         patience: ms(2000),
         retry: ms(100),
         max_held: 10,
+        forget_after: ms(60_000),
     }
 }
 
@@ -408,6 +409,84 @@ fn a_failure_to_apply_takes_the_peer_anew_and_its_own_feed_is_ignored() {
     };
     assert_eq!(peers.heard(t0, wall, mine), []);
     assert_eq!(peers.report(t0).len(), 1);
+}
+
+#[test]
+fn a_down_presence_refused_is_carried_out_again_until_taken() {
+    let t0 = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH;
+    let mut peers = peers();
+    peers.heard(t0, wall, heartbeat(RUN, 0));
+    peers.part(t0, 1, parts(RUN, 0, &[1], 1 << 20).remove(0));
+    // Silent, lost with the link, or gone with a word: each Down refused
+    // is asked for again, for as long as presence refuses it.
+    assert_eq!(peers.tick(t0 + ms(600)), [down()]);
+    assert_eq!(peers.failed(t0 + ms(600), &tag(B)), [down()]);
+    assert_eq!(peers.failed(t0 + ms(700), &tag(B)), [down()]);
+    assert_eq!(state(&peers).0, "down");
+    peers.heard(t0 + ms(800), wall, heartbeat(RUN, 0));
+    peers.part(t0 + ms(800), 2, parts(RUN, 0, &[1], 1 << 20).remove(0));
+    assert_eq!(peers.link_down(), [down()]);
+    assert_eq!(peers.failed(t0 + ms(900), &tag(B)), [down()]);
+    peers.link_up(t0 + ms(1000));
+    peers.heard(t0 + ms(1000), wall, heartbeat(RUN, 0));
+    let leaving = Feed::Leaving {
+        node: tag(B),
+        incarnation: RUN,
+    };
+    assert_eq!(peers.heard(t0 + ms(1100), wall, leaving), [down()]);
+    assert_eq!(peers.failed(t0 + ms(1100), &tag(B)), [down()]);
+}
+
+#[test]
+fn after_a_reconnect_only_peers_heard_again_are_live_and_the_long_silent_are_forgotten() {
+    let t0 = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH;
+    let mut peers = peers();
+    let c = tag("machine-2");
+    let d = tag("machine-3");
+    for node in [tag(B), c.clone(), d.clone()] {
+        let beat = Feed::Heartbeat {
+            node,
+            incarnation: RUN,
+            seq: 0,
+        };
+        peers.heard(t0, wall, beat);
+    }
+    assert_eq!(peers.live().len(), 3);
+    // D says it leaves; then NATS restarts.
+    let leaving = Feed::Leaving {
+        node: d.clone(),
+        incarnation: RUN,
+    };
+    peers.heard(t0, wall, leaving);
+    peers.link_down();
+    let asked = peers.link_up(t0 + ms(100));
+    // The peer that left is not asked; none is live before it speaks.
+    assert_eq!(
+        asked,
+        [
+            ask(4),
+            Action::Ask {
+                peer: c.clone(),
+                request: 5
+            }
+        ]
+    );
+    assert!(peers.live().is_empty(), "{:?}", peers.live());
+    peers.heard(t0 + ms(200), wall, heartbeat(RUN, 0));
+    assert_eq!(peers.live().into_iter().collect::<Vec<_>>(), [tag(B)]);
+    // C, dead meanwhile, is down once silent for down_after, and never
+    // counted live on the way.
+    peers.heard(t0 + ms(600), wall, heartbeat(RUN, 0));
+    assert_eq!(peers.tick(t0 + ms(700)), [Action::Down { peer: c.clone() }]);
+    assert_eq!(peers.live().into_iter().collect::<Vec<_>>(), [tag(B)]);
+    // Down and silent past the horizon, C and D are forgotten; B, heard,
+    // is kept.
+    peers.heard(t0 + ms(60_000), wall, heartbeat(RUN, 0));
+    peers.tick(t0 + ms(60_100));
+    let known: Vec<MachineTag> = peers.report(t0).into_iter().map(|p| p.server).collect();
+    assert_eq!(known, [tag(B)]);
 }
 
 /// What node A's presence holds of B, built by carrying out the actions.

@@ -27,23 +27,34 @@ const WATCH_FOR: Duration = Duration::from_secs(5);
 /// password changed, whichever node wrote them. Watches from the
 /// bucket's end as it first finds it, then every [`WATCH_FOR`] again from
 /// the revision after the last change heard.
+///
+/// A bucket deleted and made again (its stream created anew, its
+/// revisions from 1 again) is noticed at the next watch: its creation time
+/// changed, or its last revision is below the one this feed would resume
+/// from. The feed then watches the new bucket from its end and moves every
+/// version, so that everything is read again.
 pub(super) async fn follow(store: kv::Store, versions: Weak<Versions>, passwords: PasswordFeed) {
     let mut next: Option<u64> = None;
+    let mut created = None;
     loop {
         if versions.strong_count() == 0 {
             return;
         }
-        let from = match next {
-            Some(from) => Some(from),
-            None => match tokio::time::timeout(WATCH_FOR, store.stream.get_info()).await {
-                Ok(Ok(info)) => Some(info.state.last_sequence + 1),
-                _ => None,
-            },
+        let info = match tokio::time::timeout(WATCH_FOR, store.stream.get_info()).await {
+            Ok(Ok(info)) => info,
+            _ => {
+                tokio::time::sleep(REWATCH).await;
+                continue;
+            }
         };
-        let Some(from) = from else {
-            tokio::time::sleep(REWATCH).await;
-            continue;
-        };
+        let end = info.state.last_sequence + 1;
+        let made_anew =
+            created.is_some_and(|at| at != info.created) || next.is_some_and(|from| end < from);
+        created = Some(info.created);
+        if made_anew {
+            next = None;
+        }
+        let from = next.unwrap_or(end);
         let watches = futures::future::try_join3(
             store.watch_from_revision("m.>", from),
             store.watch_from_revision("c.>", from),

@@ -61,6 +61,9 @@ pub fn bucket_name(name: &str) -> String {
 /// The registry in a key-value bucket. See the module's documentation.
 pub struct NatsBackend {
     store: kv::Store,
+    /// The connection the store uses, when this backend made it: while it
+    /// is down, calls fail at once instead of waiting out their timeouts.
+    link: Option<async_nats::Client>,
     versions: Arc<Versions>,
     /// The agents whose password changed, whichever node changed it.
     passwords: PasswordFeed,
@@ -113,7 +116,9 @@ impl NatsBackend {
                 Err(e) => return Err(storage(e)),
             }
         };
-        Ok(NatsBackend::new(store))
+        let mut backend = NatsBackend::new(store);
+        backend.link = Some(client);
+        Ok(backend)
     }
 
     /// The registry in `store` (which holds its NATS connection); follows its
@@ -129,11 +134,30 @@ impl NatsBackend {
         NatsBackend {
             location: format!("nats:{}", store.name),
             store,
+            link: None,
             versions,
             passwords,
             feed,
         }
     }
+}
+
+impl NatsBackend {
+    /// Why a call cannot be tried now: the link to NATS is down.
+    fn unavailable(&self) -> Option<BackendError> {
+        let link = self.link.as_ref()?;
+        let state = link.connection_state();
+        (state != async_nats::connection::State::Connected).then(|| {
+            BackendError::Unavailable(format!(
+                "the registry's NATS link is {state}: try again shortly"
+            ))
+        })
+    }
+}
+
+/// Answers `error` at once, as a backend call does.
+fn refused<T: Send + 'static>(error: BackendError) -> BoxFuture<'static, Result<T, BackendError>> {
+    futures::future::ready(Err(error)).boxed()
 }
 
 /// Machines in machine-number order: shorter ids first, then by id.
@@ -168,6 +192,9 @@ impl RegistryBackend for NatsBackend {
         registration: Registration,
         at: SystemTime,
     ) -> BoxFuture<'static, Result<PutOutcome, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let (store, versions) = (self.store.clone(), self.versions.clone());
         async move {
             let key = machine_key(model, &tag);
@@ -212,6 +239,9 @@ impl RegistryBackend for NatsBackend {
         model: ModelUuid,
         tag: MachineTag,
     ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let (store, versions) = (self.store.clone(), self.versions.clone());
         async move {
             let key = machine_key(model, &tag);
@@ -244,6 +274,9 @@ impl RegistryBackend for NatsBackend {
         model: ModelUuid,
         tag: MachineTag,
     ) -> BoxFuture<'static, Result<Option<MachineRecord>, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let store = self.store.clone();
         async move {
             let key = machine_key(model, &tag);
@@ -262,6 +295,9 @@ impl RegistryBackend for NatsBackend {
         &self,
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<MachineRecord>, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let machines = self.registered_of(model);
         let store = self.store.clone();
         async move {
@@ -292,6 +328,9 @@ impl RegistryBackend for NatsBackend {
         &self,
         model: ModelUuid,
     ) -> BoxFuture<'static, Result<Vec<Registered>, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let machines = self.registered_of(model);
         async move {
             machines
@@ -311,6 +350,9 @@ impl RegistryBackend for NatsBackend {
         status: InstanceStatusInfo,
         at: SystemTime,
     ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let store = self.store.clone();
         async move {
             let recorded = record(&store, model, &tag, incarnation, |record| {
@@ -332,6 +374,9 @@ impl RegistryBackend for NatsBackend {
         interfaces: Vec<NetworkInterface>,
         at: SystemTime,
     ) -> BoxFuture<'static, Result<Option<AddressesChanged>, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let store = self.store.clone();
         async move {
             let addresses = addresses_of(&interfaces);
@@ -350,6 +395,9 @@ impl RegistryBackend for NatsBackend {
     }
 
     fn credential(&self, model: ModelUuid) -> BoxFuture<'static, Result<Credential, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let store = self.store.clone();
         async move {
             let stored: Read<StoredCredential> = read(&store, &credential_key(model)).await?;
@@ -371,6 +419,9 @@ impl RegistryBackend for NatsBackend {
         reason: String,
         at: SystemTime,
     ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        if let Some(error) = self.unavailable() {
+            return refused(error);
+        }
         let (store, versions) = (self.store.clone(), self.versions.clone());
         async move {
             let key = credential_key(model);
@@ -451,7 +502,10 @@ impl RegistryBackend for NatsBackend {
 
 /// Changes what is recorded of `tag`'s `incarnation` with `change`;
 /// answers what was recorded before, or `None`, writing nothing, when that
-/// incarnation is no longer registered.
+/// incarnation is no longer registered. Both are checked again on every
+/// attempt, after the record is read: a write that lost a race to the
+/// machine's next registration never writes over the new incarnation's
+/// record.
 async fn record(
     store: &kv::Store,
     model: ModelUuid,
@@ -459,13 +513,20 @@ async fn record(
     incarnation: u64,
     mut change: impl FnMut(&mut StoredRecord),
 ) -> Result<Option<StoredRecord>, BackendError> {
-    let machine: Read<StoredMachine> = read(store, &machine_key(model, tag)).await?;
-    if machine.value.is_none_or(|m| m.incarnation != incarnation) {
-        return Ok(None);
-    }
     let key = record_key(model, tag);
     for _ in 0..ATTEMPTS {
         let stored: Read<StoredRecord> = read(store, &key).await?;
+        if stored
+            .value
+            .as_ref()
+            .is_some_and(|r| r.incarnation > incarnation)
+        {
+            return Ok(None);
+        }
+        let machine: Read<StoredMachine> = read(store, &machine_key(model, tag)).await?;
+        if machine.value.is_none_or(|m| m.incarnation != incarnation) {
+            return Ok(None);
+        }
         let before = stored
             .value
             .filter(|r| r.incarnation == incarnation)

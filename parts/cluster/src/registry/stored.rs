@@ -206,11 +206,15 @@ pub(super) fn contended(key: &str) -> BackendError {
     ))
 }
 
-/// A fresh incarnation, never given out before.
+/// A fresh incarnation, never given out before. A bucket's first one is
+/// the wall clock's milliseconds, not 1: a bucket deleted and made again
+/// gives out incarnations above every one the old bucket gave (fewer than
+/// one a millisecond), so a handle of an old machine never matches a new
+/// registration.
 pub(super) async fn next_incarnation(store: &kv::Store) -> Result<u64, BackendError> {
     for _ in 0..ATTEMPTS {
         let last: Read<u64> = read(store, INCARNATIONS).await?;
-        let next = last.value.unwrap_or(0) + 1;
+        let next = last.value.unwrap_or_else(|| to_millis(SystemTime::now())) + 1;
         if write(store, INCARNATIONS, &next, last.revision).await? {
             return Ok(next);
         }

@@ -9,10 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
-use muster::names::ModelUuid;
+use muster::names::{MachineTag, ModelUuid};
+use muster::sync::lock;
 use slog::{Logger, debug, warn};
 use tokio::sync::watch;
 
@@ -34,12 +35,15 @@ pub const HELD_GROUP: &str = "models";
 #[derive(Clone)]
 pub struct ModelHolds {
     held: Arc<watch::Sender<BTreeSet<ModelUuid>>>,
+    /// Which node polls each model, as the host last learnt it.
+    holders: Arc<Mutex<BTreeMap<ModelUuid, MachineTag>>>,
 }
 
 impl Default for ModelHolds {
     fn default() -> Self {
         ModelHolds {
             held: Arc::new(watch::Sender::new(BTreeSet::new())),
+            holders: Arc::default(),
         }
     }
 }
@@ -64,10 +68,15 @@ impl ModelHolds {
         self.held.send_if_modified(|held| held.insert(model))
     }
 
-    /// Stops polling `model`: its subtree, watcher and pollers, stop. False
-    /// when it was not held.
+    /// Stops polling `model`: its subtree, watcher and pollers, stop, and
+    /// which node polls it is not known until noted again. False when it
+    /// was not held.
     pub fn release(&self, model: &ModelUuid) -> bool {
-        self.held.send_if_modified(|held| held.remove(model))
+        let released = self.held.send_if_modified(|held| held.remove(model));
+        if released {
+            lock(&self.holders).remove(model);
+        }
+        released
     }
 
     /// Whether `model` is held.
@@ -78,6 +87,22 @@ impl ModelHolds {
     /// The models held now.
     pub fn held(&self) -> BTreeSet<ModelUuid> {
         self.held.borrow().clone()
+    }
+
+    /// Notes which node polls `model` (this one or another), or that none
+    /// is known to: what the host says when asked who polls it.
+    pub fn note_holder(&self, model: ModelUuid, holder: Option<MachineTag>) {
+        let mut holders = lock(&self.holders);
+        match holder {
+            Some(holder) => holders.insert(model, holder),
+            None => holders.remove(&model),
+        };
+    }
+
+    /// The node that polls `model`, as last noted; `None` when none is
+    /// known to.
+    pub fn holder(&self, model: &ModelUuid) -> Option<MachineTag> {
+        lock(&self.holders).get(model).cloned()
     }
 
     fn subscribe(&self) -> watch::Receiver<BTreeSet<ModelUuid>> {

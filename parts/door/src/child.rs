@@ -27,6 +27,7 @@ use super::disconnects::Disconnects;
 use super::listen::{BoundDoor, accept, url};
 use super::metrics::DoorMetrics;
 use super::shared::Shared;
+use super::tls_failures::TlsFailures;
 
 /// The door child's name in its host's tree.
 pub const DOOR_CHILD: &str = "door";
@@ -286,6 +287,7 @@ impl BoundDoor {
                     shutdown: state.shutdown.subscribe(),
                     metrics,
                     disconnects: state.disconnects.clone(),
+                    tls_failures: TlsFailures::default(),
                 })
             })?;
             let shared = shared.lock().clone();

@@ -12,6 +12,7 @@ use super::ConnectionIds;
 use super::config::AgentsConfig;
 use super::disconnects::Disconnects;
 use super::metrics::DoorMetrics;
+use super::tls_failures::TlsFailures;
 use muster_actors::presence::PresenceHandle;
 
 /// What every connection of a door shares.
@@ -26,6 +27,8 @@ pub(super) struct Shared {
     pub metrics: DoorMetrics,
     /// The disconnects presence has not taken yet.
     pub disconnects: Arc<Disconnects>,
+    /// The failed TLS handshakes not logged yet.
+    pub tls_failures: TlsFailures,
 }
 
 impl Shared {

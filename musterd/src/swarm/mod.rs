@@ -28,6 +28,9 @@ use super::DaemonError;
 use agent::{Slot, Swarm};
 pub use stats::Stats;
 
+/// The failure counted once for each agent that never logged in.
+pub const NEVER_CONNECTED: &str = "never_connected";
+
 /// The most agents one swarm runs.
 pub const MAX_AGENTS: usize = 1_000_000;
 
@@ -55,6 +58,8 @@ pub struct SwarmOptions {
     pub concurrency: usize,
     /// Drop every connection at once after this long, and reconnect.
     pub storm_after: Option<Duration>,
+    /// Picks the models' UUIDs: the same seed, the same models.
+    pub seed: u64,
 }
 
 impl Default for SwarmOptions {
@@ -70,6 +75,7 @@ impl Default for SwarmOptions {
             ca: None,
             concurrency: 1000,
             storm_after: None,
+            seed: 0,
         }
     }
 }
@@ -141,11 +147,13 @@ impl SwarmOptions {
     }
 }
 
-/// The models of a swarm: the same for every run, so that a swarm started
-/// again reconnects the same agents.
-fn models(n: usize) -> Vec<ModelUuid> {
+/// The models of a swarm: the same for every run of one seed, so that a
+/// swarm started again reconnects the same agents, and others for another
+/// seed, so that swarms against different nodes do not share agents.
+fn models(n: usize, seed: u64) -> Vec<ModelUuid> {
+    let base = 0x5357_4152_4d00_0000_0000_0000_0000_0000 | (u128::from(seed) << 32);
     (0..n as u128)
-        .map(|m| ModelUuid::from_u128(0x5357_4152_4d00_0000_0000_0000_0000_0000 + m))
+        .map(|m| ModelUuid::from_u128(base + m))
         .collect()
 }
 
@@ -168,7 +176,7 @@ pub async fn run(
         client,
         token: options.token.clone(),
         ping: options.ping,
-        models: models(options.models),
+        models: models(options.models, options.seed),
         logins: Semaphore::new(options.concurrency),
         stats: std::sync::Mutex::new(Stats::new(n)),
         stop: stop_rx,
@@ -257,7 +265,20 @@ pub async fn run(
     let connected = swarm.stats().connected;
     stopping.send_replace(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(agents)).await;
-    let stats = swarm.stats();
+    // An agent that never logged in failed, though no answer said so: its
+    // login was still queued or under way when the swarm stopped.
+    let never = swarm
+        .slots
+        .iter()
+        .filter(|slot| !slot.ever.load(Ordering::Relaxed))
+        .count();
+    let mut stats = swarm.stats();
+    if never > 0 {
+        *stats
+            .failures
+            .entry(NEVER_CONNECTED.to_owned())
+            .or_default() += never as u64;
+    }
     let summary = SwarmSummary {
         logins: stats.logins,
         failures: stats.failures.clone(),

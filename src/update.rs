@@ -24,6 +24,11 @@ pub struct Update {
     /// Why the machine's agent status could not be read, when it could not:
     /// it was then taken as pending.
     pub machine_status_error: Option<PollError>,
+    /// Why the model could not say the machine's recorded instance status,
+    /// when it could not: as Juju does, the instance status was then taken
+    /// as unknown (the machine goes to the short poll) and nothing was
+    /// written.
+    pub recorded_status_error: Option<PollError>,
     /// What the phase rules are to see.
     pub observation: Observation,
 }
@@ -47,14 +52,33 @@ impl Update {
 /// one interface each. The machine's agent status is read only when the
 /// phase rules may need it.
 ///
-/// An error from the model is returned as it is; the poller treats it as its
-/// own failure.
+/// A recorded instance status the model cannot read is not a failure: as
+/// Juju does, it is taken as unknown, so the machine goes to the short
+/// poll, and nothing is written ([`Update::recorded_status_error`] says
+/// why). Any other error from the model is returned as it is; the poller
+/// treats it as its own failure.
 pub async fn update_machine(
     machine: &dyn Machine,
     instance: &Instance,
     interfaces: Option<Vec<NetworkInterface>>,
 ) -> Result<Update, PollError> {
-    let recorded = machine.instance_status().await?;
+    let recorded = match machine.instance_status().await {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            return Ok(Update {
+                status_change: None,
+                addresses: Vec::new(),
+                addresses_changed: false,
+                machine_status_error: None,
+                recorded_status_error: Some(error),
+                observation: Observation {
+                    instance_status: InstanceStatus::Unknown,
+                    machine_status: MachineStatus::Pending,
+                    address_count: 0,
+                },
+            });
+        }
+    };
     let status_change = if recorded != instance.status {
         machine
             .set_instance_status(instance.status.status, instance.status.message.clone())
@@ -72,6 +96,7 @@ pub async fn update_machine(
             addresses: Vec::new(),
             addresses_changed: false,
             machine_status_error: None,
+            recorded_status_error: None,
             observation: Observation {
                 instance_status: InstanceStatus::Unknown,
                 machine_status: MachineStatus::Pending,
@@ -105,6 +130,7 @@ pub async fn update_machine(
         addresses,
         addresses_changed,
         machine_status_error,
+        recorded_status_error: None,
     })
 }
 
@@ -273,6 +299,89 @@ mod tests {
             view.interfaces[0].addresses,
             [Address::new("10.0.0.4", AddressScope::CloudLocal)]
         );
+    }
+
+    /// A machine whose recorded instance status the model cannot read.
+    struct Unreadable(std::sync::Arc<dyn Machine>);
+
+    impl Machine for Unreadable {
+        fn tag(&self) -> crate::names::MachineTag {
+            self.0.tag()
+        }
+        fn instance_id(
+            &self,
+        ) -> futures::future::BoxFuture<'static, Result<InstanceId, PollError>> {
+            self.0.instance_id()
+        }
+        fn set_provider_network_config(
+            &self,
+            interfaces: Vec<NetworkInterface>,
+        ) -> futures::future::BoxFuture<'static, Result<(Vec<Address>, bool), PollError>> {
+            self.0.set_provider_network_config(interfaces)
+        }
+        fn instance_status(
+            &self,
+        ) -> futures::future::BoxFuture<'static, Result<InstanceStatusInfo, PollError>> {
+            Box::pin(async {
+                Err(PollError::other(
+                    "reading the status",
+                    "the API server is gone",
+                ))
+            })
+        }
+        fn set_instance_status(
+            &self,
+            status: InstanceStatus,
+            message: String,
+        ) -> futures::future::BoxFuture<'static, Result<(), PollError>> {
+            self.0.set_instance_status(status, message)
+        }
+        fn status(&self) -> futures::future::BoxFuture<'static, Result<MachineStatus, PollError>> {
+            self.0.status()
+        }
+        fn life(&self) -> Life {
+            self.0.life()
+        }
+        fn is_manual(&self) -> futures::future::BoxFuture<'static, Result<bool, PollError>> {
+            self.0.is_manual()
+        }
+        fn refresh(&self) -> futures::future::BoxFuture<'static, Result<(), PollError>> {
+            self.0.refresh()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreadable_recorded_status_is_taken_as_unknown_and_moves_to_the_short_poll() {
+        let sim = Sim::new(SimConfig::default()).unwrap();
+        let (tag, id) = sim.add_provisioned_machine();
+        tokio::time::advance(secs(60)).await;
+        let machine = Unreadable(sim.facade().machine(&tag).await.unwrap());
+        // A machine that had settled in the long phase.
+        let mut state = PollState::new(&PollConfig::default(), Instant::now());
+        state.observe(
+            &Observation {
+                instance_status: InstanceStatus::Running,
+                machine_status: MachineStatus::Started,
+                address_count: 1,
+            },
+            Instant::now(),
+        );
+        assert_eq!(state.phase(), Phase::Long);
+        let (instance, interfaces) = ask(&*sim.environ(), &id).await;
+        let update = update_machine(&machine, &instance, interfaces)
+            .await
+            .expect("not a failure of the poll");
+        assert_eq!(
+            update.recorded_status_error.as_ref().unwrap().to_string(),
+            PollError::other("reading the status", "the API server is gone").to_string()
+        );
+        assert_eq!(update.observation.instance_status, InstanceStatus::Unknown);
+        assert!(update.status_change.is_none());
+        assert_eq!(update.apply(&mut state, Instant::now()), Rule::BackToShort);
+        assert_eq!(state.phase(), Phase::Short);
+        // Nothing was written on the strength of a record not read.
+        assert_eq!(sim.counters().set_instance_status, 0);
+        assert_eq!(sim.counters().set_network_config, 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,20 +4,23 @@
 mod support;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use muster::config::Validate;
-use muster::error::ErrorKind;
-use muster::model::Life;
+use muster::error::{ErrorKind, PollError};
+use muster::model::{Life, Machine, MachineBatches, MachineStatus, ModelFacade};
 use muster::names::MachineTag;
 use muster::poll::Phase;
-use muster::provider::InstanceStatus;
+use muster::provider::{Address, InstanceId, InstanceStatus, InstanceStatusInfo, NetworkInterface};
 use muster::sim::{FaultConfig, Sim, SimConfig};
 use muster_actors::gateway::GatewayConfig;
 use muster_actors::machines::{MachinesConfig, MachinesHandle, Reset, Tracking};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::machines::start;
+use support::machines::{start, start_with};
 use support::{minutes, secs};
 use tokio::time::sleep;
 
@@ -171,6 +174,132 @@ async fn a_long_phase_machine_that_loses_its_addresses_goes_back_to_short() {
     assert_eq!(state.phase, Some(Phase::Short));
     assert!(state.addresses.is_empty());
     assert!(sim.in_sync(&tag));
+}
+
+/// The model of `facade`, except that while `broken` holds it cannot say
+/// a machine's recorded instance status.
+struct StatusUnread {
+    facade: Arc<dyn ModelFacade>,
+    broken: Arc<AtomicBool>,
+}
+
+struct MachineUnread {
+    machine: Arc<dyn Machine>,
+    broken: Arc<AtomicBool>,
+}
+
+impl ModelFacade for StatusUnread {
+    fn watch_model_machines(&self) -> MachineBatches {
+        self.facade.watch_model_machines()
+    }
+
+    fn machine(&self, tag: &MachineTag) -> BoxFuture<'static, Result<Arc<dyn Machine>, PollError>> {
+        let (found, broken) = (self.facade.machine(tag), self.broken.clone());
+        Box::pin(async move {
+            let machine = found.await?;
+            Ok(Arc::new(MachineUnread { machine, broken }) as Arc<dyn Machine>)
+        })
+    }
+}
+
+impl Machine for MachineUnread {
+    fn tag(&self) -> MachineTag {
+        self.machine.tag()
+    }
+    fn instance_id(&self) -> BoxFuture<'static, Result<InstanceId, PollError>> {
+        self.machine.instance_id()
+    }
+    fn set_provider_network_config(
+        &self,
+        interfaces: Vec<NetworkInterface>,
+    ) -> BoxFuture<'static, Result<(Vec<Address>, bool), PollError>> {
+        self.machine.set_provider_network_config(interfaces)
+    }
+    fn instance_status(&self) -> BoxFuture<'static, Result<InstanceStatusInfo, PollError>> {
+        if self.broken.load(Ordering::Relaxed) {
+            return Box::pin(async {
+                Err(PollError::other("instance status", "the record is gone"))
+            });
+        }
+        self.machine.instance_status()
+    }
+    fn set_instance_status(
+        &self,
+        status: InstanceStatus,
+        message: String,
+    ) -> BoxFuture<'static, Result<(), PollError>> {
+        self.machine.set_instance_status(status, message)
+    }
+    fn status(&self) -> BoxFuture<'static, Result<MachineStatus, PollError>> {
+        self.machine.status()
+    }
+    fn life(&self) -> Life {
+        self.machine.life()
+    }
+    fn is_manual(&self) -> BoxFuture<'static, Result<bool, PollError>> {
+        self.machine.is_manual()
+    }
+    fn refresh(&self) -> BoxFuture<'static, Result<(), PollError>> {
+        self.machine.refresh()
+    }
+}
+
+#[actix::test]
+async fn an_unreadable_recorded_status_sends_a_settled_machine_to_the_short_poll_without_a_restart()
+{
+    tokio::time::pause();
+    let sim = Sim::new(SimConfig::default()).unwrap();
+    let (tag, _) = sim.add_provisioned_machine();
+    let broken = Arc::new(AtomicBool::new(false));
+    let facade = StatusUnread {
+        facade: sim.facade(),
+        broken: broken.clone(),
+    };
+    let tree = start_with(&sim, Arc::new(facade));
+    sleep(minutes(1)).await;
+    let settled = tree.state(&tag).await.unwrap();
+    assert_eq!(settled.phase, Some(Phase::Long));
+
+    // At the next long poll the record cannot be read: unknown, so the
+    // short poll, interval reset; logged, shown, and nothing restarted.
+    broken.store(true, Ordering::Relaxed);
+    let set = sim.counters().set_network_config;
+    let mut state = tree.state(&tag).await.unwrap();
+    for _ in 0..(16 * 60) {
+        if state.polls > settled.polls {
+            break;
+        }
+        sleep(secs(1)).await;
+        state = tree.state(&tag).await.unwrap();
+    }
+    assert_eq!(state.phase, Some(Phase::Short));
+    assert_eq!(state.interval, Some(secs(3)));
+    assert_eq!(state.polls, settled.polls + 1);
+    assert_eq!(state.addresses, settled.addresses, "the last ones kept");
+    assert!(
+        state
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("the record is gone"),
+        "{state:?}"
+    );
+    assert_eq!(
+        tree.logged(
+            "cannot read the machine's recorded instance status, taking it as unknown",
+            &tag
+        ),
+        1
+    );
+    assert_eq!(sim.counters().set_network_config, set, "nothing written");
+    assert!(tree.pollers().await.iter().all(|c| c.start_count == 1));
+
+    // Readable again: settled once more.
+    broken.store(false, Ordering::Relaxed);
+    sleep(secs(4)).await;
+    let state = tree.state(&tag).await.unwrap();
+    assert_eq!(state.phase, Some(Phase::Long));
+    assert_eq!(state.last_error, None);
 }
 
 #[actix::test]

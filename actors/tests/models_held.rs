@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use muster::clock::ManualClock;
-use muster::names::ModelUuid;
+use muster::names::{MachineTag, ModelUuid};
 use muster::poll::Phase;
 use muster::sim::{Sim, SimAccount, SimConfig};
 use muster_actors::host::{HELD_CHILD, MODELS};
@@ -131,17 +131,18 @@ async fn only_held_models_poll_and_one_held_again_resumes_its_phases() {
     assert!(!holds.release(&uuid(1)), "released once");
     sleep(secs(1)).await;
     assert_eq!(running(&muster).await, [HELD_CHILD]);
-    let (released, _) = polls(&muster, 1).await;
+    let released = settled;
     sleep(minutes(60)).await;
+
+    // Held again: its machines resume in the long phase where they were,
+    // not from the short polls of a machine first seen, and none polled
+    // while released.
+    holds.hold(uuid(1));
     assert_eq!(
         polls(&muster, 1).await.0,
         released,
         "a released model polls"
     );
-
-    // Held again: its machines resume in the long phase where they were,
-    // not from the short polls of a machine first seen.
-    holds.hold(uuid(1));
     holds.hold(uuid(2));
     sleep(secs(10)).await;
     let (_, phases) = polls(&muster, 1).await;
@@ -187,5 +188,42 @@ async fn a_restart_of_the_models_supervisor_brings_the_held_models_back() {
     sleep(minutes(30)).await;
     assert!(polls(&muster, 2).await.0 > before, "polls again");
     assert_eq!(polls(&muster, 1).await.0, 0);
+    muster.shutdown();
+}
+
+#[actix::test]
+async fn a_released_model_is_neither_listed_nor_counted_and_its_poller_is_named() {
+    tokio::time::pause();
+    let holds = ModelHolds::new();
+    let (muster, _registry) = start(&holds);
+    let me: MachineTag = "machine-0".parse().unwrap();
+    let other: MachineTag = "machine-1".parse().unwrap();
+    holds.hold(uuid(1));
+    holds.note_holder(uuid(1), Some(me.clone()));
+    sleep(minutes(30)).await;
+    let model = muster.model(&uuid(1)).unwrap();
+    assert!(model.polled_here());
+    assert_eq!(model.polled_by(), Some(me));
+    assert_eq!(muster.machines().count_by_phase().long, 5);
+    assert_eq!(muster.machines().machines().await.unwrap().len(), 5);
+
+    // Given back to another node: what this tree last saw of it is a
+    // frozen copy, neither listed nor counted, and the other node is
+    // named once the host notes it.
+    holds.release(&uuid(1));
+    assert_eq!(model.polled_by(), None, "not known until noted");
+    holds.note_holder(uuid(1), Some(other.clone()));
+    sleep(secs(1)).await;
+    assert!(!model.polled_here());
+    assert_eq!(model.polled_by(), Some(other));
+    assert_eq!(muster.machines().count_by_phase(), Default::default());
+    assert!(muster.machines().machines().await.unwrap().is_empty());
+    assert!(model.machines().machines().await.unwrap().is_empty());
+    let tag: MachineTag = "machine-0".parse().unwrap();
+    assert_eq!(muster.machines().machine(&tag).await.unwrap(), None);
+
+    // Held again, they are this tree's once more.
+    holds.hold(uuid(1));
+    assert_eq!(muster.machines().count_by_phase().long, 5);
     muster.shutdown();
 }

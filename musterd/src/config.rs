@@ -7,6 +7,7 @@
 //! each naming its key and, where there is one, the value; the ranges are
 //! those of each section's [`Validate`], checked once for the whole file.
 
+pub(crate) mod files;
 mod read;
 
 use muster::config::{Checker, ConfigError, Counts, InvalidConfig, Validate};
@@ -137,6 +138,17 @@ impl DaemonConfig {
     /// reads at most one byte past the limit, so that an endless file is
     /// refused without being read.
     pub fn from_bytes(bytes: &[u8]) -> Result<DaemonConfig, InvalidConfig> {
+        let (config, problems) = DaemonConfig::read_bytes(bytes)?;
+        problems.finish()?;
+        Ok(config)
+    }
+
+    /// [`from_bytes`](Self::from_bytes), keeping what read however many
+    /// problems there are: the config (each key that did not read left at
+    /// its default) and the problems found, so that the files it names can
+    /// be checked too and every problem said at once. Fails only when no
+    /// config reads at all (not UTF-8, not TOML, too large).
+    pub fn read_bytes(bytes: &[u8]) -> Result<(DaemonConfig, Checker), InvalidConfig> {
         if bytes.len() > MAX_FILE_BYTES {
             let reason = format!(
                 "larger than {} MiB, the most a config file may be",
@@ -152,7 +164,7 @@ impl DaemonConfig {
             let reason = format!("not UTF-8 text: a bad byte at line {line}, column {column}");
             InvalidConfig::from(ConfigError::new("", None, reason))
         })?;
-        DaemonConfig::from_toml(text)
+        DaemonConfig::read_toml(text)
     }
 
     /// Reads and checks a config file's text. On failure, answers every
@@ -162,6 +174,14 @@ impl DaemonConfig {
     /// reported. Past [`MAX_PROBLEMS`](muster::config::MAX_PROBLEMS) they
     /// are counted.
     pub fn from_toml(text: &str) -> Result<DaemonConfig, InvalidConfig> {
+        let (config, problems) = DaemonConfig::read_toml(text)?;
+        problems.finish()?;
+        Ok(config)
+    }
+
+    /// [`from_toml`](Self::from_toml), keeping what read and the problems
+    /// (see [`read_bytes`](Self::read_bytes)).
+    fn read_toml(text: &str) -> Result<(DaemonConfig, Checker), InvalidConfig> {
         let read::Reading {
             config,
             document,
@@ -186,8 +206,7 @@ impl DaemonConfig {
             }
             problems.count_more(ranges.more);
         }
-        problems.finish()?;
-        Ok(config.unwrap_or_default())
+        Ok((config.unwrap_or_default(), problems))
     }
 }
 
@@ -206,6 +225,7 @@ impl Validate for DaemonConfig {
         models::check_list(&self.models, at);
         self.check_write_api(at);
         self.check_passwords(at);
+        self.check_addresses(at);
     }
 }
 
@@ -241,6 +261,24 @@ impl DaemonConfig {
                 "wants a machine registry to keep the agents' passwords in: name the models \
                  in [[models]] (their registry is [store], or with [cluster] the cluster's \
                  shared one)",
+            );
+        }
+    }
+
+    /// The HTTP surface and the agents' door cannot listen on one port:
+    /// the second would fail to bind at start.
+    fn check_addresses(&self, at: &mut Checker) {
+        let (http, agents) = (self.http.listen, self.agents.listen);
+        let overlap =
+            http.ip() == agents.ip() || http.ip().is_unspecified() || agents.ip().is_unspecified();
+        if http.port() != 0 && http.port() == agents.port() && overlap {
+            at.problem(
+                "agents.listen",
+                Some(format!("{:?}", agents.to_string())),
+                format!(
+                    "the same port as http.listen = \"{http}\": the HTTP surface and the \
+                     agents' door each need their own"
+                ),
             );
         }
     }

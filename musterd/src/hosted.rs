@@ -163,6 +163,7 @@ impl Hosted {
     /// model), the tree, the HTTP surface and the agents' door on the
     /// current actix system. A port in use is found before anything starts.
     pub async fn start(config: &DaemonConfig, logger: &Logger) -> Result<Hosted, DaemonError> {
+        let config = &crate::open_files::fit(config, crate::open_files::limit(), logger);
         let bound = Bound::bind(config)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         if let Some(cluster) = &config.cluster {
@@ -194,12 +195,27 @@ impl Hosted {
         };
         let (fleet, sims) =
             fleet::build(&config.models, &config.backend.sim, &store, clock).await?;
-        for (_, sim) in &sims {
+        // Each simulation's cloud holds its machines, but they are seeded
+        // into the registry only for a model that has none: what clients
+        // registered or removed since (and what another node of the
+        // cluster seeded) stays as it is.
+        let mut seeded = fleet::Sims::new();
+        for (model, sim) in &sims {
             for _ in 0..config.backend.machines {
                 sim.add_provisioned_machine();
             }
+            let held = store
+                .machines(*model)
+                .await
+                .map_err(|e| match config.cluster {
+                    Some(_) => DaemonError::SharedStore(e.source),
+                    None => DaemonError::Store(e.source),
+                })?;
+            if held.is_empty() {
+                seeded.push((*model, sim.clone()));
+            }
         }
-        let mut mirror = crate::mirror::SimMirror::new(sims.clone(), store.clone(), logger.clone());
+        let mut mirror = crate::mirror::SimMirror::new(seeded, store.clone(), logger.clone());
         // The simulated machines are in the registry before the watchers
         // read it.
         mirror.sync().await;
@@ -221,6 +237,7 @@ impl Hosted {
         sim: Option<Sim>,
         logger: &Logger,
     ) -> Result<Hosted, DaemonError> {
+        let config = &crate::open_files::fit(config, crate::open_files::limit(), logger);
         let bound = Bound::bind(config)?;
         let extras = Extras {
             sim,
@@ -316,9 +333,27 @@ impl Hosted {
     /// The lines that say what the daemon serves, for its standard output:
     /// `dashboard: http://ADDR/` (with `suffix` after the slash) and
     /// `agents: ws://ADDR/agent`.
+    ///
+    /// An address that listens on every interface (`0.0.0.0`, `[::]`) is
+    /// printed as this host's loopback, which a browser can open, with a
+    /// line that says every address of the host serves.
     pub fn print_addresses(&self, out: &mut impl Write, suffix: &str) {
-        let _ = writeln!(out, "dashboard: http://{}/{suffix}", self.listen);
-        let _ = writeln!(out, "agents: {}", self.door.url());
+        let _ = writeln!(out, "dashboard: http://{}/{suffix}", reachable(self.listen));
+        let door = self.door.local_addr();
+        let url = self.door.url();
+        let _ = writeln!(
+            out,
+            "agents: {}",
+            url.replacen(&door.to_string(), &reachable(door).to_string(), 1)
+        );
+        for (what, listen) in [("dashboard", self.listen), ("agents", door)] {
+            if listen.ip().is_unspecified() {
+                let _ = writeln!(
+                    out,
+                    "{what}: listening on {listen}, every address of this host"
+                );
+            }
+        }
         let _ = out.flush();
     }
 
@@ -393,6 +428,18 @@ impl Hosted {
         info!(logger, "stopped");
         Ok(())
     }
+}
+
+/// An address to connect to `listen` at: the loopback of its family when
+/// it listens on every interface.
+fn reachable(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, listen.port())
 }
 
 /// `stopping`, unless a signal from `signals` comes first: then the

@@ -19,6 +19,7 @@ pub mod demo;
 mod hosted;
 pub mod logging;
 pub mod mirror;
+pub mod open_files;
 pub mod passwords;
 pub mod swarm;
 
@@ -26,12 +27,12 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use futures::Stream;
-use muster::config::{ConfigError, InvalidConfig};
+use muster::config::InvalidConfig;
 use muster_actors::{Backends, StartError, TreeError};
 use slog::{Logger, error};
 
 use config::DaemonConfig;
-use muster_cluster::{CredentialsProblem, NatsAuth};
+use muster_cluster::CredentialsProblem;
 use muster_door::DoorError;
 use muster_http::BindError;
 use muster_registry::{BackendError, fleet};
@@ -146,45 +147,22 @@ pub fn read_config(path: &Path) -> Result<DaemonConfig, DaemonError> {
                 .read_to_end(&mut bytes)
         })
         .map_err(unreadable)?;
-    let mut config = DaemonConfig::from_bytes(&bytes).map_err(|problems| DaemonError::Config {
-        path: shown.clone(),
-        problems,
-    })?;
+    let (mut config, mut problems) =
+        DaemonConfig::read_bytes(&bytes).map_err(|problems| DaemonError::Config {
+            path: shown.clone(),
+            problems,
+        })?;
     let folder = match path.parent() {
         Some(folder) if !folder.as_os_str().is_empty() => folder,
         _ => Path::new("."),
     };
     config.resolve_paths(folder);
-    if let Err(problems) = muster_registry::models::check_files(&config.models) {
-        return Err(DaemonError::Config {
-            path: shown,
-            problems,
-        });
-    }
-    if let Err(problem) = muster_door::tls::acceptor(&config.agents) {
-        let problem = ConfigError::new(
-            problem.key,
-            Some(format!("{:?}", problem.path)),
-            problem.reason,
-        );
-        return Err(DaemonError::Config {
-            path: shown,
-            problems: problem.into(),
-        });
-    }
-    if let Some(cluster) = &config.cluster
-        && let Err(problem) = NatsAuth::read(cluster)
-    {
-        let problem = ConfigError::new(
-            "cluster.credentials",
-            Some(format!("{:?}", problem.path)),
-            problem.reason,
-        );
-        return Err(DaemonError::Config {
-            path: shown,
-            problems: problem.into(),
-        });
-    }
+    // The files after the values, all in one report.
+    config::files::check(&config, &mut problems);
+    problems.finish().map_err(|problems| DaemonError::Config {
+        path: shown,
+        problems,
+    })?;
     Ok(config)
 }
 

@@ -77,9 +77,14 @@ struct SwarmArgs {
     /// The shared agent secret, when the door wants one.
     #[arg(long, value_parser = token)]
     token: Option<String>,
-    /// PEM file of the authority that signed the door's certificate (wss://).
+    /// PEM file of the authority that signed the door's certificate, or
+    /// the door's own self-signed certificate (wss://).
     #[arg(long)]
     ca: Option<PathBuf>,
+    /// Picks the swarm's model UUIDs: swarms against different nodes with
+    /// different seeds log agents of different models in.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Logins in flight at most.
     #[arg(long, default_value_t = 1000)]
     concurrency: usize,
@@ -256,6 +261,7 @@ fn main() -> ExitCode {
                     model_uuids: args.model_uuids,
                     provision: args.provision,
                     passwords: args.passwords,
+                    seed: args.seed,
                 };
                 let stop = async move { signals.next().await.unwrap_or("no signal") };
                 swarm::run(options, std::io::stdout(), stop)

@@ -1,6 +1,8 @@
 //! The door over TLS, with a certificate made in the test: `wss://` logs
-//! in and is recorded; a plain client gets nowhere; unusable TLS files are
-//! refused naming their key.
+//! in and is recorded, also with an ordinary self-signed certificate given
+//! to the client as its authority; a plain client gets nowhere, and a
+//! failed handshake is counted; unusable TLS files are refused naming
+//! their key.
 
 mod support;
 
@@ -8,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
+use muster_door::client::{Client, Login};
 use muster_door::{AgentsConfig, Door, DoorError};
 use serde_json::json;
 use support::agents::*;
@@ -78,6 +81,53 @@ async fn a_plain_client_gets_nowhere_on_a_tls_door() {
             .is_err()
     );
     assert_eq!(fixture.total().await, 0);
+    fixture.stop().await;
+}
+
+#[actix_web::test]
+async fn a_failed_handshake_is_counted_as_a_tls_login() {
+    let (pems, _) = Pems::new("counted");
+    let fixture = Fixture::start(pems.config()).await;
+    let series = "muster_agents_logins_total{result=\"tls\"}";
+    assert_eq!(fixture.metric(series).await, 0.0);
+    // A plain WebSocket client, then one that trusts another certificate.
+    let plain = fixture.url.replace("wss://", "ws://");
+    let tcp = TcpStream::connect(fixture.addr()).await.unwrap();
+    assert!(
+        tokio_tungstenite::client_async(plain.as_str(), tcp)
+            .await
+            .is_err()
+    );
+    let (_, stranger) = Pems::new("stranger");
+    let tcp = TcpStream::connect(fixture.addr()).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    assert!(connector(stranger).connect(name, tcp).await.is_err());
+    let mut counted = 0.0;
+    for _ in 0..200 {
+        counted = fixture.metric(series).await;
+        if counted == 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(counted, 2.0);
+    fixture.stop().await;
+}
+
+#[actix_web::test]
+async fn a_self_signed_certificate_given_as_ca_is_trusted_as_it_is() {
+    let pems = Pems::authority("self-signed");
+    let fixture = Fixture::start(pems.config()).await;
+    let client = Client::new(&fixture.url, Some(&pems.path("cert.pem"))).unwrap();
+    let login = Login::new(model(), "machine-4".parse().unwrap());
+    let session = client.login(&login).await.unwrap_or_else(|e| panic!("{e}"));
+    fixture.wait_count(1).await;
+    session.close().await;
+    // Another certificate of the same kind is not trusted for it.
+    let other = Pems::authority("self-signed-other");
+    let stranger = Client::new(&fixture.url, Some(&other.path("cert.pem"))).unwrap();
+    assert!(stranger.login(&login).await.is_err());
+    fixture.wait_count(0).await;
     fixture.stop().await;
 }
 

@@ -175,6 +175,22 @@ fn chart(dom: &str, id: &str) -> (usize, Vec<String>) {
     (points.parse().unwrap(), lines)
 }
 
+/// The time labels of the chart `id`'s axis, in order.
+fn axis_labels(dom: &str, id: &str) -> Vec<String> {
+    let at = dom
+        .find(&format!("data-chart=\"{id}\""))
+        .unwrap_or_else(|| panic!("no chart {id}"));
+    let start = dom[..at].rfind("<svg").unwrap();
+    let svg = &dom[start..start + dom[start..].find("</svg>").unwrap()];
+    svg.split("class=\"tick axis-time\"")
+        .skip(1)
+        .map(|rest| {
+            let text = &rest[rest.find('>').unwrap() + 1..];
+            text[..text.find('<').unwrap()].to_owned()
+        })
+        .collect()
+}
+
 /// Tags in natural order; machines of several models may share one.
 fn assert_natural(tags: &[String]) {
     for pair in tags.windows(2) {
@@ -246,6 +262,26 @@ fn the_dashboard_shows_the_tree_agents_and_machines() {
     }
     let (points, _) = chart(&dom, "restarts");
     assert!(points >= 2, "restarts: {points} points");
+    // Each chart's time axis: a few seconds of history, labelled to the
+    // second, no label twice.
+    for id in [
+        "agents",
+        "machines",
+        "calls",
+        "errors",
+        "restarts",
+        "mailboxes",
+    ] {
+        let labels = axis_labels(&dom, id);
+        assert!(!labels.is_empty(), "chart {id}: no time label");
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct, labels, "chart {id} repeats a time label");
+        assert!(
+            labels.iter().all(|l| l.len() == "19:31:05".len()),
+            "chart {id}: {labels:?}"
+        );
+    }
     // The supervision tree, with each actor's state.
     for actor in [
         "musterd",
@@ -284,6 +320,13 @@ fn the_dashboard_shows_the_tree_agents_and_machines() {
         "no alive agent shown"
     );
     assert!(dom.contains("class=\"model"), "no model row");
+    // Each model by its name, as the machines table names it.
+    for model in ["controller", "workload-1", "workload-2", "workload-3"] {
+        assert!(
+            dom.contains(&format!("data-name=\"{model}\">{model}</td>")),
+            "agents by status do not name {model}"
+        );
+    }
     // Machines by phase, with their addresses: every machine counted, one
     // page of them shown, in natural order.
     let phases = total(&dom, "short") + total(&dom, "long") + total(&dom, "manual");

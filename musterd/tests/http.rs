@@ -163,8 +163,8 @@ async fn presence_by_model_and_agent() {
     assert_eq!(
         json(&body)["models"],
         serde_json::json!([{
-            "model": model.to_string(), "connections": 3, "agents": 3, "alive": 2, "missing": 1,
-            "controller": 0
+            "model": model.to_string(), "name": null, "connections": 3, "agents": 3, "alive": 2,
+            "missing": 1, "controller": 0
         }])
     );
     muster.shutdown();

@@ -329,3 +329,79 @@ async fn a_write_the_store_refuses_is_an_error_in_the_answer_and_the_report() {
     );
     muster.shutdown();
 }
+
+#[actix_web::test]
+async fn a_model_another_node_polls_is_answered_from_the_registry_naming_that_node() {
+    let registry =
+        Registry::in_memory(std::sync::Arc::new(muster::clock::SystemClock), logger()).unwrap();
+    let holds = muster_actors::ModelHolds::new();
+    let (muster, sims, metrics) = models_with(
+        1,
+        &registry,
+        muster_actors::Extensions::new().hold_models(holds.clone()),
+    );
+    let app = service(&muster, metrics, &registry, None).await;
+    holds.hold(uuid(1));
+    holds.note_holder(uuid(1), Some("machine-0".parse().unwrap()));
+    let (_, instance) = sims[0].add_provisioned_machine();
+    let uri = format!("/api/models/{}/machines/3", uuid(1));
+    let body = format!(r#"{{"instance_id": "{instance}", "agent_status": "started"}}"#);
+    assert_eq!(put(&app, &uri, &body).await.0, StatusCode::CREATED);
+    let polled = until(&app, uuid(1), "machine-3", |m| m["phase"] == "long").await;
+    assert!(polled["next_poll_in"].is_string(), "{polled}");
+    let (_, list) = get(&app, &format!("/api/models/{}/machines", uuid(1))).await;
+    assert_eq!(list["polled_here"], true);
+    assert_eq!(list["polled_by"], "machine-0");
+
+    // The lease goes to another node: this one answers what the registry
+    // holds, with no schedule of its own, and names the node that polls.
+    holds.release(&uuid(1));
+    holds.note_holder(uuid(1), Some("machine-1".parse().unwrap()));
+    let (_, list) = get(&app, &format!("/api/models/{}/machines", uuid(1))).await;
+    assert_eq!(list["polled_here"], false);
+    assert_eq!(list["polled_by"], "machine-1");
+    let row = &list["machines"][0];
+    assert_eq!(row["tag"], "machine-3");
+    assert_eq!(row["instance_id"], instance.as_str());
+    assert_eq!(row["instance_status"]["status"], "running", "{row}");
+    assert!(row["next_poll_in"].is_null(), "a frozen schedule: {row}");
+    assert!(row["phase"].is_null(), "{row}");
+    let (_, all) = get(&app, "/api/machines").await;
+    assert_eq!(all["total"], 0, "{all}");
+    assert_eq!(all["models"][0]["polled_here"], false);
+    assert_eq!(all["models"][0]["polled_by"], "machine-1");
+    muster.shutdown();
+}
+
+#[actix_web::test]
+async fn a_chunked_body_over_the_limit_is_refused_naming_the_limit() {
+    let registry =
+        Registry::in_memory(std::sync::Arc::new(muster::clock::SystemClock), logger()).unwrap();
+    let (muster, _, metrics) = models(1, &registry);
+    let app = service(&muster, metrics, &registry, None).await;
+    let mut body = br#"{"instance_id": ""#.to_vec();
+    body.extend(std::iter::repeat_n(b'x', 70_000));
+    body.extend(br#""}"#);
+    let mut request = actix_web::test::TestRequest::put()
+        .uri(&format!("/api/models/{}/machines/3", uuid(1)))
+        .set_payload(body)
+        .to_request();
+    // No declared length: the body is read until it is too long.
+    request
+        .headers_mut()
+        .remove(actix_web::http::header::CONTENT_LENGTH);
+    request.headers_mut().insert(
+        actix_web::http::header::TRANSFER_ENCODING,
+        actix_web::http::header::HeaderValue::from_static("chunked"),
+    );
+    let response = actix_web::test::call_service(&app, request).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let answer: Value = actix_web::test::read_body_json(response).await;
+    assert_eq!(
+        answer["error"],
+        "the body is more than the 65536 bytes allowed"
+    );
+    assert_eq!(answer["field"], Value::Null);
+    assert_eq!(machine(&app, uuid(1), "machine-3").await, None);
+    muster.shutdown();
+}

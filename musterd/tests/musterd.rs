@@ -299,6 +299,43 @@ fn the_printed_dashboard_address_percent_encodes_the_token() {
 }
 
 #[test]
+fn an_address_on_every_interface_is_printed_as_one_a_browser_can_open() {
+    let out = musterd(&[
+        "demo",
+        "--listen",
+        "0.0.0.0:0",
+        "--agents-port",
+        "0",
+        "--machines",
+        "3",
+        "--agents",
+        "3",
+        "--duration",
+        "1ms",
+        "--token",
+        "t0ken",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("dashboard: http://127.0.0.1:"),
+        "{stdout}"
+    );
+    let port = first
+        .trim_start_matches("dashboard: http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "dashboard: listening on 0.0.0.0:{port}, every address of this host"
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn demo_prints_a_summary_a_second_and_the_outage() {
     let out = musterd(&[
         "demo",

@@ -135,7 +135,13 @@ async fn refusals_are_counted_by_close_code() {
     // Each agent tries again after one to two seconds.
     let refused = summary.failures.get("4401").copied().unwrap_or(0);
     assert!((5..=15).contains(&refused), "{out}");
-    assert_eq!(summary.failures.len(), 1, "{out}");
+    // And none of them ever got in.
+    assert_eq!(
+        summary.failures.get(swarm::NEVER_CONNECTED),
+        Some(&5),
+        "{out}"
+    );
+    assert_eq!(summary.failures.len(), 2, "{out}");
     assert!(
         out.contains("connected 0/5 | logins 0/s | failures 4401×"),
         "{out}"
@@ -148,6 +154,59 @@ async fn refusals_are_counted_by_close_code() {
     })
     .await;
     assert_eq!(summary.logins, 5, "{out}");
+    fixture.stop().await;
+}
+
+#[actix_web::test]
+async fn agents_that_never_connected_are_counted_as_failures() {
+    // A door that takes the sockets and never answers: every login is
+    // still under way when the swarm stops.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/agent", silent.local_addr().unwrap());
+    tokio::time::pause();
+    let (summary, out) = run(SwarmOptions {
+        duration: Some(Duration::from_secs(2)),
+        ..options(&url, 7)
+    })
+    .await;
+    assert_eq!(summary.logins, 0, "{out}");
+    assert_eq!(
+        summary.failures,
+        BTreeMap::from([(swarm::NEVER_CONNECTED.to_owned(), 7)]),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .ends_with("| failures never_connected×7"),
+        "{out}"
+    );
+}
+
+#[actix_web::test]
+async fn swarms_of_different_seeds_log_in_agents_of_different_models() {
+    let fixture = Fixture::start(config()).await;
+    tokio::time::pause();
+    let swarm = |seed| {
+        run(SwarmOptions {
+            models: 1,
+            seed,
+            duration: Some(Duration::from_secs(3)),
+            ..options(&fixture.url, 4)
+        })
+    };
+    let check = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let view = fixture.muster.presence().connections().await.unwrap();
+        view.models()
+            .iter()
+            .map(|m| view.for_model(m).agents().len())
+            .collect::<Vec<_>>()
+    };
+    let ((one, _), (two, _), per_model) = futures::join!(swarm(1), swarm(2), check);
+    assert_eq!(per_model, [4, 4]);
+    assert_eq!((one.logins, two.logins), (4, 4));
     fixture.stop().await;
 }
 

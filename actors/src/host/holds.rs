@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
-use muster::names::ModelUuid;
+use muster::names::{MachineTag, ModelUuid};
 use muster::sync::lock;
 use slog::{Logger, debug, warn};
 use tokio::sync::watch;
@@ -42,6 +42,8 @@ pub const HELD_GROUP: &str = "models";
 pub struct ModelHolds {
     held: Arc<watch::Sender<BTreeSet<ModelUuid>>>,
     until: Arc<Mutex<BTreeMap<ModelUuid, Instant>>>,
+    /// Which node polls each model, as the host last learnt it.
+    holders: Arc<Mutex<BTreeMap<ModelUuid, MachineTag>>>,
 }
 
 impl Default for ModelHolds {
@@ -49,6 +51,7 @@ impl Default for ModelHolds {
         ModelHolds {
             held: Arc::new(watch::Sender::new(BTreeSet::new())),
             until: Arc::default(),
+            holders: Arc::default(),
         }
     }
 }
@@ -82,11 +85,16 @@ impl ModelHolds {
         self.held.send_if_modified(|held| held.insert(model))
     }
 
-    /// Stops polling `model`: its subtree, watcher and pollers, stop. False
-    /// when it was not held.
+    /// Stops polling `model`: its subtree, watcher and pollers, stop, and
+    /// which node polls it is not known until noted again. False when it
+    /// was not held.
     pub fn release(&self, model: &ModelUuid) -> bool {
         lock(&self.until).remove(model);
-        self.held.send_if_modified(|held| held.remove(model))
+        let released = self.held.send_if_modified(|held| held.remove(model));
+        if released {
+            lock(&self.holders).remove(model);
+        }
+        released
     }
 
     /// Whether `model` may be called for, or written for, now: held, and
@@ -106,6 +114,22 @@ impl ModelHolds {
     /// The models held now.
     pub fn held(&self) -> BTreeSet<ModelUuid> {
         self.held.borrow().clone()
+    }
+
+    /// Notes which node polls `model` (this one or another), or that none
+    /// is known to: what the host says when asked who polls it.
+    pub fn note_holder(&self, model: ModelUuid, holder: Option<MachineTag>) {
+        let mut holders = lock(&self.holders);
+        match holder {
+            Some(holder) => holders.insert(model, holder),
+            None => holders.remove(&model),
+        };
+    }
+
+    /// The node that polls `model`, as last noted; `None` when none is
+    /// known to.
+    pub fn holder(&self, model: &ModelUuid) -> Option<MachineTag> {
+        lock(&self.holders).get(model).cloned()
     }
 
     fn subscribe(&self) -> watch::Receiver<BTreeSet<ModelUuid>> {

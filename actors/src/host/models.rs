@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use muster::clock::Clock;
 use muster::model::{CredentialApi, ModelFacade};
-use muster::names::ModelUuid;
+use muster::names::{MachineTag, ModelUuid};
 use muster::provider::Environ;
 use serde::Serialize;
 
@@ -191,9 +191,27 @@ impl ModelHandle {
         self.info.uuid
     }
 
-    /// The model's machines and what the cloud said about each.
+    /// The model's machines and what the cloud said about each; none
+    /// while the host leaves the model to another node
+    /// ([`ModelHolds`](crate::ModelHolds)).
     pub fn machines(&self) -> &MachinesHandle {
         &self.machines
+    }
+
+    /// Whether this tree polls the model now: always, unless the host
+    /// decides by [`ModelHolds`](crate::ModelHolds), then while it holds
+    /// the model.
+    pub fn polled_here(&self) -> bool {
+        self.machines
+            .holds()
+            .is_none_or(|holds| holds.is_held(&self.info.uuid))
+    }
+
+    /// The node that polls the model, as the host last noted it with
+    /// [`ModelHolds::note_holder`](crate::ModelHolds::note_holder);
+    /// `None` when none is known to, or the host does not decide.
+    pub fn polled_by(&self) -> Option<MachineTag> {
+        self.machines.holds()?.holder(&self.info.uuid)
     }
 
     /// What the gateway of the model's cloud account is doing; its

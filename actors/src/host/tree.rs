@@ -258,13 +258,16 @@ fn many(
             }) as Arc<dyn ModelFacade>,
             None => model.facade.clone(),
         };
-        let (mut child, machines) = model_machines_child(
+        let (mut child, mut machines) = model_machines_child(
             &name,
             model.uuid,
             config.machines.clone(),
             facade,
             gateway.clone(),
         )?;
+        if let Some(holds) = &holds {
+            machines = machines.held_by(holds.clone());
+        }
         // A model's whole subtree, watcher and pollers, on one arbiter.
         if let Some(arbiter) = arbiters.nth(handles.len()) {
             child = child.on(arbiter.clone());
@@ -282,6 +285,7 @@ fn many(
         model_handles.push(ModelHandle::new(info, machines.clone(), gateway));
         handles.push(machines);
     }
+    let holds_kept = holds.clone();
     if let Some(holds) = holds {
         models_spec = models_spec
             .child(keeper_child(holds, subtrees, models_ref.clone()))
@@ -294,8 +298,12 @@ fn many(
     let gateways_ref = SupervisorRef::new();
     let gateways_child = ChildSpec::supervisor(GATEWAYS, gateways_spec, &gateways_ref)?;
     let models_child = ChildSpec::supervisor(MODELS, models_spec, &models_ref)?;
+    let mut machines = MachinesHandle::across(&handles, models_ref);
+    if let Some(holds) = holds_kept {
+        machines = machines.held_by(holds);
+    }
     let parts = Parts {
-        machines: MachinesHandle::across(&handles, models_ref),
+        machines,
         gateways: mailboxes,
         models: model_handles,
     };

@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 use tokio::time::Instant;
 
 use crate::gate::Gate;
+use crate::host::ModelHolds;
 use crate::mailbox::{Mailbox, SendError};
 use crate::supervisor::SupervisorRef;
 
@@ -141,6 +142,10 @@ pub struct MachinesHandle {
     parts: Arc<[Part]>,
     supervisor: SupervisorRef,
     gate: Gate,
+    /// With a host that decides which models this tree polls: a model it
+    /// does not hold is another node's, and what its record last held is
+    /// a frozen copy, neither listed nor counted.
+    holds: Option<ModelHolds>,
 }
 
 impl MachinesHandle {
@@ -155,6 +160,7 @@ impl MachinesHandle {
             parts: Arc::new([Part { model, registry }]),
             supervisor,
             gate: Gate::default(),
+            holds: None,
         }
     }
 
@@ -169,6 +175,7 @@ impl MachinesHandle {
                 .collect(),
             supervisor,
             gate: Gate::default(),
+            holds: None,
         }
     }
 
@@ -178,20 +185,43 @@ impl MachinesHandle {
         self
     }
 
+    /// The same handle, answering only for the models `holds` holds.
+    pub(crate) fn held_by(mut self, holds: ModelHolds) -> Self {
+        self.holds = Some(holds);
+        self
+    }
+
+    /// The holds the handle answers by, if the host decides which models
+    /// this tree polls.
+    pub(crate) fn holds(&self) -> Option<&ModelHolds> {
+        self.holds.as_ref()
+    }
+
+    /// The parts whose machines this tree polls now.
+    fn polled(&self) -> impl Iterator<Item = &Part> {
+        self.parts
+            .iter()
+            .filter(|part| match (&self.holds, part.model) {
+                (Some(holds), Some(model)) => holds.is_held(&model),
+                _ => true,
+            })
+    }
+
     /// The models whose machines this handle answers, in order; `None` for
     /// a model without a UUID.
     pub fn models(&self) -> Vec<Option<ModelUuid>> {
         self.parts.iter().map(|part| part.model).collect()
     }
 
-    /// Every tracked machine: model by model in the order they were given,
-    /// each model's sorted by tag.
+    /// Every tracked machine of the models this tree polls now (with
+    /// [`ModelHolds`], the held ones): model by model in the order they
+    /// were given, each model's sorted by tag.
     pub async fn machines(&self) -> Result<Vec<MachineState>, SendError> {
         self.gate
             .call(|| async {
                 let now = Instant::now();
                 let mut all = Vec::new();
-                for part in self.parts.iter() {
+                for part in self.polled() {
                     let registry = lock(&part.registry);
                     all.extend(
                         registry
@@ -206,11 +236,11 @@ impl MachinesHandle {
     }
 
     /// How many machines are in each phase, over every model of the
-    /// handle: one look at each machine's phase, without building its
+    /// handle this tree polls now: one look at each machine's phase, without building its
     /// state as [`machines`](Self::machines) does.
     pub fn count_by_phase(&self) -> PhaseCounts {
         let mut counts = PhaseCounts::default();
-        for part in self.parts.iter() {
+        for part in self.polled() {
             let registry = lock(&part.registry);
             for tracked in registry.machines.values() {
                 match &tracked.poller {
@@ -233,7 +263,7 @@ impl MachinesHandle {
         self.gate
             .call(|| async {
                 let now = Instant::now();
-                Ok(self.parts.iter().find_map(|part| {
+                Ok(self.polled().find_map(|part| {
                     let registry = lock(&part.registry);
                     registry
                         .machines
@@ -260,7 +290,7 @@ impl MachinesHandle {
     ) -> Result<Option<Mailbox<MachinePoller>>, SendError> {
         self.gate
             .call(|| async {
-                Ok(self.parts.iter().find_map(|part| {
+                Ok(self.polled().find_map(|part| {
                     let registry = lock(&part.registry);
                     registry.poller(tag).map(|poller| poller.mailbox.clone())
                 }))

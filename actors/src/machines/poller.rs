@@ -217,9 +217,14 @@ impl MachinePoller {
                     warn!(log, "cannot read the machine's agent status, taking it as pending";
                         "error" => %e);
                 }
-                if self.machine.life() != Life::Dead {
-                    // A dead machine's addresses are not updated; keep the
-                    // last ones seen.
+                if let Some(e) = &update.recorded_status_error {
+                    warn!(log, "cannot read the machine's recorded instance status, \
+                        taking it as unknown"; "instance" => %id, "error" => %e);
+                }
+                // A dead machine's addresses are not updated, nor those of a
+                // machine whose record could not be read; keep the last
+                // ones seen.
+                if self.machine.life() != Life::Dead && update.recorded_status_error.is_none() {
                     status.addresses = update.addresses.clone();
                 }
                 let rule = update.apply(&mut status.state, now);
@@ -229,7 +234,11 @@ impl MachinePoller {
                     "interval" => ?status.state.interval());
                 status.instance_id = Some(id);
                 status.instance_status = Some(instance_status);
-                status.last_error = update.machine_status_error.as_ref().map(|e| e.to_string());
+                status.last_error = update
+                    .recorded_status_error
+                    .as_ref()
+                    .or(update.machine_status_error.as_ref())
+                    .map(|e| e.to_string());
                 status.polls += 1;
             }
         }

@@ -41,6 +41,8 @@ pub(super) struct Swarm {
 pub(super) struct Slot {
     /// Whether the agent is logged in.
     pub connected: AtomicBool,
+    /// Whether it ever was.
+    pub ever: AtomicBool,
     /// Asks the agent to close and log in again.
     pub churn: Notify,
 }
@@ -107,6 +109,7 @@ pub(super) async fn run(swarm: Arc<Swarm>, i: usize) {
                 storm.borrow_and_update();
                 let slot = &swarm.slots[i];
                 slot.connected.store(true, Ordering::Relaxed);
+                slot.ever.store(true, Ordering::Relaxed);
                 let ended = hold(&swarm, &mut session, slot, &mut stop, &mut storm).await;
                 slot.connected.store(false, Ordering::Relaxed);
                 swarm.stats().left();

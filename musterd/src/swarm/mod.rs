@@ -36,6 +36,9 @@ use agent::{Slot, Swarm};
 pub use provision::{Identity, Surface, read_file};
 pub use stats::Stats;
 
+/// The failure counted once for each agent that never logged in.
+pub const NEVER_CONNECTED: &str = "never_connected";
+
 /// The most agents one swarm runs.
 pub const MAX_AGENTS: usize = 1_000_000;
 
@@ -73,6 +76,8 @@ pub struct SwarmOptions {
     /// Reads the agents and their passwords from this file of
     /// `model,agent,password` lines, in place of `agents` and `models`.
     pub passwords: Option<PathBuf>,
+    /// Picks the models' UUIDs: the same seed, the same models.
+    pub seed: u64,
 }
 
 impl Default for SwarmOptions {
@@ -91,6 +96,7 @@ impl Default for SwarmOptions {
             model_uuids: Vec::new(),
             provision: None,
             passwords: None,
+            seed: 0,
         }
     }
 }
@@ -171,11 +177,13 @@ impl SwarmOptions {
     }
 }
 
-/// The models of a swarm: the same for every run, so that a swarm started
-/// again reconnects the same agents.
-fn models(n: usize) -> Vec<ModelUuid> {
+/// The models of a swarm: the same for every run of one seed, so that a
+/// swarm started again reconnects the same agents, and others for another
+/// seed, so that swarms against different nodes do not share agents.
+fn models(n: usize, seed: u64) -> Vec<ModelUuid> {
+    let base = 0x5357_4152_4d00_0000_0000_0000_0000_0000 | (u128::from(seed) << 32);
     (0..n as u128)
-        .map(|m| ModelUuid::from_u128(0x5357_4152_4d00_0000_0000_0000_0000_0000 + m))
+        .map(|m| ModelUuid::from_u128(base + m))
         .collect()
 }
 
@@ -232,7 +240,7 @@ pub async fn run(
         .await
         .map_err(|e| option(&format!("--{}", e.setting), e.reason))?;
     let models = if options.model_uuids.is_empty() {
-        models(options.models)
+        models(options.models, options.seed)
     } else {
         options.model_uuids.clone()
     };
@@ -334,7 +342,20 @@ pub async fn run(
     let connected = swarm.stats().connected;
     stopping.send_replace(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(agents)).await;
-    let stats = swarm.stats();
+    // An agent that never logged in failed, though no answer said so: its
+    // login was still queued or under way when the swarm stopped.
+    let never = swarm
+        .slots
+        .iter()
+        .filter(|slot| !slot.ever.load(Ordering::Relaxed))
+        .count();
+    let mut stats = swarm.stats();
+    if never > 0 {
+        *stats
+            .failures
+            .entry(NEVER_CONNECTED.to_owned())
+            .or_default() += never as u64;
+    }
     let summary = SwarmSummary {
         logins: stats.logins,
         failures: stats.failures.clone(),

@@ -322,6 +322,20 @@ impl Pems {
         (Pems(dir), made.cert.der().clone())
     }
 
+    /// A self-signed certificate for `127.0.0.1` marked as an authority,
+    /// as `openssl req -x509` makes one, and its key.
+    pub fn authority(name: &str) -> Pems {
+        let dir = std::env::temp_dir().join(format!("muster-tls-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        Pems(dir)
+    }
+
     pub fn path(&self, file: &str) -> PathBuf {
         self.0.join(file)
     }

@@ -73,7 +73,11 @@ impl Node {
         door: &str,
         down_after: Duration,
     ) -> Node {
-        let (http, agents) = (free_port(), free_port());
+        // Two ports asked one after the other may be the same one.
+        let http = free_port();
+        let agents = std::iter::repeat_with(free_port)
+            .find(|port| *port != http)
+            .unwrap();
         let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
         let text = format!(
             "{sections}\n[http]\nlisten = \"127.0.0.1:{http}\"\n\

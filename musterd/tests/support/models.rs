@@ -11,7 +11,7 @@ use actix_web::{App, test};
 use muster::clock::{Clock, SystemClock};
 use muster::names::ModelUuid;
 use muster::sim::{Sim, SimAccount, SimConfig};
-use muster_actors::{CloudAccount, Fleet, ModelBackends, Muster, MusterConfig};
+use muster_actors::{CloudAccount, Extensions, Fleet, ModelBackends, Muster, MusterConfig};
 use muster_http::{Inspector, StateGauges};
 use muster_registry::Registry;
 use prometheus_client::registry::Registry as Metrics;
@@ -40,6 +40,15 @@ pub fn quick_sim() -> SimConfig {
 /// Models 1 to `n`, each on a simulated account of its own, their
 /// machines in `registry`; polled every 50 ms while short.
 pub fn models(n: u128, registry: &Registry) -> (Muster, Vec<Sim>, Metrics) {
+    models_with(n, registry, Extensions::new())
+}
+
+/// [`models`], the tree extended with `extensions`.
+pub fn models_with(
+    n: u128,
+    registry: &Registry,
+    extensions: Extensions,
+) -> (Muster, Vec<Sim>, Metrics) {
     let mut accounts = Vec::new();
     let mut models = Vec::new();
     let mut sims = Vec::new();
@@ -72,7 +81,7 @@ pub fn models(n: u128, registry: &Registry) -> (Muster, Vec<Sim>, Metrics) {
     config.machines.poll.short_poll_cap = Duration::from_millis(200);
     config.gateway.window = Duration::from_millis(5);
     let mut metrics = Metrics::default();
-    let muster = Muster::start(&config, fleet, logger(), &mut metrics).unwrap();
+    let muster = Muster::start_with(&config, fleet, extensions, logger(), &mut metrics).unwrap();
     (muster, sims, metrics)
 }
 

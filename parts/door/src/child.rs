@@ -29,6 +29,7 @@ use super::listen::{BoundDoor, accept, url};
 use super::metrics::DoorMetrics;
 use super::passwords::{Live, follow};
 use super::shared::Shared;
+use super::tls_failures::TlsFailures;
 
 /// The door child's name in its host's tree.
 pub const DOOR_CHILD: &str = "door";
@@ -299,6 +300,7 @@ impl BoundDoor {
                     shutdown: state.shutdown.subscribe(),
                     metrics,
                     disconnects: state.disconnects.clone(),
+                    tls_failures: TlsFailures::default(),
                 })
             })?;
             let shared = shared.lock().clone();

@@ -19,11 +19,14 @@ use super::connection::{self, AGENT_PATH};
 use super::metrics::DoorMetrics;
 use super::passwords::AgentPasswords;
 use super::shared::{Shared, closing};
+use super::tls_failures::LOG_EVERY;
 use super::{BindError, DoorError, tls};
 
 /// Sockets answered HTTP 503 at once, at most; past it a socket over
-/// `max_connections` is closed unanswered, so refusing stays cheap.
-const REFUSING: usize = 256;
+/// `max_connections` is closed unanswered, so refusing stays cheap. With
+/// `max_connections`, the most sockets (and so file descriptors) the door
+/// holds at once.
+pub const REFUSING: usize = 256;
 
 /// The listen queue: a reconnect storm's sockets wait here for the accept
 /// loop (the kernel caps it at `net.core.somaxconn`).
@@ -227,12 +230,15 @@ async fn handshake(
     started: Instant,
 ) -> Option<Box<tokio_rustls::server::TlsStream<TcpStream>>> {
     let deadline = started + shared.config.login_timeout;
-    match tokio::time::timeout_at(deadline, Box::pin(tls.accept(tcp))).await {
-        Ok(Ok(stream)) => Some(Box::new(stream)),
-        Ok(Err(e)) => {
-            slog::debug!(shared.logger, "agent TLS handshake failed"; "error" => %e);
-            None
-        }
-        Err(_) => None,
+    let error = match tokio::time::timeout_at(deadline, Box::pin(tls.accept(tcp))).await {
+        Ok(Ok(stream)) => return Some(Box::new(stream)),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "not done within login_timeout".to_owned(),
+    };
+    shared.metrics.login("tls");
+    if let Some(failed) = shared.tls_failures.failed(Instant::now()) {
+        warn!(shared.logger, "agents: TLS handshakes failed";
+            "failed" => failed, "within" => ?LOG_EVERY, "last_error" => error);
     }
+    None
 }

@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 /// The most user data a login may carry, in bytes.
 pub const MAX_USER_DATA: usize = 1024;
 
+/// The longest agent tag a login may give, in bytes: Juju's tags are far
+/// shorter, and every peer's snapshot carries each tag.
+pub const MAX_AGENT_TAG: usize = 255;
+
 /// Close code of a login that does not read.
 pub const BAD_LOGIN: u16 = 4400;
 /// Close code of a missing or wrong token or password, and of a
@@ -96,6 +100,14 @@ pub fn read(text: &str, token: Option<&str>) -> Result<Login, Refusal> {
         Ok(_) => return Err(Refusal::new(BAD_LOGIN, "login: not a JSON object")),
         Err(e) => return Err(Refusal::new(BAD_LOGIN, format!("login: not JSON: {e}"))),
     };
+    if let Some(twice) = crate::repeated::repeated_key(text) {
+        let name = if FIELDS.contains(&twice.as_str()) {
+            twice
+        } else {
+            quoted(&twice)
+        };
+        return Err(Refusal::field(&name, "given more than once"));
+    }
     if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(Refusal::field(
             &quoted(unknown),
@@ -112,6 +124,10 @@ pub fn read(text: &str, token: Option<&str>) -> Result<Login, Refusal> {
         .parse()
         .map_err(|_| Refusal::field("model", format!("{} is not a model UUID", quoted(model))))?;
     let agent = string("agent")?.ok_or_else(|| Refusal::field("agent", "missing"))?;
+    if agent.len() > MAX_AGENT_TAG {
+        let long = format!("longer than {MAX_AGENT_TAG} bytes ({} bytes)", agent.len());
+        return Err(Refusal::field("agent", long));
+    }
     let agent: AgentTag = agent
         .parse()
         .map_err(|_| Refusal::field("agent", format!("{} is not an agent tag", quoted(agent))))?;
@@ -259,11 +275,58 @@ mod tests {
     }
 
     #[test]
+    fn a_field_given_twice_is_refused_naming_it() {
+        let agent = format!(r#"{{"model":"{MODEL}","agent":"machine-1","agent":"machine-2"}}"#);
+        assert_eq!(
+            refusal(&agent, None),
+            (BAD_LOGIN, "agent: given more than once".to_owned())
+        );
+        // A token given twice is refused whichever of them is right.
+        let token = format!(r#"{{"model":"{MODEL}","agent":"machine-1","token":"x","token":"t"}}"#);
+        assert_eq!(
+            refusal(&token, Some("t")),
+            (BAD_LOGIN, "token: given more than once".to_owned())
+        );
+        let unknown = format!(r#"{{"model":"{MODEL}","agent":"machine-1","c":1,"c":2}}"#);
+        assert_eq!(
+            refusal(&unknown, None),
+            (BAD_LOGIN, "\"c\": given more than once".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_agent_tag_longer_than_255_bytes_is_refused_naming_agent() {
+        let login = |agent: &str| format!(r#"{{"model":"{MODEL}","agent":"{agent}"}}"#);
+        let longest = format!("unit-{}-0", "a".repeat(MAX_AGENT_TAG - 7));
+        assert_eq!(longest.len(), MAX_AGENT_TAG);
+        assert_eq!(
+            read(&login(&longest), None).unwrap().agent.as_str(),
+            longest
+        );
+        for (agent, bytes) in [
+            (format!("unit-{}-0", "a".repeat(MAX_AGENT_TAG - 6)), 256),
+            (format!("unit-{}-0", "a".repeat(5000)), 5007),
+            (format!("unit-{}-0", "a".repeat(2 << 20)), (2 << 20) + 7),
+        ] {
+            assert_eq!(
+                refusal(&login(&agent), None),
+                (
+                    BAD_LOGIN,
+                    format!("agent: longer than 255 bytes ({bytes} bytes)")
+                )
+            );
+        }
+    }
+
+    #[test]
     fn long_values_are_cut_to_fit_a_close_frame() {
-        let agent = "machine-".to_owned() + &"é".repeat(5000);
-        let (code, reason) = refusal(&format!(r#"{{"model":"{MODEL}","agent":"{agent}"}}"#), None);
+        let model = "é".repeat(5000);
+        let (code, reason) = refusal(
+            &format!(r#"{{"model":"{model}","agent":"machine-1"}}"#),
+            None,
+        );
         assert_eq!(code, BAD_LOGIN);
-        assert!(reason.starts_with("agent: \"machine-ééé"), "{reason}");
+        assert!(reason.starts_with("model: \"ééé"), "{reason}");
         let key = "k".repeat(10_000);
         let (_, reason) = refusal(&format!(r#"{{"{key}":1}}"#), None);
         assert!(reason.starts_with("\"kkk"), "{reason}");

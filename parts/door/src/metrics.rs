@@ -5,7 +5,8 @@
 //! - `muster_agents_connections`: logged-in connections;
 //! - `muster_agents_logins_total{result}`: `ok`, or the close code of a
 //!   refused login (`4400`, `4401`, `4408`, `4429`, `4503`, `1009`,
-//!   `1013`, ...), or `http_503` past `max_connections`;
+//!   `1013`, ...), `http_503` past `max_connections`, or `tls` for a TLS
+//!   handshake that failed or did not finish within `login_timeout`;
 //! - `muster_agents_disconnects_total{reason}`: `closed` by the agent,
 //!   `dropped`, `idle`, `too_big`, `protocol`, `disabled`, `shutdown`,
 //!   `revoked` (its password changed);
@@ -57,7 +58,7 @@ impl DoorMetrics {
         );
         agents.register(
             "logins",
-            "Logins at the agents' door, by result: ok, a close code, or http_503",
+            "Logins at the agents' door, by result: ok, a close code, http_503 or tls",
             metrics.logins.clone(),
         );
         agents.register(

@@ -14,6 +14,7 @@ use super::disconnects::Disconnects;
 use super::limiter::Limiter;
 use super::metrics::DoorMetrics;
 use super::passwords::{AgentPasswords, Live};
+use super::tls_failures::TlsFailures;
 use muster_actors::presence::PresenceHandle;
 
 /// What every connection of a door shares.
@@ -34,6 +35,8 @@ pub(super) struct Shared {
     pub live: Arc<Live>,
     /// The failed logins of each source address.
     pub limiter: Limiter,
+    /// The failed TLS handshakes not logged yet.
+    pub tls_failures: TlsFailures,
 }
 
 impl Shared {

@@ -9,7 +9,7 @@ use muster::names::{AgentTag, ModelUuid};
 use muster::presence::Status;
 use muster_actors::ReportOptions;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::inspector::Inspector;
 use crate::json::{ConnectionJson, round_report_durations};
@@ -107,8 +107,26 @@ pub(crate) async fn models(req: HttpRequest, inspector: web::Data<Inspector>) ->
         totals[key] = count.into();
     }
     let page = page.apply(models, |m| m.model.to_string().into());
+    // Each model's label where the tree knows one, so that a page names it
+    // as the machines table does.
+    let names: std::collections::HashMap<_, _> = inspector
+        .muster
+        .models()
+        .into_iter()
+        .filter_map(|m| Some((m.uuid, m.name?)))
+        .collect();
+    let rows: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|counts| {
+            let name = names.get(&counts.model).cloned();
+            let mut row = serde_json::to_value(counts).unwrap_or_default();
+            row["name"] = json!(name);
+            row
+        })
+        .collect();
     HttpResponse::Ok().json(json!({
-        "models": page.items,
+        "models": rows,
         "total": page.total,
         "matched": page.matched,
         "offset": page.offset,
@@ -210,8 +228,9 @@ pub(crate) async fn machines(req: HttpRequest, inspector: web::Data<Inspector>) 
     match inspector.muster.machines().machines().await {
         Ok(machines) => {
             let mut answer = asked.answer(machines);
-            // So that a page can name each machine's model.
-            answer["models"] = json!(inspector.muster.models());
+            // So that a page can name each machine's model, and say which
+            // node polls it.
+            answer["models"] = crate::registry_api::models_polled(&inspector.muster);
             HttpResponse::Ok().json(answer)
         }
         Err(e) => unavailable(e),

@@ -17,8 +17,9 @@ use std::collections::HashMap;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt;
-use muster::names::ModelUuid;
+use muster::names::{MachineTag, ModelUuid};
 use muster_actors::machines::{MachineState, Tracking};
+use muster_actors::{ModelHandle, Muster};
 use serde_json::{Value, json};
 
 use crate::inspector::Inspector;
@@ -106,14 +107,7 @@ pub(crate) fn failed(error: RegistryError) -> Refusal {
 /// Reads the body, at most [`MAX_BODY_BYTES`] of it: a larger one is
 /// refused without being read to its end.
 async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, Refusal> {
-    let too_large = |size: String| {
-        refused(
-            StatusCode::BAD_REQUEST,
-            BodyError::body(format!(
-                "the body is {size} bytes, more than the {MAX_BODY_BYTES} allowed"
-            )),
-        )
-    };
+    let too_large = |size: String| refused(StatusCode::BAD_REQUEST, BodyError::body(size));
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -122,7 +116,9 @@ async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, R
     if let Some(length) = declared
         && length > MAX_BODY_BYTES as u64
     {
-        return Err(too_large(length.to_string()));
+        return Err(too_large(format!(
+            "the body is {length} bytes, more than the {MAX_BODY_BYTES} allowed"
+        )));
     }
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
@@ -133,7 +129,11 @@ async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, R
             )
         })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large("more than that".to_owned()));
+            // A body of no declared length (chunked) is cut at the limit,
+            // so its whole size is never known.
+            return Err(too_large(format!(
+                "the body is more than the {MAX_BODY_BYTES} bytes allowed"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -239,6 +239,33 @@ fn row(model: ModelUuid, record: MachineRecord, tracked: Option<MachineState>) -
     row
 }
 
+/// Whether this node polls a model of the tree, and which node does when
+/// the cluster says (`None` outside a cluster, or while none is known to).
+fn polled(handle: Option<&ModelHandle>) -> (bool, Option<MachineTag>) {
+    match handle {
+        Some(handle) => (handle.polled_here(), handle.polled_by()),
+        None => (false, None),
+    }
+}
+
+/// The models of the tree as `/api/machines` lists them: each one's UUID,
+/// label and account, whether this node polls it (`polled_here`) and
+/// which node does (`polled_by`).
+pub(crate) fn models_polled(muster: &Muster) -> Value {
+    let models: Vec<Value> = muster
+        .models()
+        .into_iter()
+        .map(|info| {
+            let (polled_here, polled_by) = polled(muster.model(&info.uuid));
+            let mut model = serde_json::to_value(info).unwrap_or_default();
+            model["polled_here"] = json!(polled_here);
+            model["polled_by"] = json!(polled_by);
+            model
+        })
+        .collect();
+    Value::Array(models)
+}
+
 async fn list(
     req: HttpRequest,
     path: web::Path<String>,
@@ -264,10 +291,13 @@ async fn machines(
         }
     };
     let mut records = registry.machines(model).await.map_err(failed)?;
-    let tracked = match inspector.muster.model(&model) {
+    let handle = inspector.muster.model(&model);
+    // A model another node polls is answered from the registry alone.
+    let tracked = match handle {
         Some(handle) => handle.machines().machines().await.unwrap_or_default(),
         None => Vec::new(),
     };
+    let (polled_here, polled_by) = polled(handle);
     let mut tracked: HashMap<_, _> = tracked.into_iter().map(|m| (m.tag.clone(), m)).collect();
     sort_naturally(&mut records, |r| r.tag.as_str());
     let page = page.apply(records, |r| r.tag.as_str().into());
@@ -281,6 +311,8 @@ async fn machines(
         .collect();
     Ok(HttpResponse::Ok().json(json!({
         "model": model,
+        "polled_here": polled_here,
+        "polled_by": polled_by,
         "machines": machines,
         "total": page.total,
         "matched": page.matched,

@@ -9,6 +9,7 @@
 //! way, so tests on virtual time see the writes they made.
 
 mod passwords;
+mod ours;
 mod schema;
 mod statements;
 
@@ -90,6 +91,8 @@ impl SqliteBackend {
         let shown = path.display().to_string();
         let in_path = |e: BackendError| BackendError::Storage(format!("{shown}: {e}"));
         let conn = Connection::open(path).map_err(|e| in_path(e.into()))?;
+        // Before the first write: another program's file is left as it is.
+        ours::check(&conn).map_err(in_path)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(|e| in_path(e.into()))?;
@@ -99,6 +102,15 @@ impl SqliteBackend {
             ))));
         }
         Self::set_up(conn, options, format!("sqlite:{shown}")).map_err(in_path)
+    }
+
+    /// Whether [`open`](Self::open) would take `path`, asked without
+    /// writing anything: a file there must be new or the registry's own
+    /// (another program's database is refused), and a file not there yet
+    /// must have its folder. A failure names the path.
+    pub fn check(path: &Path) -> Result<(), BackendError> {
+        ours::check_path(path)
+            .map_err(|e| BackendError::Storage(format!("{}: {e}", path.display())))
     }
 
     /// A database in memory, gone when the backend is dropped: for the demo

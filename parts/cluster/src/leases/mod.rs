@@ -371,6 +371,8 @@ impl LeaseManager {
             return;
         };
         for (model, lease) in &seen {
+            let holder = lease.as_ref().map(|l| l.holder.clone());
+            self.config.holds.note_holder(*model, holder);
             match lease {
                 None if full => *self.vacant.entry(*model).or_default() += 1,
                 None => {}
@@ -478,6 +480,8 @@ impl LeaseManager {
                         },
                     );
                     self.vacant.remove(&model);
+                    let me = self.config.node.clone();
+                    self.config.holds.note_holder(model, Some(me));
                 }
                 Outcome::Taken { model } => {
                     if self.held.remove(&model).is_some() {

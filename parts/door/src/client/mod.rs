@@ -6,6 +6,7 @@
 //! A Rust agent uses it as it is; `musterd swarm` drives thousands of
 //! sessions with it.
 
+mod pinned;
 mod stream;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use muster::names::{AgentTag, ModelUuid};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
@@ -201,15 +203,16 @@ impl Client {
 }
 
 /// The TLS settings of a client that trusts the authority in the PEM file
-/// `ca`, and the name the door's certificate must hold.
+/// `ca`, or the door's own certificate given there (see `pinned.rs`), and
+/// the name the door's certificate must hold.
 fn connector(ca: &Path, host: &str) -> Result<(TlsConnector, ServerName<'static>), ClientError> {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| client_error("ca", format!("{}: {e:?}", ca.display())))?;
-    for cert in certs {
+    for cert in &certs {
         roots
-            .add(cert)
+            .add(cert.clone())
             .map_err(|e| client_error("ca", format!("{}: {e}", ca.display())))?;
     }
     if roots.is_empty() {
@@ -218,10 +221,19 @@ fn connector(ca: &Path, host: &str) -> Result<(TlsConnector, ServerName<'static>
             format!("{}: holds no certificate", ca.display()),
         ));
     }
-    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+    let provider = Arc::new(ring::default_provider());
+    let signed = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| client_error("ca", format!("{}: {e}", ca.display())))?;
+    let verifier = pinned::SignedOrPinned {
+        signed,
+        pinned: certs,
+    };
+    let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| client_error("ca", e.to_string()))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     let name = ServerName::try_from(host.to_owned())
         .map_err(|e| client_error("url", format!("{host:?}: {e}")))?;

@@ -48,9 +48,13 @@ function formatValue(v) {
   return v.toFixed(2);
 }
 
-function clock(ms) {
+// A time of day, to the second when the axis spans less than ten minutes:
+// to the minute, its three labels would repeat (19:31 19:31 19:32).
+function clock(ms, span) {
   const d = new Date(ms);
-  return d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+  const parts = { hour: "2-digit", minute: "2-digit" };
+  if (span < 10 * 60 * 1000) parts.second = "2-digit";
+  return d.toLocaleTimeString("en-GB", parts);
 }
 
 // The series of a chart for these samples: fixed ones, or, for the
@@ -113,9 +117,14 @@ function drawChart(figure, chart, samples, range, every) {
     root.append(svg("text", { class: "tick", x: PAD.left - 4, y: gy + 4, "text-anchor": "end" },
       formatValue(top * frac)));
   }
+  // Each label once: a label the same as the one before it is left out.
+  let lastLabel = null;
   for (const [frac, anchor] of [[0, "start"], [0.5, "middle"], [1, "end"]]) {
-    root.append(svg("text", { class: "tick", x: PAD.left + frac * plotW, y: height - 5,
-      "text-anchor": anchor }, clock(start + frac * (end - start))));
+    const label = clock(start + frac * (end - start), end - start);
+    if (label === lastLabel) continue;
+    lastLabel = label;
+    root.append(svg("text", { class: "tick axis-time", x: PAD.left + frac * plotW, y: height - 5,
+      "text-anchor": anchor }, label));
   }
 
   // A gap longer than three sampling periods is a gap, not a slope.

@@ -340,7 +340,8 @@ async function renderPresence() {
   if (!view.model && models.length) view.model = models[0].model;
   const rows = models.map(m => {
     const row = el("tr", { class: "model" + (m.model === view.model ? " selected" : ""), "data-model": m.model },
-      el("td", { class: "mono", title: m.model }, String(m.model).slice(0, 8) + "…"),
+      el("td", { class: m.name ? "" : "mono", title: m.model, "data-name": m.name || "" },
+        m.name || String(m.model).slice(0, 8) + "…"),
       el("td", { class: "alive" }, m.alive),
       el("td", { class: "missing" }, m.missing), el("td", { class: "controller" }, m.controller),
       el("td", {}, m.agents), el("td", {}, m.connections));

@@ -103,6 +103,58 @@ fn a_file_that_is_not_a_registry_is_refused_naming_its_path() {
     );
 }
 
+#[test]
+fn another_programs_database_is_refused_naming_its_path_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ann');")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&path).unwrap();
+    let want = format!(
+        "{}: not a machine registry musterd wrote (schema version 0, tables: users); \
+         left as it is: give [store] path another file",
+        path.display()
+    );
+    let error = SqliteBackend::open(&path, &SqliteOptions::default()).unwrap_err();
+    assert_eq!(error.to_string(), want);
+    assert_eq!(SqliteBackend::check(&path).unwrap_err().to_string(), want);
+    // Not a byte changed: no write-ahead log, no schema version.
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(!dir.path().join("app.db-wal").exists());
+    assert_eq!(user_version(&path), 0);
+
+    // A file of the registry's version without its tables is not its own.
+    let stranger = dir.path().join("stranger.db");
+    let conn = Connection::open(&stranger).unwrap();
+    conn.execute_batch("CREATE TABLE machines (x); PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let error = SqliteBackend::open(&stranger, &SqliteOptions::default()).unwrap_err();
+    assert!(
+        error.to_string().contains("tables: none of its own"),
+        "{error}"
+    );
+
+    // The check writes nothing: a new file is not made, its folder must be
+    // there; the registry's own file passes.
+    let new = dir.path().join("new.db");
+    SqliteBackend::check(&new).unwrap();
+    assert!(!new.exists());
+    let nowhere = dir.path().join("no/such/muster.db");
+    assert_eq!(
+        SqliteBackend::check(&nowhere).unwrap_err().to_string(),
+        format!(
+            "{}: the folder {} does not exist",
+            nowhere.display(),
+            dir.path().join("no/such").display()
+        )
+    );
+    drop(SqliteBackend::open(&new, &SqliteOptions::default()).unwrap());
+    SqliteBackend::check(&new).unwrap();
+}
+
 #[tokio::test]
 async fn extreme_options_open_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();

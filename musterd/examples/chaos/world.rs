@@ -64,7 +64,11 @@ impl Node {
         faults: (f64, f64),
         heard: mpsc::Sender<(usize, Instant, Heard)>,
     ) -> Node {
-        let (http, agents) = (free_port(), free_port());
+        // Two ports asked one after the other may be the same one.
+        let http = free_port();
+        let agents = std::iter::repeat_with(free_port)
+            .find(|port| *port != http)
+            .expect("a second free port");
         let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
         let mut text = format!(
             "[backend]\nmachines = 2\n\

@@ -8,8 +8,8 @@
 //! tasks: a paused test clock does not jump ahead while a write is under
 //! way, so tests on virtual time see the writes they made.
 
-mod passwords;
 mod ours;
+mod passwords;
 mod schema;
 mod statements;
 

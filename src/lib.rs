@@ -15,6 +15,7 @@ pub mod model;
 pub mod names;
 #[cfg(feature = "openstack")]
 pub mod openstack;
+#[cfg(feature = "passwords")]
 pub mod password;
 pub mod poll;
 pub mod presence;

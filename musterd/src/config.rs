@@ -304,8 +304,3 @@ impl Validate for BackendConfig {
         at.section("sim", &self.sim);
     }
 }
-
-#[cfg(test)]
-mod models_tests;
-#[cfg(test)]
-mod tests;

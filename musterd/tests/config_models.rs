@@ -1,3 +1,6 @@
+//! The `[[models]]` of a config file (docs/spec.md §10.1): each entry read,
+//! checked by its cloud's keys, and grouped into cloud accounts.
+
 use muster::config::Validate;
 
 use std::path::PathBuf;
@@ -5,7 +8,7 @@ use std::path::PathBuf;
 use muster::names::ModelUuid;
 use muster_registry::models::*;
 
-use super::DaemonConfig;
+use musterd::config::DaemonConfig;
 
 const A: &str = "4f1c6a1e-2d3b-4c5d-8e9f-0a1b2c3d4e5f";
 const B: &str = "7a8b9c0d-1e2f-4a3b-9c4d-5e6f7a8b9c0d";
@@ -339,7 +342,7 @@ fn an_openstack_credential_is_read_with_the_file_and_what_is_missing_named() {
     );
     let read = |extra: &str| {
         write("muster.toml", &openstack_model(extra));
-        crate::read_config(&dir.path().join("muster.toml"))
+        musterd::read_config(&dir.path().join("muster.toml"))
     };
     // Relative to the config file's folder, read at once.
     let config = read("os_cloud = \"mycloud\"\ncredential_file = \"clouds.yaml\"\n").unwrap();
@@ -574,7 +577,7 @@ fn any_value_in_any_field_is_refused_by_its_key_or_read() {
 
 #[test]
 fn the_example_models_read_as_entries() {
-    let text = include_str!("../../muster.example.toml");
+    let text = include_str!("../muster.example.toml");
     // Each commented-out [[models]] table, uncommented.
     let mut entries = Vec::new();
     let mut lines = text.lines().peekable();

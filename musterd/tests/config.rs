@@ -1,4 +1,10 @@
-use super::*;
+//! The config file as `musterd run` and `check-config` read it
+//! (docs/spec.md §7.3, §7.4): every key, its range, and every problem named.
+
+use muster::config::Validate;
+use muster_actors::host::MusterConfig;
+use muster_cluster::ClusterConfig;
+use musterd::config::*;
 
 fn problems(text: &str) -> Vec<String> {
     DaemonConfig::from_toml(text).unwrap_err().lines()
@@ -6,7 +12,7 @@ fn problems(text: &str) -> Vec<String> {
 
 #[test]
 fn the_example_file_holds_every_default() {
-    let text = include_str!("../../muster.example.toml");
+    let text = include_str!("../muster.example.toml");
     let config = DaemonConfig::from_toml(text).unwrap();
     assert_eq!(config, DaemonConfig::default());
     assert_eq!(config.muster(), MusterConfig::default());
@@ -256,7 +262,7 @@ fn a_config_built_in_code_is_checked_as_a_file_is() {
 
 #[test]
 fn the_example_cluster_section_reads_as_its_defaults() {
-    let text = include_str!("../../muster.example.toml");
+    let text = include_str!("../muster.example.toml");
     let section: String = text
         .lines()
         .skip_while(|line| *line != "# [cluster]")

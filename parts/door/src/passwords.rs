@@ -270,8 +270,14 @@ mod tests {
         (fake, send)
     }
 
-    #[tokio::test]
-    async fn a_change_closes_the_connections_of_the_old_password_only() {
+    /// A fake store, its change feed, and the connections `follow`
+    /// closes as the feed says.
+    fn following() -> (
+        Arc<Fake>,
+        mpsc::UnboundedSender<PasswordChanged>,
+        Arc<Live>,
+        Arc<dyn AgentPasswords>,
+    ) {
         let (fake, changes) = fake();
         let live = Arc::new(Live::default());
         let passwords: Arc<dyn AgentPasswords> = fake.clone();
@@ -280,6 +286,12 @@ mod tests {
             Arc::downgrade(&live),
             Logger::root(slog::Discard, slog::o!()),
         ));
+        (fake, changes, live, passwords)
+    }
+
+    #[tokio::test]
+    async fn a_change_closes_the_connections_of_the_old_password_only() {
+        let (fake, changes, live, passwords) = following();
         let (old, new) = (PasswordHash::of("old"), PasswordHash::of("new"));
         let (unit, other) = (login("unit-app-0"), login("machine-1"));
         let key = |l: &Login| (l.model, l.agent.clone());
@@ -314,14 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_heard_between_the_check_and_the_holding_is_not_missed() {
-        let (fake, changes) = fake();
-        let live = Arc::new(Live::default());
-        let passwords: Arc<dyn AgentPasswords> = fake.clone();
-        tokio::spawn(follow(
-            passwords.clone(),
-            Arc::downgrade(&live),
-            Logger::root(slog::Discard, slog::o!()),
-        ));
+        let (_fake, changes, live, passwords) = following();
         let unit = login("unit-app-0");
         let key = (unit.model, unit.agent.clone());
         let old = PasswordHash::of("old");
